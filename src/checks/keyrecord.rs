@@ -1,0 +1,267 @@
+//! Mailkey records: the TXT records at `mailkey.D`, in DKIM key-record syntax
+//! (RFC 6376 §3.6.1). mail-auth parses the key itself but keeps the tags
+//! private, so the tags the mailkey protocol acts on (`t=y`, `k=`, key size,
+//! revocation) are read here first.
+
+use crate::dns::TxtAnswer;
+use mail_auth::{dkim::DomainKey, dns::TxtRecordParser};
+use openssl::{pkey::PKey, rsa::Rsa};
+use std::sync::Arc;
+
+/// The most records tried per domain (rotation needs two; more is abuse).
+pub const MAX_KEYS: usize = 4;
+/// The shortest RSA key accepted (RFC 8301 §3.2).
+pub const MIN_RSA_BITS: u32 = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyType {
+    Ed25519,
+    Rsa { bits: u32 },
+}
+
+impl std::fmt::Display for KeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ed25519 => f.write_str("ed25519"),
+            Self::Rsa { bits } => write!(f, "rsa-{bits}"),
+        }
+    }
+}
+
+/// One usable published key.
+#[derive(Clone)]
+pub struct MailkeyRecord {
+    pub key: Arc<DomainKey>,
+    pub key_type: KeyType,
+    /// `t=y`: the domain is testing; failures are reported, never rejected.
+    pub testing: bool,
+}
+
+impl std::fmt::Debug for MailkeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "MailkeyRecord({}, testing={})",
+            self.key_type, self.testing
+        )
+    }
+}
+
+/// Why one record is not usable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("not a DKIM key record")]
+    NotAKey,
+    #[error("key revoked (empty p=)")]
+    Revoked,
+    #[error("unsupported key type k={0}")]
+    UnsupportedKeyType(String),
+    #[error("RSA key of {0} bits is shorter than 1024")]
+    RsaTooShort(u32),
+    #[error("key does not parse: {0}")]
+    Malformed(String),
+}
+
+/// Everything found at `mailkey.D`.
+#[derive(Clone, Debug)]
+pub enum KeyLookup {
+    /// At least one key record (usable or not) is published.
+    Published {
+        keys: Vec<MailkeyRecord>,
+        /// Reasons for the records that could not be used.
+        errors: Vec<RecordError>,
+        /// Any record says `t=y`.
+        testing: bool,
+    },
+    /// NXDOMAIN, NODATA, or only TXT records that are not keys.
+    NoKey,
+    TempError(String),
+}
+
+impl KeyLookup {
+    pub fn from_answer(answer: TxtAnswer) -> Self {
+        let records = match answer {
+            TxtAnswer::Records(r) => r,
+            TxtAnswer::NotFound => return Self::NoKey,
+            TxtAnswer::TempError(e) => return Self::TempError(e),
+        };
+        let mut keys = Vec::new();
+        let mut errors = Vec::new();
+        let mut testing = false;
+        for raw in &records {
+            let tags = Tags::parse(raw);
+            testing |= tags.testing();
+            match parse_record(raw, &tags) {
+                Ok(k) if keys.len() < MAX_KEYS => keys.push(k),
+                Ok(_) => {}
+                Err(RecordError::NotAKey) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        if keys.is_empty() && errors.is_empty() {
+            Self::NoKey
+        } else {
+            Self::Published {
+                keys,
+                errors,
+                testing,
+            }
+        }
+    }
+}
+
+/// Parses one TXT record into a usable key.
+pub fn parse_record(raw: &[u8], tags: &Tags) -> Result<MailkeyRecord, RecordError> {
+    let Some(p) = tags.get("p") else {
+        return Err(RecordError::NotAKey);
+    };
+    if tags.get("v").is_some_and(|v| v != "DKIM1") {
+        return Err(RecordError::NotAKey);
+    }
+    let p: String = p.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if p.is_empty() {
+        return Err(RecordError::Revoked);
+    }
+    let der = openssl::base64::decode_block(&p)
+        .map_err(|_| RecordError::Malformed("p= is not base64".into()))?;
+    let key_type = match tags.get("k").unwrap_or("rsa").to_ascii_lowercase().as_str() {
+        "ed25519" if der.len() == 32 => KeyType::Ed25519,
+        "ed25519" => return Err(RecordError::Malformed("ed25519 key is not 32 bytes".into())),
+        "rsa" => KeyType::Rsa {
+            bits: rsa_bits(&der)?,
+        },
+        other => return Err(RecordError::UnsupportedKeyType(other.into())),
+    };
+    if let KeyType::Rsa { bits } = key_type {
+        if bits < MIN_RSA_BITS {
+            return Err(RecordError::RsaTooShort(bits));
+        }
+    }
+    let key = DomainKey::parse(raw).map_err(|e| RecordError::Malformed(e.to_string()))?;
+    Ok(MailkeyRecord {
+        key: Arc::new(key),
+        key_type,
+        testing: tags.testing(),
+    })
+}
+
+/// RSA keys are published as SubjectPublicKeyInfo, some as bare PKCS#1.
+fn rsa_bits(der: &[u8]) -> Result<u32, RecordError> {
+    if let Ok(pkey) = PKey::public_key_from_der(der) {
+        return Ok(pkey.bits());
+    }
+    Rsa::public_key_from_der_pkcs1(der)
+        .map(|rsa| rsa.n().num_bits().max(0) as u32)
+        .map_err(|_| RecordError::Malformed("p= is not an RSA public key".into()))
+}
+
+/// A DKIM tag-list (`tag=value; tag=value`), whitespace trimmed.
+pub struct Tags(Vec<(String, String)>);
+
+impl Tags {
+    pub fn parse(raw: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(raw);
+        Self(
+            text.split(';')
+                .filter_map(|t| t.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn testing(&self) -> bool {
+        self.get("t")
+            .is_some_and(|t| t.split(':').any(|f| f.trim().eq_ignore_ascii_case("y")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED: &str = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+
+    fn lookup(records: &[&str]) -> KeyLookup {
+        KeyLookup::from_answer(TxtAnswer::Records(
+            records.iter().map(|r| r.as_bytes().to_vec()).collect(),
+        ))
+    }
+
+    #[test]
+    fn ed25519_record() {
+        let KeyLookup::Published {
+            keys,
+            errors,
+            testing,
+        } = lookup(&[ED])
+        else {
+            panic!()
+        };
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].key_type, KeyType::Ed25519);
+        assert!(errors.is_empty() && !testing);
+    }
+
+    #[test]
+    fn testing_flag_and_revoked_key() {
+        let KeyLookup::Published {
+            keys,
+            errors,
+            testing,
+        } = lookup(&["v=DKIM1; k=ed25519; t=y; p=", ED])
+        else {
+            panic!()
+        };
+        assert!(testing);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(errors, vec![RecordError::Revoked]);
+    }
+
+    #[test]
+    fn not_keys_mean_no_key() {
+        assert!(matches!(
+            lookup(&["v=spf1 -all", "hello"]),
+            KeyLookup::NoKey
+        ));
+    }
+
+    #[test]
+    fn broken_records_are_errors() {
+        let KeyLookup::Published { keys, errors, .. } = lookup(&[
+            "v=DKIM1; k=rsa; p=!!!",
+            "v=DKIM1; k=dsa; p=AAAA",
+            "k=ed25519; p=AAAA",
+        ]) else {
+            panic!()
+        };
+        assert!(keys.is_empty());
+        assert_eq!(errors.len(), 3);
+        assert_eq!(errors[1], RecordError::UnsupportedKeyType("dsa".into()));
+    }
+
+    #[test]
+    fn short_rsa_key_refused() {
+        let rsa = Rsa::generate(512).unwrap();
+        let der = PKey::from_rsa(rsa).unwrap().public_key_to_der().unwrap();
+        let rec = format!("v=DKIM1; k=rsa; p={}", openssl::base64::encode_block(&der));
+        let KeyLookup::Published { errors, .. } = lookup(&[&rec]) else {
+            panic!()
+        };
+        assert_eq!(errors, vec![RecordError::RsaTooShort(512)]);
+    }
+
+    #[test]
+    fn at_most_four_keys() {
+        let KeyLookup::Published { keys, .. } = lookup(&[ED, ED, ED, ED, ED, ED]) else {
+            panic!()
+        };
+        assert_eq!(keys.len(), MAX_KEYS);
+    }
+}

@@ -1,0 +1,434 @@
+//! The mailkey check (DESIGN.md "The mailkey protocol"): the message carries
+//! a `DKIM-Signature` with `s=mailkey` and `d=D` that verifies with a key
+//! published at TXT `mailkey.D`.
+//!
+//! mail-auth verifies the signatures. It fetches a signature's key through
+//! the TXT cache before it would query DNS, so each verification pass gets a
+//! one-entry cache that answers `mailkey._domainkey.D.` with one of the keys
+//! found at `mailkey.D` — one pass per published key (rotation) — and "not
+//! found" for every other name, so verification itself sends no query.
+
+use super::{
+    keyrecord::{KeyLookup, MailkeyRecord},
+    CheckName, CheckResult, Code, Effect, Status,
+};
+use crate::{
+    config::{Alignment, MailkeyConfig, NoKey},
+    dns::{fqdn, Dns},
+    envelope::SenderDomain,
+};
+use mail_auth::{
+    crypto::Algorithm,
+    dkim::{DkimError, Signature},
+    dns::{DnsCache, NoCache, Parameters, ResolverCache, TxtRecord},
+    hickory_resolver::proto::op::ResponseCode,
+    AuthenticatedMessage, DkimResult, DnsError, Error,
+};
+use std::{borrow::Borrow, hash::Hash, time::Instant};
+
+/// The selector of every mailkey signature.
+pub const SELECTOR: &str = "mailkey";
+
+/// The name the keys of `domain` are published at.
+pub fn record_name(domain: &str) -> String {
+    format!("{SELECTOR}.{domain}")
+}
+
+/// Looks up the keys of `domain` (started as soon as MAIL FROM is known).
+pub async fn lookup(dns: &Dns, domain: &str) -> KeyLookup {
+    KeyLookup::from_answer(dns.txt(&record_name(domain)).await)
+}
+
+/// Runs the check. `keys` is the lookup for `D` (from [`lookup`]); keys of
+/// other signing domains (relaxed alignment) are looked up here. `now` is
+/// seconds since the epoch, for `x=`.
+pub async fn check(
+    dns: &Dns,
+    config: &MailkeyConfig,
+    sender: &SenderDomain,
+    keys: KeyLookup,
+    message: &[u8],
+    now: u64,
+) -> CheckResult {
+    let result = |status, effect| CheckResult::new(CheckName::Mailkey, status, effect);
+    let no_key_effect = match config.no_key {
+        NoKey::Accept => Effect::Accept,
+        NoKey::Reject => Effect::Reject(Code::MAILKEY_FAIL),
+    };
+    let Some(domain) = sender.name() else {
+        // Without a domain there can be no key; treat it like a domain
+        // without one (the MX check is the one that refuses IP literals).
+        return result(Status::PermError, no_key_effect).reason("sender has no domain");
+    };
+    let testing = match &keys {
+        KeyLookup::TempError(e) => {
+            return result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL))
+                .reason(format!("DNS lookup of {} failed: {e}", record_name(domain)));
+        }
+        KeyLookup::NoKey => {
+            return result(Status::None, no_key_effect)
+                .reason(format!("{domain} publishes no mailkey"));
+        }
+        KeyLookup::Published {
+            keys,
+            errors,
+            testing,
+        } => {
+            if keys.is_empty() {
+                let why = errors.first().map_or(String::new(), ToString::to_string);
+                let status = if errors
+                    .iter()
+                    .all(|e| *e == super::keyrecord::RecordError::Revoked)
+                {
+                    Status::Fail
+                } else {
+                    Status::PermError
+                };
+                return result(status, fail_effect(*testing))
+                    .reason(format!("no usable key at {}: {why}", record_name(domain)))
+                    .prop("header.d", domain);
+            }
+            *testing
+        }
+    };
+
+    let outcome = verify(dns, config.alignment, domain, &keys, message, now).await;
+    match outcome {
+        Ok(pass) => result(Status::Pass, Effect::Accept)
+            .prop("header.d", pass.d)
+            .prop("header.s", SELECTOR)
+            .prop("header.a", pass.a)
+            .prop("header.b", pass.b),
+        Err(Failure::Temp(why)) => {
+            result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL)).reason(why)
+        }
+        Err(Failure::Fail(why)) => {
+            let why = if testing {
+                format!("{why}; domain is testing (t=y)")
+            } else {
+                why
+            };
+            result(Status::Fail, fail_effect(testing))
+                .reason(why)
+                .prop("header.d", domain)
+        }
+    }
+}
+
+/// `t=y`: report, never reject.
+fn fail_effect(testing: bool) -> Effect {
+    if testing {
+        Effect::Accept
+    } else {
+        Effect::Reject(Code::MAILKEY_FAIL)
+    }
+}
+
+struct Pass {
+    d: String,
+    a: &'static str,
+    b: String,
+}
+
+enum Failure {
+    Fail(String),
+    Temp(String),
+}
+
+async fn verify(
+    dns: &Dns,
+    alignment: Alignment,
+    domain: &str,
+    keys: &KeyLookup,
+    message: &[u8],
+    now: u64,
+) -> Result<Pass, Failure> {
+    // Non-strict parsing keeps `l=` signatures, so that we can say why they
+    // do not count instead of silently dropping them.
+    let Some(mut msg) = AuthenticatedMessage::parse_with_opts(message, None, false) else {
+        return Err(Failure::Fail("message has no header".into()));
+    };
+    let mut reasons = Reasons::default();
+    let mut aligned_domains: Vec<String> = Vec::new();
+    for header in msg.dkim_signatures() {
+        let sig = &header.header;
+        if !sig.s.eq_ignore_ascii_case(SELECTOR) {
+            if sig.d.eq_ignore_ascii_case(domain) {
+                reasons.add(
+                    9,
+                    format!(
+                        "DKIM signature for {domain} uses selector {:?}, not \"mailkey\"",
+                        sig.s
+                    ),
+                );
+            }
+            continue;
+        }
+        if !aligned(&sig.d, domain, alignment) {
+            reasons.add(
+                8,
+                format!("mailkey signature is for d={}, not {domain}", sig.d),
+            );
+            continue;
+        }
+        if let Err(why) = allowed(sig, now) {
+            reasons.add(5, why);
+            continue;
+        }
+        let d = sig.d.to_ascii_lowercase();
+        if !aligned_domains.contains(&d) {
+            aligned_domains.push(d);
+        }
+    }
+    if aligned_domains.is_empty() {
+        return Err(Failure::Fail(
+            reasons
+                .best()
+                .unwrap_or_else(|| "no mailkey signature".into()),
+        ));
+    }
+    msg.retain_dkim_signatures(|sig| {
+        let ok = sig.s.eq_ignore_ascii_case(SELECTOR)
+            && aligned(&sig.d, domain, alignment)
+            && allowed(sig, now).is_ok();
+        if ok {
+            Ok(())
+        } else {
+            Err(DkimError::UnsupportedAlgorithm)
+        }
+    });
+
+    for d in &aligned_domains {
+        let other;
+        let keys = if d == domain {
+            keys
+        } else {
+            other = lookup(dns, d).await;
+            &other
+        };
+        let records: &[MailkeyRecord] = match keys {
+            KeyLookup::Published { keys, .. } => keys,
+            KeyLookup::TempError(e) => {
+                return Err(Failure::Temp(format!(
+                    "DNS lookup of {} failed: {e}",
+                    record_name(d)
+                )));
+            }
+            KeyLookup::NoKey => {
+                reasons.add(7, format!("{d} publishes no mailkey"));
+                continue;
+            }
+        };
+        for record in records {
+            let overlay = KeyOverlay {
+                name: fqdn(&format!("{SELECTOR}._domainkey.{d}")).into_boxed_str(),
+                record: TxtRecord::DomainKey(record.key.clone()),
+            };
+            let params = Parameters::new(&msg).with_cache(&overlay);
+            for output in dns.authenticator.verify_dkim(params).await {
+                let Some(sig) = output.signature() else {
+                    continue;
+                };
+                if !sig.d.eq_ignore_ascii_case(d) {
+                    continue;
+                }
+                match output.result() {
+                    DkimResult::Pass => {
+                        return Ok(Pass {
+                            d: d.clone(),
+                            a: algorithm_name(sig.a),
+                            b: b_prefix(sig),
+                        })
+                    }
+                    other => {
+                        let (rank, why) = describe(other);
+                        reasons.add(rank, why);
+                    }
+                }
+            }
+        }
+    }
+    Err(Failure::Fail(
+        reasons
+            .best()
+            .unwrap_or_else(|| "no mailkey signature".into()),
+    ))
+}
+
+/// The protocol's rules on top of DKIM's.
+fn allowed(sig: &Signature, now: u64) -> Result<(), String> {
+    if sig.a == Algorithm::RsaSha1 {
+        return Err("rsa-sha1 signatures are not accepted".into());
+    }
+    if sig.l != 0 {
+        return Err("signature has an l= body length tag, which is not accepted".into());
+    }
+    if !sig.h.iter().any(|h| h.eq_ignore_ascii_case("from")) {
+        return Err("signature does not cover the From header".into());
+    }
+    if sig.x != 0 && sig.x <= now {
+        return Err("signature expired (x=)".into());
+    }
+    Ok(())
+}
+
+/// `strict`: `d=` is `D`. `relaxed`: one is the other or a parent of it, and
+/// the parent has at least two labels (a public suffix like `com` never
+/// aligns; the few two-label public suffixes cannot publish keys anyway).
+pub fn aligned(d: &str, domain: &str, alignment: Alignment) -> bool {
+    let d = d.trim_end_matches('.').to_ascii_lowercase();
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    if d == domain {
+        return true;
+    }
+    if alignment == Alignment::Strict {
+        return false;
+    }
+    let (short, long) = if d.len() < domain.len() {
+        (&d, &domain)
+    } else {
+        (&domain, &d)
+    };
+    short.contains('.') && long.ends_with(&format!(".{short}"))
+}
+
+fn algorithm_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::Ed25519Sha256 => "ed25519-sha256",
+        Algorithm::RsaSha256 => "rsa-sha256",
+        _ => "other",
+    }
+}
+
+/// The first 12 base64 characters of `b=` identify the signature (RFC 6008).
+fn b_prefix(sig: &Signature) -> String {
+    let b64 = openssl::base64::encode_block(&sig.b);
+    b64.chars().take(12).collect()
+}
+
+/// A reason and how telling it is (lower is more specific).
+fn describe(result: &DkimResult) -> (u8, String) {
+    match result {
+        DkimResult::Neutral(Error::Dkim(DkimError::BodyHashMismatch)) => (
+            1,
+            "body hash mismatch: the body was changed after signing".into(),
+        ),
+        DkimResult::Fail(Error::Crypto(_)) => (
+            2,
+            "bad signature: signed headers were changed or the key does not match".into(),
+        ),
+        DkimResult::Neutral(Error::Dkim(DkimError::SignatureExpired)) => {
+            (3, "signature expired (x=)".into())
+        }
+        DkimResult::PermError(Error::Dkim(DkimError::PublicKeyRevoked)) => {
+            (4, "key revoked".into())
+        }
+        DkimResult::Fail(Error::Dkim(DkimError::AuidMismatch)) => {
+            (4, "i= is not in the signing domain".into())
+        }
+        other => (
+            6,
+            format!("signature does not verify: {}", result_error(other)),
+        ),
+    }
+}
+
+fn result_error(r: &DkimResult) -> String {
+    match r {
+        DkimResult::Neutral(e)
+        | DkimResult::Fail(e)
+        | DkimResult::PermError(e)
+        | DkimResult::TempError(e) => e.to_string(),
+        DkimResult::Pass | DkimResult::None => "no result".into(),
+    }
+}
+
+/// The most specific failure reason seen.
+#[derive(Default)]
+struct Reasons(Option<(u8, String)>);
+
+impl Reasons {
+    fn add(&mut self, rank: u8, why: String) {
+        if self.0.as_ref().is_none_or(|(r, _)| rank < *r) {
+            self.0 = Some((rank, why));
+        }
+    }
+
+    fn best(self) -> Option<String> {
+        self.0.map(|(_, why)| why)
+    }
+}
+
+/// A one-entry TXT cache answering the key name with one mailkey.
+struct KeyOverlay {
+    name: Box<str>,
+    record: TxtRecord,
+}
+
+impl ResolverCache<Box<str>, TxtRecord> for KeyOverlay {
+    fn get<Q>(&self, name: &Q) -> Option<TxtRecord>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if <Box<str> as Borrow<Q>>::borrow(&self.name) == name {
+            Some(self.record.clone())
+        } else {
+            // Key lookups elsewhere, ATPS and r= report records: none.
+            Some(TxtRecord::Error(Error::Dns(DnsError::RecordNotFound(
+                ResponseCode::NXDomain,
+            ))))
+        }
+    }
+
+    fn remove<Q>(&self, _: &Q) -> Option<TxtRecord>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        None
+    }
+
+    fn insert(&self, _: Box<str>, _: TxtRecord, _: Instant) {}
+}
+
+impl DnsCache for KeyOverlay {
+    type Txt = KeyOverlay;
+    type Mx = NoCache;
+    type Ipv4 = NoCache;
+    type Ipv6 = NoCache;
+    type Ptr = NoCache;
+
+    fn txt(&self) -> Option<&Self::Txt> {
+        Some(self)
+    }
+    fn mx(&self) -> Option<&NoCache> {
+        None
+    }
+    fn ipv4(&self) -> Option<&NoCache> {
+        None
+    }
+    fn ipv6(&self) -> Option<&NoCache> {
+        None
+    }
+    fn ptr(&self) -> Option<&NoCache> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alignment() {
+        use Alignment::*;
+        assert!(aligned("Example.com", "example.com", Strict));
+        assert!(!aligned("mail.example.com", "example.com", Strict));
+        assert!(aligned("mail.example.com", "example.com", Relaxed));
+        assert!(aligned("example.com", "bounces.example.com", Relaxed));
+        assert!(!aligned("com", "example.com", Relaxed));
+        assert!(!aligned("badexample.com", "example.com", Relaxed));
+        assert!(!aligned("a.example.com", "b.example.com", Relaxed));
+    }
+}

@@ -1,0 +1,276 @@
+//! DNS: one hickory resolver built from the configuration, and moka caches
+//! behind mail-auth's `DnsCache` so that SPF, MX and key lookups share answers
+//! across messages for as long as their TTL allows.
+
+use crate::config::DnsConfig;
+use mail_auth::{
+    dns::{DnsCache, Mx, Negative, RecordSet, ResolverCache, TxtRecord},
+    hickory_resolver::{
+        config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts},
+        net::{DnsError, NetError},
+        proto::{
+            op::ResponseCode,
+            rr::{Name, RData},
+        },
+        system_conf::read_system_conf,
+    },
+    MessageAuthenticator,
+};
+use moka::{sync::Cache, Expiry};
+use std::{
+    borrow::Borrow,
+    hash::Hash,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+/// Failure to set up the resolver.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the DNS resolver: {0}")]
+pub struct ResolverSetupError(String);
+
+/// The outcome of a raw TXT query, classified the way every check needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxtAnswer {
+    /// The records, each with its character-strings joined.
+    Records(Vec<Vec<u8>>),
+    /// NXDOMAIN or NODATA: the name has no TXT records.
+    NotFound,
+    /// Time-out, SERVFAIL, network failure: try again later.
+    TempError(String),
+}
+
+/// The shared resolver and caches. Cheap to clone.
+#[derive(Clone)]
+pub struct Dns {
+    pub authenticator: MessageAuthenticator,
+    pub caches: Arc<DnsCaches>,
+    /// Raw TXT answers (every record, not only the first that parses:
+    /// mailkey rotation publishes several keys at one name).
+    raw_txt: Cache<Box<str>, Timed<TxtAnswer>>,
+}
+
+impl Dns {
+    pub fn new(config: &DnsConfig) -> Result<Self, ResolverSetupError> {
+        let (resolver_config, mut opts) = if config.nameservers.is_empty() {
+            match read_system_conf() {
+                Ok(system) => system,
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot read the system resolver configuration ({e}); using 127.0.0.1:53"
+                    );
+                    (
+                        servers(&[SocketAddr::from(([127, 0, 0, 1], 53))]),
+                        ResolverOpts::default(),
+                    )
+                }
+            }
+        } else {
+            let addrs: Vec<SocketAddr> = config.nameservers.iter().map(|n| n.0).collect();
+            (servers(&addrs), ResolverOpts::default())
+        };
+        opts.timeout = Duration::from_millis(config.timeout_ms);
+        opts.attempts = 2;
+        // Our moka caches hold the answers; hickory's own cache would keep
+        // them a second time under different rules.
+        opts.cache_size = 0;
+        opts.try_tcp_on_error = true;
+        let authenticator = MessageAuthenticator::new(resolver_config, opts)
+            .map_err(|e| ResolverSetupError(e.to_string()))?;
+        Ok(Self {
+            authenticator,
+            caches: Arc::new(DnsCaches::new(config.cache_size)),
+            raw_txt: ttl_cache(config.cache_size),
+        })
+    }
+
+    /// All TXT records at `name`, cached for their TTL (errors are not cached).
+    pub async fn txt(&self, name: &str) -> TxtAnswer {
+        let key = fqdn(name);
+        if let Some(hit) = self.raw_txt.get(key.as_str()) {
+            return hit.value;
+        }
+        let (answer, until) = self.query_txt(&key).await;
+        if let Some(until) = until {
+            self.raw_txt
+                .insert(key.into(), Timed::new(answer.clone(), until));
+        }
+        answer
+    }
+
+    async fn query_txt(&self, name: &str) -> (TxtAnswer, Option<Instant>) {
+        let Ok(qname) = Name::from_str_relaxed(name) else {
+            return (TxtAnswer::NotFound, None);
+        };
+        match self.authenticator.resolver().txt_lookup(qname).await {
+            Ok(lookup) => {
+                let records = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::TXT(txt) => Some(
+                            txt.txt_data
+                                .iter()
+                                .flat_map(|s| s.iter().copied())
+                                .collect(),
+                        ),
+                        _ => None,
+                    })
+                    .collect::<Vec<Vec<u8>>>();
+                let answer = if records.is_empty() {
+                    TxtAnswer::NotFound
+                } else {
+                    TxtAnswer::Records(records)
+                };
+                (answer, Some(lookup.valid_until()))
+            }
+            Err(e) => match not_found_ttl(&e) {
+                Some(ttl) => (TxtAnswer::NotFound, Some(Instant::now() + ttl)),
+                None => (TxtAnswer::TempError(e.to_string()), None),
+            },
+        }
+    }
+}
+
+/// For NXDOMAIN/NODATA, how long to remember it (RFC 2308, capped); `None`
+/// for every other failure — including SERVFAIL, which hickory also reports
+/// as "no records found".
+fn not_found_ttl(e: &NetError) -> Option<Duration> {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(no)) => matches!(
+            no.response_code,
+            ResponseCode::NXDomain | ResponseCode::NoError
+        )
+        .then(|| Duration::from_secs(u64::from(no.negative_ttl.unwrap_or(60)).min(900))),
+        _ => None,
+    }
+}
+
+fn servers(addrs: &[SocketAddr]) -> ResolverConfig {
+    let mut config = ResolverConfig::from_name_servers(Vec::new());
+    for addr in addrs {
+        let mut udp = ConnectionConfig::udp();
+        udp.port = addr.port();
+        let mut tcp = ConnectionConfig::tcp();
+        tcp.port = addr.port();
+        config.add_name_server(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]));
+    }
+    config
+}
+
+/// `Example.COM` → `example.com.`, the cache key form mail-auth uses.
+pub fn fqdn(name: &str) -> String {
+    let mut s = name.to_ascii_lowercase();
+    if !s.ends_with('.') {
+        s.push('.');
+    }
+    s
+}
+
+/// A cached value with the instant its TTL runs out.
+#[derive(Clone)]
+pub struct Timed<V> {
+    value: V,
+    until: Instant,
+}
+
+impl<V> Timed<V> {
+    fn new(value: V, until: Instant) -> Self {
+        Self { value, until }
+    }
+}
+
+/// Expires each entry when its DNS TTL runs out.
+struct TtlExpiry;
+
+impl<K, V> Expiry<K, Timed<V>> for TtlExpiry {
+    fn expire_after_create(&self, _: &K, v: &Timed<V>, now: Instant) -> Option<Duration> {
+        Some(v.until.saturating_duration_since(now))
+    }
+}
+
+fn ttl_cache<K, V>(size: u64) -> Cache<K, Timed<V>>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(size)
+        .expire_after(TtlExpiry)
+        .build()
+}
+
+/// One moka cache for one record type, as mail-auth's `ResolverCache`.
+pub struct TtlCache<K, V>(Cache<K, Timed<V>>);
+
+impl<K, V> ResolverCache<K, V> for TtlCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn get<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.get(name).map(|t| t.value)
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.remove(name).map(|t| t.value)
+    }
+
+    fn insert(&self, key: K, value: V, valid_until: Instant) {
+        self.0.insert(key, Timed::new(value, valid_until));
+    }
+}
+
+/// The caches mail-auth's verifiers use (SPF records, MX, A, AAAA, PTR).
+pub struct DnsCaches {
+    txt: TtlCache<Box<str>, TxtRecord>,
+    mx: TtlCache<Box<str>, Result<RecordSet<Mx>, Negative>>,
+    ipv4: TtlCache<Box<str>, Result<RecordSet<Ipv4Addr>, Negative>>,
+    ipv6: TtlCache<Box<str>, Result<RecordSet<Ipv6Addr>, Negative>>,
+    ptr: TtlCache<IpAddr, Result<RecordSet<Box<str>>, Negative>>,
+}
+
+impl DnsCaches {
+    fn new(size: u64) -> Self {
+        Self {
+            txt: TtlCache(ttl_cache(size)),
+            mx: TtlCache(ttl_cache(size)),
+            ipv4: TtlCache(ttl_cache(size)),
+            ipv6: TtlCache(ttl_cache(size)),
+            ptr: TtlCache(ttl_cache(size)),
+        }
+    }
+}
+
+impl DnsCache for DnsCaches {
+    type Txt = TtlCache<Box<str>, TxtRecord>;
+    type Mx = TtlCache<Box<str>, Result<RecordSet<Mx>, Negative>>;
+    type Ipv4 = TtlCache<Box<str>, Result<RecordSet<Ipv4Addr>, Negative>>;
+    type Ipv6 = TtlCache<Box<str>, Result<RecordSet<Ipv6Addr>, Negative>>;
+    type Ptr = TtlCache<IpAddr, Result<RecordSet<Box<str>>, Negative>>;
+
+    fn txt(&self) -> Option<&Self::Txt> {
+        Some(&self.txt)
+    }
+    fn mx(&self) -> Option<&Self::Mx> {
+        Some(&self.mx)
+    }
+    fn ipv4(&self) -> Option<&Self::Ipv4> {
+        Some(&self.ipv4)
+    }
+    fn ipv6(&self) -> Option<&Self::Ipv6> {
+        Some(&self.ipv6)
+    }
+    fn ptr(&self) -> Option<&Self::Ptr> {
+        Some(&self.ptr)
+    }
+}

@@ -1,0 +1,137 @@
+//! The SMTP envelope of one transaction and the identity `D` it names.
+
+use std::net::IpAddr;
+
+/// What the checks know about the SMTP side of a message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// The client's address; `None` when the MTA did not say (local pickup).
+    pub client_ip: Option<IpAddr>,
+    /// The HELO/EHLO argument as given.
+    pub helo: String,
+    /// The MAIL FROM address without angle brackets; empty for `<>`.
+    pub mail_from: String,
+    /// The TLS version the MTA reported (`{tls_version}`); `None` = plaintext.
+    pub tls_version: Option<String>,
+}
+
+/// The domain part of the envelope sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SenderDomain {
+    /// A domain name, lower-cased, without a trailing dot.
+    Domain(String),
+    /// `user@[192.0.2.1]` or `user@[IPv6:2001:db8::1]`.
+    IpLiteral(String),
+    /// No domain at all (`user`, or `<>` with an unusable HELO name).
+    Missing,
+}
+
+impl SenderDomain {
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Domain(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl Envelope {
+    /// `D`: the MAIL FROM domain, or for the null sender the HELO name (as
+    /// SPF does, RFC 7208 §2.4).
+    pub fn sender_domain(&self) -> SenderDomain {
+        if self.mail_from.is_empty() {
+            return classify(&self.helo);
+        }
+        match self.mail_from.rsplit_once('@') {
+            Some((_, domain)) => classify(domain),
+            None => SenderDomain::Missing,
+        }
+    }
+}
+
+fn classify(domain: &str) -> SenderDomain {
+    let domain = domain.trim().trim_end_matches('.');
+    if domain.starts_with('[') && domain.ends_with(']') {
+        return SenderDomain::IpLiteral(domain.into());
+    }
+    // A bare address as HELO name is an IP literal too, just not bracketed.
+    if domain.parse::<IpAddr>().is_ok() {
+        return SenderDomain::IpLiteral(domain.into());
+    }
+    if is_domain_name(domain) {
+        SenderDomain::Domain(domain.to_ascii_lowercase())
+    } else {
+        SenderDomain::Missing
+    }
+}
+
+/// A syntactically plausible DNS name with at least two labels.
+fn is_domain_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.contains('.')
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Extracts the address from a MAIL FROM argument as the MTA passes it:
+/// `<user@example.com>`, `<>`, a source route `<@a,@b:user@example.com>`,
+/// or an address without brackets.
+pub fn parse_mail_from(arg: &str) -> String {
+    let arg = arg.trim();
+    let inner = arg
+        .strip_prefix('<')
+        .and_then(|s| s.strip_suffix('>'))
+        .unwrap_or(arg);
+    // Drop an obsolete source route (RFC 5321 §4.1.2 "A-d-l").
+    let inner = match inner.strip_prefix('@') {
+        Some(_) => inner.split_once(':').map_or("", |(_, rest)| rest),
+        None => inner,
+    };
+    inner.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domain(mail_from: &str, helo: &str) -> SenderDomain {
+        Envelope {
+            client_ip: None,
+            helo: helo.into(),
+            mail_from: parse_mail_from(mail_from),
+            tls_version: None,
+        }
+        .sender_domain()
+    }
+
+    #[test]
+    fn sender_domain() {
+        let d = |s: &str| SenderDomain::Domain(s.into());
+        assert_eq!(domain("<a@Example.COM>", "h.test"), d("example.com"));
+        assert_eq!(domain("<\"a@b\"@example.com>", "h"), d("example.com"));
+        assert_eq!(domain("<@relay.test:a@example.com>", "h"), d("example.com"));
+        assert_eq!(domain("<>", "mail.example.net"), d("mail.example.net"));
+        assert_eq!(
+            domain("<>", "[192.0.2.1]"),
+            SenderDomain::IpLiteral("[192.0.2.1]".into())
+        );
+        assert_eq!(
+            domain("<a@[192.0.2.1]>", "h"),
+            SenderDomain::IpLiteral("[192.0.2.1]".into())
+        );
+        assert_eq!(
+            domain("<a@[IPv6:2001:db8::1]>", "h"),
+            SenderDomain::IpLiteral("[IPv6:2001:db8::1]".into())
+        );
+        assert_eq!(domain("<postmaster>", "h"), SenderDomain::Missing);
+        assert_eq!(domain("<a@localhost>", "h"), SenderDomain::Missing);
+        assert_eq!(domain("<a@exa mple.com>", "h"), SenderDomain::Missing);
+    }
+}

@@ -1,0 +1,115 @@
+//! mailkey-milter: a milter for Postfix and Sendmail that checks whether the
+//! envelope sender of each message is accountable — a mailkey signature,
+//! strict SPF, a CA-signed peer certificate, a real MX — and tells every
+//! rejected sender how to set up a mailkey.
+//!
+//! The binary is a thin layer over [`run`], so that the integration tests
+//! start the very same daemon in-process.
+
+pub mod auth_results;
+pub mod checks;
+pub mod config;
+pub mod dns;
+pub mod envelope;
+pub mod guidance;
+pub mod logging;
+pub mod milter;
+pub mod netmask;
+pub mod socket;
+pub mod transaction;
+pub mod verdict;
+
+use config::Config;
+use dns::Dns;
+use std::{
+    future::Future,
+    io,
+    sync::{Arc, RwLock},
+};
+
+/// The configuration and the resolver built from it, replaced as a whole
+/// on reload.
+pub struct Shared {
+    pub config: Config,
+    pub dns: Dns,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Result<Self, dns::ResolverSetupError> {
+        let dns = Dns::new(&config.dns)?;
+        Ok(Self { config, dns })
+    }
+}
+
+/// The current [`Shared`], swapped atomically by a reload; each milter
+/// connection takes a snapshot when it starts.
+#[derive(Clone)]
+pub struct SharedHandle(Arc<RwLock<Arc<Shared>>>);
+
+impl SharedHandle {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(shared))))
+    }
+
+    pub fn current(&self) -> Arc<Shared> {
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Installs a new configuration. The resolver and its caches are kept
+    /// when the `[dns]` settings did not change.
+    pub fn replace(&self, config: Config) -> Result<(), dns::ResolverSetupError> {
+        let old = self.current();
+        let dns = if old.config.dns == config.dns {
+            old.dns.clone()
+        } else {
+            Dns::new(&config.dns)?
+        };
+        let new = Arc::new(Shared { config, dns });
+        match self.0.write() {
+            Ok(mut guard) => *guard = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+        Ok(())
+    }
+}
+
+/// Appends `input` with every bare LF turned into CRLF: milters receive
+/// folded header values with LF, and files on disk use LF, but signatures
+/// are computed over the CRLF form that travels in SMTP.
+pub fn push_crlf(out: &mut Vec<u8>, input: &[u8]) {
+    let mut prev = 0u8;
+    for &b in input {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+}
+
+/// Serves milter connections on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: impl indymilter::Listener,
+    shared: SharedHandle,
+    shutdown: impl Future,
+) -> io::Result<()> {
+    let callbacks = milter::callbacks(shared);
+    let config = indymilter::Config {
+        max_connections: 1000,
+        ..Default::default()
+    };
+    indymilter::run(listener, callbacks, config, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bare_lf_becomes_crlf() {
+        let mut out = Vec::new();
+        super::push_crlf(&mut out, b" a\n\tb\r\n\tc\n");
+        assert_eq!(out, b" a\r\n\tb\r\n\tc\r\n");
+    }
+}

@@ -1,0 +1,84 @@
+//! Logging: one `info` line per message with every result and the verdict,
+//! as text or JSON, to standard error (journald and syslog wrappers pick it
+//! up from there).
+
+use crate::{
+    checks::{CheckName, CheckResult},
+    config::LogFormat,
+    envelope::Envelope,
+    transaction::Evaluation,
+};
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. `RUST_LOG` overrides the level (`info`).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+fn status(results: &[CheckResult], check: CheckName) -> &'static str {
+    results
+        .iter()
+        .find(|r| r.check == check)
+        .map_or("-", |r| r.status.as_str())
+}
+
+/// The reasons of every result that did not pass, `check: why; …`.
+fn reasons(results: &[CheckResult]) -> String {
+    results
+        .iter()
+        .filter_map(|r| r.reason.as_ref().map(|why| format!("{}: {why}", r.check)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn client(envelope: &Envelope) -> String {
+    envelope
+        .client_ip
+        .map_or_else(|| "local".into(), |ip| ip.to_string())
+}
+
+pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
+    let reply = e.verdict.reply.as_ref().map(|r| r.code.to_string());
+    let (verdict_reply, would_reject) = if e.verdict.monitor_only {
+        (None, reply)
+    } else {
+        (reply, None)
+    };
+    info!(
+        queue_id,
+        client = %client(envelope),
+        helo = %envelope.helo,
+        mail_from = %format!("<{}>", envelope.mail_from),
+        domain = e.sender.name().unwrap_or("-"),
+        mailkey = status(&e.results, CheckName::Mailkey),
+        spf = status(&e.results, CheckName::Spf),
+        tls = status(&e.results, CheckName::Tls),
+        mx = status(&e.results, CheckName::Mx),
+        verdict = e.verdict.action.as_str(),
+        reply = verdict_reply.as_deref().unwrap_or("-"),
+        would_reject = would_reject.as_deref().unwrap_or("-"),
+        reasons = %reasons(&e.results),
+        "message"
+    );
+}
+
+pub fn trusted_message(queue_id: &str, envelope: &Envelope, how: &str) {
+    info!(
+        queue_id,
+        client = %client(envelope),
+        helo = %envelope.helo,
+        mail_from = %format!("<{}>", envelope.mail_from),
+        trusted = how,
+        verdict = "accept",
+        "message"
+    );
+}

@@ -1,0 +1,214 @@
+//! The `mailkey-milter` command: the daemon, and the tools around it.
+
+use clap::{Args, Parser, Subcommand};
+use mailkey_milter::{
+    config::{Config, Mode},
+    envelope::{parse_mail_from, Envelope},
+    logging, push_crlf, socket,
+    transaction::Pending,
+    verdict::Action,
+    Shared, SharedHandle,
+};
+use std::{
+    error::Error,
+    io::Read,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Milter that holds envelope senders accountable (mailkey, strict SPF, peer certificate, MX)"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Configuration file (TOML). Without it: safe defaults (monitor mode).
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
+    /// Override `listen`: inet:HOST:PORT or unix:PATH.
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// Override `mode`: monitor or enforce.
+    #[arg(long, global = true)]
+    mode: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the milter daemon (the default).
+    Run,
+    /// Validate a configuration file and print the effective configuration.
+    CheckConfig {
+        /// The file (default: --config).
+        file: Option<PathBuf>,
+    },
+    /// Check one message offline; exit 0 accept, 1 reject, 2 tempfail.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// The envelope sender; "" for the null sender.
+    #[arg(long)]
+    mail_from: String,
+    #[arg(long)]
+    client_ip: IpAddr,
+    #[arg(long)]
+    helo: String,
+    /// The TLS version of the session (absent: plaintext).
+    #[arg(long)]
+    tls_version: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None | Some(Command::Run) => load(&cli.common, None).and_then(daemon),
+        Some(Command::CheckConfig { file }) => load(&cli.common, file.as_deref()).map(|c| {
+            print!("{}", c.to_toml());
+            ExitCode::SUCCESS
+        }),
+        Some(Command::Evaluate(args)) => load(&cli.common, None).and_then(|c| evaluate(c, args)),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("mailkey-milter: {e}");
+        let mut source = e.source();
+        while let Some(cause) = source {
+            eprintln!("  caused by: {cause}");
+            source = cause.source();
+        }
+        ExitCode::FAILURE
+    })
+}
+
+/// The configuration file (or defaults) with the command-line overrides.
+fn load(common: &Common, file: Option<&Path>) -> Result<Config, Box<dyn Error>> {
+    let mut config = match file.or(common.config.as_deref()) {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = &common.listen {
+        config.listen = listen.parse().map_err(|e| format!("--listen: {e}"))?;
+    }
+    if let Some(mode) = &common.mode {
+        config.mode = mode.parse().map_err(|e| format!("--mode: {e}"))?;
+    }
+    Ok(config)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn Error>> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn daemon(config: Config) -> Result<ExitCode, Box<dyn Error>> {
+    logging::init(config.log_format);
+    runtime()?.block_on(async {
+        let listener = socket::bind(&config).await?;
+        info!(
+            listen = %config.listen,
+            mode = %config.mode,
+            authserv_id = %config.authserv_id,
+            "mailkey-milter {} started",
+            env!("CARGO_PKG_VERSION")
+        );
+        if config.mode == Mode::Monitor {
+            info!("monitor mode: nothing is rejected; see would_reject= in the log");
+        }
+        let shared = SharedHandle::new(Shared::new(config.clone())?);
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let reload_handle = shared.clone();
+        let reloader = tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                reload(&reload_handle);
+            }
+        });
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => info!("SIGTERM: finishing transactions in flight and stopping"),
+                _ = int.recv() => info!("SIGINT: finishing transactions in flight and stopping"),
+            }
+        };
+        let result = mailkey_milter::run(listener, shared, shutdown).await;
+        reloader.abort();
+        socket::cleanup(&config);
+        result?;
+        info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGHUP: read the configuration file again; a bad file changes nothing.
+fn reload(shared: &SharedHandle) {
+    let cli = Cli::parse();
+    let old = shared.current();
+    let config = match load(&cli.common, None) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("reload refused, keeping the running configuration: {e}");
+            return;
+        }
+    };
+    if config.listen != old.config.listen || config.log_format != old.config.log_format {
+        info!("reload: changes to listen and log_format take effect only after a restart");
+    }
+    match shared.replace(config) {
+        Ok(()) => info!("configuration reloaded"),
+        Err(e) => error!("reload refused, keeping the running configuration: {e}"),
+    }
+}
+
+fn evaluate(config: Config, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Error>> {
+    logging::init(config.log_format);
+    let mut message = Vec::new();
+    std::io::stdin().read_to_end(&mut message)?;
+    // Messages on disk usually have LF line ends; SMTP (and signatures) use CRLF.
+    let mut crlf = Vec::with_capacity(message.len() + message.len() / 32);
+    push_crlf(&mut crlf, &message);
+    let message = crlf;
+    let envelope = Envelope {
+        client_ip: Some(args.client_ip),
+        helo: args.helo,
+        mail_from: parse_mail_from(&args.mail_from),
+        tls_version: args.tls_version,
+    };
+    let evaluation = runtime()?.block_on(async {
+        let shared = Shared::new(config)?;
+        let pending = Pending::start(&shared.dns, &envelope);
+        let e = pending.finish(&shared.dns, &shared.config, &message).await;
+        Ok::<_, Box<dyn Error>>(e)
+    })?;
+    for r in &evaluation.results {
+        match &r.reason {
+            Some(why) => println!("{}: {} ({why})", r.check, r.status),
+            None => println!("{}: {}", r.check, r.status),
+        }
+    }
+    let verdict = &evaluation.verdict;
+    println!("verdict: {}", verdict.action.as_str());
+    if let Some(reply) = &verdict.reply {
+        if verdict.monitor_only {
+            println!("monitor mode; enforce mode would answer:");
+        }
+        println!("{}", reply.render());
+    }
+    Ok(ExitCode::from(match verdict.action {
+        Action::Accept => 0,
+        Action::Reject => 1,
+        Action::Tempfail => 2,
+    }))
+}

@@ -1,0 +1,102 @@
+//! The milter socket: TCP, or a unix socket created with the configured
+//! permissions (a stale socket file from a previous run is replaced).
+
+use crate::config::{Config, Listen};
+use indymilter::EitherListener;
+use std::{
+    fs, io,
+    os::unix::fs::{FileTypeExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+use tokio::net::{TcpListener, UnixListener};
+
+pub type Listener = EitherListener<TcpListener, UnixListener>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("cannot listen on {listen}: {source}")]
+    Bind { listen: String, source: io::Error },
+    #[error("cannot set up socket {path}: {message}")]
+    Setup { path: PathBuf, message: String },
+}
+
+pub async fn bind(config: &Config) -> Result<Listener, SocketError> {
+    let listen = &config.listen;
+    let bind_err = |source| SocketError::Bind {
+        listen: listen.to_string(),
+        source,
+    };
+    match listen {
+        Listen::Inet(addr) => Ok(EitherListener::Tcp(
+            TcpListener::bind(addr.as_str()).await.map_err(bind_err)?,
+        )),
+        Listen::Unix(path) => {
+            remove_stale(path)?;
+            let listener = UnixListener::bind(path).map_err(bind_err)?;
+            set_permissions(path, config)?;
+            Ok(EitherListener::Unix(listener))
+        }
+    }
+}
+
+/// Removes the unix socket file at exit.
+pub fn cleanup(config: &Config) {
+    if let Listen::Unix(path) = &config.listen {
+        let _ = fs::remove_file(path);
+    }
+}
+
+fn remove_stale(path: &Path) -> Result<(), SocketError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            fs::remove_file(path).map_err(|e| SocketError::Setup {
+                path: path.into(),
+                message: format!("cannot remove stale socket: {e}"),
+            })
+        }
+        Ok(_) => Err(SocketError::Setup {
+            path: path.into(),
+            message: "a file that is not a socket is in the way".into(),
+        }),
+        Err(_) => Ok(()),
+    }
+}
+
+fn set_permissions(path: &Path, config: &Config) -> Result<(), SocketError> {
+    let err = |message: String| SocketError::Setup {
+        path: path.into(),
+        message,
+    };
+    fs::set_permissions(path, fs::Permissions::from_mode(config.socket_mode.0))
+        .map_err(|e| err(format!("cannot set mode {:04o}: {e}", config.socket_mode.0)))?;
+    let uid = match &config.socket_owner {
+        Some(name) => Some(
+            lookup_id("/etc/passwd", name).ok_or_else(|| err(format!("unknown user {name:?}")))?,
+        ),
+        None => None,
+    };
+    let gid = match &config.socket_group {
+        Some(name) => Some(
+            lookup_id("/etc/group", name).ok_or_else(|| err(format!("unknown group {name:?}")))?,
+        ),
+        None => None,
+    };
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::chown(path, uid, gid)
+            .map_err(|e| err(format!("cannot change owner: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The numeric id of `name` in a passwd/group style file (or `name` itself
+/// when numeric).
+fn lookup_id(file: &str, name: &str) -> Option<u32> {
+    if let Ok(id) = name.parse() {
+        return Some(id);
+    }
+    let text = fs::read_to_string(file).ok()?;
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&name))
+        .and_then(|f| f.get(2)?.parse().ok())
+}

@@ -1,0 +1,75 @@
+//! One transaction's checks, from MAIL FROM to the verdict: DNS lookups
+//! start as soon as the sender is known ([`Pending::start`]) and run while
+//! the MTA streams the message; [`Pending::finish`] waits for them, runs the
+//! checks on the complete message and decides.
+
+use crate::{
+    checks::{keyrecord::KeyLookup, mailkey, CheckName, CheckResult, Code, Effect, Status},
+    config::Config,
+    dns::Dns,
+    envelope::{Envelope, SenderDomain},
+    verdict::{self, Verdict},
+};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::task::JoinHandle;
+
+/// Lookups under way for one transaction.
+pub struct Pending {
+    sender: SenderDomain,
+    mailkey: Option<JoinHandle<KeyLookup>>,
+}
+
+/// Everything decided about one message.
+#[derive(Debug)]
+pub struct Evaluation {
+    pub sender: SenderDomain,
+    pub results: Vec<CheckResult>,
+    pub verdict: Verdict,
+}
+
+impl Pending {
+    /// Starts the lookups for `envelope` (call at MAIL FROM).
+    pub fn start(dns: &Dns, envelope: &Envelope) -> Self {
+        let sender = envelope.sender_domain();
+        let mailkey = sender.name().map(|domain| {
+            let dns = dns.clone();
+            let domain = domain.to_string();
+            tokio::spawn(async move { mailkey::lookup(&dns, &domain).await })
+        });
+        Self { sender, mailkey }
+    }
+
+    /// Waits for the lookups, runs the checks on `message` and decides.
+    pub async fn finish(self, dns: &Dns, config: &Config, message: &[u8]) -> Evaluation {
+        let keys = match self.mailkey {
+            Some(task) => match task.await {
+                Ok(keys) => keys,
+                Err(e) => KeyLookup::TempError(format!("lookup task failed: {e}")),
+            },
+            None => KeyLookup::NoKey,
+        };
+        let mailkey =
+            mailkey::check(dns, &config.mailkey, &self.sender, keys, message, now()).await;
+        let results = vec![mailkey];
+        let verdict = verdict::decide(&results, config, self.sender.name());
+        Evaluation {
+            sender: self.sender,
+            results,
+            verdict,
+        }
+    }
+}
+
+/// Seconds since the epoch, for signature expiry (`x=`).
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The result reported for a check that could not run because the milter
+/// itself failed (a bug, a panic): it must never look like a pass.
+pub fn internal_error(check: CheckName, why: &str) -> CheckResult {
+    CheckResult::new(check, Status::TempError, Effect::Tempfail(Code::INTERNAL))
+        .reason(format!("internal error: {why}"))
+}

@@ -1,0 +1,282 @@
+//! The one place where check results become what happens to a message:
+//! accept, reject or tempfail, with the SMTP reply, and — in monitor mode —
+//! what would have happened.
+//!
+//! Rules (DESIGN.md "Verdict"): any enforced check that rejects → reject with
+//! its code (several → `550 5.7.26`); otherwise any enforced check with a
+//! temporary error → its `451` code; otherwise accept. `mode = "monitor"`
+//! turns every reject and tempfail into an accept that is logged as
+//! `would_reject`.
+
+use crate::{
+    checks::{CheckName, CheckResult, Code, Effect},
+    config::{Config, Mode},
+    guidance,
+};
+
+/// The SMTP reply lines have at most this many lines (libmilter's limit).
+pub const MAX_REPLY_LINES: usize = 32;
+/// Text per reply line; with code and enhanced code a line stays far below
+/// RFC 5321's 512 octets.
+const MAX_LINE_TEXT: usize = 400;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Accept,
+    Reject,
+    Tempfail,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Reject => "reject",
+            Self::Tempfail => "tempfail",
+        }
+    }
+}
+
+/// A multi-line SMTP reply, sanitised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub code: Code,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn new(code: Code, lines: impl IntoIterator<Item = String>) -> Self {
+        let lines = lines
+            .into_iter()
+            .map(|l| sanitize(&l))
+            .take(MAX_REPLY_LINES)
+            .collect();
+        Self { code, lines }
+    }
+
+    /// As the SMTP client sees it (for `evaluate` and logs).
+    pub fn render(&self) -> String {
+        let last = self.lines.len().saturating_sub(1);
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let sep = if i == last { ' ' } else { '-' };
+                format!(
+                    "{}{sep}{} {}",
+                    self.code.reply,
+                    self.code.enhanced,
+                    l.replace("%%", "%")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// What the MTA is told.
+    pub action: Action,
+    /// The reply for reject/tempfail; in monitor mode, the reply it would be.
+    pub reply: Option<Reply>,
+    /// The reply is only what enforce mode would have done.
+    pub monitor_only: bool,
+}
+
+impl Verdict {
+    pub fn accept() -> Self {
+        Self {
+            action: Action::Accept,
+            reply: None,
+            monitor_only: false,
+        }
+    }
+
+    /// In monitor mode: the code that enforce mode would have answered.
+    pub fn would(&self) -> Option<Code> {
+        self.reply
+            .as_ref()
+            .filter(|_| self.monitor_only)
+            .map(|r| r.code)
+    }
+}
+
+/// Is this check's result applied (before the global mode is considered)?
+pub fn check_enforced(config: &Config, check: CheckName) -> bool {
+    match check {
+        CheckName::Mailkey => config.mailkey.enforce,
+        CheckName::Spf => config.spf.enforce,
+        CheckName::Tls => config.tls.enforce,
+        CheckName::Mx => config.mx.enforce,
+    }
+}
+
+pub fn decide(results: &[CheckResult], config: &Config, domain: Option<&str>) -> Verdict {
+    let enforced = || results.iter().filter(|r| check_enforced(config, r.check));
+    let rejects: Vec<(&CheckResult, Code)> = enforced()
+        .filter_map(|r| match r.effect {
+            Effect::Reject(code) => Some((r, code)),
+            _ => None,
+        })
+        .collect();
+    let temps: Vec<(&CheckResult, Code)> = enforced()
+        .filter_map(|r| match r.effect {
+            Effect::Tempfail(code) => Some((r, code)),
+            _ => None,
+        })
+        .collect();
+
+    let (action, reply) = if let [(only, code)] = rejects[..] {
+        let mut lines = vec![failure_line(only, domain)];
+        lines.extend(guidance::reply_lines(&config.guidance, domain));
+        (Action::Reject, Reply::new(code, lines))
+    } else if !rejects.is_empty() {
+        let mut lines = vec![format!(
+            "{} checks failed for {}:",
+            rejects.len(),
+            domain.unwrap_or("this sender")
+        )];
+        lines.extend(rejects.iter().map(|(r, _)| failure_line(r, domain)));
+        lines.extend(guidance::reply_lines(&config.guidance, domain));
+        (Action::Reject, Reply::new(Code::SEVERAL, lines))
+    } else if let Some((_, code)) = temps.first() {
+        let mut lines: Vec<String> = temps.iter().map(|(r, _)| failure_line(r, domain)).collect();
+        lines.push("This is a temporary failure; please try again later.".into());
+        (Action::Tempfail, Reply::new(*code, lines))
+    } else {
+        return Verdict::accept();
+    };
+
+    if config.mode == Mode::Monitor {
+        Verdict {
+            action: Action::Accept,
+            reply: Some(reply),
+            monitor_only: true,
+        }
+    } else {
+        Verdict {
+            action,
+            reply: Some(reply),
+            monitor_only: false,
+        }
+    }
+}
+
+fn failure_line(r: &CheckResult, domain: Option<&str>) -> String {
+    let who = domain.unwrap_or("this sender");
+    match &r.reason {
+        Some(why) => format!("{} check {} for {who}: {why}", r.check, r.status),
+        None => format!("{} check {} for {who}", r.check, r.status),
+    }
+}
+
+/// Makes text safe for a reply line: printable ASCII only (no CR/LF from a
+/// hostile sender can start a new reply line), `%` doubled (the MTA treats
+/// reply text as a format string), and a bounded length.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_LINE_TEXT) + 8);
+    for c in text.chars().take(MAX_LINE_TEXT) {
+        match c {
+            '%' => out.push_str("%%"),
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Status;
+
+    fn result(check: CheckName, effect: Effect) -> CheckResult {
+        CheckResult::new(check, Status::Fail, effect).reason("because")
+    }
+
+    fn enforce() -> Config {
+        Config {
+            mode: Mode::Enforce,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn single_reject_uses_its_code_and_ends_with_guidance() {
+        let v = decide(
+            &[result(
+                CheckName::Mailkey,
+                Effect::Reject(Code::MAILKEY_FAIL),
+            )],
+            &enforce(),
+            Some("a.test"),
+        );
+        assert_eq!(v.action, Action::Reject);
+        let reply = v.reply.unwrap();
+        assert_eq!(reply.code, Code::MAILKEY_FAIL);
+        assert_eq!(reply.lines[0], "mailkey check fail for a.test: because");
+        assert!(reply.lines.last().unwrap().contains("mailkey.a.test"));
+    }
+
+    #[test]
+    fn several_rejects_give_5_7_26() {
+        let spf = Code {
+            reply: 550,
+            enhanced: "5.7.23",
+        };
+        let v = decide(
+            &[
+                result(CheckName::Mailkey, Effect::Reject(Code::MAILKEY_FAIL)),
+                result(CheckName::Spf, Effect::Reject(spf)),
+            ],
+            &enforce(),
+            Some("a.test"),
+        );
+        let reply = v.reply.unwrap();
+        assert_eq!(reply.code, Code::SEVERAL);
+        assert!(reply.lines[1].starts_with("mailkey"));
+        assert!(reply.lines[2].starts_with("spf"));
+    }
+
+    #[test]
+    fn reject_beats_tempfail_and_unenforced_checks_do_not_count() {
+        let mut config = enforce();
+        config.spf.enforce = false;
+        let spf = Code {
+            reply: 550,
+            enhanced: "5.7.23",
+        };
+        let v = decide(
+            &[
+                result(CheckName::Spf, Effect::Reject(spf)),
+                result(CheckName::Mailkey, Effect::Tempfail(Code::DNS_TEMPFAIL)),
+            ],
+            &config,
+            Some("a.test"),
+        );
+        assert_eq!(v.action, Action::Tempfail);
+        assert_eq!(v.reply.unwrap().code, Code::DNS_TEMPFAIL);
+    }
+
+    #[test]
+    fn monitor_mode_accepts_and_says_what_it_would_do() {
+        let v = decide(
+            &[result(
+                CheckName::Mailkey,
+                Effect::Reject(Code::MAILKEY_FAIL),
+            )],
+            &Config::default(),
+            None,
+        );
+        assert_eq!(v.action, Action::Accept);
+        assert_eq!(v.would(), Some(Code::MAILKEY_FAIL));
+    }
+
+    #[test]
+    fn sanitize_blocks_injection() {
+        assert_eq!(sanitize("a\r\n550 5.7.1 b%s"), "a??550 5.7.1 b%%s");
+        assert_eq!(sanitize("é"), "?");
+        assert_eq!(sanitize(&"x".repeat(2000)).len(), MAX_LINE_TEXT);
+    }
+}
