@@ -24,10 +24,13 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}, line {line}, column {column}: {message} (the line reads: {text})")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        line: usize,
+        column: usize,
+        message: String,
+        text: String,
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -235,9 +238,20 @@ impl Config {
 
     /// Parses configuration text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            source: Box::new(e),
+        let config: Config = toml::from_str(text).map_err(|e| {
+            // One line, with the position and the offending line, so that the
+            // same text reads well on a terminal and in a log.
+            let offset = e.span().map_or(0, |s| s.start).min(text.len());
+            let before = &text[..offset];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            ConfigError::Parse {
+                path: path.into(),
+                line,
+                column,
+                message: e.message().trim().replace('\n', " "),
+                text: text.lines().nth(line - 1).unwrap_or("").trim().to_string(),
+            }
         })?;
         config.validate().map_err(|message| ConfigError::Invalid {
             path: path.into(),

@@ -8,6 +8,7 @@ use crate::{
     envelope::Envelope,
     transaction::Evaluation,
 };
+use std::io::IsTerminal;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +18,7 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -53,32 +55,35 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
     } else {
         (reply, None)
     };
+    // Tokens are logged bare (`%`); strings that may hold spaces as values,
+    // which the text format quotes and the JSON format keeps as strings.
+    let reasons = reasons(&e.results);
     info!(
-        queue_id,
+        queue_id = %queue_id,
         client = %client(envelope),
-        helo = %envelope.helo,
+        helo = envelope.helo.as_str(),
         mail_from = %format!("<{}>", envelope.mail_from),
-        domain = e.sender.name().unwrap_or("-"),
-        mailkey = status(&e.results, CheckName::Mailkey),
-        spf = status(&e.results, CheckName::Spf),
-        tls = status(&e.results, CheckName::Tls),
-        mx = status(&e.results, CheckName::Mx),
-        verdict = e.verdict.action.as_str(),
+        domain = %e.sender.name().unwrap_or("-"),
+        mailkey = %status(&e.results, CheckName::Mailkey),
+        spf = %status(&e.results, CheckName::Spf),
+        tls = %status(&e.results, CheckName::Tls),
+        mx = %status(&e.results, CheckName::Mx),
+        verdict = %e.verdict.action.as_str(),
         reply = verdict_reply.as_deref().unwrap_or("-"),
         would_reject = would_reject.as_deref().unwrap_or("-"),
-        reasons = %reasons(&e.results),
+        reasons = reasons.as_str(),
         "message"
     );
 }
 
 pub fn trusted_message(queue_id: &str, envelope: &Envelope, how: &str) {
     info!(
-        queue_id,
+        queue_id = %queue_id,
         client = %client(envelope),
-        helo = %envelope.helo,
+        helo = envelope.helo.as_str(),
         mail_from = %format!("<{}>", envelope.mail_from),
-        trusted = how,
-        verdict = "accept",
+        trusted = %how,
+        verdict = %"accept",
         "message"
     );
 }

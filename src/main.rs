@@ -188,7 +188,7 @@ fn evaluate(config: Config, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Erro
     };
     let evaluation = runtime()?.block_on(async {
         let shared = Shared::new(config)?;
-        let pending = Pending::start(&shared.dns, &envelope);
+        let pending = Pending::start(&shared.dns, &shared.config, &envelope);
         let e = pending.finish(&shared.dns, &shared.config, &message).await;
         Ok::<_, Box<dyn Error>>(e)
     })?;

@@ -4,7 +4,9 @@
 //! checks on the complete message and decides.
 
 use crate::{
-    checks::{keyrecord::KeyLookup, mailkey, CheckName, CheckResult, Code, Effect, Status},
+    checks::{
+        keyrecord::KeyLookup, mailkey, mx, spf, CheckName, CheckResult, Code, Effect, Status,
+    },
     config::Config,
     dns::Dns,
     envelope::{Envelope, SenderDomain},
@@ -17,6 +19,8 @@ use tokio::task::JoinHandle;
 pub struct Pending {
     sender: SenderDomain,
     mailkey: Option<JoinHandle<KeyLookup>>,
+    spf: JoinHandle<CheckResult>,
+    mx: JoinHandle<CheckResult>,
 }
 
 /// Everything decided about one message.
@@ -28,15 +32,29 @@ pub struct Evaluation {
 }
 
 impl Pending {
-    /// Starts the lookups for `envelope` (call at MAIL FROM).
-    pub fn start(dns: &Dns, envelope: &Envelope) -> Self {
+    /// Starts every lookup for `envelope` at once (call at MAIL FROM): the
+    /// end of message then waits for the slowest, not for the sum.
+    pub fn start(dns: &Dns, config: &Config, envelope: &Envelope) -> Self {
         let sender = envelope.sender_domain();
         let mailkey = sender.name().map(|domain| {
-            let dns = dns.clone();
-            let domain = domain.to_string();
+            let (dns, domain) = (dns.clone(), domain.to_string());
             tokio::spawn(async move { mailkey::lookup(&dns, &domain).await })
         });
-        Self { sender, mailkey }
+        let spf = {
+            let (dns, env, cfg) = (dns.clone(), envelope.clone(), config.spf.clone());
+            let host = config.authserv_id.clone();
+            tokio::spawn(async move { spf::check(&dns, &cfg, &env, &host).await })
+        };
+        let mx = {
+            let (dns, env) = (dns.clone(), envelope.clone());
+            tokio::spawn(async move { mx::check(&dns, &env).await })
+        };
+        Self {
+            sender,
+            mailkey,
+            spf,
+            mx,
+        }
     }
 
     /// Waits for the lookups, runs the checks on `message` and decides.
@@ -50,7 +68,9 @@ impl Pending {
         };
         let mailkey =
             mailkey::check(dns, &config.mailkey, &self.sender, keys, message, now()).await;
-        let results = vec![mailkey];
+        let spf = joined(CheckName::Spf, self.spf.await);
+        let mx = joined(CheckName::Mx, self.mx.await);
+        let results = vec![mailkey, spf, mx];
         let verdict = verdict::decide(&results, config, self.sender.name());
         Evaluation {
             sender: self.sender,
@@ -58,6 +78,11 @@ impl Pending {
             verdict,
         }
     }
+}
+
+/// A check task's result; a panic in it becomes a temporary error.
+fn joined(check: CheckName, r: Result<CheckResult, tokio::task::JoinError>) -> CheckResult {
+    r.unwrap_or_else(|e| internal_error(check, &e.to_string()))
 }
 
 /// Seconds since the epoch, for signature expiry (`x=`).

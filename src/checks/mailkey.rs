@@ -104,7 +104,7 @@ pub async fn check(
         }
         Err(Failure::Fail(why)) => {
             let why = if testing {
-                format!("{why}; domain is testing (t=y)")
+                format!("{why}; domain is testing: t=y")
             } else {
                 why
             };

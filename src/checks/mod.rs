@@ -6,6 +6,8 @@
 
 pub mod keyrecord;
 pub mod mailkey;
+pub mod mx;
+pub mod spf;
 
 use std::fmt;
 
@@ -52,6 +54,10 @@ impl fmt::Display for CheckName {
 pub enum Status {
     Pass,
     Fail,
+    /// SPF only.
+    SoftFail,
+    /// SPF only.
+    Neutral,
     None,
     TempError,
     PermError,
@@ -62,6 +68,8 @@ impl Status {
         match self {
             Self::Pass => "pass",
             Self::Fail => "fail",
+            Self::SoftFail => "softfail",
+            Self::Neutral => "neutral",
             Self::None => "none",
             Self::TempError => "temperror",
             Self::PermError => "permerror",

@@ -64,7 +64,7 @@ impl Session {
         };
         let pending = trusted
             .is_none()
-            .then(|| Pending::start(&self.shared.dns, &envelope));
+            .then(|| Pending::start(&self.shared.dns, config, &envelope));
         self.message = Some(Message {
             envelope,
             trusted,

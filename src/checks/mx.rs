@@ -1,0 +1,80 @@
+//! The MX check: an accountable sender domain can receive mail — it has an
+//! MX that is not a null MX (RFC 7505) — and the sender address is not an
+//! IP literal or domain-less.
+//!
+//! The null sender is exempt: bounces come from hosts whose HELO names
+//! rarely have MX records of their own, and rejecting bounces loses mail
+//! about mail.
+
+use super::{CheckName, CheckResult, Code, Effect, Status};
+use crate::{
+    dns::Dns,
+    envelope::{Envelope, SenderDomain},
+};
+use mail_auth::{dns::DnsCache, hickory_resolver::proto::op::ResponseCode, DnsError, Error};
+
+pub const NO_MX: Code = Code {
+    reply: 550,
+    enhanced: "5.1.8",
+};
+pub const NULL_MX: Code = Code {
+    reply: 550,
+    enhanced: "5.7.27",
+};
+pub const IP_LITERAL: Code = Code {
+    reply: 550,
+    enhanced: "5.1.7",
+};
+
+pub async fn check(dns: &Dns, envelope: &Envelope) -> CheckResult {
+    let result = |status, effect| CheckResult::new(CheckName::Mx, status, effect);
+    if envelope.mail_from.is_empty() {
+        return result(Status::None, Effect::Accept).reason("null sender");
+    }
+    let domain = match envelope.sender_domain() {
+        SenderDomain::Domain(d) => d,
+        SenderDomain::IpLiteral(lit) => {
+            return result(Status::Fail, Effect::Reject(IP_LITERAL)).reason(format!(
+                "sender address uses the IP literal {lit} instead of a domain"
+            ));
+        }
+        SenderDomain::Missing => {
+            return result(Status::Fail, Effect::Reject(IP_LITERAL))
+                .reason("sender address has no valid domain");
+        }
+    };
+    match dns
+        .authenticator
+        .mx_lookup(domain.as_str(), dns.caches.mx())
+        .await
+    {
+        Ok(set) => {
+            let real = set
+                .records
+                .iter()
+                .flat_map(|mx| mx.exchanges.iter())
+                .any(|host| !matches!(host.as_ref(), "." | ""));
+            if real {
+                result(Status::Pass, Effect::Accept).prop("smtp.mailfrom", domain)
+            } else {
+                result(Status::Fail, Effect::Reject(NULL_MX))
+                    .reason(format!(
+                        "{domain} publishes a null MX: it does not accept mail"
+                    ))
+                    .prop("smtp.mailfrom", domain)
+            }
+        }
+        Err(Error::Dns(DnsError::RecordNotFound(code))) => {
+            let why = if code == ResponseCode::NXDomain {
+                format!("{domain} does not exist")
+            } else {
+                format!("{domain} has no MX record")
+            };
+            result(Status::Fail, Effect::Reject(NO_MX))
+                .reason(why)
+                .prop("smtp.mailfrom", domain)
+        }
+        Err(e) => result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL))
+            .reason(format!("MX lookup for {domain} failed: {e}")),
+    }
+}

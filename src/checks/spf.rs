@@ -1,0 +1,72 @@
+//! Strict SPF (RFC 7208): only `pass` passes. `softfail`, `neutral`, `none`
+//! and `permerror` are failures like `fail` — a domain that does not say
+//! "this host may send for me" has not made its sender accountable.
+//! mail-auth evaluates the record (lookup limits included); its lookups go
+//! through the shared DNS cache.
+
+use super::{CheckName, CheckResult, Code, Effect, Status};
+use crate::{config::SpfConfig, dns::Dns, envelope::Envelope, verdict::sanitize};
+use mail_auth::{dns::Parameters, spf::verify::SpfParameters, SpfResult};
+
+pub const FAIL: Code = Code {
+    reply: 550,
+    enhanced: "5.7.23",
+};
+pub const TEMPFAIL: Code = Code {
+    reply: 451,
+    enhanced: "4.7.24",
+};
+
+/// Checks MAIL FROM (for `<>`, the HELO identity; with `helo = true` the
+/// HELO identity first). `host` is our own name, for the `%{r}` macro.
+pub async fn check(dns: &Dns, config: &SpfConfig, envelope: &Envelope, host: &str) -> CheckResult {
+    let result = |status, effect| CheckResult::new(CheckName::Spf, status, effect);
+    let Some(ip) = envelope.client_ip else {
+        return result(Status::None, Effect::Accept).reason("no client address");
+    };
+    let helo = envelope.helo.trim_end_matches('.');
+    let sender = envelope.mail_from.as_str();
+    let params = if config.helo {
+        SpfParameters::helo_and_mail_from(ip, helo, host, sender)
+    } else {
+        SpfParameters::mail_from(ip, helo, host, sender)
+    };
+    let output = dns
+        .authenticator
+        .verify_spf(Parameters::new(params).with_cache(&*dns.caches))
+        .await;
+
+    let status = match output.result() {
+        SpfResult::Pass => Status::Pass,
+        SpfResult::Fail => Status::Fail,
+        SpfResult::SoftFail => Status::SoftFail,
+        SpfResult::Neutral => Status::Neutral,
+        SpfResult::None => Status::None,
+        SpfResult::PermError => Status::PermError,
+        SpfResult::TempError => Status::TempError,
+    };
+    let domain = output.domain().to_string();
+    let effect = match status {
+        Status::Pass => Effect::Accept,
+        Status::TempError => Effect::Tempfail(TEMPFAIL),
+        _ => Effect::Reject(FAIL),
+    };
+    let mut r = result(status, effect);
+    if status != Status::Pass {
+        let mut why = match status {
+            Status::None => format!("{domain} publishes no SPF record"),
+            Status::TempError => format!("SPF lookup for {domain} failed temporarily"),
+            Status::PermError => format!("the SPF record of {domain} is broken"),
+            _ => format!("{ip} is not authorised by the SPF record of {domain} (result {status})"),
+        };
+        if let Some(exp) = output.explanation() {
+            why.push_str(&format!("; {domain} says: {}", sanitize(exp)));
+        }
+        r = r.reason(why);
+    }
+    if sender.is_empty() || (config.helo && status == Status::Fail && domain == helo) {
+        r.prop("smtp.helo", helo)
+    } else {
+        r.prop("smtp.mailfrom", sender)
+    }
+}

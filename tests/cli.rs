@@ -1,0 +1,325 @@
+//! The binary as an operator meets it: defaults, config errors, `evaluate`,
+//! the per-message log line, reload, shutdown, and garbage on the socket.
+
+mod common;
+
+use common::{
+    dns::{TestDns, Zone},
+    message,
+    process::{free_addr, temp_dir, write, Process, BIN},
+    send, TestKey, Transaction,
+};
+use indymilter_test::{Status, TestConnection};
+use std::process::Command;
+use tokio::io::AsyncWriteExt;
+
+const FROM: &str = "alice@sender.test";
+
+#[tokio::test]
+async fn starts_without_config_on_safe_defaults() {
+    // No arguments at all: monitor mode on inet:127.0.0.1:8895.
+    let daemon = Process::start(&[]);
+    let line = daemon.wait_for(&["started"]).await;
+    assert!(line.contains("listen=inet:127.0.0.1:8895"), "{line}");
+    assert!(line.contains("mode=monitor"), "{line}");
+    daemon
+        .wait_for(&["monitor mode: nothing is rejected"])
+        .await;
+    // It speaks the milter protocol there (no message: that would query
+    // the system resolver, which is not a loopback address).
+    let conn = TestConnection::open("127.0.0.1:8895")
+        .await
+        .expect("milter negotiates");
+    conn.close().await.expect("close");
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration() {
+    let dir = temp_dir("check-ok");
+    let file = dir.join("ok.toml");
+    write(
+        &file,
+        "mode = \"enforce\"\n[mailkey]\nno_key = \"reject\"\n",
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mode = \"enforce\""), "{text}");
+    assert!(text.contains("no_key = \"reject\""), "{text}");
+    assert!(text.contains("listen = \"inet:127.0.0.1:8895\""), "{text}");
+}
+
+#[test]
+fn config_errors_name_file_line_key_and_allowed_values() {
+    let dir = temp_dir("check-bad");
+    let file = dir.join("bad.toml");
+    write(&file, "# comment\n[tls]\nrequire = \"always\"\n");
+    let out = Command::new(BIN)
+        .args(["--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("require"), "{err}");
+    assert!(
+        err.contains("\"none\", \"encryption\", \"certificate\""),
+        "{err}"
+    );
+
+    write(&file, "[mailkey]\nenforcee = true\n");
+    let out = Command::new(BIN)
+        .args(["check-config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("unknown field `enforcee`"), "{err}");
+
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/mk.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/mk.toml: cannot read"));
+}
+
+/// Runs `evaluate` against the test DNS server.
+async fn evaluate(dns: &TestDns, mode: &str, message: &str) -> (i32, String) {
+    let dir = temp_dir(&format!("eval-{mode}-{}", message.len()));
+    let file = dir.join("mk.toml");
+    write(
+        &file,
+        &format!(
+            "mode = \"{mode}\"\n[dns]\nnameservers = [\"{}\"]\ntimeout_ms = 500\n",
+            dns.addr()
+        ),
+    );
+    let msg_file = dir.join("msg.eml");
+    write(&msg_file, message);
+    let file = file.to_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args([
+                "--config",
+                &file,
+                "evaluate",
+                "--mail-from",
+                FROM,
+                "--client-ip",
+                "127.0.0.10",
+                "--helo",
+                "mail.sender.test",
+            ])
+            .stdin(std::fs::File::open(msg_file).unwrap())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn evaluate_prints_results_and_exits_by_verdict() {
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    // A file with LF line ends, as messages on disk usually are.
+    let signed = key
+        .sign(&message(FROM), "sender.test", "mailkey")
+        .replace("\r\n", "\n");
+    let (code, out) = evaluate(&dns, "enforce", &signed).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("mailkey: pass"), "{out}");
+    assert!(out.contains("verdict: accept"), "{out}");
+
+    let (code, out) = evaluate(&dns, "enforce", &message(FROM)).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("mailkey: fail (no mailkey signature)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("550-5.7.20 mailkey check fail for sender.test"),
+        "{out}"
+    );
+
+    let (code, out) = evaluate(&dns, "monitor", &message(FROM)).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("monitor mode; enforce mode would answer:"),
+        "{out}"
+    );
+
+    let dns = TestDns::start(common::sender_zone().timeout("mailkey.sender.test")).await;
+    let (code, out) = evaluate(&dns, "enforce", &signed).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("451-4.4.3"), "{out}");
+}
+
+fn daemon_config(dns: &TestDns, listen: &str, mode: &str, log_format: &str) -> String {
+    format!(
+        "listen = \"{listen}\"\nmode = \"{mode}\"\nlog_format = \"{log_format}\"\n\
+         authserv_id = \"mx.receiver.test\"\ntrusted_networks = [\"127.0.0.1/32\"]\n\
+         [dns]\nnameservers = [\"{}\"]\ntimeout_ms = 500\n",
+        dns.addr()
+    )
+}
+
+#[tokio::test]
+async fn one_log_line_per_message_text_and_json() {
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let dir = temp_dir("log");
+    let file = dir.join("mk.toml");
+    let addr = free_addr();
+    write(
+        &file,
+        &daemon_config(&dns, &format!("inet:{addr}"), "monitor", "text"),
+    );
+    let daemon = Process::start(&["--config", file.to_str().unwrap()]);
+    daemon.wait_for(&["started"]).await;
+    let outcome = send(addr, &Transaction::new("127.0.0.10", FROM, message(FROM))).await;
+    assert_eq!(outcome.status, Status::Accept);
+    let line = daemon.wait_for(&["queue_id=QUEUEID1"]).await;
+    for part in [
+        "client=127.0.0.10",
+        "helo=\"mail.sender.test\"",
+        "mail_from=<alice@sender.test>",
+        "domain=sender.test",
+        "mailkey=fail",
+        "verdict=accept",
+        "would_reject=\"550 5.7.20\"",
+        "reasons=\"mailkey: no mailkey signature\"",
+    ] {
+        assert!(line.contains(part), "{part:?} missing in {line}");
+    }
+    assert_eq!(
+        daemon
+            .log()
+            .iter()
+            .filter(|l| l.contains("QUEUEID1"))
+            .count(),
+        1
+    );
+    drop(daemon);
+
+    let addr = free_addr();
+    write(
+        &file,
+        &daemon_config(&dns, &format!("inet:{addr}"), "enforce", "json"),
+    );
+    let daemon = Process::start(&["--config", file.to_str().unwrap()]);
+    daemon.wait_for(&["started"]).await;
+    let outcome = send(addr, &Transaction::new("127.0.0.10", FROM, message(FROM))).await;
+    assert!(matches!(outcome.status, Status::Reject { .. }));
+    let line = daemon.wait_for(&["QUEUEID1"]).await;
+    assert!(line.starts_with('{'), "{line}");
+    assert!(line.contains("\"queue_id\":\"QUEUEID1\""), "{line}");
+    assert!(line.contains("\"verdict\":\"reject\""), "{line}");
+    assert!(line.contains("\"reply\":\"550 5.7.20\""), "{line}");
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_a_bad_config_is_refused() {
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let dir = temp_dir("reload");
+    let file = dir.join("mk.toml");
+    let addr = free_addr();
+    let listen = format!("inet:{addr}");
+    write(&file, &daemon_config(&dns, &listen, "monitor", "text"));
+    let daemon = Process::start(&["--config", file.to_str().unwrap()]);
+    daemon.wait_for(&["started"]).await;
+    let unsigned = Transaction::new("127.0.0.10", FROM, message(FROM));
+    assert_eq!(send(addr, &unsigned).await.status, Status::Accept);
+
+    write(&file, &daemon_config(&dns, &listen, "enforce", "text"));
+    daemon.signal("HUP");
+    daemon.wait_for(&["configuration reloaded"]).await;
+    assert!(matches!(
+        send(addr, &unsigned).await.status,
+        Status::Reject { .. }
+    ));
+
+    write(&file, "mode = \"sometimes\"\n");
+    daemon.signal("HUP");
+    let line = daemon.wait_for(&["reload refused"]).await;
+    assert!(
+        line.contains("mk.toml") && line.contains("\"monitor\", \"enforce\""),
+        "{line}"
+    );
+    assert!(
+        matches!(send(addr, &unsigned).await.status, Status::Reject { .. }),
+        "old config kept"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_removes_the_unix_socket() {
+    let dns = TestDns::start(Zone::default()).await;
+    let dir = temp_dir("term");
+    let socket = dir.join("milter.sock");
+    // A stale socket file from an earlier run is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let file = dir.join("mk.toml");
+    write(
+        &file,
+        &daemon_config(
+            &dns,
+            &format!("unix:{}", socket.display()),
+            "monitor",
+            "text",
+        ),
+    );
+    let mut daemon = Process::start(&["--config", file.to_str().unwrap()]);
+    daemon.wait_for(&["started"]).await;
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o660);
+    let conn = indymilter_test::TestConnection::configure()
+        .open_unix(&socket)
+        .await
+        .expect("unix socket serves");
+    conn.close().await.unwrap();
+    daemon.signal("TERM");
+    let status = daemon.child.wait().await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists());
+}
+
+#[tokio::test]
+async fn garbage_on_the_socket_does_not_hurt_the_daemon() {
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let dir = temp_dir("garbage");
+    let file = dir.join("mk.toml");
+    let addr = free_addr();
+    write(
+        &file,
+        &daemon_config(&dns, &format!("inet:{addr}"), "enforce", "text"),
+    );
+    let mut daemon = Process::start(&["--config", file.to_str().unwrap()]);
+    daemon.wait_for(&["started"]).await;
+    for junk in [
+        &b"\x00\x00\x00\x05Ojunk"[..],
+        b"\xff\xff\xff\xffX",
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"\x00\x00\x00\x01",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = s.write_all(junk).await;
+        drop(s);
+    }
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    let outcome = send(addr, &Transaction::new("127.0.0.10", FROM, signed)).await;
+    assert_eq!(outcome.status, Status::Accept, "still serving");
+    assert!(daemon.child.try_wait().unwrap().is_none(), "still running");
+}

@@ -1,0 +1,339 @@
+//! Shared test support: the real daemon started in-process on a loopback
+//! port, keys and signed messages, and an MTA-side milter client.
+#![allow(dead_code)]
+
+pub mod dns;
+pub mod process;
+
+use indymilter_test::{EomActions, MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
+use mail_auth::{
+    crypto::{Ed25519Key, RsaKey, Sha256},
+    dkim::DkimSigner,
+    headers::HeaderWriter,
+};
+use mailkey_milter::{config::Config, Shared, SharedHandle};
+use openssl::{pkey::PKey, rsa::Rsa};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::{
+    ffi::CString,
+    net::{IpAddr, SocketAddr},
+    path::Path,
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// The daemon, serving on 127.0.0.1; stops when dropped.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    pub shared: SharedHandle,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Daemon {
+    /// Starts the daemon with a configuration given as TOML text.
+    pub async fn start(config_toml: &str) -> Daemon {
+        let config = Config::parse(config_toml, Path::new("test.toml")).expect("test config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shared = SharedHandle::new(Shared::new(config).expect("resolver"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(mailkey_milter::run(listener, shared.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Daemon {
+            addr,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("join")
+                .expect("milter exited with an error");
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A config for tests: enforce mode, the test DNS server, only 127.0.0.1
+/// trusted (clients use other loopback addresses).
+pub fn config(dns: &dns::TestDns, extra: &str) -> String {
+    format!(
+        "mode = \"enforce\"\nauthserv_id = \"mx.receiver.test\"\n\
+         trusted_networks = [\"127.0.0.1/32\"]\n{extra}\n\
+         [dns]\nnameservers = [\"{}\"]\ntimeout_ms = 500\n",
+        dns.addr()
+    )
+}
+
+/// A zone where sender.test passes every check but mailkey: strict SPF
+/// for all of 127.0.0.0/8 and a real MX.
+pub fn sender_zone() -> dns::Zone {
+    dns::Zone::default()
+        .txt("sender.test", "v=spf1 ip4:127.0.0.0/8 -all")
+        .mx("sender.test", 10, "mx.sender.test")
+        .a("mx.sender.test", std::net::Ipv4Addr::new(127, 0, 0, 25))
+}
+
+/// A signing key and the TXT record that publishes it.
+pub struct TestKey {
+    pub algorithm: &'static str,
+    pkcs8: Vec<u8>,
+    pub record: String,
+}
+
+impl TestKey {
+    pub fn ed25519() -> Self {
+        let pkey = PKey::generate_ed25519().expect("ed25519");
+        let public = pkey.raw_public_key().expect("raw public key");
+        Self {
+            algorithm: "ed25519",
+            pkcs8: pkey.private_key_to_pkcs8().expect("pkcs8"),
+            record: format!(
+                "v=DKIM1; k=ed25519; p={}",
+                openssl::base64::encode_block(&public)
+            ),
+        }
+    }
+
+    pub fn rsa(bits: u32) -> Self {
+        let pkey = PKey::from_rsa(Rsa::generate(bits).expect("rsa")).expect("pkey");
+        let public = pkey.public_key_to_der().expect("spki");
+        Self {
+            algorithm: "rsa",
+            pkcs8: pkey.private_key_to_pkcs8().expect("pkcs8"),
+            record: format!(
+                "v=DKIM1; k=rsa; p={}",
+                openssl::base64::encode_block(&public)
+            ),
+        }
+    }
+
+    /// The record with extra tags, e.g. `t=y`.
+    pub fn record_with(&self, tags: &str) -> String {
+        self.record
+            .replacen("v=DKIM1;", &format!("v=DKIM1; {tags};"), 1)
+    }
+
+    /// Returns `message` with a DKIM-Signature prepended.
+    pub fn sign(&self, message: &str, domain: &str, selector: &str) -> String {
+        self.sign_with(message, domain, selector, |s| s)
+    }
+
+    /// Like [`sign`](Self::sign), with the signer adjusted by `tweak`.
+    pub fn sign_with<F>(&self, message: &str, domain: &str, selector: &str, tweak: F) -> String
+    where
+        F: Fn(SignerOptions) -> SignerOptions,
+    {
+        let opts = tweak(SignerOptions::default());
+        let header = match self.algorithm {
+            "ed25519" => {
+                let key = Ed25519Key::from_pkcs8_der(&self.pkcs8).expect("ed25519 key");
+                opts.apply(DkimSigner::from_key(key).domain(domain).selector(selector))
+                    .sign(message.as_bytes())
+                    .expect("sign")
+                    .to_header()
+            }
+            _ => {
+                let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.clone()));
+                let key = RsaKey::<Sha256>::from_key_der(der).expect("rsa key");
+                opts.apply(DkimSigner::from_key(key).domain(domain).selector(selector))
+                    .sign(message.as_bytes())
+                    .expect("sign")
+                    .to_header()
+            }
+        };
+        format!("{header}{message}")
+    }
+}
+
+/// Signer settings a test may change.
+pub struct SignerOptions {
+    pub headers: Vec<&'static str>,
+    pub body_length: bool,
+}
+
+impl Default for SignerOptions {
+    fn default() -> Self {
+        Self {
+            headers: vec!["From", "To", "Subject", "Date", "Message-ID"],
+            body_length: false,
+        }
+    }
+}
+
+impl SignerOptions {
+    fn apply<T: mail_auth::crypto::SigningKey>(
+        self,
+        signer: DkimSigner<T, mail_auth::signer::NeedHeaders>,
+    ) -> DkimSigner<T, mail_auth::signer::Ready> {
+        signer.headers(self.headers).body_length(self.body_length)
+    }
+}
+
+/// A plain message from `from` (CRLF line ends).
+pub fn message(from: &str) -> String {
+    format!(
+        "From: Alice <{from}>\r\nTo: bob@receiver.test\r\nSubject: Quarterly report\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Hello Bob,\r\n\r\nthe numbers are attached.\r\n"
+    )
+}
+
+/// One SMTP transaction as the MTA would present it to the milter.
+pub struct Transaction<'a> {
+    pub client_ip: IpAddr,
+    pub helo: &'a str,
+    pub mail_from: &'a str,
+    /// Macros for the MAIL stage, e.g. `{auth_authen}`.
+    pub mail_macros: Vec<(&'a str, &'a str)>,
+    pub message: String,
+}
+
+impl<'a> Transaction<'a> {
+    pub fn new(client_ip: &str, mail_from: &'a str, message: String) -> Self {
+        Self {
+            client_ip: client_ip.parse().expect("ip"),
+            helo: "mail.sender.test",
+            mail_from,
+            mail_macros: Vec::new(),
+            message,
+        }
+    }
+}
+
+/// What the milter answered at end of message.
+pub struct Outcome {
+    pub status: Status,
+    pub actions: EomActions,
+}
+
+impl Outcome {
+    /// The SMTP reply text of a reject/tempfail, or "".
+    pub fn reply(&self) -> String {
+        match &self.status {
+            Status::Reject { message: Some(m) } | Status::Tempfail { message: Some(m) } => {
+                m.to_string_lossy().into_owned()
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// The `Authentication-Results` value we inserted, if any.
+    pub fn auth_results(&self) -> Option<String> {
+        self.actions.actions.iter().find_map(|a| match a {
+            indymilter_test::EomAction::InsertHeader { name, value, .. }
+                if name.to_bytes() == b"Authentication-Results" =>
+            {
+                Some(value.to_string_lossy().into_owned())
+            }
+            _ => None,
+        })
+    }
+
+    pub fn is_accept(&self) -> bool {
+        matches!(self.status, Status::Accept | Status::Continue)
+    }
+}
+
+/// Opens a connection, connects and says HELO.
+pub async fn open(addr: SocketAddr, client_ip: IpAddr, helo: &str) -> TestConnection {
+    let mut conn = TestConnection::open(addr)
+        .await
+        .expect("open milter connection");
+    conn.macros(MacroStage::Connect, [("j", "mx.receiver.test")])
+        .await
+        .expect("macros");
+    let status = conn
+        .connect(
+            "client.sender.test",
+            SocketInfo::Inet(SocketAddr::new(client_ip, 40000)),
+        )
+        .await
+        .expect("connect");
+    assert_eq!(status, Status::Continue);
+    let status = conn.helo(helo).await.expect("helo");
+    assert_eq!(status, Status::Continue);
+    conn
+}
+
+/// Sends one transaction on an open connection.
+pub async fn send_on(conn: &mut TestConnection, t: &Transaction<'_>) -> Outcome {
+    let mut mail_macros = vec![("i", "QUEUEID1")];
+    mail_macros.extend(t.mail_macros.iter().copied());
+    conn.macros(MacroStage::Mail, mail_macros)
+        .await
+        .expect("macros");
+    let status = conn
+        .mail([format!("<{}>", t.mail_from)])
+        .await
+        .expect("mail");
+    assert_eq!(status, Status::Continue);
+    let opts = conn.negotiated_opts();
+    if !opts.contains(ProtoOpts::NO_RCPT) {
+        conn.rcpt(["<bob@receiver.test>"]).await.expect("rcpt");
+    }
+    let (head, body) = t.message.split_once("\r\n\r\n").unwrap_or((&t.message, ""));
+    for (name, value) in header_fields(head) {
+        let status = conn.header(name, value).await.expect("header");
+        assert_eq!(status, Status::Continue);
+    }
+    if !opts.contains(ProtoOpts::NO_EOH) {
+        conn.eoh().await.expect("eoh");
+    }
+    for chunk in body.as_bytes().chunks(65535) {
+        conn.body(chunk.to_vec()).await.expect("body");
+    }
+    conn.macros(MacroStage::Eom, [("i", "QUEUEID1")])
+        .await
+        .expect("macros");
+    let (actions, status) = conn.eom().await.expect("eom");
+    Outcome { status, actions }
+}
+
+/// One transaction on a new connection.
+pub async fn send(addr: SocketAddr, t: &Transaction<'_>) -> Outcome {
+    let mut conn = open(addr, t.client_ip, t.helo).await;
+    let outcome = send_on(&mut conn, t).await;
+    let _ = conn.close().await;
+    outcome
+}
+
+/// Splits a header block into (name, value) as an MTA passes them: the
+/// value keeps its leading space, folded lines are joined with LF.
+fn header_fields(head: &str) -> Vec<(CString, CString)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = fields.last_mut() {
+                v.push('\n');
+                v.push_str(line);
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            fields.push((name.to_string(), value.to_string()));
+        }
+    }
+    fields
+        .into_iter()
+        .map(|(n, v)| {
+            (
+                CString::new(n).expect("name"),
+                CString::new(v).expect("value"),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,387 @@
+//! The mailkey check through the real milter socket, with keys published on
+//! a real DNS server on 127.0.0.1.
+
+mod common;
+
+use common::{dns::TestDns, message, open, send, send_on, Daemon, TestKey, Transaction};
+use indymilter_test::{EomAction, Status};
+
+const FROM: &str = "alice@sender.test";
+const CLIENT: &str = "127.0.0.10";
+
+/// A daemon whose DNS publishes `records` at mailkey.sender.test.
+async fn setup(records: &[&str], extra_config: &str) -> (TestDns, Daemon) {
+    let mut zone = common::sender_zone();
+    for r in records {
+        zone = zone.txt("mailkey.sender.test", r);
+    }
+    let dns = TestDns::start(zone).await;
+    let daemon = Daemon::start(&common::config(&dns, extra_config)).await;
+    (dns, daemon)
+}
+
+fn assert_rejected(outcome: &common::Outcome, code: &str, why: &str) {
+    let reply = outcome.reply();
+    assert!(
+        matches!(outcome.status, Status::Reject { .. }),
+        "expected a reject, got {:?}",
+        outcome.status
+    );
+    assert!(
+        reply.starts_with(code),
+        "reply {reply:?} does not start with {code}"
+    );
+    assert!(reply.contains(why), "reply {reply:?} does not say {why:?}");
+    // Every reject ends with the guidance that recruits the sender.
+    assert!(
+        reply.contains("mailkey-milter keygen --domain sender.test"),
+        "{reply}"
+    );
+    assert!(reply.contains("mailkey.sender.test"), "{reply}");
+}
+
+#[tokio::test]
+async fn ed25519_signature_passes() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_eq!(outcome.status, Status::Accept);
+    let ar = outcome
+        .auth_results()
+        .expect("Authentication-Results added");
+    assert!(ar.starts_with("mx.receiver.test;"), "{ar}");
+    assert!(
+        ar.contains("mailkey=pass header.d=sender.test header.s=mailkey header.a=ed25519-sha256"),
+        "{ar}"
+    );
+}
+
+#[tokio::test]
+async fn rsa_signature_passes() {
+    let key = TestKey::rsa(2048);
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_eq!(outcome.status, Status::Accept);
+    assert!(outcome
+        .auth_results()
+        .unwrap()
+        .contains("mailkey=pass header.d=sender.test header.s=mailkey header.a=rsa-sha256"));
+}
+
+#[tokio::test]
+async fn tampered_body_is_rejected() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = key
+        .sign(&message(FROM), "sender.test", "mailkey")
+        .replace("numbers", "NUMBERS");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_rejected(&outcome, "550-5.7.20", "body hash mismatch");
+}
+
+#[tokio::test]
+async fn tampered_signed_header_is_rejected() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = key
+        .sign(&message(FROM), "sender.test", "mailkey")
+        .replace("Quarterly", "Urgent");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_rejected(&outcome, "550-5.7.20", "bad signature");
+}
+
+#[tokio::test]
+async fn unsigned_message_from_a_domain_with_a_key_is_rejected() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_rejected(&outcome, "550-5.7.20", "no mailkey signature");
+    let ar = outcome.auth_results().unwrap();
+    assert!(
+        ar.contains("mailkey=fail (no mailkey signature) header.d=sender.test"),
+        "{ar}"
+    );
+}
+
+#[tokio::test]
+async fn signature_by_another_domain_does_not_count() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = key.sign(&message(FROM), "other.test", "mailkey");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_rejected(
+        &outcome,
+        "550-5.7.20",
+        "mailkey signature is for d=other.test",
+    );
+}
+
+#[tokio::test]
+async fn right_key_under_another_selector_does_not_count() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = key.sign(&message(FROM), "sender.test", "default");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_rejected(&outcome, "550-5.7.20", "uses selector \"default\"");
+}
+
+#[tokio::test]
+async fn body_length_tag_does_not_count() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = key.sign_with(&message(FROM), "sender.test", "mailkey", |mut o| {
+        o.body_length = true;
+        o
+    });
+    assert!(signed.contains(" l="), "the signer made an l= signature");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_rejected(&outcome, "550-5.7.20", "l= body length tag");
+}
+
+#[tokio::test]
+async fn signature_not_covering_from_does_not_count() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = key.sign_with(&message(FROM), "sender.test", "mailkey", |mut o| {
+        o.headers = vec!["Subject", "Date"];
+        o
+    });
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_rejected(&outcome, "550-5.7.20", "does not cover the From header");
+}
+
+#[tokio::test]
+async fn key_rotation_second_record_verifies() {
+    let old = TestKey::ed25519();
+    let new = TestKey::rsa(2048);
+    let (_dns, daemon) = setup(&[&old.record, &new.record], "").await;
+    let signed = new.sign(&message(FROM), "sender.test", "mailkey");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+    assert!(outcome.auth_results().unwrap().contains("mailkey=pass"));
+}
+
+#[tokio::test]
+async fn testing_domain_is_never_rejected() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record_with("t=y")], "").await;
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_eq!(outcome.status, Status::Accept);
+    let ar = outcome.auth_results().unwrap();
+    assert!(
+        ar.contains("mailkey=fail (no mailkey signature; domain is testing: t=y)"),
+        "{ar}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_record_is_a_permerror_reject() {
+    let (_dns, daemon) = setup(&["v=DKIM1; k=ed25519; p=not*base64"], "").await;
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_rejected(
+        &outcome,
+        "550-5.7.20",
+        "no usable key at mailkey.sender.test: key does not parse",
+    );
+    assert!(outcome
+        .auth_results()
+        .unwrap()
+        .contains("mailkey=permerror"));
+}
+
+#[tokio::test]
+async fn revoked_key_fails() {
+    let (_dns, daemon) = setup(&["v=DKIM1; k=ed25519; p="], "").await;
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_rejected(&outcome, "550-5.7.20", "key revoked");
+}
+
+#[tokio::test]
+async fn dns_timeout_is_a_tempfail_never_an_accept() {
+    let dns = TestDns::start(common::sender_zone().timeout("mailkey.sender.test")).await;
+    let daemon = Daemon::start(&common::config(&dns, "")).await;
+    let key = TestKey::ed25519();
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert!(
+        matches!(outcome.status, Status::Tempfail { .. }),
+        "{:?}",
+        outcome.status
+    );
+    assert!(
+        outcome.reply().starts_with("451-4.4.3"),
+        "{}",
+        outcome.reply()
+    );
+    assert!(
+        outcome
+            .reply()
+            .contains("DNS lookup of mailkey.sender.test failed"),
+        "{}",
+        outcome.reply()
+    );
+}
+
+#[tokio::test]
+async fn no_key_is_accepted_by_default_and_rejected_with_no_key_reject() {
+    let (_dns, daemon) = setup(&[], "").await;
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_eq!(outcome.status, Status::Accept);
+    assert!(outcome
+        .auth_results()
+        .unwrap()
+        .contains("mailkey=none (sender.test publishes no mailkey)"));
+
+    let (_dns, daemon) = setup(&[], "[mailkey]\nno_key = \"reject\"").await;
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_rejected(&outcome, "550-5.7.20", "sender.test publishes no mailkey");
+}
+
+#[tokio::test]
+async fn monitor_mode_accepts_but_says_it_would_reject() {
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let config = common::config(&dns, "").replace("mode = \"enforce\"", "mode = \"monitor\"");
+    let daemon = Daemon::start(&config).await;
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_eq!(outcome.status, Status::Accept);
+    let ar = outcome.auth_results().unwrap();
+    assert!(
+        ar.contains("mailkey=fail (no mailkey signature; monitor mode, would reject: 550 5.7.20)"),
+        "{ar}"
+    );
+}
+
+#[tokio::test]
+async fn unenforced_check_is_reported_not_applied() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "[mailkey]\nenforce = false").await;
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_eq!(outcome.status, Status::Accept);
+    assert!(outcome.auth_results().unwrap().contains("mailkey=fail"));
+}
+
+#[tokio::test]
+async fn forged_authentication_results_are_deleted() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let forged = format!(
+        "Authentication-Results: other.test; spf=pass\r\n\
+         Authentication-Results: mx.receiver.test; mailkey=pass\r\n\
+         Authentication-Results: (sneaky) MX.RECEIVER.TEST; spf=pass\r\n{}",
+        message(FROM)
+    );
+    let signed = key.sign(&forged, "sender.test", "mailkey");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_eq!(outcome.status, Status::Accept);
+    let deleted: Vec<i32> = outcome
+        .actions
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            EomAction::DeleteHeader { name, index }
+                if name.to_bytes() == b"Authentication-Results" =>
+            {
+                Some(*index)
+            }
+            _ => None,
+        })
+        .collect();
+    // The 2nd and 3rd claim our authserv-id; the last is deleted first.
+    assert_eq!(deleted, vec![3, 2]);
+    assert!(outcome
+        .actions
+        .has_insert_header(0, "Authentication-Results", indymilter_test::any()));
+}
+
+#[tokio::test]
+async fn trusted_network_and_smtp_auth_are_not_checked() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    // 127.0.0.1 is the configured trusted network.
+    let outcome = send(
+        daemon.addr,
+        &Transaction::new("127.0.0.1", FROM, message(FROM)),
+    )
+    .await;
+    assert_eq!(outcome.status, Status::Accept);
+    assert_eq!(
+        outcome.auth_results(),
+        None,
+        "trusted mail gets no check header"
+    );
+
+    let mut t = Transaction::new(CLIENT, FROM, message(FROM));
+    t.mail_macros = vec![("{auth_authen}", "alice")];
+    let outcome = send(daemon.addr, &t).await;
+    assert_eq!(outcome.status, Status::Accept);
+    assert_eq!(outcome.auth_results(), None);
+}
+
+#[tokio::test]
+async fn hostile_signature_tags_cannot_inject_reply_lines() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let hostile = format!(
+        "DKIM-Signature: v=1; a=ed25519-sha256; d=x%n.test; s=mailkey;\r\n h=from; bh=AAAA; b=AAAA\r\n{}",
+        message(FROM)
+    );
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, hostile)).await;
+    let reply = outcome.reply();
+    assert!(reply.starts_with("550-5.7.20"), "{reply}");
+    // The sender-controlled d= reached the reply, defused.
+    assert!(
+        reply.contains("mailkey signature is for d=x%%n.test"),
+        "{reply}"
+    );
+    for line in reply.split("\r\n") {
+        assert!(
+            line.starts_with("550-5.7.20 ") || line.starts_with("550 5.7.20 "),
+            "injected line {line:?}"
+        );
+        assert!(
+            !line.replace("%%", "").contains('%'),
+            "unescaped % in {line:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_messages_on_one_connection_are_judged_separately() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let mut conn = open(daemon.addr, CLIENT.parse().unwrap(), "mail.sender.test").await;
+    let unsigned = send_on(&mut conn, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert!(matches!(unsigned.status, Status::Reject { .. }));
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    let good = send_on(&mut conn, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_eq!(good.status, Status::Accept, "{}", good.reply());
+    // An aborted transaction (RSET) leaves nothing behind either.
+    conn.abort().await.unwrap();
+    let again = send_on(&mut conn, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert!(matches!(again.status, Status::Reject { .. }));
+}
+
+#[tokio::test]
+async fn null_sender_uses_the_helo_domain() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let mut t = Transaction::new(CLIENT, "", message("mailer-daemon@sender.test"));
+    t.helo = "sender.test";
+    let outcome = send(daemon.addr, &t).await;
+    assert_rejected(&outcome, "550-5.7.20", "no mailkey signature");
+}
+
+#[tokio::test]
+async fn lookups_are_cached_between_messages() {
+    let key = TestKey::ed25519();
+    let (dns, daemon) = setup(&[&key.record], "").await;
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    for _ in 0..3 {
+        let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed.clone())).await;
+        assert_eq!(outcome.status, Status::Accept);
+    }
+    assert_eq!(dns.queries("mailkey.sender.test"), 1);
+}
