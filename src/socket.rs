@@ -3,14 +3,32 @@
 
 use crate::config::{Config, Listen};
 use indymilter::EitherListener;
+use std::task::{Context, Poll};
 use std::{
     fs, io,
     os::unix::fs::{FileTypeExt, PermissionsExt},
     path::{Path, PathBuf},
 };
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 
-pub type Listener = EitherListener<TcpListener, UnixListener>;
+pub type Listener = EitherListener<NoDelay, UnixListener>;
+
+/// A TCP listener whose connections send small writes at once. A milter
+/// conversation is many small request/reply pairs; with Nagle's algorithm
+/// each reply can wait for the peer's delayed ACK (tens of milliseconds).
+pub struct NoDelay(pub TcpListener);
+
+impl indymilter::Listener for NoDelay {
+    type Io = TcpStream;
+
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<TcpStream>> {
+        self.0.poll_accept(cx).map_ok(|(stream, _)| {
+            // Best effort: a socket without the option still works.
+            let _ = stream.set_nodelay(true);
+            stream
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
@@ -27,9 +45,10 @@ pub async fn bind(config: &Config) -> Result<Listener, SocketError> {
         source,
     };
     match listen {
-        Listen::Inet(addr) => Ok(EitherListener::Tcp(
-            TcpListener::bind(addr.as_str()).await.map_err(bind_err)?,
-        )),
+        Listen::Inet(addr) => {
+            let listener = TcpListener::bind(addr.as_str()).await.map_err(bind_err)?;
+            Ok(EitherListener::Tcp(NoDelay(listener)))
+        }
         Listen::Unix(path) => {
             remove_stale(path)?;
             let listener = UnixListener::bind(path).map_err(bind_err)?;

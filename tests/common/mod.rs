@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod postfix;
 pub mod process;
+pub mod smtp_sink;
+pub mod swaks;
 
 use indymilter_test::{EomActions, MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
 use mail_auth::{
@@ -37,9 +40,29 @@ impl Daemon {
         let addr = listener.local_addr().expect("addr");
         let shared = SharedHandle::new(Shared::new(config).expect("resolver"));
         let (stop, stopped) = oneshot::channel::<()>();
+        let listener = mailkey_milter::socket::NoDelay(listener);
         let task = tokio::spawn(mailkey_milter::run(listener, shared.clone(), async move {
             let _ = stopped.await;
         }));
+        Daemon {
+            addr,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Starts the daemon on a unix socket at `path`.
+    pub async fn start_unix(config_toml: &str, path: &Path) -> Daemon {
+        let config = Config::parse(config_toml, Path::new("test.toml")).expect("test config");
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path).expect("bind unix socket");
+        let shared = SharedHandle::new(Shared::new(config).expect("resolver"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(mailkey_milter::run(listener, shared.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let addr = SocketAddr::from(([0, 0, 0, 0], 0));
         Daemon {
             addr,
             shared,
@@ -252,9 +275,22 @@ impl Outcome {
 
 /// Opens a connection, connects and says HELO.
 pub async fn open(addr: SocketAddr, client_ip: IpAddr, helo: &str) -> TestConnection {
-    let mut conn = TestConnection::open(addr)
+    let conn = TestConnection::open(addr)
         .await
         .expect("open milter connection");
+    greet(conn, client_ip, helo).await
+}
+
+/// Like [`open`], over a unix socket.
+pub async fn open_unix(path: &Path, client_ip: IpAddr, helo: &str) -> TestConnection {
+    let conn = TestConnection::configure()
+        .open_unix(path)
+        .await
+        .expect("open milter connection");
+    greet(conn, client_ip, helo).await
+}
+
+async fn greet(mut conn: TestConnection, client_ip: IpAddr, helo: &str) -> TestConnection {
     conn.macros(MacroStage::Connect, [("j", "mx.receiver.test")])
         .await
         .expect("macros");

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs the real components the end-to-end tests drive: Postfix (the MTA
+# in front of the milter) and swaks (the SMTP client, with the Perl TLS
+# modules it needs for STARTTLS). Debian 12, run as root; idempotent and
+# quick when everything is present, so tests/run.sh can call it every time.
+#
+# The tests start their own private Postfix instances (tests/common/postfix.rs)
+# on loopback ports. The system-wide Postfix must never run: it would listen
+# on port 25. So the package is installed with "No configuration" (no
+# /etc/postfix/main.cf, nothing to start), service starts are refused while
+# apt runs, and a system instance found running after an install (or with
+# no main.cf, so certainly by accident) is stopped.
+set -euo pipefail
+
+PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl)
+
+say() { echo "setup.sh: $*"; }
+
+# One dpkg-query for all: "ii " marks an installed package; packages dpkg has
+# never heard of are not listed at all.
+installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${PACKAGES[@]}" 2>/dev/null |
+    awk '$1 == "ii" { print $2 }' || true)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    grep -qx "$pkg" <<<"$installed" || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        say "must run as root to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # "No configuration": the package writes no main.cf, so no system
+    # instance is configured to start at all.
+    say "preseeding postfix/main_mailer_type = No configuration"
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+    # Refuse service starts during the install (invoke-rc.d and
+    # deb-systemd-invoke both honour policy-rc.d); ours is removed again on
+    # exit, an existing one (containers have one) is left alone.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        say "blocking service starts during the install (temporary /usr/sbin/policy-rc.d)"
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    say "apt-get update"
+    # apt's chatter is shown only when it fails.
+    log=$(mktemp)
+    apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+    say "installing ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+    rm -f "$log"
+fi
+
+# A system Postfix must not run: the package's install may have started
+# one, and an unconfigured one (no /etc/postfix/main.cf) is an accident
+# anyway. One the machine's owner configured is left alone, with a note.
+pidfile=/var/spool/postfix/pid/master.pid
+running=
+if command -v systemctl >/dev/null && systemctl is-active --quiet postfix 2>/dev/null; then
+    running=systemd
+elif [[ -r $pidfile ]] && pid=$(tr -dc 0-9 <"$pidfile") && [[ -n $pid ]] &&
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == master ]]; then
+    running=$pid
+fi
+if [[ -n $running ]]; then
+    if ((${#missing[@]})) || [[ ! -e /etc/postfix/main.cf ]]; then
+        say "stopping the system Postfix (${running})"
+        if [[ $running == systemd ]]; then systemctl stop postfix; else postfix stop >/dev/null 2>&1 || kill "$running"; fi
+    else
+        say "note: a configured system Postfix is running; left alone (the tests use private instances)"
+    fi
+fi
+
+say "ready: $(postconf -d -h mail_version 2>/dev/null | sed 's/^/postfix /'), $(swaks --version 2>/dev/null | head -n1)"
