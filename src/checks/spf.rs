@@ -5,7 +5,11 @@
 //! through the shared DNS cache.
 
 use super::{CheckName, CheckResult, Code, Effect, Status};
-use crate::{config::SpfConfig, dns::Dns, envelope::Envelope, verdict::sanitize};
+use crate::{
+    config::SpfConfig,
+    dns::{Dns, TxtAnswer},
+    envelope::Envelope,
+};
 use mail_auth::{dns::Parameters, spf::verify::SpfParameters, SpfResult};
 
 pub const FAIL: Code = Code {
@@ -31,6 +35,26 @@ pub async fn check(dns: &Dns, config: &SpfConfig, envelope: &Envelope, host: &st
     } else {
         SpfParameters::mail_from(ip, helo, host, sender)
     };
+    // RFC 7208 §4.5: two SPF records are a permerror; mail-auth would take
+    // the first one that parses.
+    let identity = sender.rsplit_once('@').map_or(helo, |(_, d)| d);
+    if let TxtAnswer::Records(records) = dns.txt(identity).await {
+        let count = records.iter().filter(|r| is_spf_record(r)).count();
+        if count > 1 {
+            return result(Status::PermError, Effect::Reject(FAIL))
+                .reason(format!(
+                    "the SPF record of {identity} is broken: {count} SPF records"
+                ))
+                .prop(
+                    if sender.is_empty() {
+                        "smtp.helo"
+                    } else {
+                        "smtp.mailfrom"
+                    },
+                    if sender.is_empty() { helo } else { sender },
+                );
+        }
+    }
     let output = dns
         .authenticator
         .verify_spf(Parameters::new(params).with_cache(&*dns.caches))
@@ -57,10 +81,12 @@ pub async fn check(dns: &Dns, config: &SpfConfig, envelope: &Envelope, host: &st
             Status::None => format!("{domain} publishes no SPF record"),
             Status::TempError => format!("SPF lookup for {domain} failed temporarily"),
             Status::PermError => format!("the SPF record of {domain} is broken"),
-            _ => format!("{ip} is not authorised by the SPF record of {domain} (result {status})"),
+            _ => format!("{ip} is not authorised by the SPF record of {domain}: {status}"),
         };
         if let Some(exp) = output.explanation() {
-            why.push_str(&format!("; {domain} says: {}", sanitize(exp)));
+            // Raw here; replies, headers and logs each make it safe.
+            let exp: String = exp.chars().take(200).collect();
+            why.push_str(&format!("; {domain} says: {exp}"));
         }
         r = r.reason(why);
     }
@@ -69,4 +95,11 @@ pub async fn check(dns: &Dns, config: &SpfConfig, envelope: &Envelope, host: &st
     } else {
         r.prop("smtp.mailfrom", sender)
     }
+}
+
+/// `v=spf1` followed by a space or nothing (RFC 7208 §4.5).
+fn is_spf_record(txt: &[u8]) -> bool {
+    txt.len() >= 6
+        && txt[..6].eq_ignore_ascii_case(b"v=spf1")
+        && txt.get(6).is_none_or(|b| *b == b' ')
 }

@@ -199,6 +199,7 @@ impl Zone {
 pub struct TestDns {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<(String, String, Instant)>>>,
+    answered: Arc<Mutex<Vec<Instant>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -208,9 +209,14 @@ impl TestDns {
         let addr = udp.local_addr().expect("addr");
         let zone = Arc::new(zone);
         let log = Arc::new(Mutex::new(Vec::new()));
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let logs = Logs {
+            queries: log.clone(),
+            answers: answered.clone(),
+        };
         let udp = Arc::new(udp);
         let udp_task = {
-            let (zone, log) = (zone.clone(), log.clone());
+            let (zone, log) = (zone.clone(), logs.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
@@ -225,16 +231,17 @@ impl TestDns {
             })
         };
         let tcp_task = {
-            let (zone, log) = (zone.clone(), log.clone());
+            let zone = zone.clone();
             tokio::spawn(async move {
                 while let Ok((stream, _)) = tcp.accept().await {
-                    tokio::spawn(serve_tcp(stream, zone.clone(), log.clone()));
+                    tokio::spawn(serve_tcp(stream, zone.clone(), logs.clone()));
                 }
             })
         };
         TestDns {
             addr,
             log,
+            answered,
             tasks: vec![udp_task, tcp_task],
         }
     }
@@ -258,6 +265,11 @@ impl TestDns {
     pub fn query_log(&self) -> Vec<(String, String, Instant)> {
         self.log.lock().expect("lock").clone()
     }
+
+    /// When each answer was sent, in order.
+    pub fn answer_log(&self) -> Vec<Instant> {
+        self.answered.lock().expect("lock").clone()
+    }
 }
 
 impl Drop for TestDns {
@@ -280,11 +292,14 @@ async fn bind_pair() -> (UdpSocket, TcpListener) {
     panic!("no port free for both UDP and TCP on 127.0.0.1");
 }
 
-async fn serve_tcp(
-    mut stream: TcpStream,
-    zone: Arc<Zone>,
-    log: Arc<Mutex<Vec<(String, String, Instant)>>>,
-) {
+/// What the server saw: queries on arrival, answers when sent.
+#[derive(Clone)]
+struct Logs {
+    queries: Arc<Mutex<Vec<(String, String, Instant)>>>,
+    answers: Arc<Mutex<Vec<Instant>>>,
+}
+
+async fn serve_tcp(mut stream: TcpStream, zone: Arc<Zone>, log: Logs) {
     loop {
         let mut len = [0u8; 2];
         if stream.read_exact(&mut len).await.is_err() {
@@ -309,15 +324,10 @@ async fn serve_tcp(
 
 /// Decodes a query, logs it, and encodes the answer (truncated over UDP
 /// when it exceeds what the client can take, so that it retries over TCP).
-async fn handle(
-    zone: &Zone,
-    log: &Mutex<Vec<(String, String, Instant)>>,
-    packet: &[u8],
-    udp: bool,
-) -> Option<Vec<u8>> {
+async fn handle(zone: &Zone, log: &Logs, packet: &[u8], udp: bool) -> Option<Vec<u8>> {
     let query = Message::from_vec(packet).ok()?;
     let q = query.queries.first()?;
-    log.lock().ok()?.push((
+    log.queries.lock().ok()?.push((
         key(&q.name().to_ascii()),
         q.query_type().to_string(),
         Instant::now(),
@@ -326,6 +336,7 @@ async fn handle(
         tokio::time::sleep(d).await;
     }
     let response = zone.answer(&query)?;
+    log.answers.lock().ok()?.push(Instant::now());
     let bytes = response.to_vec().ok()?;
     let limit = query
         .edns
