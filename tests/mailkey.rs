@@ -385,3 +385,48 @@ async fn lookups_are_cached_between_messages() {
     }
     assert_eq!(dns.queries("mailkey.sender.test"), 1);
 }
+
+#[tokio::test]
+async fn expired_signature_does_not_count() {
+    use mailkey_milter::{
+        checks::{mailkey, Status as S},
+        config::{DnsConfig, MailkeyConfig, NameServer},
+        dns::Dns,
+        envelope::SenderDomain,
+    };
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let signed = key.sign_with(&message(FROM), "sender.test", "mailkey", |mut o| {
+        o.expiration = Some(std::time::Duration::from_secs(3600));
+        o
+    });
+    assert!(signed.contains(" x="), "the signer set x=");
+    let resolver = Dns::new(&DnsConfig {
+        nameservers: vec![NameServer(dns.addr())],
+        timeout_ms: 500,
+        cache_size: 100,
+    })
+    .unwrap();
+    let sender = SenderDomain::Domain("sender.test".into());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // The same signature, judged at two moments: the clock decides.
+    for (at, expected) in [(now, S::Pass), (now + 7200, S::Fail)] {
+        let keys = mailkey::lookup(&resolver, "sender.test").await;
+        let r = mailkey::check(
+            &resolver,
+            &MailkeyConfig::default(),
+            &sender,
+            keys,
+            signed.as_bytes(),
+            at,
+        )
+        .await;
+        assert_eq!(r.status, expected, "{r:?}");
+        if expected == S::Fail {
+            assert_eq!(r.reason.as_deref(), Some("signature expired (x=)"));
+        }
+    }
+}

@@ -187,6 +187,8 @@ impl TestKey {
 pub struct SignerOptions {
     pub headers: Vec<&'static str>,
     pub body_length: bool,
+    /// `x=` this long after `t=`.
+    pub expiration: Option<std::time::Duration>,
 }
 
 impl Default for SignerOptions {
@@ -194,6 +196,7 @@ impl Default for SignerOptions {
         Self {
             headers: vec!["From", "To", "Subject", "Date", "Message-ID"],
             body_length: false,
+            expiration: None,
         }
     }
 }
@@ -203,7 +206,11 @@ impl SignerOptions {
         self,
         signer: DkimSigner<T, mail_auth::signer::NeedHeaders>,
     ) -> DkimSigner<T, mail_auth::signer::Ready> {
-        signer.headers(self.headers).body_length(self.body_length)
+        let signer = signer.headers(self.headers).body_length(self.body_length);
+        match self.expiration {
+            Some(e) => signer.expiration(e),
+            None => signer,
+        }
     }
 }
 
@@ -275,7 +282,11 @@ impl Outcome {
 
 /// Opens a connection, connects and says HELO.
 pub async fn open(addr: SocketAddr, client_ip: IpAddr, helo: &str) -> TestConnection {
-    let conn = TestConnection::open(addr)
+    // Values are passed exactly as split from the message (leading space
+    // included), as Postfix and Sendmail do with SMFIP_HDR_LEADSPC.
+    let conn = TestConnection::configure()
+        .exact_leading_space(true)
+        .open_tcp(addr)
         .await
         .expect("open milter connection");
     greet(conn, client_ip, helo).await
@@ -284,6 +295,7 @@ pub async fn open(addr: SocketAddr, client_ip: IpAddr, helo: &str) -> TestConnec
 /// Like [`open`], over a unix socket.
 pub async fn open_unix(path: &Path, client_ip: IpAddr, helo: &str) -> TestConnection {
     let conn = TestConnection::configure()
+        .exact_leading_space(true)
         .open_unix(path)
         .await
         .expect("open milter connection");
