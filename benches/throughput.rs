@@ -100,5 +100,6 @@ async fn main() {
             all.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         );
         daemon.shutdown().await;
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -49,7 +49,8 @@ fn negotiate(
     }
     cx.requested_actions |= wanted;
     // Exact header whitespace keeps `c=simple` signatures verifiable.
-    if opts.contains(ProtoOpts::LEADING_SPACE) {
+    let leading_space = opts.contains(ProtoOpts::LEADING_SPACE);
+    if leading_space {
         cx.requested_opts |= ProtoOpts::LEADING_SPACE;
     } else {
         warn!(
@@ -81,7 +82,7 @@ fn negotiate(
             cx.requested_macros.insert(stage, names);
         }
     }
-    cx.data = Some(Session::new(shared));
+    cx.data = Some(Session::new(shared, leading_space));
     Status::Continue
 }
 
@@ -184,7 +185,10 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
             return internal_error(cx, config.mode, config.on_error);
         }
     };
-    let value = auth_results::header_value(config, &evaluation.results, &evaluation.verdict);
+    let mut value = auth_results::header_value(config, &evaluation.results, &evaluation.verdict);
+    if session.leading_space {
+        value.insert(0, ' ');
+    }
     if let Err(e) = cx
         .actions
         .insert_header(0, auth_results::HEADER, value)

@@ -13,6 +13,9 @@ use std::{net::IpAddr, sync::Arc};
 
 pub struct Session {
     pub shared: Arc<Shared>,
+    /// Header values pass with their leading space (SMFIP_HDR_LEADSPC), both
+    /// ways: values we add must then bring their own.
+    pub leading_space: bool,
     pub client_ip: Option<IpAddr>,
     pub helo: String,
     pub message: Option<Message>,
@@ -34,9 +37,10 @@ pub struct Message {
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub fn new(shared: Arc<Shared>, leading_space: bool) -> Self {
         Self {
             shared,
+            leading_space,
             client_ip: None,
             helo: String::new(),
             message: None,

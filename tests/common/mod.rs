@@ -269,7 +269,14 @@ impl Outcome {
             indymilter_test::EomAction::InsertHeader { name, value, .. }
                 if name.to_bytes() == b"Authentication-Results" =>
             {
-                Some(value.to_string_lossy().into_owned())
+                // With SMFIP_HDR_LEADSPC the value carries its own leading
+                // space: the MTA writes `Name:` + value.
+                let value = value.to_string_lossy();
+                assert!(
+                    value.starts_with(' '),
+                    "header value without leading space: {value:?}"
+                );
+                Some(value[1..].to_string())
             }
             _ => None,
         })

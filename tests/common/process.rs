@@ -88,10 +88,25 @@ pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write file");
 }
 
-/// A fresh directory for one test's files.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
+/// A fresh directory for one test's files, removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("mailkey-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    TempDir(dir)
 }

@@ -1,0 +1,211 @@
+//! End to end: a real Postfix (a private instance on loopback ports) with
+//! the daemon in `smtpd_milters`, a real SMTP client (swaks) in front, and
+//! an SMTP sink behind it reading what Postfix delivers.
+//!
+//! Needs root, `postfix` and `swaks` (tests/setup.sh installs them); fails,
+//! never skips, without them.
+
+mod common;
+
+use common::{
+    dns::TestDns,
+    message,
+    postfix::{Postfix, PostfixOptions},
+    smtp_sink::SmtpSink,
+    swaks, Daemon, TestKey,
+};
+use std::time::Duration;
+
+const FROM: &str = "alice@sender.test";
+const TO: &str = "bob@receiver.test";
+const DELIVERY: Duration = Duration::from_secs(60);
+
+struct Setup {
+    _dns: TestDns,
+    daemon: Option<Daemon>,
+    sink: SmtpSink,
+    postfix: Postfix,
+    dir: common::process::TempDir,
+}
+
+/// DNS with a mailkey for sender.test, the daemon with `config_extra`, and
+/// Postfix using it. The TLS check is left to its own tests.
+async fn setup(name: &str, key: &TestKey, mode: &str, config_extra: &str) -> Setup {
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let config = common::config(&dns, &format!("[tls]\nenforce = false\n{config_extra}"))
+        .replace("mode = \"enforce\"", &format!("mode = \"{mode}\""));
+    let daemon = Daemon::start(&config).await;
+    let sink = SmtpSink::start();
+    let opts = PostfixOptions {
+        smtpd_milters: Some(format!("inet:{}", daemon.addr)),
+        relay_domains: vec!["receiver.test".into()],
+        ..Default::default()
+    };
+    let postfix = tokio::task::block_in_place(|| Postfix::start(opts, &sink));
+    let dir = common::process::temp_dir(&format!("e2e-{name}"));
+    Setup {
+        _dns: dns,
+        daemon: Some(daemon),
+        sink,
+        postfix,
+        dir,
+    }
+}
+
+impl Setup {
+    /// Sends `data` with swaks from 127.0.0.20 (not a trusted network).
+    async fn send(&self, data: &str) -> swaks::Swaks {
+        let file = self.dir.join("message.eml");
+        std::fs::write(&file, data).unwrap();
+        let server = self.postfix.smtp_addr().to_string();
+        let data_arg = format!("@{}", file.display());
+        swaks::run_async(&[
+            "--server",
+            &server,
+            "--local-interface",
+            swaks::CLIENT_IP,
+            "--ehlo",
+            "mail.sender.test",
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--data",
+            &data_arg,
+        ])
+        .await
+    }
+
+    async fn delivered(&self, n: usize) -> Vec<common::smtp_sink::Received> {
+        let sink = &self.sink;
+        tokio::task::block_in_place(|| sink.wait_for(n, DELIVERY))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_message_is_delivered_with_our_header() {
+    let key = TestKey::ed25519();
+    let s = setup("pass", &key, "enforce", "").await;
+    let out = s
+        .send(&key.sign(&message(FROM), "sender.test", "mailkey"))
+        .await;
+    assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
+    let got = s.delivered(1).await;
+    let text = got[0].text();
+    assert!(
+        text.contains("Authentication-Results: mx.receiver.test;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mailkey=pass header.d=sender.test header.s=mailkey header.a=ed25519-sha256"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spf=pass smtp.mailfrom=alice@sender.test"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_message_is_refused_with_guidance() {
+    let key = TestKey::ed25519();
+    let s = setup("reject", &key, "enforce", "").await;
+    let tampered = key
+        .sign(&message(FROM), "sender.test", "mailkey")
+        .replace("numbers", "NUMBERS");
+    let out = s.send(&tampered).await;
+    let reply = out.final_reply().expect("a reply");
+    assert_eq!(reply.code(), "550 5.7.20", "{}", out.output);
+    let text = reply.text();
+    assert!(text.contains("body hash mismatch"), "{text}");
+    assert!(
+        text.contains("mailkey-milter keygen --domain sender.test"),
+        "{text}"
+    );
+    assert!(
+        text.contains("publish the printed TXT record at mailkey.sender.test"),
+        "{text}"
+    );
+    // Postfix logs our reply as the reason.
+    let log = tokio::task::block_in_place(|| {
+        s.postfix
+            .wait_for_log(&["milter-reject", "5.7.20"], DELIVERY)
+    });
+    assert!(log.contains("body hash mismatch"), "{log}");
+    assert!(s.sink.messages().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percent_in_sender_data_reaches_the_client_as_written() {
+    let key = TestKey::ed25519();
+    let s = setup("percent", &key, "enforce", "").await;
+    let hostile = format!(
+        "DKIM-Signature: v=1; a=ed25519-sha256; d=x%n.test; s=mailkey;\r\n h=from; bh=AAAA; b=AAAA\r\n{}",
+        message(FROM)
+    );
+    let out = s.send(&hostile).await;
+    let reply = out.final_reply().expect("a reply");
+    assert_eq!(reply.code(), "550 5.7.20", "{}", out.output);
+    // We double the %; Postfix turns %% back into % (it treats reply text
+    // like Sendmail does), so the client reads exactly what was sent.
+    assert!(
+        reply
+            .text()
+            .contains("mailkey signature is for d=x%n.test,"),
+        "{}",
+        out.output
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_mode_delivers_and_says_what_it_would_do() {
+    let key = TestKey::ed25519();
+    let s = setup("monitor", &key, "monitor", "").await;
+    let out = s.send(&message(FROM)).await;
+    assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
+    let text = s.delivered(1).await[0].text();
+    assert!(
+        text.contains(
+            "mailkey=fail (no mailkey signature; monitor mode, would reject: 550 5.7.20)"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_header_is_removed_before_delivery() {
+    let key = TestKey::ed25519();
+    let s = setup("forged", &key, "enforce", "").await;
+    let forged = format!(
+        "Authentication-Results: mx.receiver.test; mailkey=pass\r\n{}",
+        message(FROM)
+    );
+    let out = s.send(&key.sign(&forged, "sender.test", "mailkey")).await;
+    assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
+    let text = s.delivered(1).await[0].text();
+    assert_eq!(
+        text.matches("Authentication-Results: mx.receiver.test;")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        !text.contains("mx.receiver.test; mailkey=pass\r\n"),
+        "forged header survived: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn milter_down_means_tempfail_not_unchecked_mail() {
+    let key = TestKey::ed25519();
+    let mut s = setup("down", &key, "enforce", "").await;
+    if let Some(daemon) = s.daemon.take() {
+        daemon.shutdown().await;
+    }
+    let out = s
+        .send(&key.sign(&message(FROM), "sender.test", "mailkey"))
+        .await;
+    let reply = out.final_reply().expect("a reply");
+    assert_eq!(reply.code(), "451 4.7.1", "{}", out.output);
+    assert!(s.sink.messages().is_empty());
+}
