@@ -189,6 +189,7 @@ async fn one_log_line_per_message_text_and_json() {
     let outcome = send(addr, &Transaction::new("127.0.0.10", FROM, message(FROM))).await;
     assert_eq!(outcome.status, Status::Accept);
     let line = daemon.wait_for(&["queue_id=QUEUEID1"]).await;
+    println!("{line}");
     for part in [
         "client=127.0.0.10",
         "helo=\"mail.sender.test\"",
@@ -221,6 +222,7 @@ async fn one_log_line_per_message_text_and_json() {
     let outcome = send(addr, &Transaction::new("127.0.0.10", FROM, message(FROM))).await;
     assert!(matches!(outcome.status, Status::Reject { .. }));
     let line = daemon.wait_for(&["QUEUEID1"]).await;
+    println!("{line}");
     assert!(line.starts_with('{'), "{line}");
     assert!(line.contains("\"queue_id\":\"QUEUEID1\""), "{line}");
     assert!(line.contains("\"verdict\":\"reject\""), "{line}");

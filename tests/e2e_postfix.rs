@@ -115,6 +115,7 @@ async fn tampered_message_is_refused_with_guidance() {
         .replace("numbers", "NUMBERS");
     let out = s.send(&tampered).await;
     let reply = out.final_reply().expect("a reply");
+    println!("{}", out.output);
     assert_eq!(reply.code(), "550 5.7.20", "{}", out.output);
     let text = reply.text();
     assert!(text.contains("body hash mismatch"), "{text}");
