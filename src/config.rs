@@ -525,6 +525,13 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_shows_the_defaults() {
+        // contrib/mailkey-milter.toml documents every key with its default.
+        let text = include_str!("../contrib/mailkey-milter.toml");
+        assert_eq!(parse(text).unwrap(), Config::default());
+    }
+
+    #[test]
     fn effective_config_round_trips() {
         let c = parse("mode = \"enforce\"\n[mailkey]\nno_key = \"reject\"").unwrap();
         assert_eq!(parse(&c.to_toml()).unwrap(), c);

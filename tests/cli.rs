@@ -325,3 +325,20 @@ async fn garbage_on_the_socket_does_not_hurt_the_daemon() {
     assert_eq!(outcome.status, Status::Accept, "still serving");
     assert!(daemon.child.try_wait().unwrap().is_none(), "still running");
 }
+
+#[test]
+fn man_pages_render_without_warnings() {
+    for page in ["contrib/mailkey-milter.8", "contrib/mailkey-milter.toml.5"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(page);
+        let out = Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(&path)
+            .env("MANWIDTH", "80")
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .expect("man (package man-db; tests/setup.sh installs it)");
+        assert!(out.status.success(), "{page}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{page} renders with warnings");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("mailkey"), "{page} rendered empty");
+    }
+}

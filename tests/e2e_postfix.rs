@@ -37,7 +37,7 @@ async fn setup(name: &str, key: &TestKey, mode: &str, config_extra: &str) -> Set
     let daemon = Daemon::start(&config).await;
     let sink = SmtpSink::start();
     let opts = PostfixOptions {
-        smtpd_milters: Some(format!("inet:{}", daemon.addr)),
+        extra_main_cf: example_main_cf("main.cf", &format!("inet:{}", daemon.addr)),
         relay_domains: vec!["receiver.test".into()],
         ..Default::default()
     };
@@ -50,6 +50,31 @@ async fn setup(name: &str, key: &TestKey, mode: &str, config_extra: &str) -> Set
         postfix,
         dir,
     }
+}
+
+/// The settings of `postfix-examples/FILE`, with the documented milter
+/// address replaced by the test daemon's: the tests run the shipped example.
+fn example_main_cf(file: &str, milter: &str) -> Vec<(String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("postfix-examples")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let settings: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                v.trim().replace("inet:127.0.0.1:8895", milter),
+            )
+        })
+        .collect();
+    assert!(
+        settings.iter().any(|(k, _)| k == "smtpd_milters"),
+        "{path:?} attaches no milter"
+    );
+    settings
 }
 
 impl Setup {

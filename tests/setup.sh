@@ -12,7 +12,7 @@
 # no main.cf, so certainly by accident) is stopped.
 set -euo pipefail
 
-PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl)
+PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base)
 
 say() { echo "setup.sh: $*"; }
 
