@@ -88,7 +88,9 @@ impl Dns {
     /// All TXT records at `name`, cached for their TTL (errors are not cached).
     pub async fn txt(&self, name: &str) -> TxtAnswer {
         let key = fqdn(name);
-        if let Some(hit) = self.raw_txt.get(key.as_str()) {
+        let hit = self.raw_txt.get(key.as_str());
+        crate::metrics::cache_hit(hit.is_some());
+        if let Some(hit) = hit {
             return hit.value;
         }
         let (answer, until) = self.query_txt(&key).await;
@@ -214,7 +216,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.0.get(name).map(|t| t.value)
+        let hit = self.0.get(name).map(|t| t.value);
+        crate::metrics::cache_hit(hit.is_some());
+        hit
     }
 
     fn remove<Q>(&self, name: &Q) -> Option<V>

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod envelope;
 pub mod guidance;
 pub mod logging;
+pub mod metrics;
 pub mod milter;
 pub mod netmask;
 pub mod socket;

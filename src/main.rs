@@ -128,6 +128,13 @@ fn daemon(config: Config) -> Result<ExitCode, Box<dyn Error>> {
             info!("monitor mode: nothing is rejected; see would_reject= in the log");
         }
         let shared = SharedHandle::new(Shared::new(config.clone())?);
+        if let Some(addr) = config.metrics.listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+            info!("metrics on http://{addr}/metrics");
+            tokio::spawn(mailkey_milter::metrics::serve(listener));
+        }
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;

@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     dns::Dns,
     envelope::{Envelope, SenderDomain},
+    metrics,
     verdict::{self, Verdict},
 };
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,16 +39,23 @@ impl Pending {
         let sender = envelope.sender_domain();
         let mailkey = sender.name().map(|domain| {
             let (dns, domain) = (dns.clone(), domain.to_string());
-            tokio::spawn(async move { mailkey::lookup(&dns, &domain).await })
+            tokio::spawn(timed(CheckName::Mailkey, async move {
+                mailkey::lookup(&dns, &domain).await
+            }))
         });
         let spf = {
             let (dns, env, cfg) = (dns.clone(), envelope.clone(), config.spf.clone());
             let host = config.authserv_id.clone();
-            tokio::spawn(async move { spf::check(&dns, &cfg, &env, &host).await })
+            tokio::spawn(timed(CheckName::Spf, async move {
+                spf::check(&dns, &cfg, &env, &host).await
+            }))
         };
         let mx = {
             let (dns, env) = (dns.clone(), envelope.clone());
-            tokio::spawn(async move { mx::check(&dns, &env).await })
+            tokio::spawn(timed(
+                CheckName::Mx,
+                async move { mx::check(&dns, &env).await },
+            ))
         };
         Self {
             sender,
@@ -78,6 +86,14 @@ impl Pending {
             verdict,
         }
     }
+}
+
+/// Runs `work`, recording in the metrics how long it took.
+async fn timed<T>(check: CheckName, work: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = work.await;
+    metrics::observe_latency(check, started.elapsed());
+    out
 }
 
 /// A check task's result; a panic in it becomes a temporary error.

@@ -337,8 +337,72 @@ fn man_pages_render_without_warnings() {
             .env("LC_ALL", "C.UTF-8")
             .output()
             .expect("man (package man-db; tests/setup.sh installs it)");
-        assert!(out.status.success(), "{page}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{page} renders with warnings");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("mailkey"), "{page} rendered empty");
+        assert!(
+            out.status.success(),
+            "{page}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "{page} renders with warnings"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("mailkey"),
+            "{page} rendered empty"
+        );
     }
+}
+
+#[tokio::test]
+async fn metrics_count_messages_by_verdict_and_check_result() {
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let dir = temp_dir("metrics");
+    let file = dir.join("mk.toml");
+    let (addr, metrics) = (free_addr(), free_addr());
+    let config = daemon_config(&dns, &format!("inet:{addr}"), "enforce", "text");
+    write(
+        &file,
+        &format!("{config}[tls]\nenforce = false\n[metrics]\nlisten = \"{metrics}\"\n"),
+    );
+    let daemon = Process::start(&["--config", file.to_str().unwrap()]);
+    daemon.wait_for(&["metrics on http://"]).await;
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    assert_eq!(
+        send(addr, &Transaction::new("127.0.0.10", FROM, signed))
+            .await
+            .status,
+        Status::Accept
+    );
+    let rejected = send(addr, &Transaction::new("127.0.0.10", FROM, message(FROM))).await;
+    assert!(matches!(rejected.status, Status::Reject { .. }));
+
+    let mut stream = tokio::net::TcpStream::connect(metrics).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut body)
+        .await
+        .unwrap();
+    assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
+    for line in [
+        "mailkey_milter_messages_total{verdict=\"accept\"} 1",
+        "mailkey_milter_messages_total{verdict=\"reject\"} 1",
+        "mailkey_milter_check_results_total{check=\"mailkey\",result=\"pass\"} 1",
+        "mailkey_milter_check_results_total{check=\"mailkey\",result=\"fail\"} 1",
+        "mailkey_milter_check_results_total{check=\"spf\",result=\"pass\"} 2",
+        "mailkey_milter_check_seconds_count{check=\"mx\"} 2",
+    ] {
+        assert!(body.contains(line), "{line:?} missing:\n{body}");
+    }
+    // The second message found the key in the cache.
+    let hits: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("mailkey_milter_dns_cache_lookups_total{outcome=\"hit\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(hits >= 1, "{body}");
 }

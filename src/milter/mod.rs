@@ -8,7 +8,7 @@ use crate::{
     auth_results,
     checks::Code,
     config::{Mode, OnError},
-    logging,
+    logging, metrics,
     verdict::{Action, Reply},
     SharedHandle,
 };
@@ -175,6 +175,7 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
     }
     if let Some(how) = message.trusted {
         logging::trusted_message(&queue_id, &message.envelope, how);
+        metrics::record_trusted();
         return Status::Accept;
     }
 
@@ -198,6 +199,7 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
         return Status::Tempfail;
     }
     logging::checked_message(&queue_id, &message.envelope, &evaluation);
+    metrics::record(&evaluation);
 
     let verdict = &evaluation.verdict;
     match (verdict.action, &verdict.reply) {
