@@ -12,7 +12,7 @@
 # no main.cf, so certainly by accident) is stopped.
 set -euo pipefail
 
-PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base)
+PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0)
 
 say() { echo "setup.sh: $*"; }
 
@@ -73,4 +73,18 @@ if [[ -n $running ]]; then
     fi
 fi
 
-say "ready: $(postconf -d -h mail_version 2>/dev/null | sed 's/^/postfix /'), $(swaks --version 2>/dev/null | head -n1)"
+# Sendmail conflicts with Postfix as an installed package, but runs fine
+# unpacked (tests/common/sendmail.rs starts it from here).
+SENDMAIL_ROOT=/opt/mailkey-tests/sendmail
+if [[ ! -x $SENDMAIL_ROOT/usr/libexec/sendmail/sendmail ]]; then
+    say "unpacking sendmail-bin, sendmail-cf, sendmail-base into $SENDMAIL_ROOT"
+    debs=$(mktemp -d)
+    chmod 755 "$debs"
+    fetch() { (cd "$debs" && apt-get download -qq sendmail-bin sendmail-cf sendmail-base) >/dev/null 2>&1; }
+    fetch || { apt-get update -qq >/dev/null 2>&1; fetch; } || { say "cannot download the Sendmail packages" >&2; exit 1; }
+    mkdir -p "$SENDMAIL_ROOT"
+    for deb in "$debs"/*.deb; do dpkg -x "$deb" "$SENDMAIL_ROOT"; done
+    rm -rf "$debs"
+fi
+
+say "ready: $(postconf -d -h mail_version 2>/dev/null | sed 's/^/postfix /'), $(swaks --version 2>/dev/null | head -n1), sendmail $("$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail" -d0.1 -bt </dev/null 2>/dev/null | sed -n 's/^Version //p' | head -n1)"

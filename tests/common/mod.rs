@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod postfix;
 pub mod process;
+pub mod sendmail;
 pub mod smtp_sink;
 pub mod swaks;
 
