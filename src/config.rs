@@ -72,10 +72,7 @@ impl Default for Config {
             listen: Listen::Inet("127.0.0.1:8895".into()),
             mode: Mode::Monitor,
             authserv_id: default_authserv_id(),
-            trusted_networks: vec![
-                "127.0.0.0/8".parse().expect("valid literal"),
-                "::1/128".parse().expect("valid literal"),
-            ],
+            trusted_networks: vec![Netmask::LOOPBACK_V4, Netmask::LOOPBACK_V6],
             log_format: LogFormat::Text,
             on_error: OnError::Tempfail,
             socket_mode: SocketMode(0o660),

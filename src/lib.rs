@@ -6,6 +6,13 @@
 //! The binary is a thin layer over [`run`], so that the integration tests
 //! start the very same daemon in-process.
 
+// Nothing from the network or the user may panic the daemon.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)
+)]
+#![warn(rust_2018_idioms)]
+
 pub mod auth_results;
 pub mod checks;
 pub mod config;

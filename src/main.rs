@@ -1,5 +1,12 @@
 //! The `mailkey-milter` command: the daemon, and the tools around it.
 
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::dbg_macro,
+    rust_2018_idioms
+)]
+
 use clap::{Args, Parser, Subcommand};
 use mailkey_milter::{
     config::{Config, Mode},

@@ -13,6 +13,16 @@ pub struct Netmask {
 }
 
 impl Netmask {
+    /// The loopback networks, the default `trusted_networks`.
+    pub const LOOPBACK_V4: Netmask = Netmask {
+        addr: IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)),
+        prefix: 8,
+    };
+    pub const LOOPBACK_V6: Netmask = Netmask {
+        addr: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        prefix: 128,
+    };
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         // An IPv4-mapped IPv6 client (::ffff:192.0.2.1) is the IPv4 host.
         let ip = match ip {
