@@ -87,4 +87,10 @@ if [[ ! -x $SENDMAIL_ROOT/usr/libexec/sendmail/sendmail ]]; then
     rm -rf "$debs"
 fi
 
+# cargo-deb builds the package that tests/package.rs installs.
+if ! command -v cargo-deb >/dev/null; then
+    say "installing cargo-deb (cargo install, a few minutes)"
+    cargo install --locked --quiet cargo-deb
+fi
+
 say "ready: $(postconf -d -h mail_version 2>/dev/null | sed 's/^/postfix /'), $(swaks --version 2>/dev/null | head -n1), sendmail $("$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail" -d0.1 -bt </dev/null 2>/dev/null | sed -n 's/^Version //p' | head -n1)"
