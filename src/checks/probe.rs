@@ -232,7 +232,7 @@ impl TrustStore {
             match stapled_status(der, &verified, &store) {
                 Ok(true) => {
                     return Err(CertProblem::Bad(
-                        "certificate revoked (stapled OCSP response)".into(),
+                        "certificate revoked by stapled OCSP response".into(),
                     ))
                 }
                 Ok(false) => {}
@@ -276,7 +276,7 @@ fn describe(e: X509VerifyResult) -> String {
         ERR_UNABLE_TO_GET_ISSUER_CERT
         | ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
         | ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE => "certificate not signed by a trusted CA".into(),
-        ERR_CERT_REVOKED => "certificate revoked (CRL)".into(),
+        ERR_CERT_REVOKED => "certificate revoked by CRL".into(),
         _ => format!("certificate not accepted: {}", e.error_string()),
     }
 }

@@ -132,16 +132,13 @@ pub fn judge(e: &TlsEvidence, probe: Option<&ProbeOutcome>, config: &TlsConfig) 
     let bad = |why: String| result(Status::Fail, Effect::Reject(BAD_CERT)).reason(why);
     match probe {
         None if !config.probe => {
-            bad("no verified client certificate (and probing is disabled)".into())
+            bad("no verified client certificate, and probing is disabled".into())
         }
         None => bad("no verified client certificate and no client address to probe".into()),
-        Some(ProbeOutcome::Verified {
-            name,
-            subject,
-            version: probed,
-        }) => result(Status::Pass, Effect::Accept).reason(format!(
-            "{version}, cert verified by probe ({probed}) for {name}, CN={subject}"
-        )),
+        Some(ProbeOutcome::Verified { name, subject, .. }) => result(Status::Pass, Effect::Accept)
+            .reason(format!(
+                "{version}, cert verified by probe for {name}, CN={subject}"
+            )),
         Some(ProbeOutcome::NoStartTls(why)) => bad(format!("no certificate to verify: {why}")),
         Some(ProbeOutcome::BadCertificate(why)) => bad(why.clone()),
         Some(ProbeOutcome::TempError(why)) => result(Status::TempError, Effect::Tempfail(TEMPFAIL))
