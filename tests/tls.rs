@@ -189,6 +189,34 @@ async fn certificate_revoked_by_crl_is_rejected() {
 }
 
 #[tokio::test]
+async fn certificate_revoked_by_stapled_ocsp_is_rejected() {
+    let pki = Pki::new("ocsp-revoked");
+    let leaf = pki.leaf(Leaf::valid(&[HELO], 110));
+    let ocsp = Some(pki.ocsp(&leaf, 110, true));
+    let identity = leaf;
+    let _responder = Responder::start("127.0.0.39", Behaviour::StartTls { identity, ocsp });
+    let (_dns, daemon) = setup(&pki, "").await;
+    let outcome = send(daemon.addr, &unverified_tls("127.0.0.39")).await;
+    assert_rejected(
+        &outcome,
+        "550-5.7.5",
+        "certificate revoked by stapled OCSP response",
+    );
+}
+
+#[tokio::test]
+async fn stapled_ocsp_saying_good_passes() {
+    let pki = Pki::new("ocsp-good");
+    let leaf = pki.leaf(Leaf::valid(&[HELO], 111));
+    let ocsp = Some(pki.ocsp(&leaf, 111, false));
+    let identity = leaf;
+    let _responder = Responder::start("127.0.0.40", Behaviour::StartTls { identity, ocsp });
+    let (_dns, daemon) = setup(&pki, "").await;
+    let outcome = send(daemon.addr, &unverified_tls("127.0.0.40")).await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+}
+
+#[tokio::test]
 async fn crl_that_does_not_list_the_certificate_changes_nothing() {
     let pki = Pki::new("crl-other");
     let leaf = pki.leaf(Leaf::valid(&[HELO], 105));
@@ -469,4 +497,28 @@ fn bad_trust_store_files_are_configuration_errors() {
     })
     .unwrap_err();
     assert!(e.to_string().contains("not a PEM CRL"), "{e}");
+}
+
+/// The stapled-response decision alone, without a handshake.
+#[test]
+fn stapled_ocsp_response_is_judged() {
+    let pki = Pki::new("ocsp-unit");
+    let leaf = pki.leaf(Leaf::valid(&[HELO], 112));
+    let revoked = pki.ocsp(&leaf, 112, true);
+    let good = pki.ocsp(&leaf, 112, false);
+    let trust = TrustStore::load(&TlsConfig {
+        ca_file: Some(pki.ca_file()),
+        ..TlsConfig::default()
+    })
+    .unwrap();
+    let chain = [leaf.cert];
+    assert!(trust.verify(&chain, Some(&good), unix_now()).is_ok());
+    assert_eq!(
+        trust
+            .verify(&chain, Some(&revoked), unix_now())
+            .unwrap_err(),
+        CertProblem::Bad("certificate revoked by stapled OCSP response".into())
+    );
+    // Garbage tells nothing, as if nothing had been stapled.
+    assert!(trust.verify(&chain, Some(b"junk"), unix_now()).is_ok());
 }

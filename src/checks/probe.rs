@@ -163,7 +163,9 @@ impl TrustStore {
         })
     }
 
-    fn store(&self, now: i64, crl_check: bool) -> Result<X509Store, ErrorStack> {
+    /// The store for one verification at `now`. `for_peer`: the leaf must
+    /// be fit for a TLS server (not set for the OCSP signer, a CA).
+    fn store(&self, now: i64, crl_check: bool, for_peer: bool) -> Result<X509Store, ErrorStack> {
         let mut b = X509StoreBuilder::new()?;
         match &self.ca {
             Some(certs) => {
@@ -176,7 +178,9 @@ impl TrustStore {
         let mut param = X509VerifyParam::new()?;
         param.set_time(now);
         b.set_param(&param)?;
-        b.set_purpose(X509PurposeId::SSL_SERVER)?;
+        if for_peer {
+            b.set_purpose(X509PurposeId::SSL_SERVER)?;
+        }
         if crl_check {
             let lookup = b.add_lookup(X509Lookup::file())?;
             for f in &self.crl_files {
@@ -228,7 +232,7 @@ impl TrustStore {
         }
         let verified = outcome.map_err(|e| CertProblem::Bad(describe(e)))?;
         if let Some(der) = ocsp {
-            let store = self.store(now, false).map_err(internal)?;
+            let store = self.store(now, false, false).map_err(internal)?;
             match stapled_status(der, &verified, &store) {
                 Ok(true) => {
                     return Err(CertProblem::Bad(
@@ -249,7 +253,7 @@ impl TrustStore {
         now: i64,
         crl_check: bool,
     ) -> Result<Result<Vec<X509>, X509VerifyResult>, ErrorStack> {
-        let store = self.store(now, crl_check)?;
+        let store = self.store(now, crl_check, true)?;
         let mut ctx = X509StoreContext::new()?;
         ctx.init(&store, leaf, untrusted, |c| {
             if c.verify_cert()? {
