@@ -11,8 +11,44 @@ pub struct Envelope {
     pub helo: String,
     /// The MAIL FROM address without angle brackets; empty for `<>`.
     pub mail_from: String,
-    /// The TLS version the MTA reported (`{tls_version}`); `None` = plaintext.
-    pub tls_version: Option<String>,
+    /// What the MTA's TLS macros said about the session.
+    pub tls: TlsEvidence,
+}
+
+/// The MTA's TLS macros, as given (empty values are dropped). Postfix sends
+/// `{cert_subject}`/`{cert_issuer}` only for a client certificate it
+/// verified; Sendmail sends them for any certificate and says in `{verify}`
+/// whether it verified it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsEvidence {
+    /// `{tls_version}`, e.g. `TLSv1.3`; `None` = the session is plaintext.
+    pub version: Option<String>,
+    pub cipher: Option<String>,
+    pub cipher_bits: Option<String>,
+    pub cert_subject: Option<String>,
+    pub cert_issuer: Option<String>,
+    /// Sendmail's `{verify}`: `OK`, `NO`, `NOT`, `FAIL`, `NONE`, `TEMP`, …
+    pub verify: Option<String>,
+}
+
+impl TlsEvidence {
+    /// Builds the evidence from a macro lookup (`name` → value), e.g. the
+    /// milter's macros or `evaluate`'s flags.
+    pub fn from_macros(get: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Self {
+            version: get("{tls_version}"),
+            cipher: get("{cipher}"),
+            cipher_bits: get("{cipher_bits}"),
+            cert_subject: get("{cert_subject}"),
+            cert_issuer: get("{cert_issuer}"),
+            verify: get("{verify}"),
+        }
+    }
 }
 
 /// The domain part of the envelope sender.
@@ -106,7 +142,7 @@ mod tests {
             client_ip: None,
             helo: helo.into(),
             mail_from: parse_mail_from(mail_from),
-            tls_version: None,
+            tls: TlsEvidence::default(),
         }
         .sender_domain()
     }

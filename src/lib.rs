@@ -27,6 +27,7 @@ pub mod socket;
 pub mod transaction;
 pub mod verdict;
 
+use checks::probe::Prober;
 use config::Config;
 use dns::Dns;
 use std::{
@@ -35,17 +36,29 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-/// The configuration and the resolver built from it, replaced as a whole
-/// on reload.
+/// The configuration and the resolver and prober built from it, replaced
+/// as a whole on reload.
 pub struct Shared {
     pub config: Config,
     pub dns: Dns,
+    /// The certificate prober, with its cache of probed hosts.
+    pub probe: Arc<Prober>,
+}
+
+/// What can go wrong building [`Shared`] from a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Dns(#[from] dns::ResolverSetupError),
+    #[error(transparent)]
+    Tls(#[from] checks::probe::TrustStoreError),
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Result<Self, dns::ResolverSetupError> {
+    pub fn new(config: Config) -> Result<Self, SetupError> {
         let dns = Dns::new(&config.dns)?;
-        Ok(Self { config, dns })
+        let probe = Arc::new(Prober::new(&config.tls, &config.authserv_id)?);
+        Ok(Self { config, dns, probe })
     }
 }
 
@@ -66,16 +79,23 @@ impl SharedHandle {
         }
     }
 
-    /// Installs a new configuration. The resolver and its caches are kept
-    /// when the `[dns]` settings did not change.
-    pub fn replace(&self, config: Config) -> Result<(), dns::ResolverSetupError> {
+    /// Installs a new configuration. The resolver and the prober keep their
+    /// caches when their settings did not change.
+    pub fn replace(&self, config: Config) -> Result<(), SetupError> {
         let old = self.current();
         let dns = if old.config.dns == config.dns {
             old.dns.clone()
         } else {
             Dns::new(&config.dns)?
         };
-        let new = Arc::new(Shared { config, dns });
+        // A changed trust store (or CRL list) must take effect: rebuilt.
+        let probe = if old.config.tls == config.tls && old.config.authserv_id == config.authserv_id
+        {
+            old.probe.clone()
+        } else {
+            Arc::new(Prober::new(&config.tls, &config.authserv_id)?)
+        };
+        let new = Arc::new(Shared { config, dns, probe });
         match self.0.write() {
             Ok(mut guard) => *guard = new,
             Err(poisoned) => *poisoned.into_inner() = new,

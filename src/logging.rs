@@ -3,7 +3,7 @@
 //! up from there).
 
 use crate::{
-    checks::{CheckName, CheckResult},
+    checks::{CheckName, CheckResult, Status},
     config::LogFormat,
     envelope::Envelope,
     transaction::Evaluation,
@@ -37,6 +37,9 @@ fn status(results: &[CheckResult], check: CheckName) -> &'static str {
 fn reasons(results: &[CheckResult]) -> String {
     results
         .iter()
+        // A pass may carry a description (TLS: version and certificate)
+        // for the header; the log keeps `reasons=` for what went wrong.
+        .filter(|r| r.status != Status::Pass)
         .filter_map(|r| r.reason.as_ref().map(|why| format!("{}: {why}", r.check)))
         .collect::<Vec<_>>()
         .join("; ")

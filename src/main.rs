@@ -10,7 +10,7 @@
 use clap::{Args, Parser, Subcommand};
 use mailkey_milter::{
     config::{Config, Mode},
-    envelope::{parse_mail_from, Envelope},
+    envelope::{parse_mail_from, Envelope, TlsEvidence},
     logging, push_crlf, socket,
     transaction::Pending,
     verdict::Action,
@@ -73,9 +73,18 @@ struct EvaluateArgs {
     client_ip: IpAddr,
     #[arg(long)]
     helo: String,
-    /// The TLS version of the session (absent: plaintext).
+    /// The TLS version of the session, as `{tls_version}` (absent: plaintext).
     #[arg(long)]
     tls_version: Option<String>,
+    /// The verified client certificate's subject, as `{cert_subject}`.
+    #[arg(long)]
+    cert_subject: Option<String>,
+    /// Its issuer, as `{cert_issuer}`.
+    #[arg(long)]
+    cert_issuer: Option<String>,
+    /// Sendmail's `{verify}` (OK, NO, FAIL, …).
+    #[arg(long)]
+    verify: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -198,11 +207,17 @@ fn evaluate(config: Config, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Erro
         client_ip: Some(args.client_ip),
         helo: args.helo,
         mail_from: parse_mail_from(&args.mail_from),
-        tls_version: args.tls_version,
+        tls: TlsEvidence::from_macros(|name| match name {
+            "{tls_version}" => args.tls_version.clone(),
+            "{cert_subject}" => args.cert_subject.clone(),
+            "{cert_issuer}" => args.cert_issuer.clone(),
+            "{verify}" => args.verify.clone(),
+            _ => None,
+        }),
     };
     let evaluation = runtime()?.block_on(async {
         let shared = Shared::new(config)?;
-        let pending = Pending::start(&shared.dns, &shared.config, &envelope);
+        let pending = Pending::start(&shared.dns, &shared.probe, &shared.config, &envelope);
         let e = pending.finish(&shared.dns, &shared.config, &message).await;
         Ok::<_, Box<dyn Error>>(e)
     })?;

@@ -5,7 +5,8 @@
 
 use crate::{
     checks::{
-        keyrecord::KeyLookup, mailkey, mx, spf, CheckName, CheckResult, Code, Effect, Status,
+        keyrecord::KeyLookup, mailkey, mx, probe::Prober, spf, tls, CheckName, CheckResult, Code,
+        Effect, Status,
     },
     config::Config,
     dns::Dns,
@@ -13,7 +14,10 @@ use crate::{
     metrics,
     verdict::{self, Verdict},
 };
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 use tokio::task::JoinHandle;
 
 /// Lookups under way for one transaction.
@@ -21,6 +25,7 @@ pub struct Pending {
     sender: SenderDomain,
     mailkey: Option<JoinHandle<KeyLookup>>,
     spf: JoinHandle<CheckResult>,
+    tls: JoinHandle<CheckResult>,
     mx: JoinHandle<CheckResult>,
 }
 
@@ -35,7 +40,7 @@ pub struct Evaluation {
 impl Pending {
     /// Starts every lookup for `envelope` at once (call at MAIL FROM): the
     /// end of message then waits for the slowest, not for the sum.
-    pub fn start(dns: &Dns, config: &Config, envelope: &Envelope) -> Self {
+    pub fn start(dns: &Dns, prober: &Arc<Prober>, config: &Config, envelope: &Envelope) -> Self {
         let sender = envelope.sender_domain();
         let mailkey = sender.name().map(|domain| {
             let (dns, domain) = (dns.clone(), domain.to_string());
@@ -50,6 +55,15 @@ impl Pending {
                 spf::check(&dns, &cfg, &env, &host).await
             }))
         };
+        // The certificate probe, if one is needed, runs while the message
+        // streams, like the DNS lookups.
+        let tls = {
+            let (dns, env, cfg) = (dns.clone(), envelope.clone(), config.tls.clone());
+            let prober = prober.clone();
+            tokio::spawn(timed(CheckName::Tls, async move {
+                tls::check(&dns, &prober, &cfg, &env).await
+            }))
+        };
         let mx = {
             let (dns, env) = (dns.clone(), envelope.clone());
             tokio::spawn(timed(
@@ -61,6 +75,7 @@ impl Pending {
             sender,
             mailkey,
             spf,
+            tls,
             mx,
         }
     }
@@ -77,8 +92,9 @@ impl Pending {
         let mailkey =
             mailkey::check(dns, &config.mailkey, &self.sender, keys, message, now()).await;
         let spf = joined(CheckName::Spf, self.spf.await);
+        let tls = joined(CheckName::Tls, self.tls.await);
         let mx = joined(CheckName::Mx, self.mx.await);
-        let results = vec![mailkey, spf, mx];
+        let results = vec![mailkey, spf, tls, mx];
         let verdict = verdict::decide(&results, config, self.sender.name());
         Evaluation {
             sender: self.sender,

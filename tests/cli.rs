@@ -114,6 +114,13 @@ async fn evaluate(dns: &TestDns, mode: &str, message: &str) -> (i32, String) {
                 "127.0.0.10",
                 "--helo",
                 "mail.sender.test",
+                // A session whose client certificate the MTA verified.
+                "--tls-version",
+                "TLSv1.3",
+                "--cert-subject",
+                "mail.sender.test",
+                "--cert-issuer",
+                "Test CA",
             ])
             .stdin(std::fs::File::open(msg_file).unwrap())
             .output()

@@ -7,7 +7,9 @@
 pub mod keyrecord;
 pub mod mailkey;
 pub mod mx;
+pub mod probe;
 pub mod spf;
+pub mod tls;
 
 use std::fmt;
 

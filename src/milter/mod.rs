@@ -8,6 +8,7 @@ use crate::{
     auth_results,
     checks::Code,
     config::{Mode, OnError},
+    envelope::TlsEvidence,
     logging, metrics,
     verdict::{Action, Reply},
     SharedHandle,
@@ -74,7 +75,12 @@ fn negotiate(
             MacroStage::Helo,
             "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer} {verify}",
         ),
-        (MacroStage::Mail, "i {auth_authen} {auth_type}"),
+        // Postfix may send the TLS macros at MAIL instead of HELO.
+        (
+            MacroStage::Mail,
+            "i {auth_authen} {auth_type} {tls_version} {cipher} {cipher_bits} \
+             {cert_subject} {cert_issuer} {verify}",
+        ),
         (MacroStage::Eom, "i"),
     ];
     for (stage, names) in macros {
@@ -107,7 +113,10 @@ fn helo_(cx: &mut Context<Session>, helo: CString) -> Status {
 
 fn mail(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
     let authenticated = macro_str(&cx.macros, c"{auth_authen}").is_some_and(|a| !a.is_empty());
-    let tls_version = macro_str(&cx.macros, c"{tls_version}").filter(|v| !v.is_empty());
+    let tls = TlsEvidence::from_macros(|name| {
+        let name = CString::new(name).ok()?;
+        macro_str(&cx.macros, &name)
+    });
     let Some(session) = cx.data.as_mut() else {
         return Status::Tempfail;
     };
@@ -115,7 +124,7 @@ fn mail(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
         .first()
         .map(|a| a.to_string_lossy())
         .unwrap_or_default();
-    session.mail(&sender, authenticated, tls_version);
+    session.mail(&sender, authenticated, tls);
     Status::Continue
 }
 

@@ -4,7 +4,7 @@
 
 use crate::{
     auth_results,
-    envelope::{parse_mail_from, Envelope},
+    envelope::{parse_mail_from, Envelope, TlsEvidence},
     push_crlf,
     transaction::{Evaluation, Pending},
     Shared,
@@ -48,12 +48,12 @@ impl Session {
     }
 
     /// MAIL FROM: a new message starts (a previous one, if any, was reset).
-    pub fn mail(&mut self, arg: &str, authenticated: bool, tls_version: Option<String>) {
+    pub fn mail(&mut self, arg: &str, authenticated: bool, tls: TlsEvidence) {
         let envelope = Envelope {
             client_ip: self.client_ip,
             helo: self.helo.clone(),
             mail_from: parse_mail_from(arg),
-            tls_version,
+            tls,
         };
         let config = &self.shared.config;
         let trusted = if authenticated {
@@ -68,7 +68,7 @@ impl Session {
         };
         let pending = trusted
             .is_none()
-            .then(|| Pending::start(&self.shared.dns, config, &envelope));
+            .then(|| Pending::start(&self.shared.dns, &self.shared.probe, config, &envelope));
         self.message = Some(Message {
             envelope,
             trusted,

@@ -8,6 +8,7 @@ pub mod process;
 pub mod sendmail;
 pub mod smtp_sink;
 pub mod swaks;
+pub mod tls;
 
 use indymilter_test::{EomActions, MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
 use mail_auth::{
@@ -232,8 +233,21 @@ pub struct Transaction<'a> {
     pub mail_from: &'a str,
     /// Macros for the MAIL stage, e.g. `{auth_authen}`.
     pub mail_macros: Vec<(&'a str, &'a str)>,
+    /// The TLS macros, sent at the MAIL stage as Postfix may: by default a
+    /// TLSv1.3 session with a client certificate Postfix verified, so the
+    /// peer-certificate check passes without a probe.
+    pub tls_macros: Vec<(&'a str, &'a str)>,
     pub message: String,
 }
+
+/// The macros Postfix sends for a client certificate it verified.
+pub const VERIFIED_TLS: [(&str, &str); 5] = [
+    ("{tls_version}", "TLSv1.3"),
+    ("{cipher}", "TLS_AES_256_GCM_SHA384"),
+    ("{cipher_bits}", "256"),
+    ("{cert_subject}", "mail.sender.test"),
+    ("{cert_issuer}", "Test CA"),
+];
 
 impl<'a> Transaction<'a> {
     pub fn new(client_ip: &str, mail_from: &'a str, message: String) -> Self {
@@ -242,6 +256,7 @@ impl<'a> Transaction<'a> {
             helo: "mail.sender.test",
             mail_from,
             mail_macros: Vec::new(),
+            tls_macros: VERIFIED_TLS.to_vec(),
             message,
         }
     }
@@ -330,6 +345,7 @@ async fn greet(mut conn: TestConnection, client_ip: IpAddr, helo: &str) -> TestC
 /// Sends one transaction on an open connection.
 pub async fn send_on(conn: &mut TestConnection, t: &Transaction<'_>) -> Outcome {
     let mut mail_macros = vec![("i", "QUEUEID1")];
+    mail_macros.extend(t.tls_macros.iter().copied());
     mail_macros.extend(t.mail_macros.iter().copied());
     conn.macros(MacroStage::Mail, mail_macros)
         .await
