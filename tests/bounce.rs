@@ -100,8 +100,10 @@ fn parts(message: &[u8]) -> Vec<(String, Vec<u8>, Option<String>)> {
                 "{:?}",
                 p.flags().names().collect::<Vec<_>>()
             );
-            let ct = p.content_type().expect("Content-Type");
-            let kind = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""));
+            // RFC 2045 §5.2: no Content-Type means text/plain.
+            let kind = p.content_type().map_or("text/plain".into(), |ct| {
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""))
+            });
             let text = p.is_text().then(|| p.text().unwrap().replace("\r\n", "\n"));
             (kind, p.raw().to_vec(), text)
         })
@@ -165,6 +167,19 @@ async fn real_postfix_dsn_gets_the_paragraph_and_keeps_every_other_byte() {
         );
     }
     assert_guided(FIXTURE, format!("{head}\r\n\r\n{text}").as_bytes());
+}
+
+#[tokio::test]
+async fn real_sendmail_dsn_with_a_headerless_text_part() {
+    // Sendmail's own DSNs never pass a milter (tests/e2e_sendmail_bounce.rs),
+    // but the format is a second real one: its text part has no headers.
+    let dsn = include_str!("fixtures/bounce/sendmail-dsn.eml");
+    let (_dns, daemon) = daemon(false).await;
+    let o = bounce(&daemon, dsn).await;
+    let body = replaced_body(&o).expect("body replaced");
+    let (head, _) = split(dsn);
+    let rewritten = format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body));
+    assert_guided(dsn, rewritten.as_bytes());
 }
 
 #[tokio::test]
