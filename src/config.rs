@@ -191,17 +191,85 @@ impl Default for MxConfig {
 pub struct GuidanceConfig {
     /// Where a bounced sender reads how to set up a mailkey.
     pub url: Option<String>,
+    /// Who to ask (an address or a phone number), shown after the URL.
+    pub contact: Option<String>,
+    /// A plain ASCII text that replaces the built-in explanation, in replies
+    /// and bounces alike; `{domain}` stands for the sender's domain.
+    pub text_file: Option<PathBuf>,
+    /// The content of `text_file`, read when the configuration is loaded
+    /// (a reload reads it again).
+    #[serde(skip)]
+    pub text: Option<String>,
     /// Append guidance to the bounces the local MTA generates.
     pub bounces: bool,
 }
+
+/// Limits on `[guidance]` values: every line must fit an SMTP reply line
+/// (RFC 5321: 512 octets with the code) and the whole guidance must leave
+/// room for the reason lines within 32 reply lines.
+pub const GUIDANCE_MAX_LINE: usize = 300;
+pub const GUIDANCE_MAX_TEXT_LINES: usize = 20;
 
 impl Default for GuidanceConfig {
     fn default() -> Self {
         Self {
             url: None,
+            contact: None,
+            text_file: None,
+            text: None,
             bounces: true,
         }
     }
+}
+
+impl GuidanceConfig {
+    /// Reads and checks `text_file`, if one is configured.
+    fn load_text(&mut self) -> Result<(), String> {
+        let Some(path) = &self.text_file else {
+            return Ok(());
+        };
+        let text = fs::read_to_string(path).map_err(|e| {
+            format!(
+                "key `guidance.text_file`: cannot read {}: {e}",
+                path.display()
+            )
+        })?;
+        check_guidance_text(&text)
+            .map_err(|why| format!("key `guidance.text_file`: {}: {why}", path.display()))?;
+        self.text = Some(text);
+        Ok(())
+    }
+}
+
+/// A custom guidance text: printable ASCII lines (it goes into SMTP replies
+/// and into bounce parts of any ASCII-compatible charset), not too many, not
+/// too long.
+fn check_guidance_text(text: &str) -> Result<(), String> {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.iter().all(|l| l.trim().is_empty()) {
+        return Err("the file is empty".into());
+    }
+    if lines.len() > GUIDANCE_MAX_TEXT_LINES {
+        return Err(format!(
+            "{} lines: allowed are at most {GUIDANCE_MAX_TEXT_LINES}",
+            lines.len()
+        ));
+    }
+    for (n, line) in lines.iter().enumerate() {
+        if !line.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            return Err(format!(
+                "line {}: allowed is printable ASCII text only",
+                n + 1
+            ));
+        }
+        if line.len() > GUIDANCE_MAX_LINE {
+            return Err(format!(
+                "line {}: allowed are at most {GUIDANCE_MAX_LINE} characters",
+                n + 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -250,10 +318,14 @@ impl Config {
                 text: text.lines().nth(line - 1).unwrap_or("").trim().to_string(),
             }
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
-            path: path.into(),
-            message,
-        })?;
+        let mut config = config;
+        config
+            .validate()
+            .and_then(|()| config.guidance.load_text())
+            .map_err(|message| ConfigError::Invalid {
+                path: path.into(),
+                message,
+            })?;
         Ok(config)
     }
 
@@ -281,11 +353,18 @@ impl Config {
                 self.tls.probe_timeout_ms
             ));
         }
-        if let Some(url) = &self.guidance.url {
-            if url.chars().any(|c| c.is_control()) || url.len() > 400 {
-                return Err(
-                    "key `guidance.url`: allowed is one line of at most 400 characters".into(),
-                );
+        for (key, value) in [
+            ("url", &self.guidance.url),
+            ("contact", &self.guidance.contact),
+        ] {
+            if let Some(value) = value {
+                let ascii = value.bytes().all(|b| (b' '..=b'~').contains(&b));
+                if !ascii || value.trim().is_empty() || value.len() > GUIDANCE_MAX_LINE {
+                    return Err(format!(
+                        "key `guidance.{key}`: invalid value {value:?}: allowed is one line of \
+                         printable ASCII, at most {GUIDANCE_MAX_LINE} characters"
+                    ));
+                }
             }
         }
         Ok(())
@@ -526,6 +605,52 @@ mod tests {
         // contrib/mailkey-milter.toml documents every key with its default.
         let text = include_str!("../contrib/mailkey-milter.toml");
         assert_eq!(parse(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn guidance_values_are_checked() {
+        let c = parse(
+            "[guidance]\nurl = \"https://example.org/mk\"\ncontact = \"postmaster@example.org\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.guidance.contact.as_deref(),
+            Some("postmaster@example.org")
+        );
+        let e = parse("[guidance]\ncontact = \"a\\nb\"").unwrap_err();
+        assert!(e.contains("guidance.contact"), "{e}");
+        let e = parse("[guidance]\nurl = \"https://example.org/\u{e9}\"").unwrap_err();
+        assert!(e.contains("printable ASCII"), "{e}");
+        let e = parse("[guidance]\ntext_file = \"/nonexistent/guidance.txt\"").unwrap_err();
+        assert!(
+            e.contains("guidance.text_file") && e.contains("cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn guidance_text_file_is_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("mk-config-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.txt");
+        fs::write(&good, "Ask {domain}'s postmaster.\nThen publish a key.\n").unwrap();
+        let c = parse(&format!("[guidance]\ntext_file = {:?}", good)).unwrap();
+        assert_eq!(
+            c.guidance.text.as_deref(),
+            Some("Ask {domain}'s postmaster.\nThen publish a key.\n")
+        );
+        for (name, text, why) in [
+            ("empty.txt", " \n", "empty"),
+            ("utf8.txt", "caf\u{e9}\n", "printable ASCII"),
+            ("long.txt", &"x".repeat(301), "at most 300"),
+            ("many.txt", &"x\n".repeat(21), "at most 20"),
+        ] {
+            let path = dir.join(name);
+            fs::write(&path, text).unwrap();
+            let e = parse(&format!("[guidance]\ntext_file = {:?}", path)).unwrap_err();
+            assert!(e.contains(why), "{name}: {e}");
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

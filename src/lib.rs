@@ -14,6 +14,7 @@
 #![warn(rust_2018_idioms)]
 
 pub mod auth_results;
+pub mod bounce;
 pub mod checks;
 pub mod config;
 pub mod dns;

@@ -16,9 +16,10 @@ use crate::{
 
 /// The SMTP reply lines have at most this many lines (libmilter's limit).
 pub const MAX_REPLY_LINES: usize = 32;
-/// Text per reply line; with code and enhanced code a line stays far below
-/// RFC 5321's 512 octets.
-const MAX_LINE_TEXT: usize = 400;
+/// Text per reply line: with the code, the enhanced code, separators and
+/// CRLF (`550-5.7.20 ` … `\r\n`, 13 octets) a line stays below RFC 5321's
+/// 512 octets, even after the MTA turns our `%%` back into `%`.
+pub const MAX_LINE_TEXT: usize = 400;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -128,8 +129,7 @@ pub fn decide(results: &[CheckResult], config: &Config, domain: Option<&str>) ->
         .collect();
 
     let (action, reply) = if let [(only, code)] = rejects[..] {
-        let mut lines = vec![failure_line(only, domain)];
-        lines.extend(guidance::reply_lines(&config.guidance, domain));
+        let lines = with_guidance(vec![failure_line(only, domain)], config, domain);
         (Action::Reject, Reply::new(code, lines))
     } else if !rejects.is_empty() {
         let mut lines = vec![format!(
@@ -138,7 +138,7 @@ pub fn decide(results: &[CheckResult], config: &Config, domain: Option<&str>) ->
             domain.unwrap_or("this sender")
         )];
         lines.extend(rejects.iter().map(|(r, _)| failure_line(r, domain)));
-        lines.extend(guidance::reply_lines(&config.guidance, domain));
+        let lines = with_guidance(lines, config, domain);
         (Action::Reject, Reply::new(Code::SEVERAL, lines))
     } else if let Some((_, code)) = temps.first() {
         let mut lines: Vec<String> = temps.iter().map(|(r, _)| failure_line(r, domain)).collect();
@@ -161,6 +161,17 @@ pub fn decide(results: &[CheckResult], config: &Config, domain: Option<&str>) ->
             monitor_only: false,
         }
     }
+}
+
+/// The reason lines followed by the guidance lines. The guidance is kept
+/// whole (it is what the sender needs to act on): when both do not fit in
+/// [`MAX_REPLY_LINES`], the reason lines are cut instead.
+fn with_guidance(mut reasons: Vec<String>, config: &Config, domain: Option<&str>) -> Vec<String> {
+    let mut guidance = guidance::reply_lines(&config.guidance, domain);
+    guidance.truncate(MAX_REPLY_LINES - 1);
+    reasons.truncate((MAX_REPLY_LINES - guidance.len()).max(1));
+    reasons.extend(guidance);
+    reasons
 }
 
 fn failure_line(r: &CheckResult, domain: Option<&str>) -> String {
@@ -271,6 +282,43 @@ mod tests {
         );
         assert_eq!(v.action, Action::Accept);
         assert_eq!(v.would(), Some(Code::MAILKEY_FAIL));
+    }
+
+    #[test]
+    fn guidance_survives_long_replies_within_32_lines_of_512_octets() {
+        let mut config = enforce();
+        config.guidance.url = Some(format!("https://example.org/{}", "u".repeat(250)));
+        config.guidance.contact = Some("postmaster@example.org".into());
+        let spf = Code {
+            reply: 550,
+            enhanced: "5.7.23",
+        };
+        let long = "x".repeat(5000);
+        let results: Vec<CheckResult> = (0..40)
+            .map(|i| {
+                let check = if i % 2 == 0 {
+                    CheckName::Mailkey
+                } else {
+                    CheckName::Spf
+                };
+                CheckResult::new(check, Status::Fail, Effect::Reject(spf)).reason(long.clone())
+            })
+            .collect();
+        let reply = decide(&results, &config, Some(&"d".repeat(250)))
+            .reply
+            .unwrap();
+        assert!(reply.lines.len() <= MAX_REPLY_LINES);
+        assert_eq!(
+            reply.lines.last().unwrap(),
+            "Contact: postmaster@example.org"
+        );
+        assert!(reply
+            .lines
+            .iter()
+            .any(|l| l.starts_with("Details: https://example.org/")));
+        for line in reply.render().lines() {
+            assert!(line.len() + 2 <= 512, "{} octets", line.len() + 2);
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! macros, headers and body, and apply the verdict. Thin on purpose; the
 //! state lives in [`session`], the decisions in [`crate::transaction`].
 
+mod bounce;
 mod session;
 
 use crate::{
@@ -30,6 +31,7 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
         .on_connect(|cx, _, socket| Box::pin(async move { connect(cx, socket) }))
         .on_helo(|cx, helo| Box::pin(async move { helo_(cx, helo) }))
         .on_mail(|cx, args| Box::pin(async move { mail(cx, args) }))
+        .on_rcpt(|cx, args| Box::pin(async move { rcpt(cx, args) }))
         .on_header(|cx, name, value| Box::pin(async move { header(cx, name, value) }))
         .on_body(|cx, chunk| Box::pin(async move { body(cx, &chunk) }))
         .on_eom(|cx| Box::pin(eom(cx)))
@@ -49,6 +51,13 @@ fn negotiate(
         return Status::Reject;
     }
     cx.requested_actions |= wanted;
+    // Bounce guidance rewrites DSN bodies and needs their recipients.
+    let bounces = shared.config.guidance.bounces && actions.contains(Actions::REPLACE_BODY);
+    if bounces {
+        cx.requested_actions |= Actions::REPLACE_BODY;
+    } else if shared.config.guidance.bounces {
+        warn!("the MTA cannot replace message bodies; bounces get no guidance");
+    }
     // Exact header whitespace keeps `c=simple` signatures verifiable.
     let leading_space = opts.contains(ProtoOpts::LEADING_SPACE);
     if leading_space {
@@ -59,12 +68,12 @@ fn negotiate(
         );
     }
     // Stages we have no use for.
-    for unneeded in [
-        ProtoOpts::NO_RCPT,
-        ProtoOpts::NO_DATA,
-        ProtoOpts::NO_UNKNOWN,
-        ProtoOpts::NO_EOH,
-    ] {
+    let rcpt_stage = (!bounces).then_some(ProtoOpts::NO_RCPT);
+    for unneeded in
+        rcpt_stage
+            .into_iter()
+            .chain([ProtoOpts::NO_DATA, ProtoOpts::NO_UNKNOWN, ProtoOpts::NO_EOH])
+    {
         if opts.contains(unneeded) {
             cx.requested_opts |= unneeded;
         }
@@ -128,6 +137,16 @@ fn mail(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
     Status::Continue
 }
 
+fn rcpt(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    let Some(session) = cx.data.as_mut() else {
+        return Status::Tempfail;
+    };
+    if let (Some(m), Some(arg)) = (session.message.as_mut(), args.first()) {
+        m.rcpt(&arg.to_string_lossy());
+    }
+    Status::Continue
+}
+
 fn header(cx: &mut Context<Session>, name: CString, value: CString) -> Status {
     let Some(session) = cx.data.as_mut() else {
         return Status::Tempfail;
@@ -182,6 +201,16 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
             return Status::Tempfail;
         }
     }
+    // Before anything that reads the body: local bounces come from trusted
+    // clients (the MTA itself) and get the guidance too.
+    bounce::add_guidance(
+        &cx.actions,
+        &message,
+        &shared,
+        session.leading_space,
+        &queue_id,
+    )
+    .await;
     if let Some(how) = message.trusted {
         logging::trusted_message(&queue_id, &message.envelope, how);
         metrics::record_trusted();

@@ -29,6 +29,10 @@ pub struct Message {
     pub pending: Option<Pending>,
     /// The header block as it travels in SMTP: CRLF line ends.
     pub raw: Vec<u8>,
+    /// Where the body starts in `raw` (after the blank line), once it has.
+    pub body_start: Option<usize>,
+    /// RCPT TO addresses without angle brackets (bounce guidance).
+    pub rcpt_to: Vec<String>,
     /// Occurrence numbers (1-based) of `Authentication-Results` headers that
     /// claim our authserv-id.
     pub forged_ar: Vec<usize>,
@@ -74,6 +78,8 @@ impl Session {
             trusted,
             pending,
             raw: Vec::with_capacity(8 * 1024),
+            body_start: None,
+            rcpt_to: Vec::new(),
             forged_ar: Vec::new(),
             ar_seen: 0,
             body_started: false,
@@ -95,21 +101,38 @@ impl Message {
         self.raw.extend_from_slice(b"\r\n");
     }
 
+    /// RCPT TO: `arg` as the MTA passes it, with angle brackets.
+    pub fn rcpt(&mut self, arg: &str) {
+        let address = arg.trim().trim_start_matches('<').trim_end_matches('>');
+        self.rcpt_to.push(address.to_string());
+    }
+
     pub fn body(&mut self, chunk: &[u8]) {
+        self.end_headers();
+        self.raw.extend_from_slice(chunk);
+    }
+
+    /// The blank line between header and body, once.
+    fn end_headers(&mut self) {
         if !self.body_started {
             self.raw.extend_from_slice(b"\r\n");
             self.body_started = true;
+            self.body_start = Some(self.raw.len());
         }
-        self.raw.extend_from_slice(chunk);
+    }
+
+    /// The header block and the body (empty before any body arrived).
+    pub fn parts(&self) -> (&[u8], &[u8]) {
+        match self.body_start {
+            Some(at) => (&self.raw[..at - 2], &self.raw[at..]),
+            None => (&self.raw, &[]),
+        }
     }
 
     /// Runs the checks in a task of their own: a panic there (a bug) is
     /// caught and reported as `Err`, and the message gets `on_error`.
     pub async fn evaluate(&mut self, shared: &Arc<Shared>) -> Result<Evaluation, String> {
-        if !self.body_started {
-            self.raw.extend_from_slice(b"\r\n");
-            self.body_started = true;
-        }
+        self.end_headers();
         let Some(pending) = self.pending.take() else {
             return Err("no lookups were started for this message".into());
         };
