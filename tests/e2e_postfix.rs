@@ -31,13 +31,39 @@ struct Setup {
 /// DNS with a mailkey for sender.test, the daemon with `config_extra`, and
 /// Postfix using it. The TLS check is left to its own tests.
 async fn setup(name: &str, key: &TestKey, mode: &str, config_extra: &str) -> Setup {
-    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
-    let config = common::config(&dns, &format!("[tls]\nenforce = false\n{config_extra}"))
+    let zone = common::sender_zone().txt("mailkey.sender.test", &key.record);
+    let config_extra = format!("[tls]\nenforce = false\n{config_extra}");
+    setup_with(name, zone, mode, &config_extra, None).await
+}
+
+/// Like [`setup`] with a zone, the whole daemon config extra, and Postfix
+/// TLS settings (main.cf.tls of the examples, with the test's files).
+async fn setup_with(
+    name: &str,
+    zone: common::dns::Zone,
+    mode: &str,
+    config_extra: &str,
+    tls: Option<&TlsFiles>,
+) -> Setup {
+    let dns = TestDns::start(zone).await;
+    let config = common::config(&dns, config_extra)
         .replace("mode = \"enforce\"", &format!("mode = \"{mode}\""));
     let daemon = Daemon::start(&config).await;
     let sink = SmtpSink::start();
+    let mut extra_main_cf = example_main_cf("main.cf", &format!("inet:{}", daemon.addr));
+    if let Some(tls) = tls {
+        for (k, v) in example_main_cf_file("main.cf.tls") {
+            let v = match k.as_str() {
+                "smtpd_tls_cert_file" => tls.server_cert.display().to_string(),
+                "smtpd_tls_key_file" => tls.server_key.display().to_string(),
+                "smtpd_tls_CAfile" => tls.ca.display().to_string(),
+                _ => v,
+            };
+            extra_main_cf.push((k, v));
+        }
+    }
     let opts = PostfixOptions {
-        extra_main_cf: example_main_cf("main.cf", &format!("inet:{}", daemon.addr)),
+        extra_main_cf,
         relay_domains: vec!["receiver.test".into()],
         ..Default::default()
     };
@@ -55,36 +81,81 @@ async fn setup(name: &str, key: &TestKey, mode: &str, config_extra: &str) -> Set
 /// The settings of `postfix-examples/FILE`, with the documented milter
 /// address replaced by the test daemon's: the tests run the shipped example.
 fn example_main_cf(file: &str, milter: &str) -> Vec<(String, String)> {
+    let settings: Vec<(String, String)> = example_main_cf_file(file)
+        .into_iter()
+        .map(|(k, v)| (k, v.replace("inet:127.0.0.1:8895", milter)))
+        .collect();
+    assert!(
+        settings.iter().any(|(k, _)| k == "smtpd_milters"),
+        "{file} attaches no milter"
+    );
+    settings
+}
+
+fn example_main_cf_file(file: &str) -> Vec<(String, String)> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("postfix-examples")
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap();
-    let settings: Vec<(String, String)> = text
-        .lines()
+    text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.trim().to_string(),
-                v.trim().replace("inet:127.0.0.1:8895", milter),
-            )
-        })
-        .collect();
-    assert!(
-        settings.iter().any(|(k, _)| k == "smtpd_milters"),
-        "{path:?} attaches no milter"
-    );
-    settings
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Certificates from a test CA made in code, written to files.
+struct TlsFiles {
+    _pki: common::tls::Pki,
+    ca: std::path::PathBuf,
+    server_cert: std::path::PathBuf,
+    server_key: std::path::PathBuf,
+    client_cert: std::path::PathBuf,
+    client_key: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    fn new(tag: &str) -> TlsFiles {
+        let pki = common::tls::Pki::new(tag);
+        let write = |name: &str, id: &common::tls::Identity| {
+            let cert = pki.dir.join(format!("{name}.pem"));
+            let key = pki.dir.join(format!("{name}.key"));
+            std::fs::write(&cert, id.cert.to_pem().unwrap()).unwrap();
+            std::fs::write(&key, id.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+            (cert, key)
+        };
+        let (server_cert, server_key) = write(
+            "server",
+            &pki.leaf(common::tls::Leaf::valid(&["mta.test"], 2)),
+        );
+        let (client_cert, client_key) = write(
+            "client",
+            &pki.leaf(common::tls::Leaf::valid(&["mail.sender.test"], 3)),
+        );
+        TlsFiles {
+            ca: pki.ca_file(),
+            _pki: pki,
+            server_cert,
+            server_key,
+            client_cert,
+            client_key,
+        }
+    }
 }
 
 impl Setup {
     /// Sends `data` with swaks from 127.0.0.20 (not a trusted network).
     async fn send(&self, data: &str) -> swaks::Swaks {
+        self.send_with(data, &[]).await
+    }
+
+    /// Like [`send`](Self::send) with more swaks arguments (e.g. `--tls`).
+    async fn send_with(&self, data: &str, extra: &[&str]) -> swaks::Swaks {
         let file = self.dir.join("message.eml");
         std::fs::write(&file, data).unwrap();
         let server = self.postfix.smtp_addr().to_string();
         let data_arg = format!("@{}", file.display());
-        swaks::run_async(&[
+        let mut args = vec![
             "--server",
             &server,
             "--local-interface",
@@ -97,8 +168,9 @@ impl Setup {
             TO,
             "--data",
             &data_arg,
-        ])
-        .await
+        ];
+        args.extend_from_slice(extra);
+        swaks::run_async(&args).await
     }
 
     async fn delivered(&self, n: usize) -> Vec<common::smtp_sink::Received> {
@@ -234,4 +306,80 @@ async fn milter_down_means_tempfail_not_unchecked_mail() {
     let reply = out.final_reply().expect("a reply");
     assert_eq!(reply.code(), "451 4.7.1", "{}", out.output);
     assert!(s.sink.messages().is_empty());
+}
+
+/// The full check, TLS included, as the README's last rollout stage runs it:
+/// the certificate comes from Postfix's own verification of the client's
+/// certificate (main.cf.tls), not from a probe.
+const ALL_ENFORCED: &str = "[tls]\nprobe = false\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_with_a_client_certificate_passes_every_check() {
+    let key = TestKey::ed25519();
+    let tls = TlsFiles::new("e2e-cert");
+    let zone = common::sender_zone().txt("mailkey.sender.test", &key.record);
+    let s = setup_with("cert", zone, "enforce", ALL_ENFORCED, Some(&tls)).await;
+    let (cert, key_file) = (
+        tls.client_cert.display().to_string(),
+        tls.client_key.display().to_string(),
+    );
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    let out = s
+        .send_with(
+            &signed,
+            &["--tls", "--tls-cert", &cert, "--tls-key", &key_file],
+        )
+        .await;
+    assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
+    let text = s.delivered(1).await[0].text();
+    for part in [
+        "mailkey=pass",
+        "spf=pass",
+        "x-mx=pass",
+        "x-tls=pass (TLSv1.3, cert verified by MTA, CN=mail.sender.test)",
+    ] {
+        assert!(text.contains(part), "{part:?} missing: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_is_refused_when_tls_is_enforced() {
+    let key = TestKey::ed25519();
+    let tls = TlsFiles::new("e2e-plain");
+    let zone = common::sender_zone().txt("mailkey.sender.test", &key.record);
+    let s = setup_with("plain", zone, "enforce", ALL_ENFORCED, Some(&tls)).await;
+    let out = s
+        .send(&key.sign(&message(FROM), "sender.test", "mailkey"))
+        .await;
+    let reply = out.final_reply().expect("a reply");
+    assert_eq!(reply.code(), "550 5.7.10", "{}", out.output);
+    assert!(
+        reply
+            .text()
+            .contains("mailkey-milter keygen --domain sender.test"),
+        "{}",
+        out.output
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spf_fail_is_refused_with_5_7_23() {
+    let key = TestKey::ed25519();
+    let zone = common::dns::Zone::default()
+        .txt("sender.test", "v=spf1 ip4:192.0.2.1 -all")
+        .mx("sender.test", 10, "mx.sender.test")
+        .txt("mailkey.sender.test", &key.record);
+    let s = setup_with("spf", zone, "enforce", "[tls]\nenforce = false\n", None).await;
+    let out = s
+        .send(&key.sign(&message(FROM), "sender.test", "mailkey"))
+        .await;
+    let reply = out.final_reply().expect("a reply");
+    assert_eq!(reply.code(), "550 5.7.23", "{}", out.output);
+    assert!(
+        reply
+            .text()
+            .contains("127.0.0.20 is not authorised by the SPF record of sender.test: fail"),
+        "{}",
+        out.output
+    );
 }
