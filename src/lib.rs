@@ -14,15 +14,18 @@
 #![warn(rust_2018_idioms)]
 
 pub mod auth_results;
+pub mod check_domain;
 pub mod checks;
 pub mod config;
 pub mod dns;
 pub mod envelope;
 pub mod guidance;
+pub mod keygen;
 pub mod logging;
 pub mod metrics;
 pub mod milter;
 pub mod netmask;
+pub mod sign;
 pub mod socket;
 pub mod transaction;
 pub mod verdict;
@@ -35,17 +38,32 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-/// The configuration and the resolver built from it, replaced as a whole
-/// on reload.
+/// The configuration, the resolver and the signing keys built from it,
+/// replaced as a whole on reload.
 pub struct Shared {
     pub config: Config,
     pub dns: Dns,
+    pub signers: sign::Signers,
+}
+
+/// Why a configuration cannot be put to work.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Resolver(#[from] dns::ResolverSetupError),
+    #[error(transparent)]
+    Signing(#[from] sign::SignError),
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Result<Self, dns::ResolverSetupError> {
+    pub fn new(config: Config) -> Result<Self, SetupError> {
         let dns = Dns::new(&config.dns)?;
-        Ok(Self { config, dns })
+        let signers = sign::Signers::load(&config.signing)?;
+        Ok(Self {
+            config,
+            dns,
+            signers,
+        })
     }
 }
 
@@ -67,15 +85,22 @@ impl SharedHandle {
     }
 
     /// Installs a new configuration. The resolver and its caches are kept
-    /// when the `[dns]` settings did not change.
-    pub fn replace(&self, config: Config) -> Result<(), dns::ResolverSetupError> {
+    /// when the `[dns]` settings did not change; the signing keys are read
+    /// again (a key file may have changed under the same name). Any error
+    /// leaves the running configuration in place.
+    pub fn replace(&self, config: Config) -> Result<(), SetupError> {
+        let signers = sign::Signers::load(&config.signing)?;
         let old = self.current();
         let dns = if old.config.dns == config.dns {
             old.dns.clone()
         } else {
             Dns::new(&config.dns)?
         };
-        let new = Arc::new(Shared { config, dns });
+        let new = Arc::new(Shared {
+            config,
+            dns,
+            signers,
+        });
         match self.0.write() {
             Ok(mut guard) => *guard = new,
             Err(poisoned) => *poisoned.into_inner() = new,
