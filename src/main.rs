@@ -134,10 +134,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None | Some(Command::Run) => load(&cli.common, None).and_then(daemon),
-        Some(Command::CheckConfig { file }) => load(&cli.common, file.as_deref()).map(|c| {
-            print!("{}", c.to_toml());
-            ExitCode::SUCCESS
-        }),
+        Some(Command::CheckConfig { file }) => {
+            load(&cli.common, file.as_deref()).and_then(|c| {
+                // The signing keys are part of a usable configuration.
+                sign::Signers::load(&c.signing)?;
+                print!("{}", c.to_toml());
+                Ok(ExitCode::SUCCESS)
+            })
+        }
         Some(Command::Evaluate(args)) => load(&cli.common, None).and_then(|c| evaluate(c, args)),
         Some(Command::Keygen(args)) => run_keygen(args),
         Some(Command::CheckDomain(args)) => {
