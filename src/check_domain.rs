@@ -366,8 +366,9 @@ async fn spf(dns: &Dns, domain: &str, f: &mut Findings) {
             Mark::Ok,
             "spf",
             format!(
-                "about {} DNS lookups (limit {SPF_LOOKUP_LIMIT})",
-                walk.lookups
+                "about {} DNS lookup{} (limit {SPF_LOOKUP_LIMIT})",
+                walk.lookups,
+                if walk.lookups == 1 { "" } else { "s" }
             ),
         );
     }
@@ -442,7 +443,7 @@ async fn mx(dns: &Dns, domain: &str, f: &mut Findings) {
                 .flat_map(|mx| {
                     mx.exchanges
                         .iter()
-                        .map(move |h| format!("{} {}", mx.preference, h))
+                        .map(move |h| format!("{} {}", mx.preference, h.trim_end_matches('.')))
                 })
                 .collect();
             let real = set
