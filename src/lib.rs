@@ -15,15 +15,18 @@
 
 pub mod auth_results;
 pub mod bounce;
+pub mod check_domain;
 pub mod checks;
 pub mod config;
 pub mod dns;
 pub mod envelope;
 pub mod guidance;
+pub mod keygen;
 pub mod logging;
 pub mod metrics;
 pub mod milter;
 pub mod netmask;
+pub mod sign;
 pub mod socket;
 pub mod transaction;
 pub mod verdict;
@@ -37,29 +40,38 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-/// The configuration and the resolver and prober built from it, replaced
-/// as a whole on reload.
+/// The configuration and what is built from it — the resolver, the
+/// certificate prober, the signing keys — replaced as a whole on reload.
 pub struct Shared {
     pub config: Config,
     pub dns: Dns,
     /// The certificate prober, with its cache of probed hosts.
     pub probe: Arc<Prober>,
+    pub signers: sign::Signers,
 }
 
-/// What can go wrong building [`Shared`] from a configuration.
+/// Why a configuration cannot be put to work.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error(transparent)]
     Dns(#[from] dns::ResolverSetupError),
     #[error(transparent)]
     Tls(#[from] checks::probe::TrustStoreError),
+    #[error(transparent)]
+    Signing(#[from] sign::SignError),
 }
 
 impl Shared {
     pub fn new(config: Config) -> Result<Self, SetupError> {
         let dns = Dns::new(&config.dns)?;
         let probe = Arc::new(Prober::new(&config.tls, &config.authserv_id)?);
-        Ok(Self { config, dns, probe })
+        let signers = sign::Signers::load(&config.signing)?;
+        Ok(Self {
+            config,
+            dns,
+            probe,
+            signers,
+        })
     }
 }
 
@@ -81,8 +93,11 @@ impl SharedHandle {
     }
 
     /// Installs a new configuration. The resolver and the prober keep their
-    /// caches when their settings did not change.
+    /// caches when their settings did not change; the signing keys are read
+    /// again (a key file may have changed under the same name). Any error
+    /// leaves the running configuration in place.
     pub fn replace(&self, config: Config) -> Result<(), SetupError> {
+        let signers = sign::Signers::load(&config.signing)?;
         let old = self.current();
         let dns = if old.config.dns == config.dns {
             old.dns.clone()
@@ -96,7 +111,12 @@ impl SharedHandle {
         } else {
             Arc::new(Prober::new(&config.tls, &config.authserv_id)?)
         };
-        let new = Arc::new(Shared { config, dns, probe });
+        let new = Arc::new(Shared {
+            config,
+            dns,
+            probe,
+            signers,
+        });
         match self.0.write() {
             Ok(mut guard) => *guard = new,
             Err(poisoned) => *poisoned.into_inner() = new,

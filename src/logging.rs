@@ -79,13 +79,15 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
     );
 }
 
-pub fn trusted_message(queue_id: &str, envelope: &Envelope, how: &str) {
+/// `signed`: the domain whose mailkey signature was added, if any.
+pub fn trusted_message(queue_id: &str, envelope: &Envelope, how: &str, signed: Option<&str>) {
     info!(
         queue_id = %queue_id,
         client = %client(envelope),
         helo = envelope.helo.as_str(),
         mail_from = %format!("<{}>", envelope.mail_from),
         trusted = %how,
+        signed = %signed.unwrap_or("-"),
         verdict = %"accept",
         "message"
     );

@@ -9,16 +9,17 @@
 
 use clap::{Args, Parser, Subcommand};
 use mailkey_milter::{
-    config::{Config, Mode},
+    check_domain,
+    config::{Config, Mode, NameServer},
     envelope::{parse_mail_from, Envelope, TlsEvidence},
-    logging, push_crlf, socket,
+    keygen, logging, push_crlf, sign, socket,
     transaction::Pending,
     verdict::Action,
     Shared, SharedHandle,
 };
 use std::{
     error::Error,
-    io::Read,
+    io::{Read, Write},
     net::IpAddr,
     path::{Path, PathBuf},
     process::ExitCode,
@@ -62,6 +63,57 @@ enum Command {
     },
     /// Check one message offline; exit 0 accept, 1 reject, 2 tempfail.
     Evaluate(EvaluateArgs),
+    /// Make a signing key; print the DNS records and the configuration for it.
+    Keygen(KeygenArgs),
+    /// Check a domain's mailkey, SPF and MX records; exit 0 ready, 1 something
+    /// to fix, 2 a DNS lookup failed.
+    CheckDomain(CheckDomainArgs),
+    /// Sign the message on stdin with a mailkey signature; write it to stdout.
+    Sign(SignArgs),
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// The sender domain the key signs for.
+    #[arg(long)]
+    domain: String,
+    #[arg(long, value_parser = ["ed25519", "rsa"], default_value = "ed25519")]
+    algorithm: String,
+    /// RSA key size (2048 to 4096; default 2048).
+    #[arg(long)]
+    bits: Option<u32>,
+    /// Directory for the private key file (created with mode 0700).
+    #[arg(long)]
+    out: PathBuf,
+    /// Publish with t=y: receivers report failures but do not reject.
+    #[arg(long)]
+    testing: bool,
+    /// Replace an existing key file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct CheckDomainArgs {
+    domain: String,
+    /// Ask this name server (IP or IP:PORT) instead of the configured ones.
+    #[arg(long)]
+    nameserver: Option<String>,
+    /// Also check that a published record matches this private key file.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SignArgs {
+    #[arg(long)]
+    domain: String,
+    /// The private key file (PEM).
+    #[arg(long)]
+    key: PathBuf,
 }
 
 #[derive(Args)]
@@ -91,11 +143,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None | Some(Command::Run) => load(&cli.common, None).and_then(daemon),
-        Some(Command::CheckConfig { file }) => load(&cli.common, file.as_deref()).map(|c| {
-            print!("{}", c.to_toml());
-            ExitCode::SUCCESS
-        }),
+        Some(Command::CheckConfig { file }) => {
+            load(&cli.common, file.as_deref()).and_then(|c| {
+                // The signing keys are part of a usable configuration.
+                sign::Signers::load(&c.signing)?;
+                print!("{}", c.to_toml());
+                Ok(ExitCode::SUCCESS)
+            })
+        }
         Some(Command::Evaluate(args)) => load(&cli.common, None).and_then(|c| evaluate(c, args)),
+        Some(Command::Keygen(args)) => run_keygen(args),
+        Some(Command::CheckDomain(args)) => {
+            load(&cli.common, None).and_then(|c| run_check_domain(c, args))
+        }
+        Some(Command::Sign(args)) => run_sign(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("mailkey-milter: {e}");
@@ -144,6 +205,9 @@ fn daemon(config: Config) -> Result<ExitCode, Box<dyn Error>> {
             info!("monitor mode: nothing is rejected; see would_reject= in the log");
         }
         let shared = SharedHandle::new(Shared::new(config.clone())?);
+        for key in shared.current().signers.keys() {
+            info!(domain = %key.domain, key_file = %key.path.display(), key_type = %key.key_type, "signing key loaded");
+        }
         if let Some(addr) = config.metrics.listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -240,4 +304,52 @@ fn evaluate(config: Config, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Erro
         Action::Reject => 1,
         Action::Tempfail => 2,
     }))
+}
+
+fn run_keygen(args: KeygenArgs) -> Result<ExitCode, Box<dyn Error>> {
+    let algorithm = match args.algorithm.as_str() {
+        "rsa" => keygen::Algorithm::Rsa,
+        _ => keygen::Algorithm::Ed25519,
+    };
+    let generated = keygen::run(&keygen::Request {
+        domain: args.domain,
+        algorithm,
+        bits: args.bits,
+        out: args.out,
+        testing: args.testing,
+        force: args.force,
+    })?;
+    print!("{}", keygen::instructions(&generated));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_check_domain(mut config: Config, args: CheckDomainArgs) -> Result<ExitCode, Box<dyn Error>> {
+    if let Some(ns) = args.nameserver {
+        config.dns.nameservers =
+            vec![NameServer::try_from(ns).map_err(|e| format!("--nameserver: {e}"))?];
+    }
+    let report = runtime()?.block_on(async {
+        let dns = mailkey_milter::dns::Dns::new(&config.dns)?;
+        Ok::<_, Box<dyn Error>>(check_domain::check(&dns, &args.domain, args.key.as_deref()).await)
+    })?;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+fn run_sign(args: SignArgs) -> Result<ExitCode, Box<dyn Error>> {
+    let key = sign::DomainKey::load(&args.domain, &args.key)?;
+    let mut message = Vec::new();
+    std::io::stdin().read_to_end(&mut message)?;
+    let mut crlf = Vec::with_capacity(message.len() + message.len() / 32 + 512);
+    push_crlf(&mut crlf, &message);
+    let value = key.sign(&crlf)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(format!("{}:{value}\r\n", sign::HEADER).as_bytes())?;
+    out.write_all(&crlf)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }

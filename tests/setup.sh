@@ -53,6 +53,20 @@ if ((${#missing[@]})); then
     rm -f "$log"
 fi
 
+# dkimpy is the independent DKIM implementation tests/signing.rs checks our
+# signatures against (tests/tools/dkimpy_tool.py), in the python3 on PATH.
+PYTHON_MODULES="import dkim, nacl, dns.resolver, cryptography"
+if ! command -v python3 >/dev/null; then
+    say "installing python3 (apt)"
+    apt-get install -y -qq --no-install-recommends python3 python3-pip >/dev/null
+fi
+if ! python3 -c "$PYTHON_MODULES" 2>/dev/null; then
+    say "installing dkimpy, pynacl, dnspython, cryptography (pip)"
+    python3 -m pip install --quiet dkimpy==1.1.8 pynacl dnspython cryptography ||
+        python3 -m pip install --quiet --break-system-packages dkimpy==1.1.8 pynacl dnspython cryptography
+    python3 -c "$PYTHON_MODULES"
+fi
+
 # A system Postfix must not run: the package's install may have started
 # one, and an unconfigured one (no /etc/postfix/main.cf) is an accident
 # anyway. One the machine's owner configured is left alone, with a note.

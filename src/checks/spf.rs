@@ -98,7 +98,7 @@ pub async fn check(dns: &Dns, config: &SpfConfig, envelope: &Envelope, host: &st
 }
 
 /// `v=spf1` followed by a space or nothing (RFC 7208 §4.5).
-fn is_spf_record(txt: &[u8]) -> bool {
+pub fn is_spf_record(txt: &[u8]) -> bool {
     txt.len() >= 6
         && txt[..6].eq_ignore_ascii_case(b"v=spf1")
         && txt.get(6).is_none_or(|b| *b == b' ')

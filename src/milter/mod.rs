@@ -3,6 +3,7 @@
 //! state lives in [`session`], the decisions in [`crate::transaction`].
 
 mod bounce;
+mod outbound;
 mod session;
 
 use crate::{
@@ -212,7 +213,13 @@ async fn eom(cx: &mut EomContext<Session>) -> Status {
     )
     .await;
     if let Some(how) = message.trusted {
-        logging::trusted_message(&queue_id, &message.envelope, how);
+        let leading_space = session.leading_space;
+        let signed = match outbound::sign(cx, &shared, &mut message, leading_space, &queue_id).await
+        {
+            Ok(signed) => signed,
+            Err(status) => return status,
+        };
+        logging::trusted_message(&queue_id, &message.envelope, how, signed.as_deref());
         metrics::record_trusted();
         return Status::Accept;
     }

@@ -129,6 +129,16 @@ impl Message {
         }
     }
 
+    /// The whole message as it travels in SMTP (header block, empty line,
+    /// body), for signing.
+    pub fn complete(&mut self) -> &[u8] {
+        if !self.body_started {
+            self.raw.extend_from_slice(b"\r\n");
+            self.body_started = true;
+        }
+        &self.raw
+    }
+
     /// Runs the checks in a task of their own: a panic there (a bug) is
     /// caught and reported as `Err`, and the message gets `on_error`.
     pub async fn evaluate(&mut self, shared: &Arc<Shared>) -> Result<Evaluation, String> {

@@ -1,0 +1,58 @@
+//! Signing the mail of trusted clients (trusted networks, SMTP-AUTH) whose
+//! sender domain `D` is one of `[signing] domains`.
+
+use super::session::{Message, Session};
+use crate::{
+    config::OnError,
+    sign::{SignError, HEADER},
+    Shared,
+};
+use indymilter::{ContextActions, EomContext, Status};
+use tracing::error;
+
+/// Adds the mailkey signature when `D` has a signing key. `Ok(Some(d))`:
+/// signed for `d`; `Ok(None)`: nothing to sign for; `Err(status)`: the
+/// message must not go on (signing failed and `on_error` says tempfail).
+pub async fn sign(
+    cx: &mut EomContext<Session>,
+    shared: &Shared,
+    message: &mut Message,
+    leading_space: bool,
+    queue_id: &str,
+) -> Result<Option<String>, Status> {
+    // The same `D` the receiving side checks: the MAIL FROM domain, or the
+    // HELO name for the null sender.
+    let sender = message.envelope.sender_domain();
+    let Some(key) = sender.name().and_then(|d| shared.signers.for_domain(d)) else {
+        return Ok(None);
+    };
+    let value = match key.sign(message.complete()) {
+        Ok(v) => v,
+        Err(e) => return Err(failed(shared, queue_id, &key.domain, &e)),
+    };
+    // Milters pass folded values with LF; the MTA writes `Name:` + value.
+    let value = value.replace("\r\n", "\n");
+    let value = if leading_space {
+        value
+    } else {
+        value.trim_start().to_string()
+    };
+    match cx.actions.insert_header(0, HEADER, value).await {
+        Ok(()) => Ok(Some(key.domain.clone())),
+        Err(e) => {
+            error!("{queue_id}: failed to add the DKIM-Signature header: {e}");
+            Err(Status::Tempfail)
+        }
+    }
+}
+
+/// A message that cannot be signed: deferred (the default), since unsigned
+/// mail from a domain that publishes a mailkey is rejected by receivers; or
+/// sent unsigned with `on_error = "accept"`.
+fn failed(shared: &Shared, queue_id: &str, domain: &str, e: &SignError) -> Status {
+    error!("{queue_id}: failed to sign for {domain}: {e}");
+    match shared.config.on_error {
+        OnError::Accept => Status::Accept,
+        OnError::Tempfail => Status::Tempfail,
+    }
+}
