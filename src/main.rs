@@ -193,6 +193,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn Error>> {
 fn daemon(config: Config) -> Result<ExitCode, Box<dyn Error>> {
     logging::init(config.log_format);
     runtime()?.block_on(async {
+        // Everything the configuration names (resolver, trust store, keys)
+        // is set up before the socket exists: a bad file never leaves a
+        // half-started daemon that the MTA could connect to.
+        let shared = SharedHandle::new(Shared::new(config.clone())?);
         let listener = socket::bind(&config).await?;
         info!(
             listen = %config.listen,
@@ -204,7 +208,6 @@ fn daemon(config: Config) -> Result<ExitCode, Box<dyn Error>> {
         if config.mode == Mode::Monitor {
             info!("monitor mode: nothing is rejected; see would_reject= in the log");
         }
-        let shared = SharedHandle::new(Shared::new(config.clone())?);
         for key in shared.current().signers.keys() {
             info!(domain = %key.domain, key_file = %key.path.display(), key_type = %key.key_type, "signing key loaded");
         }
