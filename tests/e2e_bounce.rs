@@ -110,24 +110,14 @@ impl Setup {
     /// Sends `data` to an unknown local user and returns the DSN the sink
     /// received.
     async fn bounce(&self, data: &str) -> Received {
-        let file = self.dir.join("message.eml");
-        std::fs::write(&file, data).unwrap();
-        let server = self.postfix.smtp_addr().to_string();
-        let data_arg = format!("@{}", file.display());
-        let out = swaks::run_async(&[
-            "--server",
-            &server,
-            "--local-interface",
-            swaks::CLIENT_IP,
-            "--ehlo",
-            "mail.sender.test",
-            "--from",
+        let out = swaks::submit(
+            &self.dir,
+            self.postfix.smtp_addr(),
             FROM,
-            "--to",
             "no-such-user@local.test",
-            "--data",
-            &data_arg,
-        ])
+            data,
+            &[],
+        )
         .await;
         assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
         tokio::task::block_in_place(|| self.postfix.flush());

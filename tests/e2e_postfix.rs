@@ -151,26 +151,7 @@ impl Setup {
 
     /// Like [`send`](Self::send) with more swaks arguments (e.g. `--tls`).
     async fn send_with(&self, data: &str, extra: &[&str]) -> swaks::Swaks {
-        let file = self.dir.join("message.eml");
-        std::fs::write(&file, data).unwrap();
-        let server = self.postfix.smtp_addr().to_string();
-        let data_arg = format!("@{}", file.display());
-        let mut args = vec![
-            "--server",
-            &server,
-            "--local-interface",
-            swaks::CLIENT_IP,
-            "--ehlo",
-            "mail.sender.test",
-            "--from",
-            FROM,
-            "--to",
-            TO,
-            "--data",
-            &data_arg,
-        ];
-        args.extend_from_slice(extra);
-        swaks::run_async(&args).await
+        swaks::submit(&self.dir, self.postfix.smtp_addr(), FROM, TO, data, extra).await
     }
 
     async fn delivered(&self, n: usize) -> Vec<common::smtp_sink::Received> {

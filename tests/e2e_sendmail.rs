@@ -37,24 +37,14 @@ async fn setup(key: &TestKey) -> Setup {
 
 impl Setup {
     async fn send(&self, data: &str) -> swaks::Swaks {
-        let file = self.sendmail.dir().join("message.eml");
-        std::fs::write(&file, data).unwrap();
-        let server = self.sendmail.smtp_addr().to_string();
-        let data_arg = format!("@{}", file.display());
-        swaks::run_async(&[
-            "--server",
-            &server,
-            "--local-interface",
-            swaks::CLIENT_IP,
-            "--ehlo",
-            "mail.sender.test",
-            "--from",
+        swaks::submit(
+            self.sendmail.dir(),
+            self.sendmail.smtp_addr(),
             FROM,
-            "--to",
             "bob@receiver.test",
-            "--data",
-            &data_arg,
-        ])
+            data,
+            &[],
+        )
         .await
     }
 }

@@ -51,24 +51,14 @@ async fn sendmail_dsn_does_not_pass_the_milter() {
     let milter = format!("inet:{}@127.0.0.1", daemon.addr.port());
     let sendmail = tokio::task::block_in_place(|| Sendmail::start(&milter, &sink));
 
-    let file = sendmail.dir().join("message.eml");
-    std::fs::write(&file, message(FROM)).unwrap();
-    let server = sendmail.smtp_addr().to_string();
-    let data_arg = format!("@{}", file.display());
-    let out = swaks::run_async(&[
-        "--server",
-        &server,
-        "--local-interface",
-        swaks::CLIENT_IP,
-        "--ehlo",
-        "mail.sender.test",
-        "--from",
+    let out = swaks::submit(
+        sendmail.dir(),
+        sendmail.smtp_addr(),
         FROM,
-        "--to",
         "no-such-user@receiver.test",
-        "--data",
-        &data_arg,
-    ])
+        &message(FROM),
+        &[],
+    )
     .await;
     assert!(out.final_code().starts_with("250"), "{}", out.output);
 

@@ -168,3 +168,36 @@ fn finish(output: std::process::Output) -> Swaks {
         output: String::from_utf8_lossy(&output.stdout).into_owned(),
     }
 }
+
+/// Sends one message as an outside client would: from [`CLIENT_IP`] with
+/// `EHLO mail.sender.test`, `data` written to `dir/message.eml` first;
+/// `extra` adds swaks arguments (e.g. `--tls`).
+pub async fn submit(
+    dir: &std::path::Path,
+    server: std::net::SocketAddr,
+    from: &str,
+    to: &str,
+    data: &str,
+    extra: &[&str],
+) -> Swaks {
+    let file = dir.join("message.eml");
+    std::fs::write(&file, data).expect("write message");
+    let server = server.to_string();
+    let data_arg = format!("@{}", file.display());
+    let mut args = vec![
+        "--server",
+        &server,
+        "--local-interface",
+        CLIENT_IP,
+        "--ehlo",
+        "mail.sender.test",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--data",
+        &data_arg,
+    ];
+    args.extend_from_slice(extra);
+    run_async(&args).await
+}
