@@ -7,7 +7,7 @@ mod common;
 use common::{
     dns::{TestDns, Zone},
     message,
-    process::{temp_dir, write, TempDir, BIN},
+    process::{free_addr, temp_dir, write, TempDir, BIN},
     send, Daemon, Outcome, Transaction,
 };
 use indymilter_test::{EomAction, Status};
@@ -19,7 +19,8 @@ use mailkey_milter::{
 use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Output, Stdio},
+    time::Duration,
 };
 
 const FROM: &str = "alice@sender.test";
@@ -33,23 +34,24 @@ async fn run(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 async fn run_program(program: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let program = program.to_string();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let stdin = stdin.to_vec();
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(&program)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(&stdin).unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).await.unwrap();
+    drop(input);
+    // A behaviour bound (a command that should exit but runs on), not a
+    // timing assertion.
+    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} did not exit within 60 s"))
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -595,7 +597,8 @@ async fn bad_key_file_stops_the_daemon_from_starting() {
     write(
         &file,
         &format!(
-            "listen = \"inet:127.0.0.1:1\"\n[[signing.domains]]\ndomain = \"sender.test\"\nkey_file = \"{}\"\n",
+            "listen = \"inet:{}\"\n[[signing.domains]]\ndomain = \"sender.test\"\nkey_file = \"{}\"\n",
+            free_addr(),
             garbage.display()
         ),
     );
