@@ -446,12 +446,7 @@ async fn mx(dns: &Dns, domain: &str, f: &mut Findings) {
                         .map(move |h| format!("{} {}", mx.preference, h.trim_end_matches('.')))
                 })
                 .collect();
-            let real = set
-                .records
-                .iter()
-                .flat_map(|mx| mx.exchanges.iter())
-                .any(|host| !matches!(host.as_ref(), "." | ""));
-            if real {
+            if crate::checks::mx::is_real(&set) {
                 f.add(Mark::Ok, "mx", hosts.join(", "));
             } else {
                 f.add(

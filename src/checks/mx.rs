@@ -11,7 +11,11 @@ use crate::{
     dns::Dns,
     envelope::{Envelope, SenderDomain},
 };
-use mail_auth::{dns::DnsCache, hickory_resolver::proto::op::ResponseCode, DnsError, Error};
+use mail_auth::{
+    dns::{DnsCache, Mx, RecordSet},
+    hickory_resolver::proto::op::ResponseCode,
+    DnsError, Error,
+};
 
 pub const NO_MX: Code = Code {
     reply: 550,
@@ -49,12 +53,7 @@ pub async fn check(dns: &Dns, envelope: &Envelope) -> CheckResult {
         .await
     {
         Ok(set) => {
-            let real = set
-                .records
-                .iter()
-                .flat_map(|mx| mx.exchanges.iter())
-                .any(|host| !matches!(host.as_ref(), "." | ""));
-            if real {
+            if is_real(&set) {
                 result(Status::Pass, Effect::Accept).prop("smtp.mailfrom", domain)
             } else {
                 result(Status::Fail, Effect::Reject(NULL_MX))
@@ -77,4 +76,13 @@ pub async fn check(dns: &Dns, envelope: &Envelope) -> CheckResult {
         Err(e) => result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL))
             .reason(format!("MX lookup for {domain} failed: {e}")),
     }
+}
+
+/// At least one exchange that is not the root: RFC 7505's null MX (`0 .`)
+/// says the domain accepts no mail.
+pub fn is_real(set: &RecordSet<Mx>) -> bool {
+    set.records
+        .iter()
+        .flat_map(|mx| mx.exchanges.iter())
+        .any(|host| !matches!(host.as_ref(), "." | ""))
 }
