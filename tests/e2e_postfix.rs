@@ -117,21 +117,10 @@ struct TlsFiles {
 impl TlsFiles {
     fn new(tag: &str) -> TlsFiles {
         let pki = common::tls::Pki::new(tag);
-        let write = |name: &str, id: &common::tls::Identity| {
-            let cert = pki.dir.join(format!("{name}.pem"));
-            let key = pki.dir.join(format!("{name}.key"));
-            std::fs::write(&cert, id.cert.to_pem().unwrap()).unwrap();
-            std::fs::write(&key, id.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-            (cert, key)
-        };
-        let (server_cert, server_key) = write(
-            "server",
-            &pki.leaf(common::tls::Leaf::valid(&["mta.test"], 2)),
-        );
-        let (client_cert, client_key) = write(
-            "client",
-            &pki.leaf(common::tls::Leaf::valid(&["mail.sender.test"], 3)),
-        );
+        let server = pki.leaf(common::tls::Leaf::valid(&["mta.test"], 2));
+        let client = pki.leaf(common::tls::Leaf::valid(&["mail.sender.test"], 3));
+        let (server_cert, server_key) = pki.write("server", &server);
+        let (client_cert, client_key) = pki.write("client", &client);
         TlsFiles {
             ca: pki.ca_file(),
             _pki: pki,

@@ -88,3 +88,66 @@ async fn tampered_message_is_refused_with_guidance() {
     );
     assert!(s.sink.messages().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sendmail_verify_macro_decides_the_certificate_check() {
+    let key = TestKey::ed25519();
+    let pki = common::tls::Pki::new("sendmail-e2e");
+    let (server_cert, server_key) = pki.write(
+        "server",
+        &pki.leaf(common::tls::Leaf::valid(&["mta.test"], 2)),
+    );
+    let (client_cert, client_key) = pki.write(
+        "client",
+        &pki.leaf(common::tls::Leaf::valid(&["mail.sender.test"], 3)),
+    );
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    // Every check enforced; no probe: only Sendmail's {verify} can prove the
+    // client's certificate.
+    let daemon = Daemon::start(&common::config(&dns, "[tls]\nprobe = false")).await;
+    let sink = SmtpSink::start();
+    let milter = format!("inet:{}@127.0.0.1", daemon.addr.port());
+    let tls = common::sendmail::SendmailTls {
+        ca: &pki.ca_file(),
+        cert: &server_cert,
+        key: &server_key,
+    };
+    let sendmail = tokio::task::block_in_place(|| Sendmail::start_with(&milter, &sink, Some(tls)));
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    let (cert, key_file) = (
+        client_cert.display().to_string(),
+        client_key.display().to_string(),
+    );
+
+    // {verify}=OK: a certificate Sendmail verified against the CA.
+    let tls_args = ["--tls", "--tls-cert", &cert, "--tls-key", &key_file];
+    let out = swaks::submit(
+        sendmail.dir(),
+        sendmail.smtp_addr(),
+        FROM,
+        "bob@receiver.test",
+        &signed,
+        &tls_args,
+    )
+    .await;
+    assert!(out.final_code().starts_with("250"), "{}", out.output);
+    let got = tokio::task::block_in_place(|| sink.wait_for(1, Duration::from_secs(60)));
+    assert!(got[0].text().contains("x-tls=pass"), "{}", got[0].text());
+
+    // {verify}=NO: encrypted, but no certificate shown.
+    let out = swaks::submit(
+        sendmail.dir(),
+        sendmail.smtp_addr(),
+        FROM,
+        "bob@receiver.test",
+        &signed,
+        &["--tls"],
+    )
+    .await;
+    assert_eq!(
+        out.final_reply().expect("a reply").code(),
+        "550 5.7.5",
+        "{}",
+        out.output
+    );
+}

@@ -27,6 +27,55 @@ pub struct Sendmail {
 
 /// The lines of the shipped example that attach the milter, with its
 /// documented address replaced by `milter` (`inet:PORT@127.0.0.1`).
+/// TLS files for Sendmail: the CA its clients' certificates must chain to,
+/// and its own certificate and key.
+pub struct SendmailTls<'a> {
+    pub ca: &'a Path,
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
+/// The example's TLS lines, pointing at copies of `tls`'s files in `dir`
+/// (Sendmail refuses key files that others can read or that live below a
+/// world-writable directory).
+fn example_tls_lines(dir: &Path, tls: &SendmailTls<'_>) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sendmail-examples/sendmail.mc");
+    let text = std::fs::read_to_string(&path).expect("sendmail-examples/sendmail.mc");
+    let tls_dir = dir.join("tls");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    let copy = |from: &Path, name: &str| {
+        let to = tls_dir.join(name);
+        std::fs::copy(from, &to).unwrap();
+        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        to.display().to_string()
+    };
+    let (ca, cert, key) = (
+        copy(tls.ca, "ca.pem"),
+        copy(tls.cert, "server.pem"),
+        copy(tls.key, "server.key"),
+    );
+    let lines: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let value = if l.starts_with("define(`confCACERT_PATH'") {
+                tls_dir.display().to_string()
+            } else if l.starts_with("define(`confCACERT'") {
+                ca.clone()
+            } else if l.starts_with("define(`confSERVER_CERT'") {
+                cert.clone()
+            } else if l.starts_with("define(`confSERVER_KEY'") {
+                key.clone()
+            } else {
+                return None;
+            };
+            let name = l.split('\'').nth(0).unwrap_or_default();
+            Some(format!("{name}', `{value}')"))
+        })
+        .collect();
+    assert_eq!(lines.len(), 4, "{path:?} lost its TLS lines");
+    lines.join("dnl\n") + "dnl\n"
+}
+
 fn example_milter_lines(milter: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sendmail-examples/sendmail.mc");
     let text = std::fs::read_to_string(&path).expect("sendmail-examples/sendmail.mc");
@@ -48,6 +97,12 @@ impl Sendmail {
     /// Starts Sendmail with the milter at `milter` (`inet:PORT@127.0.0.1`),
     /// relaying mail for receiver.test to `sink`.
     pub fn start(milter: &str, sink: &SmtpSink) -> Sendmail {
+        Self::start_with(milter, sink, None)
+    }
+
+    /// Like [`start`](Self::start), offering STARTTLS with `tls` (and asking
+    /// clients for a certificate, which Sendmail verifies into `{verify}`).
+    pub fn start_with(milter: &str, sink: &SmtpSink, tls: Option<SendmailTls<'_>>) -> Sendmail {
         let binary = Path::new(ROOT).join("usr/libexec/sendmail/sendmail");
         assert!(
             binary.exists(),
@@ -88,7 +143,10 @@ impl Sendmail {
             stats = p("statistics"),
             aliases = p("aliases"),
             switch = p("service.switch"),
-            milter_lines = example_milter_lines(milter),
+            milter_lines = example_milter_lines(milter)
+                + &tls
+                    .as_ref()
+                    .map_or(String::new(), |t| example_tls_lines(&dir, t)),
         );
         std::fs::write(dir.join("test.mc"), mc).unwrap();
         let cf_dir = format!("{ROOT}/usr/share/sendmail/cf");

@@ -133,6 +133,15 @@ impl Pki {
         self.dir.join("ca.pem")
     }
 
+    /// Writes `id` as `NAME.pem` and `NAME.key` into this CA's directory.
+    pub fn write(&self, name: &str, id: &Identity) -> (PathBuf, PathBuf) {
+        let cert = self.dir.join(format!("{name}.pem"));
+        let key = self.dir.join(format!("{name}.key"));
+        std::fs::write(&cert, id.cert.to_pem().unwrap()).unwrap();
+        std::fs::write(&key, id.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        (cert, key)
+    }
+
     /// A leaf signed by this CA.
     pub fn leaf(&self, leaf: Leaf<'_>) -> Identity {
         make_leaf(&leaf, Some(&self.ca))
