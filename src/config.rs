@@ -654,6 +654,29 @@ mod tests {
     }
 
     #[test]
+    fn rollout_stages_are_valid_and_do_what_they_say() {
+        let stage = |t: &str| parse(t).unwrap();
+        let monitor = stage(include_str!("../contrib/rollout/1-monitor.toml"));
+        assert_eq!(monitor.mode, Mode::Monitor);
+        let mailkey = stage(include_str!("../contrib/rollout/2-enforce-mailkey.toml"));
+        assert_eq!(mailkey.mode, Mode::Enforce);
+        assert!(
+            mailkey.mailkey.enforce
+                && !mailkey.spf.enforce
+                && !mailkey.mx.enforce
+                && !mailkey.tls.enforce
+        );
+        let all = stage(include_str!("../contrib/rollout/3-enforce-all.toml"));
+        assert!(
+            all.mode == Mode::Enforce
+                && all.mailkey.enforce
+                && all.spf.enforce
+                && all.mx.enforce
+                && all.tls.enforce
+        );
+    }
+
+    #[test]
     fn effective_config_round_trips() {
         let c = parse("mode = \"enforce\"\n[mailkey]\nno_key = \"reject\"").unwrap();
         assert_eq!(parse(&c.to_toml()).unwrap(), c);
