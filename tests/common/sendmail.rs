@@ -113,9 +113,9 @@ impl Sendmail {
             .local_addr()
             .unwrap()
             .port();
-        let dir =
-            // Not under /tmp: Sendmail refuses files in world-writable directories.
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sendmail-{}-{port}", std::process::id()));
+        let dir = Path::new(ROOT)
+            .with_file_name("run")
+            .join(format!("sendmail-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("queue")).unwrap();
         let p = |name: &str| dir.join(name).display().to_string();
