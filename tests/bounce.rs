@@ -10,10 +10,6 @@ mod common;
 use common::{dns::TestDns, message, send, Daemon, Outcome, TestKey, Transaction};
 use indymilter_test::{EomAction, Status};
 use mailkey_milter::{config::GuidanceConfig, guidance};
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
 
 const FIXTURE: &str = include_str!("fixtures/bounce/postfix-dsn.eml");
 const BOUNDARY: &str = "30A37994066.1795424319/mta.test";
@@ -282,30 +278,9 @@ async fn bounces_false_leaves_dsns_alone() {
     assert_unchanged(&bounce(&daemon, FIXTURE).await);
 }
 
-/// Log lines written while the test's (current-thread) runtime runs the
-/// daemon.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn malformed_multipart_is_delivered_unchanged_and_logged() {
-    let logs = Logs::default();
+    let logs = common::LogCapture::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())

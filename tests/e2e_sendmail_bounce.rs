@@ -15,31 +15,13 @@
 mod common;
 
 use common::{dns::TestDns, message, sendmail::Sendmail, smtp_sink::SmtpSink, swaks, Daemon};
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 const FROM: &str = "alice@sender.test";
 
-/// The daemon's log lines, from every thread (this binary has one test).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sendmail_dsn_does_not_pass_the_milter() {
-    let logs = Logs::default();
+    let logs = common::LogCapture::default();
     let writer = logs.clone();
     tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
@@ -72,7 +54,7 @@ async fn sendmail_dsn_does_not_pass_the_milter() {
     assert!(!text.contains("X-Mailkey-Guidance"), "{text}");
     assert!(!text.contains("mailkey-milter keygen"), "{text}");
     // The milter saw the accepted message, and nothing with the null sender.
-    let log = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let log = logs.text();
     assert!(log.contains("mail_from=<alice@sender.test>"), "{log}");
     assert!(!log.contains("mail_from=<>"), "{log}");
     if std::env::var_os("MAILKEY_WRITE_FIXTURES").is_some() {

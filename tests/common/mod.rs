@@ -93,6 +93,27 @@ impl Drop for Daemon {
     }
 }
 
+/// Log output captured in memory, for tests that assert on log lines
+/// (`tracing_subscriber::fmt().with_writer(move || capture.clone())`).
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
 /// A config for tests: enforce mode, the test DNS server, only 127.0.0.1
 /// trusted (clients use other loopback addresses).
 pub fn config(dns: &dns::TestDns, extra: &str) -> String {
