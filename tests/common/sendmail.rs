@@ -68,7 +68,7 @@ fn example_tls_lines(dir: &Path, tls: &SendmailTls<'_>) -> String {
             } else {
                 return None;
             };
-            let name = l.split('\'').nth(0).unwrap_or_default();
+            let name = l.split('\'').next().unwrap_or_default();
             Some(format!("{name}', `{value}')"))
         })
         .collect();
