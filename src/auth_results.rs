@@ -4,7 +4,7 @@
 //! trust the sender's own claims.
 
 use crate::{
-    checks::{CheckResult, Effect},
+    checks::{self, CheckResult, Effect},
     config::Config,
     verdict::{check_enforced, Verdict},
 };
@@ -21,7 +21,7 @@ pub fn header_value(config: &Config, results: &[CheckResult], verdict: &Verdict)
     }
     for r in results {
         out.push_str(";\n\t");
-        out.push_str(r.check.ar_method());
+        out.push_str(checks::find(r.check).map_or(r.check.as_str(), |c| c.ar_method));
         out.push('=');
         out.push_str(r.status.as_str());
         let mut comment = r.reason.clone().unwrap_or_default();

@@ -39,6 +39,8 @@ use std::{
     io,
     sync::{Arc, RwLock},
 };
+use tokio::sync::mpsc;
+use tracing::{error, info};
 
 /// The configuration and what is built from it — the resolver, the
 /// certificate prober, the signing keys — replaced as a whole on reload.
@@ -92,6 +94,25 @@ impl SharedHandle {
         }
     }
 
+    /// Applies a reload, logging what happened.
+    pub fn reload(&self, reload: Reload) {
+        let config = match reload {
+            Ok(c) => c,
+            Err(e) => {
+                error!("reload refused, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        let old = self.current();
+        if config.listen != old.config.listen || config.log_format != old.config.log_format {
+            info!("reload: changes to listen and log_format take effect only after a restart");
+        }
+        match self.replace(config) {
+            Ok(()) => info!("configuration reloaded"),
+            Err(e) => error!("reload refused, keeping the running configuration: {e}"),
+        }
+    }
+
     /// Installs a new configuration. The resolver and the prober keep their
     /// caches when their settings did not change; the signing keys are read
     /// again (a key file may have changed under the same name). Any error
@@ -139,18 +160,35 @@ pub fn push_crlf(out: &mut Vec<u8>, input: &[u8]) {
     }
 }
 
+/// A configuration read again on request (SIGHUP), or why it could not be.
+pub type Reload = Result<Config, Box<dyn std::error::Error + Send + Sync>>;
+
 /// Serves milter connections on `listener` until `shutdown` completes.
+/// Each item from `reloads` replaces the running configuration, unless it
+/// is an error or cannot be set up: then the running one stays, and the
+/// log says why.
 pub async fn run(
     listener: impl indymilter::Listener,
     shared: SharedHandle,
+    mut reloads: mpsc::Receiver<Reload>,
     shutdown: impl Future,
 ) -> io::Result<()> {
+    let reloader = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(reload) = reloads.recv().await {
+                shared.reload(reload);
+            }
+        })
+    };
     let callbacks = milter::callbacks(shared);
     let config = indymilter::Config {
         max_connections: 1000,
         ..Default::default()
     };
-    indymilter::run(listener, callbacks, config, shutdown).await
+    let result = indymilter::run(listener, callbacks, config, shutdown).await;
+    reloader.abort();
+    result
 }
 
 #[cfg(test)]

@@ -51,6 +51,10 @@ fn client(envelope: &Envelope) -> String {
         .map_or_else(|| "local".into(), |ip| ip.to_string())
 }
 
+/// The one line for a checked message. Fields whose text comes from the
+/// remote side (HELO, sender, domain, reasons) are logged as strings, which
+/// the text format quotes and escapes, so no input can forge a field;
+/// tokens we make ourselves (addresses, result words) are logged bare.
 pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
     let reply = e.verdict.reply.as_ref().map(|r| r.code.to_string());
     let (verdict_reply, would_reject) = if e.verdict.monitor_only {
@@ -58,25 +62,27 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
     } else {
         (reply, None)
     };
-    // Tokens are logged bare (`%`); strings that may hold spaces as values,
-    // which the text format quotes and the JSON format keeps as strings.
     let reasons = reasons(&e.results);
-    info!(
-        queue_id = %queue_id,
-        client = %client(envelope),
-        helo = envelope.helo.as_str(),
-        mail_from = %format!("<{}>", envelope.mail_from),
-        domain = %e.sender.name().unwrap_or("-"),
-        mailkey = %status(&e.results, CheckName::Mailkey),
-        spf = %status(&e.results, CheckName::Spf),
-        tls = %status(&e.results, CheckName::Tls),
-        mx = %status(&e.results, CheckName::Mx),
-        verdict = %e.verdict.action.as_str(),
-        reply = verdict_reply.as_deref().unwrap_or("-"),
-        would_reject = would_reject.as_deref().unwrap_or("-"),
-        reasons = reasons.as_str(),
-        "message"
-    );
+    let mail_from = format!("<{}>", envelope.mail_from);
+    // One field per registered check, named after it.
+    macro_rules! line {
+        ($($check:ident),*) => {
+            info!(
+                queue_id = %queue_id,
+                client = %client(envelope),
+                helo = envelope.helo.as_str(),
+                mail_from = mail_from.as_str(),
+                domain = e.sender.name().unwrap_or("-"),
+                $($check = %status(&e.results, crate::checks::$check::NAME),)*
+                verdict = %e.verdict.action.as_str(),
+                reply = verdict_reply.as_deref().unwrap_or("-"),
+                would_reject = would_reject.as_deref().unwrap_or("-"),
+                reasons = reasons.as_str(),
+                "message"
+            )
+        };
+    }
+    crate::checks::registered!(line);
 }
 
 /// `signed`: the domain whose mailkey signature was added, if any.
@@ -85,7 +91,7 @@ pub fn trusted_message(queue_id: &str, envelope: &Envelope, how: &str, signed: O
         queue_id = %queue_id,
         client = %client(envelope),
         helo = envelope.helo.as_str(),
-        mail_from = %format!("<{}>", envelope.mail_from),
+        mail_from = format!("<{}>", envelope.mail_from).as_str(),
         trusted = %how,
         signed = %signed.unwrap_or("-"),
         verdict = %"accept",

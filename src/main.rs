@@ -25,7 +25,7 @@ use std::{
     process::ExitCode,
 };
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tracing::info;
 
 #[derive(Parser)]
 #[command(
@@ -142,7 +142,9 @@ struct EvaluateArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        None | Some(Command::Run) => load(&cli.common, None).and_then(daemon),
+        None | Some(Command::Run) => {
+            load(&cli.common, None).and_then(|c| daemon(c, cli.common.clone()))
+        }
         Some(Command::CheckConfig { file }) => {
             load(&cli.common, file.as_deref()).and_then(|c| {
                 // The signing keys are part of a usable configuration.
@@ -190,7 +192,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn Error>> {
         .build()?)
 }
 
-fn daemon(config: Config) -> Result<ExitCode, Box<dyn Error>> {
+fn daemon(config: Config, common: Common) -> Result<ExitCode, Box<dyn Error>> {
     logging::init(config.log_format);
     runtime()?.block_on(async {
         // Everything the configuration names (resolver, trust store, keys)
@@ -221,10 +223,15 @@ fn daemon(config: Config) -> Result<ExitCode, Box<dyn Error>> {
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let reload_handle = shared.clone();
+        // SIGHUP: the configuration file is read again (with the same
+        // command-line overrides) and handed to the daemon.
+        let (reloads, reload_rx) = tokio::sync::mpsc::channel(1);
         let reloader = tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                reload(&reload_handle);
+                let config = load(&common, None).map_err(|e| e.to_string().into());
+                if reloads.send(config).await.is_err() {
+                    break;
+                }
             }
         });
         let shutdown = async move {
@@ -233,33 +240,13 @@ fn daemon(config: Config) -> Result<ExitCode, Box<dyn Error>> {
                 _ = int.recv() => info!("SIGINT: finishing transactions in flight and stopping"),
             }
         };
-        let result = mailkey_milter::run(listener, shared, shutdown).await;
+        let result = mailkey_milter::run(listener, shared, reload_rx, shutdown).await;
         reloader.abort();
         socket::cleanup(&config);
         result?;
         info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// SIGHUP: read the configuration file again; a bad file changes nothing.
-fn reload(shared: &SharedHandle) {
-    let cli = Cli::parse();
-    let old = shared.current();
-    let config = match load(&cli.common, None) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("reload refused, keeping the running configuration: {e}");
-            return;
-        }
-    };
-    if config.listen != old.config.listen || config.log_format != old.config.log_format {
-        info!("reload: changes to listen and log_format take effect only after a restart");
-    }
-    match shared.replace(config) {
-        Ok(()) => info!("configuration reloaded"),
-        Err(e) => error!("reload refused, keeping the running configuration: {e}"),
-    }
 }
 
 fn evaluate(config: Config, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Error>> {
@@ -283,9 +270,8 @@ fn evaluate(config: Config, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Erro
         }),
     };
     let evaluation = runtime()?.block_on(async {
-        let shared = Shared::new(config)?;
-        let pending = Pending::start(&shared.dns, &shared.probe, &shared.config, &envelope);
-        let e = pending.finish(&shared.dns, &shared.config, &message).await;
+        let shared = std::sync::Arc::new(Shared::new(config)?);
+        let e = Pending::start(&shared, envelope).finish(&message).await;
         Ok::<_, Box<dyn Error>>(e)
     })?;
     for r in &evaluation.results {

@@ -1,18 +1,16 @@
-//! One transaction's checks, from MAIL FROM to the verdict: DNS lookups
-//! start as soon as the sender is known ([`Pending::start`]) and run while
-//! the MTA streams the message; [`Pending::finish`] waits for them, runs the
-//! checks on the complete message and decides.
+//! One transaction's checks, from MAIL FROM to the verdict: every
+//! registered check starts as soon as the sender is known
+//! ([`Pending::start`]) and runs while the MTA streams the message;
+//! [`Pending::finish`] waits for them, gives the message to the checks that
+//! read it, and decides.
 
 use crate::{
-    checks::{
-        keyrecord::KeyLookup, mailkey, mx, probe::Prober, spf, tls, CheckName, CheckResult, Code,
-        Effect, Status,
-    },
-    config::Config,
-    dns::Dns,
+    checks::{CheckName, CheckResult, Code, Effect, Inputs, Stage, Status, CHECKS},
+    config::OnError,
     envelope::{Envelope, SenderDomain},
     metrics,
     verdict::{self, Verdict},
+    Shared,
 };
 use std::{
     sync::Arc,
@@ -20,13 +18,11 @@ use std::{
 };
 use tokio::task::JoinHandle;
 
-/// Lookups under way for one transaction.
+/// Checks under way for one transaction. Dropping it (RSET, abort, a
+/// closed connection) cancels what is still running.
 pub struct Pending {
-    sender: SenderDomain,
-    mailkey: Option<JoinHandle<KeyLookup>>,
-    spf: JoinHandle<CheckResult>,
-    tls: JoinHandle<CheckResult>,
-    mx: JoinHandle<CheckResult>,
+    inputs: Arc<Inputs>,
+    tasks: Vec<(CheckName, JoinHandle<Stage>)>,
 }
 
 /// Everything decided about one message.
@@ -38,68 +34,49 @@ pub struct Evaluation {
 }
 
 impl Pending {
-    /// Starts every lookup for `envelope` at once (call at MAIL FROM): the
+    /// Starts every check for `envelope` at once (call at MAIL FROM): the
     /// end of message then waits for the slowest, not for the sum.
-    pub fn start(dns: &Dns, prober: &Arc<Prober>, config: &Config, envelope: &Envelope) -> Self {
-        let sender = envelope.sender_domain();
-        let mailkey = sender.name().map(|domain| {
-            let (dns, domain) = (dns.clone(), domain.to_string());
-            tokio::spawn(timed(CheckName::Mailkey, async move {
-                mailkey::lookup(&dns, &domain).await
-            }))
+    pub fn start(shared: &Arc<Shared>, envelope: Envelope) -> Self {
+        let inputs = Arc::new(Inputs {
+            shared: shared.clone(),
+            envelope,
         });
-        let spf = {
-            let (dns, env, cfg) = (dns.clone(), envelope.clone(), config.spf.clone());
-            let host = config.authserv_id.clone();
-            tokio::spawn(timed(CheckName::Spf, async move {
-                spf::check(&dns, &cfg, &env, &host).await
-            }))
-        };
-        // The certificate probe, if one is needed, runs while the message
-        // streams, like the DNS lookups.
-        let tls = {
-            let (dns, env, cfg) = (dns.clone(), envelope.clone(), config.tls.clone());
-            let prober = prober.clone();
-            tokio::spawn(timed(CheckName::Tls, async move {
-                tls::check(&dns, &prober, &cfg, &env).await
-            }))
-        };
-        let mx = {
-            let (dns, env) = (dns.clone(), envelope.clone());
-            tokio::spawn(timed(
-                CheckName::Mx,
-                async move { mx::check(&dns, &env).await },
-            ))
-        };
-        Self {
-            sender,
-            mailkey,
-            spf,
-            tls,
-            mx,
-        }
+        let tasks = CHECKS
+            .iter()
+            .map(|check| {
+                let work = (check.start)(inputs.clone());
+                (check.name, tokio::spawn(timed(check.name, work)))
+            })
+            .collect();
+        Self { inputs, tasks }
     }
 
-    /// Waits for the lookups, runs the checks on `message` and decides.
-    pub async fn finish(self, dns: &Dns, config: &Config, message: &[u8]) -> Evaluation {
-        let keys = match self.mailkey {
-            Some(task) => match task.await {
-                Ok(keys) => keys,
-                Err(e) => KeyLookup::TempError(format!("lookup task failed: {e}")),
-            },
-            None => KeyLookup::NoKey,
-        };
-        let mailkey =
-            mailkey::check(dns, &config.mailkey, &self.sender, keys, message, now()).await;
-        let spf = joined(CheckName::Spf, self.spf.await);
-        let tls = joined(CheckName::Tls, self.tls.await);
-        let mx = joined(CheckName::Mx, self.mx.await);
-        let results = vec![mailkey, spf, tls, mx];
-        let verdict = verdict::decide(&results, config, self.sender.name());
+    /// Waits for the checks, runs those that read `message`, and decides.
+    pub async fn finish(mut self, message: &[u8]) -> Evaluation {
+        let on_error = self.inputs.shared.config.on_error;
+        let mut results = Vec::with_capacity(self.tasks.len());
+        for (check, task) in std::mem::take(&mut self.tasks) {
+            let result = match task.await {
+                Ok(Stage::Done(result)) => result,
+                Ok(Stage::NeedsMessage(step)) => step.finish(&self.inputs, message, now()).await,
+                Err(e) => internal_error(check, &e.to_string(), on_error),
+            };
+            results.push(result);
+        }
+        let sender = self.inputs.envelope.sender_domain();
+        let verdict = verdict::decide(&results, &self.inputs.shared.config, sender.name());
         Evaluation {
-            sender: self.sender,
+            sender,
             results,
             verdict,
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        for (_, task) in &self.tasks {
+            task.abort();
         }
     }
 }
@@ -112,11 +89,6 @@ async fn timed<T>(check: CheckName, work: impl std::future::Future<Output = T>) 
     out
 }
 
-/// A check task's result; a panic in it becomes a temporary error.
-fn joined(check: CheckName, r: Result<CheckResult, tokio::task::JoinError>) -> CheckResult {
-    r.unwrap_or_else(|e| internal_error(check, &e.to_string()))
-}
-
 /// Seconds since the epoch, for signature expiry (`x=`).
 fn now() -> u64 {
     SystemTime::now()
@@ -125,8 +97,12 @@ fn now() -> u64 {
 }
 
 /// The result reported for a check that could not run because the milter
-/// itself failed (a bug, a panic): it must never look like a pass.
-pub fn internal_error(check: CheckName, why: &str) -> CheckResult {
-    CheckResult::new(check, Status::TempError, Effect::Tempfail(Code::INTERNAL))
-        .reason(format!("internal error: {why}"))
+/// itself failed (a bug, a panic): never a pass, and what it does to the
+/// message is `on_error`'s choice.
+pub fn internal_error(check: CheckName, why: &str, on_error: OnError) -> CheckResult {
+    let effect = match on_error {
+        OnError::Tempfail => Effect::Tempfail(Code::INTERNAL),
+        OnError::Accept => Effect::Accept,
+    };
+    CheckResult::new(check, Status::TempError, effect).reason(format!("internal error: {why}"))
 }

@@ -2,14 +2,14 @@
 //! accept, reject or tempfail, with the SMTP reply, and — in monitor mode —
 //! what would have happened.
 //!
-//! Rules (DESIGN.md "Verdict"): any enforced check that rejects → reject with
+//! Rules (docs/protocol.md, "Receiver policy"): any enforced check that rejects → reject with
 //! its code (several → `550 5.7.26`); otherwise any enforced check with a
 //! temporary error → its `451` code; otherwise accept. `mode = "monitor"`
 //! turns every reject and tempfail into an accept that is logged as
 //! `would_reject`.
 
 use crate::{
-    checks::{CheckName, CheckResult, Code, Effect},
+    checks::{self, CheckName, CheckResult, Code, Effect},
     config::{Config, Mode},
     guidance,
 };
@@ -104,13 +104,9 @@ impl Verdict {
 }
 
 /// Is this check's result applied (before the global mode is considered)?
+/// A result of a check that is not registered (none should exist) counts.
 pub fn check_enforced(config: &Config, check: CheckName) -> bool {
-    match check {
-        CheckName::Mailkey => config.mailkey.enforce,
-        CheckName::Spf => config.spf.enforce,
-        CheckName::Tls => config.tls.enforce,
-        CheckName::Mx => config.mx.enforce,
-    }
+    checks::find(check).is_none_or(|c| c.is_enforced(config))
 }
 
 pub fn decide(results: &[CheckResult], config: &Config, domain: Option<&str>) -> Verdict {
@@ -217,7 +213,7 @@ mod tests {
     fn single_reject_uses_its_code_and_ends_with_guidance() {
         let v = decide(
             &[result(
-                CheckName::Mailkey,
+                checks::mailkey::NAME,
                 Effect::Reject(Code::MAILKEY_FAIL),
             )],
             &enforce(),
@@ -238,8 +234,8 @@ mod tests {
         };
         let v = decide(
             &[
-                result(CheckName::Mailkey, Effect::Reject(Code::MAILKEY_FAIL)),
-                result(CheckName::Spf, Effect::Reject(spf)),
+                result(checks::mailkey::NAME, Effect::Reject(Code::MAILKEY_FAIL)),
+                result(checks::spf::NAME, Effect::Reject(spf)),
             ],
             &enforce(),
             Some("a.test"),
@@ -260,8 +256,8 @@ mod tests {
         };
         let v = decide(
             &[
-                result(CheckName::Spf, Effect::Reject(spf)),
-                result(CheckName::Mailkey, Effect::Tempfail(Code::DNS_TEMPFAIL)),
+                result(checks::spf::NAME, Effect::Reject(spf)),
+                result(checks::mailkey::NAME, Effect::Tempfail(Code::DNS_TEMPFAIL)),
             ],
             &config,
             Some("a.test"),
@@ -274,7 +270,7 @@ mod tests {
     fn monitor_mode_accepts_and_says_what_it_would_do() {
         let v = decide(
             &[result(
-                CheckName::Mailkey,
+                checks::mailkey::NAME,
                 Effect::Reject(Code::MAILKEY_FAIL),
             )],
             &Config::default(),
@@ -297,9 +293,9 @@ mod tests {
         let results: Vec<CheckResult> = (0..40)
             .map(|i| {
                 let check = if i % 2 == 0 {
-                    CheckName::Mailkey
+                    checks::mailkey::NAME
                 } else {
-                    CheckName::Spf
+                    checks::spf::NAME
                 };
                 CheckResult::new(check, Status::Fail, Effect::Reject(spf)).reason(long.clone())
             })

@@ -200,8 +200,8 @@ async fn one_log_line_per_message_text_and_json() {
     for part in [
         "client=127.0.0.10",
         "helo=\"mail.sender.test\"",
-        "mail_from=<alice@sender.test>",
-        "domain=sender.test",
+        "mail_from=\"<alice@sender.test>\"",
+        "domain=\"sender.test\"",
         "mailkey=fail",
         "verdict=accept",
         "would_reject=\"550 5.7.20\"",
@@ -268,6 +268,38 @@ async fn sighup_reloads_and_a_bad_config_is_refused() {
     assert!(
         matches!(send(addr, &unsigned).await.status, Status::Reject { .. }),
         "old config kept"
+    );
+}
+
+/// The reload path itself, in-process (`run` takes the reloads as input):
+/// a good configuration switches the mode for the next transaction, one
+/// that cannot be set up (a missing CA file) keeps the running one.
+#[tokio::test]
+async fn reload_in_process_applies_good_and_keeps_old_on_setup_error() {
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let monitor = common::config(&dns, "").replace("mode = \"enforce\"", "mode = \"monitor\"");
+    let daemon = common::Daemon::start(&monitor).await;
+    let unsigned = Transaction::new("127.0.0.10", FROM, message(FROM));
+    assert_eq!(send(daemon.addr, &unsigned).await.status, Status::Accept);
+
+    daemon.reload(&common::config(&dns, ""));
+    let rejected = send(daemon.addr, &unsigned).await;
+    assert!(matches!(rejected.status, Status::Reject { .. }));
+    assert!(
+        rejected.reply().starts_with("550-5.7.20 "),
+        "{}",
+        rejected.reply()
+    );
+
+    let bad_ca = format!("{}\n[tls]\nca_file = \"/nonexistent/ca.pem\"\n", monitor);
+    daemon.reload(&bad_ca);
+    assert!(
+        matches!(
+            send(daemon.addr, &unsigned).await.status,
+            Status::Reject { .. }
+        ),
+        "the enforcing configuration stays"
     );
 }
 

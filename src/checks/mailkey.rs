@@ -1,4 +1,4 @@
-//! The mailkey check (DESIGN.md "The mailkey protocol"): the message carries
+//! The mailkey check (docs/protocol.md §4, §5.1): the message carries
 //! a `DKIM-Signature` with `s=mailkey` and `d=D` that verifies with a key
 //! published at TXT `mailkey.D`.
 //!
@@ -10,7 +10,7 @@
 
 use super::{
     keyrecord::{KeyLookup, MailkeyRecord},
-    CheckName, CheckResult, Code, Effect, Status,
+    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Inputs, MessageStep, Stage, Status,
 };
 use crate::{
     config::{Alignment, MailkeyConfig, NoKey},
@@ -25,6 +25,43 @@ use mail_auth::{
     AuthenticatedMessage, DkimResult, DnsError, Error,
 };
 use std::{borrow::Borrow, hash::Hash, time::Instant};
+
+pub const NAME: CheckName = CheckName::new("mailkey");
+
+pub const CHECK: Check = Check {
+    name: NAME,
+    ar_method: "mailkey",
+    enforced: |config| config.mailkey.enforce,
+    start: |inputs| {
+        Box::pin(async move {
+            let keys = match inputs.envelope.sender_domain().name() {
+                Some(domain) => lookup(&inputs.shared.dns, domain).await,
+                None => KeyLookup::NoKey,
+            };
+            Stage::NeedsMessage(Box::new(Verify { keys }))
+        })
+    },
+};
+
+/// The key lookup done; the signatures are verified at end of message.
+struct Verify {
+    keys: KeyLookup,
+}
+
+impl MessageStep for Verify {
+    fn finish<'a>(
+        self: Box<Self>,
+        inputs: &'a Inputs,
+        message: &'a [u8],
+        now: u64,
+    ) -> BoxFuture<'a, CheckResult> {
+        Box::pin(async move {
+            let (dns, config) = (&inputs.shared.dns, &inputs.shared.config.mailkey);
+            let sender = inputs.envelope.sender_domain();
+            check(dns, config, &sender, self.keys, message, now).await
+        })
+    }
+}
 
 /// The selector of every mailkey signature.
 pub const SELECTOR: &str = "mailkey";
@@ -50,7 +87,7 @@ pub async fn check(
     message: &[u8],
     now: u64,
 ) -> CheckResult {
-    let result = |status, effect| CheckResult::new(CheckName::Mailkey, status, effect);
+    let result = |status, effect| CheckResult::new(NAME, status, effect);
     let no_key_effect = match config.no_key {
         NoKey::Accept => Effect::Accept,
         NoKey::Reject => Effect::Reject(Code::MAILKEY_FAIL),

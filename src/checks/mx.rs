@@ -6,7 +6,7 @@
 //! rarely have MX records of their own, and rejecting bounces loses mail
 //! about mail.
 
-use super::{CheckName, CheckResult, Code, Effect, Status};
+use super::{Check, CheckName, CheckResult, Code, Effect, Stage, Status};
 use crate::{
     dns::Dns,
     envelope::{Envelope, SenderDomain},
@@ -15,6 +15,17 @@ use mail_auth::{
     dns::{DnsCache, Mx, RecordSet},
     hickory_resolver::proto::op::ResponseCode,
     DnsError, Error,
+};
+
+pub const NAME: CheckName = CheckName::new("mx");
+
+pub const CHECK: Check = Check {
+    name: NAME,
+    ar_method: "x-mx",
+    enforced: |config| config.mx.enforce,
+    start: |inputs| {
+        Box::pin(async move { Stage::Done(check(&inputs.shared.dns, &inputs.envelope).await) })
+    },
 };
 
 pub const NO_MX: Code = Code {
@@ -31,7 +42,7 @@ pub const IP_LITERAL: Code = Code {
 };
 
 pub async fn check(dns: &Dns, envelope: &Envelope) -> CheckResult {
-    let result = |status, effect| CheckResult::new(CheckName::Mx, status, effect);
+    let result = |status, effect| CheckResult::new(NAME, status, effect);
     if envelope.mail_from.is_empty() {
         return result(Status::None, Effect::Accept).reason("null sender");
     }

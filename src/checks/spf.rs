@@ -4,13 +4,28 @@
 //! mail-auth evaluates the record (lookup limits included); its lookups go
 //! through the shared DNS cache.
 
-use super::{CheckName, CheckResult, Code, Effect, Status};
+use super::{Check, CheckName, CheckResult, Code, Effect, Stage, Status};
 use crate::{
     config::SpfConfig,
     dns::{Dns, TxtAnswer},
     envelope::Envelope,
 };
 use mail_auth::{dns::Parameters, spf::verify::SpfParameters, SpfResult};
+
+pub const NAME: CheckName = CheckName::new("spf");
+
+pub const CHECK: Check = Check {
+    name: NAME,
+    ar_method: "spf",
+    enforced: |config| config.spf.enforce,
+    start: |inputs| {
+        Box::pin(async move {
+            let config = &inputs.shared.config;
+            let host = &config.authserv_id;
+            Stage::Done(check(&inputs.shared.dns, &config.spf, &inputs.envelope, host).await)
+        })
+    },
+};
 
 pub const FAIL: Code = Code {
     reply: 550,
@@ -24,7 +39,7 @@ pub const TEMPFAIL: Code = Code {
 /// Checks MAIL FROM (for `<>`, the HELO identity; with `helo = true` the
 /// HELO identity first). `host` is our own name, for the `%{r}` macro.
 pub async fn check(dns: &Dns, config: &SpfConfig, envelope: &Envelope, host: &str) -> CheckResult {
-    let result = |status, effect| CheckResult::new(CheckName::Spf, status, effect);
+    let result = |status, effect| CheckResult::new(NAME, status, effect);
     let Some(ip) = envelope.client_ip else {
         return result(Status::None, Effect::Accept).reason("no client address");
     };

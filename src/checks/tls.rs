@@ -1,4 +1,4 @@
-//! The peer-certificate check (DESIGN.md "Peer certificate"): the session
+//! The peer-certificate check (docs/protocol.md §6.3): the session
 //! must be encrypted, and the sending server must hold a CA-signed,
 //! unexpired, unrevoked certificate for its own name. A server that proves
 //! who it is can be held to account; an anonymous one cannot.
@@ -10,7 +10,22 @@
 
 use super::{
     probe::{ProbeOutcome, Prober},
-    CheckName, CheckResult, Code, Effect, Status,
+    Check, CheckName, CheckResult, Code, Effect, Stage, Status,
+};
+
+pub const NAME: CheckName = CheckName::new("tls");
+
+pub const CHECK: Check = Check {
+    name: NAME,
+    ar_method: "x-tls",
+    enforced: |config| config.tls.enforce,
+    start: |inputs| {
+        Box::pin(async move {
+            let shared = &inputs.shared;
+            let (dns, tls) = (&shared.dns, &shared.config.tls);
+            Stage::Done(check(dns, &shared.probe, tls, &inputs.envelope).await)
+        })
+    },
 };
 use crate::{
     config::{TlsConfig, TlsRequire},
@@ -90,7 +105,7 @@ pub async fn check(
 /// The decision, from the MTA's evidence and the probe's outcome (if one
 /// ran). The reason of a pass is the `Authentication-Results` comment.
 pub fn judge(e: &TlsEvidence, probe: Option<&ProbeOutcome>, config: &TlsConfig) -> CheckResult {
-    let result = |status, effect| CheckResult::new(CheckName::Tls, status, effect);
+    let result = |status, effect| CheckResult::new(NAME, status, effect);
     let Some(version) = e.version.as_deref() else {
         return match config.require {
             TlsRequire::None => {

@@ -1,25 +1,53 @@
-//! Signing the mail of trusted clients (trusted networks, SMTP-AUTH) whose
-//! sender domain `D` is one of `[signing] domains`.
+//! The outbound step: signing the mail of trusted clients (trusted
+//! networks, SMTP-AUTH) whose sender domain `D` is one of `[signing]
+//! domains`, and their log line.
 
-use super::session::{Message, Session};
+use super::{
+    message::{Message, Trust},
+    Outcome,
+};
 use crate::{
     config::OnError,
+    logging, metrics,
     sign::{SignError, HEADER},
     Shared,
 };
-use indymilter::{ContextActions, EomContext, Status};
+use indymilter::{ContextActions, EomActions};
 use tracing::error;
 
-/// Adds the mailkey signature when `D` has a signing key. `Ok(Some(d))`:
-/// signed for `d`; `Ok(None)`: nothing to sign for; `Err(status)`: the
-/// message must not go on (signing failed and `on_error` says tempfail).
+/// Adds the mailkey signature when `D` has a signing key, and logs.
 pub async fn sign(
-    cx: &mut EomContext<Session>,
+    actions: &EomActions,
+    shared: &Shared,
+    message: &mut Message,
+    trust: Trust,
+    leading_space: bool,
+    queue_id: &str,
+) -> Outcome {
+    let signed = match add_signature(actions, shared, message, leading_space, queue_id).await {
+        Ok(signed) => signed,
+        Err(outcome) => return outcome,
+    };
+    logging::trusted_message(
+        queue_id,
+        &message.envelope,
+        trust.as_str(),
+        signed.as_deref(),
+    );
+    metrics::record_trusted();
+    Outcome::Accept
+}
+
+/// `Ok(Some(d))`: signed for `d`; `Ok(None)`: nothing to sign for;
+/// `Err(outcome)`: the message must not go on (signing failed and
+/// `on_error` says tempfail).
+async fn add_signature(
+    actions: &EomActions,
     shared: &Shared,
     message: &mut Message,
     leading_space: bool,
     queue_id: &str,
-) -> Result<Option<String>, Status> {
+) -> Result<Option<String>, Outcome> {
     // The same `D` the receiving side checks: the MAIL FROM domain, or the
     // HELO name for the null sender.
     let sender = message.envelope.sender_domain();
@@ -37,11 +65,11 @@ pub async fn sign(
     } else {
         value.trim_start().to_string()
     };
-    match cx.actions.insert_header(0, HEADER, value).await {
+    match actions.insert_header(0, HEADER, value).await {
         Ok(()) => Ok(Some(key.domain.clone())),
         Err(e) => {
             error!("{queue_id}: failed to add the DKIM-Signature header: {e}");
-            Err(Status::Tempfail)
+            Err(Outcome::Tempfail)
         }
     }
 }
@@ -49,10 +77,10 @@ pub async fn sign(
 /// A message that cannot be signed: deferred (the default), since unsigned
 /// mail from a domain that publishes a mailkey is rejected by receivers; or
 /// sent unsigned with `on_error = "accept"`.
-fn failed(shared: &Shared, queue_id: &str, domain: &str, e: &SignError) -> Status {
+fn failed(shared: &Shared, queue_id: &str, domain: &str, e: &SignError) -> Outcome {
     error!("{queue_id}: failed to sign for {domain}: {e}");
     match shared.config.on_error {
-        OnError::Accept => Status::Accept,
-        OnError::Tempfail => Status::Tempfail,
+        OnError::Accept => Outcome::Accept,
+        OnError::Tempfail => Outcome::Tempfail,
     }
 }

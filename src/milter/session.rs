@@ -1,43 +1,37 @@
-//! Per-connection state: what the MTA told us about the client and the
-//! message in progress. The configuration is snapshotted when the MTA
-//! connects, so a reload never changes a transaction mid-flight.
+//! Per-connection state and the message lifecycle. Every milter callback is
+//! one call into [`Session`]; the end of message runs the named steps in
+//! order: remove forged headers, bounce guidance, then either sign (trusted
+//! clients) or check (everyone else). The configuration is snapshotted
+//! when the MTA connects, so a reload never changes a transaction
+//! mid-flight.
 
+use super::{
+    dsn_guidance, inbound,
+    message::{Message, Trust},
+    outbound, Outcome,
+};
 use crate::{
     auth_results,
     envelope::{parse_mail_from, Envelope, TlsEvidence},
-    push_crlf,
-    transaction::{Evaluation, Pending},
+    transaction::Pending,
     Shared,
 };
-use std::{net::IpAddr, sync::Arc};
+use indymilter::{ContextActions, EomActions, Macros, SocketInfo};
+use std::{
+    ffi::{CStr, CString},
+    net::IpAddr,
+    sync::Arc,
+};
+use tracing::{debug, error};
 
 pub struct Session {
-    pub shared: Arc<Shared>,
+    shared: Arc<Shared>,
     /// Header values pass with their leading space (SMFIP_HDR_LEADSPC), both
     /// ways: values we add must then bring their own.
-    pub leading_space: bool,
-    pub client_ip: Option<IpAddr>,
-    pub helo: String,
-    pub message: Option<Message>,
-}
-
-/// The message in progress, from MAIL FROM to end of message.
-pub struct Message {
-    pub envelope: Envelope,
-    /// Not checked: a trusted network or an SMTP-AUTH session.
-    pub trusted: Option<&'static str>,
-    pub pending: Option<Pending>,
-    /// The header block as it travels in SMTP: CRLF line ends.
-    pub raw: Vec<u8>,
-    /// Where the body starts in `raw` (after the blank line), once it has.
-    pub body_start: Option<usize>,
-    /// RCPT TO addresses without angle brackets (bounce guidance).
-    pub rcpt_to: Vec<String>,
-    /// Occurrence numbers (1-based) of `Authentication-Results` headers that
-    /// claim our authserv-id.
-    pub forged_ar: Vec<usize>,
-    ar_seen: usize,
-    body_started: bool,
+    leading_space: bool,
+    client_ip: Option<IpAddr>,
+    helo: String,
+    message: Option<Message>,
 }
 
 impl Session {
@@ -51,105 +45,136 @@ impl Session {
         }
     }
 
-    /// MAIL FROM: a new message starts (a previous one, if any, was reset).
-    pub fn mail(&mut self, arg: &str, authenticated: bool, tls: TlsEvidence) {
+    pub fn connect(&mut self, socket: SocketInfo) {
+        self.client_ip = match socket {
+            SocketInfo::Inet(addr) => Some(addr.ip()),
+            _ => None,
+        };
+    }
+
+    pub fn helo(&mut self, helo: &CStr) {
+        self.helo = helo.to_string_lossy().into_owned();
+    }
+
+    /// MAIL FROM: a new message starts (a previous one, if any, was reset),
+    /// and with it the checks.
+    pub fn mail(&mut self, args: &[CString], macros: &Macros) {
+        let sender = args.first().map(|a| a.to_string_lossy());
         let envelope = Envelope {
             client_ip: self.client_ip,
             helo: self.helo.clone(),
-            mail_from: parse_mail_from(arg),
-            tls,
+            mail_from: parse_mail_from(sender.as_deref().unwrap_or_default()),
+            tls: TlsEvidence::from_macros(|name| {
+                let name = CString::new(name).ok()?;
+                macro_str(macros, &name)
+            }),
         };
-        let config = &self.shared.config;
-        let trusted = if authenticated {
-            Some("smtp-auth")
+        let authenticated = macro_str(macros, c"{auth_authen}").is_some_and(|a| !a.is_empty());
+        let trust = self.trust(authenticated);
+        let pending = trust
+            .is_none()
+            .then(|| Pending::start(&self.shared, envelope.clone()));
+        self.message = Some(Message::new(envelope, trust, pending));
+    }
+
+    /// Only what is proven is trusted: an authenticated session, or a client
+    /// address in `trusted_networks`. A connection whose address the MTA
+    /// did not give (a unix socket, an unknown family) is checked.
+    fn trust(&self, authenticated: bool) -> Option<Trust> {
+        let networks = &self.shared.config.trusted_networks;
+        if authenticated {
+            Some(Trust::SmtpAuth)
         } else if self
             .client_ip
-            .is_none_or(|ip| config.trusted_networks.iter().any(|n| n.contains(ip)))
+            .is_some_and(|ip| networks.iter().any(|n| n.contains(ip)))
         {
-            Some("trusted-network")
+            Some(Trust::TrustedNetwork)
         } else {
             None
-        };
-        let pending = trusted
-            .is_none()
-            .then(|| Pending::start(&self.shared.dns, &self.shared.probe, config, &envelope));
-        self.message = Some(Message {
-            envelope,
-            trusted,
-            pending,
-            raw: Vec::with_capacity(8 * 1024),
-            body_start: None,
-            rcpt_to: Vec::new(),
-            forged_ar: Vec::new(),
-            ar_seen: 0,
-            body_started: false,
-        });
-    }
-}
-
-impl Message {
-    pub fn header(&mut self, name: &[u8], value: &[u8], authserv_id: &str) {
-        if name.eq_ignore_ascii_case(auth_results::HEADER.as_bytes()) {
-            self.ar_seen += 1;
-            if auth_results::claims(&String::from_utf8_lossy(value), authserv_id) {
-                self.forged_ar.push(self.ar_seen);
-            }
         }
-        self.raw.extend_from_slice(name);
-        self.raw.push(b':');
-        push_crlf(&mut self.raw, value);
-        self.raw.extend_from_slice(b"\r\n");
     }
 
-    /// RCPT TO: `arg` as the MTA passes it, with angle brackets.
-    pub fn rcpt(&mut self, arg: &str) {
-        let address = arg.trim().trim_start_matches('<').trim_end_matches('>');
-        self.rcpt_to.push(address.to_string());
+    pub fn rcpt(&mut self, args: &[CString]) {
+        if let (Some(m), Some(arg)) = (self.message.as_mut(), args.first()) {
+            m.rcpt(&arg.to_string_lossy());
+        }
+    }
+
+    pub fn header(&mut self, name: &CStr, value: &CStr) {
+        let id = &self.shared.config.authserv_id;
+        if let Some(m) = self.message.as_mut() {
+            m.header(name.to_bytes(), value.to_bytes(), id);
+        }
     }
 
     pub fn body(&mut self, chunk: &[u8]) {
-        self.end_headers();
-        self.raw.extend_from_slice(chunk);
-    }
-
-    /// The blank line between header and body, once.
-    fn end_headers(&mut self) {
-        if !self.body_started {
-            self.raw.extend_from_slice(b"\r\n");
-            self.body_started = true;
-            self.body_start = Some(self.raw.len());
+        if let Some(m) = self.message.as_mut() {
+            m.body(chunk);
         }
     }
 
-    /// The header block and the body (empty before any body arrived).
-    pub fn parts(&self) -> (&[u8], &[u8]) {
-        match self.body_start {
-            Some(at) => (&self.raw[..at - 2], &self.raw[at..]),
-            None => (&self.raw, &[]),
-        }
+    /// RSET, abort or close: the message is gone, and its checks with it.
+    pub fn abort(&mut self) {
+        self.message = None;
     }
 
-    /// The whole message as it travels in SMTP (header block, empty line,
-    /// body), for signing.
-    pub fn complete(&mut self) -> &[u8] {
-        if !self.body_started {
-            self.raw.extend_from_slice(b"\r\n");
-            self.body_started = true;
-        }
-        &self.raw
-    }
-
-    /// Runs the checks in a task of their own: a panic there (a bug) is
-    /// caught and reported as `Err`, and the message gets `on_error`.
-    pub async fn evaluate(&mut self, shared: &Arc<Shared>) -> Result<Evaluation, String> {
-        self.end_headers();
-        let Some(pending) = self.pending.take() else {
-            return Err("no lookups were started for this message".into());
+    /// End of message: the lifecycle's steps, in order.
+    pub async fn end_of_message(&mut self, actions: &EomActions, macros: &Macros) -> Outcome {
+        let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
+        let Some(mut message) = self.message.take() else {
+            return Outcome::Accept;
         };
-        let shared = shared.clone();
-        let raw = std::mem::take(&mut self.raw);
-        tokio::spawn(async move { pending.finish(&shared.dns, &shared.config, &raw).await })
-            .await
-            .map_err(|e| format!("check task failed: {e}"))
+        let shared = self.shared.clone();
+        if let Err(e) = remove_forged_headers(actions, &message).await {
+            error!("{queue_id}: failed to delete a forged Authentication-Results header: {e}");
+            return Outcome::internal_error(&shared.config);
+        }
+        // Before anything that reads the body: the MTA's own bounces come
+        // from trusted clients and get the guidance, then a signature over
+        // the new body.
+        if message.trust.is_some() {
+            if let Some(body) =
+                dsn_guidance::add(actions, &message, &shared, self.leading_space, &queue_id).await
+            {
+                message.replace_body(&body);
+            }
+        }
+        match message.trust {
+            Some(trust) => {
+                outbound::sign(
+                    actions,
+                    &shared,
+                    &mut message,
+                    trust,
+                    self.leading_space,
+                    &queue_id,
+                )
+                .await
+            }
+            None => inbound::check(actions, &shared, message, self.leading_space, &queue_id).await,
+        }
     }
+}
+
+/// Headers that claim our authserv-id are forgeries, whoever sent them;
+/// the last is deleted first so that the occurrence numbers stay valid.
+async fn remove_forged_headers(
+    actions: &EomActions,
+    message: &Message,
+) -> Result<(), indymilter::ActionError> {
+    for &index in message.forged_ar.iter().rev() {
+        let Ok(index) = i32::try_from(index) else {
+            continue;
+        };
+        actions
+            .change_header(auth_results::HEADER, index, None::<CString>)
+            .await?;
+    }
+    Ok(())
+}
+
+fn macro_str(macros: &Macros, name: &CStr) -> Option<String> {
+    let value = macros.get(name)?;
+    debug!("macro {name:?} = {value:?}");
+    Some(value.to_string_lossy().into_owned())
 }

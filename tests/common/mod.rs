@@ -24,12 +24,18 @@ use std::{
     net::{IpAddr, SocketAddr},
     path::Path,
 };
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
 
 /// The daemon, serving on 127.0.0.1; stops when dropped.
 pub struct Daemon {
     pub addr: SocketAddr,
     pub shared: SharedHandle,
+    /// Where SIGHUP's configurations would arrive (kept open).
+    _reloads: mpsc::Sender<mailkey_milter::Reload>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -43,12 +49,19 @@ impl Daemon {
         let shared = SharedHandle::new(Shared::new(config).expect("resolver"));
         let (stop, stopped) = oneshot::channel::<()>();
         let listener = mailkey_milter::socket::NoDelay(listener);
-        let task = tokio::spawn(mailkey_milter::run(listener, shared.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let (reloads, reload_rx) = mpsc::channel(1);
+        let task = tokio::spawn(mailkey_milter::run(
+            listener,
+            shared.clone(),
+            reload_rx,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Daemon {
             addr,
             shared,
+            _reloads: reloads,
             stop: Some(stop),
             task: Some(task),
         }
@@ -61,16 +74,29 @@ impl Daemon {
         let listener = tokio::net::UnixListener::bind(path).expect("bind unix socket");
         let shared = SharedHandle::new(Shared::new(config).expect("resolver"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(mailkey_milter::run(listener, shared.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let (reloads, reload_rx) = mpsc::channel(1);
+        let task = tokio::spawn(mailkey_milter::run(
+            listener,
+            shared.clone(),
+            reload_rx,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         let addr = SocketAddr::from(([0, 0, 0, 0], 0));
         Daemon {
             addr,
             shared,
+            _reloads: reloads,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Reloads as SIGHUP does, with `config_toml` as the file read again.
+    pub fn reload(&self, config_toml: &str) {
+        let config = Config::parse(config_toml, Path::new("test.toml")).map_err(|e| e.into());
+        self.shared.reload(config);
     }
 
     pub async fn shutdown(mut self) {

@@ -3,11 +3,14 @@
 //! domain publishes no mailkey gets the guidance paragraph appended to its
 //! text part ([`crate::bounce`]) and an `X-Mailkey-Guidance` header.
 //!
+//! Only the MTA's own bounces are rewritten: the session calls this for
+//! trusted clients only, never for a null-sender message from the outside.
+//!
 //! Whatever goes wrong here, the bounce is delivered unchanged: guidance is
 //! a courtesy, losing or delaying a bounce is not. So nothing here returns
 //! a status; problems are logged.
 
-use super::session::Message;
+use super::message::Message;
 use crate::{
     bounce::{self, Kind},
     checks::{keyrecord::KeyLookup, mailkey},
@@ -17,34 +20,35 @@ use crate::{
 use indymilter::{ContextActions, EomActions};
 use tracing::{debug, info, warn};
 
-/// Appends the guidance when `message` is a DSN that should get it.
-pub async fn add_guidance(
+/// Appends the guidance when `message` is a DSN that should get it, and
+/// returns the new body.
+pub async fn add(
     actions: &EomActions,
     message: &Message,
     shared: &Shared,
     leading_space: bool,
     queue_id: &str,
-) {
+) -> Option<Vec<u8>> {
     let config = &shared.config;
     if !config.guidance.bounces || !message.envelope.mail_from.is_empty() {
-        return;
+        return None;
     }
     let (head, body) = message.parts();
     let boundary = match bounce::classify(head) {
         Kind::NotDsn => {
             debug!("{queue_id}: null sender, but not a DSN: unchanged");
-            return;
+            return None;
         }
         Kind::AlreadyGuided => {
             info!("{queue_id}: DSN has guidance already ({})", bounce::MARKER);
-            return;
+            return None;
         }
         Kind::Signed => {
             warn!(
                 "{queue_id}: DSN is DKIM-signed already, left unchanged: list mailkey-milter \
                  before the signing milter"
             );
-            return;
+            return None;
         }
         Kind::Dsn { boundary } => boundary,
     };
@@ -53,17 +57,17 @@ pub async fn add_guidance(
             "{queue_id}: DSN without a recipient domain ({:?}): unchanged",
             message.rcpt_to
         );
-        return;
+        return None;
     };
     match mailkey::lookup(&shared.dns, &domain).await {
         KeyLookup::NoKey => {}
         KeyLookup::Published { .. } => {
             debug!("{queue_id}: DSN to {domain}, which has a mailkey: unchanged");
-            return;
+            return None;
         }
         KeyLookup::TempError(e) => {
             warn!("{queue_id}: DSN to {domain} unchanged: mailkey lookup failed: {e}");
-            return;
+            return None;
         }
     }
     let paragraph = guidance::bounce_paragraph(&config.guidance, &domain);
@@ -71,12 +75,12 @@ pub async fn add_guidance(
         Ok(b) => b,
         Err(e) => {
             warn!("{queue_id}: DSN to {domain} left unchanged: {e}");
-            return;
+            return None;
         }
     };
     if let Err(e) = actions.replace_body(&new_body).await {
         warn!("{queue_id}: failed to replace the DSN body: {e}");
-        return;
+        return None;
     }
     let value = format!(
         "{}appended for {domain}",
@@ -89,6 +93,7 @@ pub async fn add_guidance(
         );
     }
     info!("{queue_id}: bounce guidance appended to the DSN to {domain}");
+    Some(new_body)
 }
 
 /// The domain the guidance is about: that of the first recipient (a DSN

@@ -1,0 +1,82 @@
+//! The list of checks. Everything that treats checks alike — starting them
+//! at MAIL FROM, the verdict, the `Authentication-Results` header, the log
+//! line, the metrics — iterates over [`CHECKS`]; nothing else names them.
+//!
+//! Adding a check is one new module that defines `NAME` and `CHECK` (a
+//! [`Check`]), its `mod` line in `checks/mod.rs`, and its name in
+//! [`registered!`]. ARCHITECTURE.md shows the flow.
+
+use super::{CheckName, CheckResult};
+use crate::{config::Config, envelope::Envelope, Shared};
+use std::{future::Future, pin::Pin, sync::Arc};
+
+/// The registry: the check modules, in the order of the
+/// `Authentication-Results` header and the log line. Invokes `$then!` with
+/// the module names, so that code which needs them as identifiers (the log
+/// line's field names) expands from the same list.
+macro_rules! registered {
+    ($then:ident) => {
+        $then! { mailkey, spf, tls, mx }
+    };
+}
+pub(crate) use registered;
+
+macro_rules! registry_list {
+    ($($check:ident),*) => {
+        /// Every check, from [`registered!`].
+        pub static CHECKS: &[&Check] = &[$(&super::$check::CHECK),*];
+    };
+}
+registered!(registry_list);
+
+/// The check registered under `name`.
+pub fn find(name: CheckName) -> Option<&'static Check> {
+    CHECKS.iter().copied().find(|c| c.name == name)
+}
+
+/// A boxed future, as checks return them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a check gets: the transaction's envelope and the configuration
+/// snapshot (with the resolver and the prober built from it).
+pub struct Inputs {
+    pub shared: Arc<Shared>,
+    pub envelope: Envelope,
+}
+
+/// What a check has after its envelope-only work (at MAIL FROM).
+pub enum Stage {
+    /// The result needs nothing from the message (SPF, MX, TLS).
+    Done(CheckResult),
+    /// The result needs the message (mailkey): this finishes it.
+    NeedsMessage(Box<dyn MessageStep>),
+}
+
+/// The second half of a check that reads the message.
+pub trait MessageStep: Send {
+    /// `now`: seconds since the epoch, for expiry decisions.
+    fn finish<'a>(
+        self: Box<Self>,
+        inputs: &'a Inputs,
+        message: &'a [u8],
+        now: u64,
+    ) -> BoxFuture<'a, CheckResult>;
+}
+
+/// One check, as the registry knows it.
+pub struct Check {
+    pub name: CheckName,
+    /// The method name in `Authentication-Results` (RFC 8601 §2.7; `x-`
+    /// marks methods that are not registered, see docs/protocol.md).
+    pub ar_method: &'static str,
+    /// Is its result applied (before the global mode is considered)?
+    pub enforced: fn(&Config) -> bool,
+    /// Starts the check at MAIL FROM; runs while the message streams.
+    pub start: fn(Arc<Inputs>) -> BoxFuture<'static, Stage>,
+}
+
+impl Check {
+    pub fn is_enforced(&self, config: &Config) -> bool {
+        (self.enforced)(config)
+    }
+}

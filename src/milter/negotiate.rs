@@ -1,0 +1,70 @@
+//! Protocol negotiation: the actions and options we need from the MTA,
+//! the stages we skip, and the macros we ask for.
+
+use super::session::Session;
+use crate::Shared;
+use indymilter::{Actions, MacroStage, NegotiateContext, ProtoOpts, Status};
+use std::{ffi::CString, sync::Arc};
+use tracing::{error, warn};
+
+pub fn negotiate(
+    cx: &mut NegotiateContext<Session>,
+    shared: Arc<Shared>,
+    actions: Actions,
+    opts: ProtoOpts,
+) -> Status {
+    let wanted = Actions::ADD_HEADER | Actions::CHANGE_HEADER;
+    if !actions.contains(wanted) {
+        error!("the MTA cannot add and change headers; refusing the connection");
+        return Status::Reject;
+    }
+    cx.requested_actions |= wanted;
+    // Bounce guidance rewrites DSN bodies and needs their recipients.
+    let bounces = shared.config.guidance.bounces && actions.contains(Actions::REPLACE_BODY);
+    if bounces {
+        cx.requested_actions |= Actions::REPLACE_BODY;
+    } else if shared.config.guidance.bounces {
+        warn!("the MTA cannot replace message bodies; bounces get no guidance");
+    }
+    // Exact header whitespace keeps `c=simple` signatures verifiable.
+    let leading_space = opts.contains(ProtoOpts::LEADING_SPACE);
+    if leading_space {
+        cx.requested_opts |= ProtoOpts::LEADING_SPACE;
+    } else {
+        warn!(
+            "the MTA cannot pass exact header whitespace; simple-canonicalised signatures may fail"
+        );
+    }
+    // Stages we have no use for.
+    let rcpt_stage = (!bounces).then_some(ProtoOpts::NO_RCPT);
+    for unneeded in
+        rcpt_stage
+            .into_iter()
+            .chain([ProtoOpts::NO_DATA, ProtoOpts::NO_UNKNOWN, ProtoOpts::NO_EOH])
+    {
+        if opts.contains(unneeded) {
+            cx.requested_opts |= unneeded;
+        }
+    }
+    let macros = [
+        (MacroStage::Connect, "j {daemon_name}"),
+        (
+            MacroStage::Helo,
+            "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer} {verify}",
+        ),
+        // Postfix may send the TLS macros at MAIL instead of HELO.
+        (
+            MacroStage::Mail,
+            "i {auth_authen} {auth_type} {tls_version} {cipher} {cipher_bits} \
+             {cert_subject} {cert_issuer} {verify}",
+        ),
+        (MacroStage::Eom, "i"),
+    ];
+    for (stage, names) in macros {
+        if let Ok(names) = CString::new(names) {
+            cx.requested_macros.insert(stage, names);
+        }
+    }
+    cx.data = Some(Session::new(shared, leading_space));
+    Status::Continue
+}
