@@ -211,6 +211,7 @@ async fn keygen_both_algorithms_round_trip() {
             keys,
             errors,
             testing,
+            ..
         } = KeyLookup::from_answer(TxtAnswer::Records(vec![g.record().into_bytes()]))
         else {
             panic!("{algorithm}: record does not parse: {}", g.record());
