@@ -94,11 +94,17 @@ fn classify(domain: &str) -> SenderDomain {
     if domain.parse::<IpAddr>().is_ok() {
         return SenderDomain::IpLiteral(domain.into());
     }
-    if is_domain_name(domain) {
-        SenderDomain::Domain(domain.to_ascii_lowercase())
-    } else {
-        SenderDomain::Missing
-    }
+    domain_name(domain).map_or(SenderDomain::Missing, SenderDomain::Domain)
+}
+
+/// A domain as the checks know `D`: `Example.ORG.` → `example.org`; `None`
+/// for an IP address or anything that is not a DNS name of at least two
+/// labels. keygen, sign, the signing keys and check-domain take domains
+/// through this too, so that they accept exactly the domains whose mail
+/// the checks can accept.
+pub fn domain_name(s: &str) -> Option<String> {
+    let d = s.trim().trim_end_matches('.');
+    (d.parse::<IpAddr>().is_err() && is_domain_name(d)).then(|| d.to_ascii_lowercase())
 }
 
 /// A syntactically plausible DNS name with at least two labels.
@@ -169,5 +175,23 @@ mod tests {
         assert_eq!(domain("<postmaster>", "h"), SenderDomain::Missing);
         assert_eq!(domain("<a@localhost>", "h"), SenderDomain::Missing);
         assert_eq!(domain("<a@exa mple.com>", "h"), SenderDomain::Missing);
+    }
+
+    #[test]
+    fn domain_names() {
+        assert_eq!(
+            domain_name(" Example.ORG. ").as_deref(),
+            Some("example.org")
+        );
+        for bad in [
+            "",
+            "localhost",
+            "exa mple.org",
+            "-a.test",
+            "a..test",
+            "192.0.2.1",
+        ] {
+            assert_eq!(domain_name(bad), None, "{bad:?}");
+        }
     }
 }

@@ -8,7 +8,10 @@
 //! text is plain ASCII, so it can be appended to a text part of any
 //! ASCII-compatible charset without re-encoding the rest.
 
-use crate::config::GuidanceConfig;
+use crate::{
+    checks::keyrecord::{owner_name, SELECTOR},
+    config::GuidanceConfig,
+};
 
 /// Used when the sender has no domain (an IP literal, `<postmaster>`).
 const NO_DOMAIN: &str = "your-domain.example";
@@ -21,8 +24,11 @@ fn builtin_steps(d: &str) -> Vec<String> {
         format!("To prove that mail from {d} is really yours, publish a mailkey"),
         "(a signing key in DNS that receivers check each message against):".into(),
         format!("1. run: mailkey-milter keygen --domain {d} --out /etc/mailkey"),
-        "   (or use any DKIM signer with selector \"mailkey\")".into(),
-        format!("2. publish the printed TXT record at mailkey.{d} and sign outgoing mail."),
+        format!("   (or use any DKIM signer with selector \"{SELECTOR}\")"),
+        format!(
+            "2. publish the printed TXT record at {} and sign outgoing mail.",
+            owner_name(d)
+        ),
     ]
 }
 
@@ -85,9 +91,12 @@ pub fn bounce_paragraph(config: &GuidanceConfig, domain: &str) -> Vec<String> {
             lines.push(format!(
                 "1. Run: mailkey-milter keygen --domain {domain} --out /etc/mailkey"
             ));
-            lines.push("   (or configure any DKIM signer with selector \"mailkey\").".into());
             lines.push(format!(
-                "2. Publish the printed TXT record at mailkey.{domain}"
+                "   (or configure any DKIM signer with selector \"{SELECTOR}\")."
+            ));
+            lines.push(format!(
+                "2. Publish the printed TXT record at {}",
+                owner_name(domain)
             ));
             lines.push("   and sign your outgoing mail with the key.".into());
         }

@@ -1,7 +1,10 @@
 //! `keygen`: a new signing key for a domain, and exactly what to publish
 //! and configure for it.
 
-use crate::sign::{normalise_domain, DomainKey};
+use crate::{
+    checks::keyrecord::{dkim_name, owner_name},
+    sign::{normalise_domain, DomainKey},
+};
 use openssl::pkey::{PKey, Private};
 use std::{
     fmt::Write as _,
@@ -166,14 +169,12 @@ pub fn txt_strings(value: &str) -> Vec<String> {
 /// configuration snippet.
 pub fn instructions(g: &Generated) -> String {
     let d = &g.domain;
+    let (owner, alias) = (owner_name(d), dkim_name(d));
     let strings = txt_strings(&g.record);
     let txt = if strings.len() == 1 {
-        format!("mailkey.{d}. {TTL} IN TXT {}", strings[0])
+        format!("{owner}. {TTL} IN TXT {}", strings[0])
     } else {
-        format!(
-            "mailkey.{d}. {TTL} IN TXT (\n    {} )",
-            strings.join("\n    ")
-        )
+        format!("{owner}. {TTL} IN TXT (\n    {} )", strings.join("\n    "))
     };
     let key_file = g.key_file.display();
     let mut out = String::new();
@@ -191,7 +192,7 @@ pub fn instructions(g: &Generated) -> String {
         "2. Optional: let ordinary DKIM verifiers check the same signatures:"
     );
     let _ = writeln!(out);
-    let _ = writeln!(out, "mailkey._domainkey.{d}. {TTL} IN CNAME mailkey.{d}.");
+    let _ = writeln!(out, "{alias}. {TTL} IN CNAME {owner}.");
     let _ = writeln!(out);
     let _ = writeln!(
         out,

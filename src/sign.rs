@@ -6,7 +6,7 @@
 //! a broken key file is reported then and never in the middle of a message.
 
 use crate::{
-    checks::keyrecord::{KeyType, MIN_RSA_BITS},
+    checks::keyrecord::{KeyType, MIN_RSA_BITS, SELECTOR},
     config::SigningConfig,
     dns::fqdn,
 };
@@ -26,8 +26,6 @@ use std::{
 
 /// The header field name.
 pub const HEADER: &str = "DKIM-Signature";
-/// The selector of every mailkey signature.
-pub const SELECTOR: &str = "mailkey";
 
 /// Header fields signed when present, in this order (RFC 6376 §5.4.1).
 /// Absent ones are not signed as empty: an MTA after us may legitimately add
@@ -217,23 +215,10 @@ fn header_names(message: &[u8]) -> Vec<String> {
     names
 }
 
-/// `Example.ORG.` → `example.org`; anything that is not a host name is an error.
+/// `Example.ORG.` → `example.org`; anything the checks would not take as a
+/// sender domain is an error.
 pub fn normalise_domain(domain: &str) -> Result<String, SignError> {
-    let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    let ok = !d.is_empty()
-        && d.len() <= 253
-        && d.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if ok {
-        Ok(d)
-    } else {
-        Err(SignError::BadDomain(domain.into()))
-    }
+    crate::envelope::domain_name(domain).ok_or_else(|| SignError::BadDomain(domain.into()))
 }
 
 /// One key shared by every signer that uses it (mail-auth's signers own

@@ -8,6 +8,20 @@ use mail_auth::{dkim::DomainKey, dns::TxtRecordParser};
 use openssl::{pkey::PKey, rsa::Rsa};
 use std::sync::Arc;
 
+/// The selector of every mailkey signature (`s=mailkey`).
+pub const SELECTOR: &str = "mailkey";
+
+/// Where the keys of `domain` are published: `mailkey.D`.
+pub fn owner_name(domain: &str) -> String {
+    format!("{SELECTOR}.{domain}")
+}
+
+/// Where ordinary DKIM verifiers look for the key of a mailkey signature:
+/// `mailkey._domainkey.D`, best a CNAME to [`owner_name`].
+pub fn dkim_name(domain: &str) -> String {
+    format!("{SELECTOR}._domainkey.{domain}")
+}
+
 /// The most records tried per domain (rotation needs two; more is abuse).
 pub const MAX_KEYS: usize = 4;
 /// The shortest RSA key accepted (RFC 8301 §3.2).
@@ -33,6 +47,8 @@ impl std::fmt::Display for KeyType {
 pub struct MailkeyRecord {
     pub key: Arc<DomainKey>,
     pub key_type: KeyType,
+    /// The decoded `p=`: the raw 32 bytes of an Ed25519 key, DER for RSA.
+    pub public: Vec<u8>,
     /// `t=y`: the domain is testing; failures are reported, never rejected.
     pub testing: bool,
 }
@@ -72,10 +88,20 @@ pub enum KeyLookup {
         errors: Vec<RecordError>,
         /// Any record says `t=y`.
         testing: bool,
+        /// Every TXT record at the name, in the order received, with what
+        /// it is (for `check-domain`, which reports record by record).
+        records: Vec<PublishedRecord>,
     },
     /// NXDOMAIN, NODATA, or only TXT records that are not keys.
     NoKey,
     TempError(String),
+}
+
+/// One TXT record at `mailkey.D`, as published, and what it is.
+#[derive(Clone, Debug)]
+pub struct PublishedRecord {
+    pub raw: Vec<u8>,
+    pub parsed: Result<MailkeyRecord, RecordError>,
 }
 
 impl KeyLookup {
@@ -88,15 +114,18 @@ impl KeyLookup {
         let mut keys = Vec::new();
         let mut errors = Vec::new();
         let mut testing = false;
-        for raw in &records {
-            let tags = Tags::parse(raw);
+        let mut published = Vec::with_capacity(records.len());
+        for raw in records {
+            let tags = Tags::parse(&raw);
             testing |= tags.testing();
-            match parse_record(raw, &tags) {
-                Ok(k) if keys.len() < MAX_KEYS => keys.push(k),
+            let parsed = parse_record(&raw, &tags);
+            match &parsed {
+                Ok(k) if keys.len() < MAX_KEYS => keys.push(k.clone()),
                 Ok(_) => {}
                 Err(RecordError::NotAKey) => {}
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.clone()),
             }
+            published.push(PublishedRecord { raw, parsed });
         }
         if keys.is_empty() && errors.is_empty() {
             Self::NoKey
@@ -105,6 +134,7 @@ impl KeyLookup {
                 keys,
                 errors,
                 testing,
+                records: published,
             }
         }
     }
@@ -141,6 +171,7 @@ pub fn parse_record(raw: &[u8], tags: &Tags) -> Result<MailkeyRecord, RecordErro
     Ok(MailkeyRecord {
         key: Arc::new(key),
         key_type,
+        public: der,
         testing: tags.testing(),
     })
 }
@@ -200,6 +231,7 @@ mod tests {
             keys,
             errors,
             testing,
+            ..
         } = lookup(&[ED])
         else {
             panic!()
@@ -215,6 +247,7 @@ mod tests {
             keys,
             errors,
             testing,
+            ..
         } = lookup(&["v=DKIM1; k=ed25519; t=y; p=", ED])
         else {
             panic!()

@@ -9,7 +9,7 @@
 //! found" for every other name, so verification itself sends no query.
 
 use super::{
-    keyrecord::{KeyLookup, MailkeyRecord},
+    keyrecord::{dkim_name, owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
     BoxFuture, Check, CheckName, CheckResult, Code, Effect, Inputs, MessageStep, Stage, Status,
 };
 use crate::{
@@ -63,17 +63,10 @@ impl MessageStep for Verify {
     }
 }
 
-/// The selector of every mailkey signature.
-pub const SELECTOR: &str = "mailkey";
-
-/// The name the keys of `domain` are published at.
-pub fn record_name(domain: &str) -> String {
-    format!("{SELECTOR}.{domain}")
-}
-
-/// Looks up the keys of `domain` (started as soon as MAIL FROM is known).
+/// Looks up the keys of `domain` (started as soon as MAIL FROM is known;
+/// `check-domain` reports on the same lookup).
 pub async fn lookup(dns: &Dns, domain: &str) -> KeyLookup {
-    KeyLookup::from_answer(dns.txt(&record_name(domain)).await)
+    KeyLookup::from_answer(dns.txt(&owner_name(domain)).await)
 }
 
 /// Runs the check. `keys` is the lookup for `D` (from [`lookup`]); keys of
@@ -88,46 +81,15 @@ pub async fn check(
     now: u64,
 ) -> CheckResult {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
-    let no_key_effect = match config.no_key {
-        NoKey::Accept => Effect::Accept,
-        NoKey::Reject => Effect::Reject(Code::MAILKEY_FAIL),
-    };
     let Some(domain) = sender.name() else {
         // Without a domain there can be no key; treat it like a domain
         // without one (the MX check is the one that refuses IP literals).
-        return result(Status::PermError, no_key_effect).reason("sender has no domain");
+        return result(Status::PermError, no_key_effect(config)).reason("sender has no domain");
     };
-    let testing = match &keys {
-        KeyLookup::TempError(e) => {
-            return result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL))
-                .reason(format!("DNS lookup of {} failed: {e}", record_name(domain)));
-        }
-        KeyLookup::NoKey => {
-            return result(Status::None, no_key_effect)
-                .reason(format!("{domain} publishes no mailkey"));
-        }
-        KeyLookup::Published {
-            keys,
-            errors,
-            testing,
-        } => {
-            if keys.is_empty() {
-                let why = errors.first().map_or(String::new(), ToString::to_string);
-                let status = if errors
-                    .iter()
-                    .all(|e| *e == super::keyrecord::RecordError::Revoked)
-                {
-                    Status::Fail
-                } else {
-                    Status::PermError
-                };
-                return result(status, fail_effect(*testing))
-                    .reason(format!("no usable key at {}: {why}", record_name(domain)))
-                    .prop("header.d", domain);
-            }
-            *testing
-        }
-    };
+    if let Some(decided) = key_result(config, domain, &keys) {
+        return decided;
+    }
+    let testing = matches!(keys, KeyLookup::Published { testing: true, .. });
 
     let outcome = verify(dns, config.alignment, domain, &keys, message, now).await;
     match outcome {
@@ -152,8 +114,54 @@ pub async fn check(
     }
 }
 
-/// `t=y`: report, never reject.
-fn fail_effect(testing: bool) -> Effect {
+/// What the keys published for `domain` decide before any signature is
+/// looked at: the result when the lookup failed or no usable key is
+/// published, `None` when a usable key is there and the signature decides.
+/// `check-domain` judges the published keys with this very function.
+pub fn key_result(config: &MailkeyConfig, domain: &str, keys: &KeyLookup) -> Option<CheckResult> {
+    let result = |status, effect| CheckResult::new(NAME, status, effect);
+    match keys {
+        KeyLookup::TempError(e) => Some(
+            result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL))
+                .reason(format!("DNS lookup of {} failed: {e}", owner_name(domain))),
+        ),
+        KeyLookup::NoKey => Some(
+            result(Status::None, no_key_effect(config))
+                .reason(format!("{domain} publishes no mailkey")),
+        ),
+        KeyLookup::Published {
+            keys,
+            errors,
+            testing,
+            ..
+        } if keys.is_empty() => {
+            let why = errors.first().map_or(String::new(), ToString::to_string);
+            let status = if errors.iter().all(|e| *e == RecordError::Revoked) {
+                Status::Fail
+            } else {
+                Status::PermError
+            };
+            Some(
+                result(status, fail_effect(*testing))
+                    .reason(format!("no usable key at {}: {why}", owner_name(domain)))
+                    .prop("header.d", domain),
+            )
+        }
+        KeyLookup::Published { .. } => None,
+    }
+}
+
+/// A domain without a mailkey: `no_key` decides.
+fn no_key_effect(config: &MailkeyConfig) -> Effect {
+    match config.no_key {
+        NoKey::Accept => Effect::Accept,
+        NoKey::Reject => Effect::Reject(Code::MAILKEY_FAIL),
+    }
+}
+
+/// A failing signature or key: rejected, but with `t=y` reported, never
+/// rejected (`check-domain` marks a key file that matches no record so).
+pub fn fail_effect(testing: bool) -> Effect {
     if testing {
         Effect::Accept
     } else {
@@ -248,7 +256,7 @@ async fn verify(
             KeyLookup::TempError(e) => {
                 return Err(Failure::Temp(format!(
                     "DNS lookup of {} failed: {e}",
-                    record_name(d)
+                    owner_name(d)
                 )));
             }
             KeyLookup::NoKey => {
@@ -258,7 +266,7 @@ async fn verify(
         };
         for record in records {
             let overlay = KeyOverlay {
-                name: fqdn(&format!("{SELECTOR}._domainkey.{d}")).into_boxed_str(),
+                name: fqdn(&dkim_name(d)).into_boxed_str(),
                 record: TxtRecord::DomainKey(record.key.clone()),
             };
             let params = Parameters::new(&msg).with_cache(&overlay);

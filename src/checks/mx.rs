@@ -58,35 +58,63 @@ pub async fn check(dns: &Dns, envelope: &Envelope) -> CheckResult {
                 .reason("sender address has no valid domain");
         }
     };
-    match dns
-        .authenticator
-        .mx_lookup(domain.as_str(), dns.caches.mx())
-        .await
-    {
-        Ok(set) => {
-            if is_real(&set) {
-                result(Status::Pass, Effect::Accept).prop("smtp.mailfrom", domain)
-            } else {
-                result(Status::Fail, Effect::Reject(NULL_MX))
-                    .reason(format!(
-                        "{domain} publishes a null MX: it does not accept mail"
-                    ))
-                    .prop("smtp.mailfrom", domain)
-            }
-        }
-        Err(Error::Dns(DnsError::RecordNotFound(code))) => {
-            let why = if code == ResponseCode::NXDomain {
-                format!("{domain} does not exist")
-            } else {
-                format!("{domain} has no MX record")
-            };
-            result(Status::Fail, Effect::Reject(NO_MX))
-                .reason(why)
-                .prop("smtp.mailfrom", domain)
-        }
-        Err(e) => result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL))
-            .reason(format!("MX lookup for {domain} failed: {e}")),
+    answer_result(&domain, &lookup(dns, &domain).await)
+}
+
+/// What the DNS says about a domain as a receiver of mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MxAnswer {
+    /// At least one real exchange: (preference, host without trailing dot).
+    Real(Vec<(u16, String)>),
+    /// RFC 7505's null MX: the domain accepts no mail.
+    Null,
+    /// The domain exists but publishes no MX.
+    NoMx,
+    NxDomain,
+    TempError(String),
+}
+
+/// Looks up and classifies the MX records of `domain` (`check-domain`
+/// reports on the same lookup).
+pub async fn lookup(dns: &Dns, domain: &str) -> MxAnswer {
+    match dns.authenticator.mx_lookup(domain, dns.caches.mx()).await {
+        Ok(set) if is_real(&set) => MxAnswer::Real(
+            set.records
+                .iter()
+                .flat_map(|mx| {
+                    mx.exchanges
+                        .iter()
+                        .map(|h| (mx.preference, h.trim_end_matches('.').to_string()))
+                })
+                .collect(),
+        ),
+        Ok(_) => MxAnswer::Null,
+        Err(Error::Dns(DnsError::RecordNotFound(ResponseCode::NXDomain))) => MxAnswer::NxDomain,
+        Err(Error::Dns(DnsError::RecordNotFound(_))) => MxAnswer::NoMx,
+        Err(e) => MxAnswer::TempError(e.to_string()),
     }
+}
+
+/// The check's result for `domain` given its MX answer; `check-domain`
+/// judges a domain with this very function.
+pub fn answer_result(domain: &str, answer: &MxAnswer) -> CheckResult {
+    let result = |status, effect| CheckResult::new(NAME, status, effect);
+    let r =
+        match answer {
+            MxAnswer::Real(_) => result(Status::Pass, Effect::Accept),
+            MxAnswer::Null => result(Status::Fail, Effect::Reject(NULL_MX)).reason(format!(
+                "{domain} publishes a null MX: it does not accept mail"
+            )),
+            MxAnswer::NoMx => result(Status::Fail, Effect::Reject(NO_MX))
+                .reason(format!("{domain} has no MX record")),
+            MxAnswer::NxDomain => result(Status::Fail, Effect::Reject(NO_MX))
+                .reason(format!("{domain} does not exist")),
+            MxAnswer::TempError(e) => {
+                return result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL))
+                    .reason(format!("MX lookup for {domain} failed: {e}"))
+            }
+        };
+    r.prop("smtp.mailfrom", domain)
 }
 
 /// At least one exchange that is not the root: RFC 7505's null MX (`0 .`)
