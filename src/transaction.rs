@@ -5,13 +5,13 @@
 
 use crate::{
     checks::{
-        keyrecord::KeyLookup, mailkey, mx, probe::Prober, spf, tls, CheckName, CheckResult, Code,
-        Effect, Status,
+        keyrecord::KeyLookup, mailkey, mx, spf, tls, CheckName, CheckResult, Code, Effect, Status,
     },
     config::Config,
     dns::Dns,
     envelope::{Envelope, SenderDomain},
     metrics,
+    tls::Prober,
     verdict::{self, Verdict},
 };
 use std::{
