@@ -29,34 +29,41 @@ pub enum Conversation {
     Failed(String),
 }
 
-/// Banner, `EHLO`, `STARTTLS`, handshake, `QUIT` — blocking, every read
-/// and write bounded by `deadline`.
+/// Banner, `EHLO`, `STARTTLS`, handshake, `QUIT` — blocking, the whole
+/// conversation (TLS handshake included) bounded by `limit` from now: a
+/// peer that sends a byte now and then cannot keep it alive, and the
+/// thread is free again by then whatever the peer does.
 pub fn converse(
     connector: &SslConnector,
     addr: SocketAddr,
     ehlo: &str,
     sni: Option<&str>,
-    deadline: Instant,
+    limit: Duration,
 ) -> Conversation {
+    let deadline = Instant::now() + limit;
     let at = format!("{} port {}", addr.ip(), addr.port());
-    let left = || {
-        deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
+    let late = || {
+        Conversation::Failed(format!(
+            "probe of {at} did not finish within {} ms",
+            limit.as_millis()
+        ))
     };
-    let stream = match TcpStream::connect_timeout(&addr, left()) {
+    let failed = |why: String| {
+        if Instant::now() >= deadline {
+            late()
+        } else {
+            Conversation::Failed(why)
+        }
+    };
+    let Some(left) = time_left(deadline) else {
+        return late();
+    };
+    let stream = match TcpStream::connect_timeout(&addr, left) {
         Ok(s) => s,
-        Err(e) => return Conversation::Failed(format!("cannot connect to {at}: {e}")),
+        Err(e) => return failed(format!("cannot connect to {at}: {e}")),
     };
-    let timeouts = |s: &TcpStream| {
-        s.set_read_timeout(Some(left()))
-            .and_then(|()| s.set_write_timeout(Some(left())))
-    };
-    if let Err(e) = timeouts(&stream) {
-        return Conversation::Failed(format!("{at}: {e}"));
-    }
-    let mut reader = BufReader::new(stream);
-    let io = |what: &str, e: std::io::Error| Conversation::Failed(format!("{at}: {what}: {e}"));
+    let mut reader = BufReader::new(Bounded { stream, deadline });
+    let io = |what: &str, e: std::io::Error| failed(format!("{at}: {what}: {e}"));
 
     let (code, _) = match read_reply(&mut reader) {
         Ok(r) => r,
@@ -115,7 +122,7 @@ pub fn converse(
     };
     let mut tls = match ssl.connect(stream) {
         Ok(s) => s,
-        Err(e) => return Conversation::Failed(format!("TLS handshake with {at} failed: {e}")),
+        Err(e) => return failed(format!("TLS handshake with {at} failed: {e}")),
     };
     let chain: Vec<X509> = tls
         .ssl()
@@ -134,6 +141,63 @@ pub fn converse(
         chain,
         ocsp,
         version,
+    }
+}
+
+/// The time until `deadline`, `None` when it has passed.
+fn time_left(deadline: Instant) -> Option<Duration> {
+    Some(deadline.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
+}
+
+/// A socket whose every read and write (OpenSSL's during the handshake
+/// too) may only take the time left until one deadline; once it has
+/// passed, they fail with `TimedOut`. Socket time-outs alone apply per
+/// read, so a peer dripping one byte a second would never trip them.
+#[derive(Debug)]
+struct Bounded {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl Bounded {
+    fn arm(
+        &self,
+        set: fn(&TcpStream, Option<Duration>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let left = time_left(self.deadline).ok_or_else(timed_out)?;
+        set(&self.stream, Some(left))
+    }
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "the probe's time ran out")
+}
+
+/// A socket time-out shows as `WouldBlock`, which OpenSSL would take for
+/// "try again": it is the end.
+fn final_error(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        timed_out()
+    } else {
+        e
+    }
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.arm(TcpStream::set_read_timeout)?;
+        self.stream.read(buf).map_err(final_error)
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.arm(TcpStream::set_write_timeout)?;
+        self.stream.write(buf).map_err(final_error)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
     }
 }
 
@@ -190,5 +254,45 @@ mod tests {
         assert_eq!(lines, ["mx.test", "PIPELINING", "STARTTLS"]);
         let mut r = BufReader::new(&b"hello\r\n"[..]);
         assert!(read_reply(&mut r).is_err());
+    }
+
+    /// A peer dripping its banner ends the conversation at the deadline,
+    /// not after the banner (socket time-outs alone never would).
+    #[test]
+    fn a_dripping_peer_cannot_outlast_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.43:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            for b in b"220-drip\r\n".iter().cycle() {
+                if s.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let connector = SslConnector::builder(openssl::ssl::SslMethod::tls_client())
+                .unwrap()
+                .build();
+            let limit = Duration::from_millis(300);
+            let _ = done.send(converse(&connector, addr, "me.test", None, limit));
+        });
+        // A generous guard: without the deadline this would run for minutes.
+        let outcome = finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the conversation ended");
+        match outcome {
+            Conversation::Failed(why) => assert_eq!(
+                why,
+                format!(
+                    "probe of {} port {} did not finish within 300 ms",
+                    addr.ip(),
+                    addr.port()
+                )
+            ),
+            _ => panic!("expected a failure"),
+        }
     }
 }
