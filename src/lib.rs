@@ -28,10 +28,10 @@ pub mod milter;
 pub mod netmask;
 pub mod sign;
 pub mod socket;
+pub mod tls;
 pub mod transaction;
 pub mod verdict;
 
-use checks::probe::Prober;
 use config::Config;
 use dns::Dns;
 use std::{
@@ -39,6 +39,7 @@ use std::{
     io,
     sync::{Arc, RwLock},
 };
+use tls::Prober;
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -58,7 +59,7 @@ pub enum SetupError {
     #[error(transparent)]
     Dns(#[from] dns::ResolverSetupError),
     #[error(transparent)]
-    Tls(#[from] checks::probe::TrustStoreError),
+    Tls(#[from] tls::TrustStoreError),
     #[error(transparent)]
     Signing(#[from] sign::SignError),
 }

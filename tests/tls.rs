@@ -14,8 +14,8 @@ use common::{
 };
 use indymilter_test::{MacroStage, SocketInfo, Status, TestConnection};
 use mailkey_milter::{
-    checks::probe::{CertProblem, TrustStore},
     config::TlsConfig,
+    tls::{CertProblem, TrustStore},
 };
 use std::net::SocketAddr;
 

@@ -7,7 +7,6 @@
 pub mod keyrecord;
 pub mod mailkey;
 pub mod mx;
-pub mod probe;
 mod registry;
 pub mod spf;
 pub mod tls;

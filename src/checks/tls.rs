@@ -5,13 +5,10 @@
 //!
 //! Evidence comes first from the MTA's TLS macros (free), then, only when
 //! `require = "certificate"` and the MTA saw no verified certificate, from
-//! an active STARTTLS probe of the client ([`super::probe`]). [`judge`]
+//! an active STARTTLS probe of the client ([`crate::tls`]). [`judge`]
 //! turns the evidence into a result; it does no I/O.
 
-use super::{
-    probe::{ProbeOutcome, Prober},
-    Check, CheckName, CheckResult, Code, Effect, Stage, Status,
-};
+use super::{Check, CheckName, CheckResult, Code, Effect, Stage, Status};
 
 pub const NAME: CheckName = CheckName::new("tls");
 
@@ -31,6 +28,7 @@ use crate::{
     config::{TlsConfig, TlsRequire},
     dns::Dns,
     envelope::{Envelope, TlsEvidence},
+    tls::{ProbeOutcome, Prober},
 };
 
 /// The session was not encrypted (RFC 5248: "Encryption Needed").

@@ -26,7 +26,7 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream},
     path::PathBuf,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, OnceLock,
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -292,12 +292,24 @@ pub enum Behaviour {
     NoStartTls,
     /// Accepts the connection and never says anything.
     Silent,
+    /// Sends an endless multi-line banner one byte a second, as a tarpit
+    /// does, until the responder is dropped.
+    Drip,
 }
 
 /// A STARTTLS responder on `ip`:[`probe_port`].
 pub struct Responder {
     pub addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    /// Set when dropped: dripping connections close, so no probe outlives
+    /// the test because of us.
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Responder {
@@ -323,16 +335,30 @@ impl Responder {
             _ => None,
         };
         let silent = matches!(behaviour, Behaviour::Silent);
+        let drip = matches!(behaviour, Behaviour::Drip);
         let count = connections.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 count.fetch_add(1, Ordering::SeqCst);
                 let acceptor = acceptor.clone();
-                std::thread::spawn(move || serve(stream, acceptor, silent));
+                let stopped = stopped.clone();
+                std::thread::spawn(move || {
+                    if drip {
+                        serve_drip(stream, &stopped)
+                    } else {
+                        serve(stream, acceptor, silent)
+                    }
+                });
             }
         });
-        Responder { addr, connections }
+        Responder {
+            addr,
+            connections,
+            stop,
+        }
     }
 
     /// Connections accepted so far.
@@ -356,6 +382,16 @@ fn line(s: &mut impl Read) -> Option<String> {
             }
             _ => return None,
         }
+    }
+}
+
+/// One byte a second of `220-…` lines, for ever (until `stop`).
+fn serve_drip(mut s: TcpStream, stop: &AtomicBool) {
+    for b in b"220-drip.responder.test slow\r\n".iter().cycle() {
+        if stop.load(Ordering::SeqCst) || s.write_all(&[*b]).is_err() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
 

@@ -1,0 +1,253 @@
+//! The active STARTTLS probe: when the MTA did not see a verified client
+//! certificate, we ask the client itself. Sending servers are SMTP servers
+//! too, so we connect to the client's IP on the SMTP port, `EHLO`,
+//! `STARTTLS`, and verify the certificate it serves with OpenSSL: chain to
+//! a trusted CA, validity dates, revocation (CRL files, stapled OCSP) and a
+//! name that is the HELO name or the client's forward-confirmed PTR name.
+//!
+//! Safety rails: the only target is the transaction's client IP (no DNS
+//! names, no redirects); anything that stops the probe from finishing is
+//! [`ProbeOutcome::TempError`], never a pass. Bounds, so that no client can
+//! starve the probing of others:
+//! - one deadline per probe (`probe_timeout_ms`) for the whole conversation,
+//!   TLS handshake included, however the peer paces its bytes;
+//! - at most one probe per client IP in flight; concurrent transactions
+//!   from that IP wait for its result (single flight);
+//! - results cached per IP; only a certificate depends on the HELO name,
+//!   and at most [`MAX_HELO_VARIANTS`] per IP are fetched;
+//! - at most [`MAX_CONCURRENT_PROBES`] probes at once, slots handed out in
+//!   order; waiting for one (or for the probe of the same IP) is limited
+//!   to `probe_timeout_ms` too, defers the transaction when it runs out and
+//!   is never cached as a probe failure.
+//!
+//! The conversation is blocking OpenSSL on Tokio's blocking pool, ended by
+//! its deadline, so no thread (and no shutdown) waits longer on a peer; the
+//! trust decisions are functions of their inputs with the clock passed in.
+//!
+//! Parts: `trust` (CAs, CRLs, stapled OCSP), `names` (RFC 6125 name
+//! matching, confirmed PTR names), `client` (the SMTP STARTTLS
+//! conversation), `cache` (what was found out, per IP, for how long); this
+//! file is the [`Prober`] that puts them together for the check
+//! (`checks::tls`).
+
+mod cache;
+mod client;
+mod names;
+mod trust;
+
+pub use cache::MAX_HELO_VARIANTS;
+pub use names::{cert_names, name_matches};
+pub use trust::{CertProblem, TrustStore, TrustStoreError};
+
+use crate::{config::TlsConfig, dns::Dns};
+use cache::{Finding, ProbeCache};
+use client::Conversation;
+use names::{confirmed_ptr_names, is_dns_name, subject_cn};
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+use tokio::sync::Semaphore;
+
+/// Probes running at once; more wait in order (within their limit).
+pub const MAX_CONCURRENT_PROBES: usize = 32;
+
+/// What a probe found out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// A trusted, valid, unrevoked certificate for `name`.
+    Verified {
+        /// The HELO or confirmed PTR name the certificate matched.
+        name: String,
+        /// The certificate's subject CN (or first name), for the header.
+        subject: String,
+        /// The TLS version the probe negotiated.
+        version: String,
+    },
+    /// The client's SMTP port does not offer STARTTLS.
+    NoStartTls(String),
+    /// A certificate was shown and is not acceptable (why).
+    BadCertificate(String),
+    /// The probe could not finish (why).
+    TempError(String),
+}
+
+/// Probes clients; shared by all transactions (one cache, one semaphore).
+pub struct Prober {
+    trust: Arc<TrustStore>,
+    connector: SslConnector,
+    cache: ProbeCache,
+    permits: Arc<Semaphore>,
+    port: u16,
+    timeout: Duration,
+    /// Our name in `EHLO`.
+    ehlo_name: String,
+}
+
+impl Prober {
+    pub fn new(config: &TlsConfig, ehlo_name: &str) -> Result<Self, TrustStoreError> {
+        let mut b = SslConnector::builder(SslMethod::tls_client())?;
+        // We verify the chain ourselves, after the handshake, to say why.
+        b.set_verify(SslVerifyMode::NONE);
+        Ok(Self {
+            trust: Arc::new(TrustStore::load(config)?),
+            connector: b.build(),
+            cache: ProbeCache::new(),
+            permits: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
+            port: config.probe_port,
+            timeout: Duration::from_millis(config.probe_timeout_ms),
+            ehlo_name: ehlo_name.to_string(),
+        })
+    }
+
+    /// The (cached) outcome of probing `ip`, which said `HELO helo`.
+    /// Concurrent calls for the same IP share one probe.
+    pub async fn probe(&self, dns: &Dns, ip: IpAddr, helo: &str) -> ProbeOutcome {
+        let helo = helo.trim_end_matches('.').to_ascii_lowercase();
+        let (names, subject, version) = match self.finding(ip, &helo).await {
+            Finding::Certificate {
+                names,
+                subject,
+                version,
+            } => (names, subject, version),
+            Finding::Outcome(outcome) => return outcome,
+        };
+        let verified = |name: &str| ProbeOutcome::Verified {
+            name: name.to_string(),
+            subject: subject.clone(),
+            version: version.clone(),
+        };
+        if is_dns_name(&helo) && names.iter().any(|p| name_matches(p, &helo)) {
+            return verified(&helo);
+        }
+        let ptrs = tokio::time::timeout(self.timeout, confirmed_ptr_names(dns, ip)).await;
+        match ptrs {
+            Ok(Ok(ptrs)) => {
+                if let Some(name) = ptrs
+                    .iter()
+                    .find(|ptr| names.iter().any(|p| name_matches(p, ptr)))
+                {
+                    return verified(name);
+                }
+                let ptrs = if ptrs.is_empty() {
+                    "none".to_string()
+                } else {
+                    ptrs.join(", ")
+                };
+                ProbeOutcome::BadCertificate(format!(
+                    "certificate name mismatch: it is for {} but the client is {helo} \
+                     (confirmed reverse DNS: {ptrs})",
+                    names.join(", ")
+                ))
+            }
+            Ok(Err(why)) => ProbeOutcome::TempError(why),
+            Err(_) => ProbeOutcome::TempError(format!(
+                "confirming the PTR names of {ip} took longer than {} ms",
+                self.timeout.as_millis()
+            )),
+        }
+    }
+
+    /// What `ip`'s port shows for `helo`: from the cache, from the probe of
+    /// `ip` in flight (single flight: wait for it), or from a new probe.
+    ///
+    /// Waiting — for the probe of the same IP, then for a free slot — has
+    /// its own limit (`probe_timeout_ms`) and is not a probe: when it runs
+    /// out the transaction is deferred and nothing is cached. The probe's
+    /// own limit starts once it has a slot.
+    async fn finding(&self, ip: IpAddr, helo: &str) -> Finding {
+        let sni = is_dns_name(helo).then(|| helo.to_string());
+        let turn = tokio::time::Instant::now() + self.timeout;
+        let waited = || {
+            Finding::Outcome(ProbeOutcome::TempError(format!(
+                "no probe slot for {ip} within {} ms (probes in flight)",
+                self.timeout.as_millis()
+            )))
+        };
+        let record = self.cache.record(ip).await;
+        let Ok(mut record) = tokio::time::timeout_at(turn, record.lock_owned()).await else {
+            return waited();
+        };
+        if let Some(found) = record.lookup(sni.as_deref(), helo, Instant::now()) {
+            return found;
+        }
+        // Fair: the semaphore serves waiters in order, and each IP has at
+        // most one waiter (the holder of its record).
+        let permit = match tokio::time::timeout_at(turn, self.permits.clone().acquire_owned()).await
+        {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => {
+                return Finding::Outcome(ProbeOutcome::TempError("probing is shutting down".into()))
+            }
+            Err(_) => return waited(),
+        };
+        // The probe runs to its end and is remembered even if this
+        // transaction goes away meanwhile; the slot is held exactly as long
+        // as the conversation (which ends by its deadline).
+        let (connector, trust, limit) = (self.connector.clone(), self.trust.clone(), self.timeout);
+        let (addr, ehlo) = (SocketAddr::new(ip, self.port), self.ehlo_name.clone());
+        let probe = tokio::spawn(async move {
+            let sni_sent = sni.clone();
+            let examined = tokio::task::spawn_blocking(move || {
+                let conversation =
+                    client::converse(&connector, addr, &ehlo, sni_sent.as_deref(), limit);
+                drop(permit);
+                examine(conversation, &trust)
+            });
+            let found = match examined.await {
+                Ok(found) => found,
+                Err(e) => {
+                    Finding::Outcome(ProbeOutcome::TempError(format!("probe task failed: {e}")))
+                }
+            };
+            record.store(sni, found.clone(), Instant::now());
+            found
+        });
+        probe.await.unwrap_or_else(|e| {
+            Finding::Outcome(ProbeOutcome::TempError(format!("probe task failed: {e}")))
+        })
+    }
+}
+
+/// What the client's port showed, judged: a certificate that verified (its
+/// names still to be matched), or the outcome.
+fn examine(conversation: Conversation, trust: &TrustStore) -> Finding {
+    let outcome = |o| Finding::Outcome(o);
+    let (chain, ocsp, version) = match conversation {
+        Conversation::Presented {
+            chain,
+            ocsp,
+            version,
+        } => (chain, ocsp, version),
+        Conversation::NoStartTls(why) => return outcome(ProbeOutcome::NoStartTls(why)),
+        Conversation::Refused(why) => return outcome(ProbeOutcome::BadCertificate(why)),
+        Conversation::Failed(why) => return outcome(ProbeOutcome::TempError(why)),
+    };
+    match trust.verify(&chain, ocsp.as_deref(), unix_now()) {
+        Ok(verified) => match verified.first() {
+            Some(leaf) => {
+                let names = cert_names(leaf);
+                let subject = subject_cn(leaf).unwrap_or_else(|| names.join(","));
+                Finding::Certificate {
+                    names,
+                    subject,
+                    version,
+                }
+            }
+            None => outcome(ProbeOutcome::BadCertificate(
+                "no certificate presented".into(),
+            )),
+        },
+        Err(CertProblem::Bad(why)) => outcome(ProbeOutcome::BadCertificate(why)),
+        Err(CertProblem::Internal(why)) => outcome(ProbeOutcome::TempError(why)),
+    }
+}
+
+/// Seconds since the epoch, the verification time of real probes.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
