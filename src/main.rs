@@ -159,9 +159,8 @@ fn main() -> ExitCode {
             load(&cli.common, None).and_then(|c| run_check_domain(c, args))
         }
         Some(Command::Sign(args)) => run_sign(args),
-        Some(Command::Report(args)) => load(&cli.common, None).and_then(|c| {
-            mailkey_milter::report::run(&c.dns, &args).map_err(Into::into)
-        }),
+        Some(Command::Report(args)) => load(&cli.common, None)
+            .and_then(|c| mailkey_milter::report::run(&c.dns, &args).map_err(Into::into)),
     };
     result.unwrap_or_else(|e| {
         eprintln!("mailkey-milter: {e}");

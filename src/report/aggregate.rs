@@ -275,10 +275,19 @@ mod tests {
 
     #[test]
     fn all_four_combine_like_the_verdict() {
-        assert_eq!(would(&[Tempfail, Reject, Accept, Accept], Scope::All), Reject);
-        assert_eq!(would(&[Tempfail, Accept, Accept, Accept], Scope::All), Tempfail);
+        assert_eq!(
+            would(&[Tempfail, Reject, Accept, Accept], Scope::All),
+            Reject
+        );
+        assert_eq!(
+            would(&[Tempfail, Accept, Accept, Accept], Scope::All),
+            Tempfail
+        );
         assert_eq!(would(&[Accept; 4], Scope::All), Accept);
-        assert_eq!(would(&[Tempfail, Reject, Accept, Accept], Scope::Alone(0)), Tempfail);
+        assert_eq!(
+            would(&[Tempfail, Reject, Accept, Accept], Scope::Alone(0)),
+            Tempfail
+        );
     }
 
     #[test]

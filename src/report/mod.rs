@@ -29,8 +29,14 @@ pub enum ReportError {
         source: std::io::Error,
     },
     #[error("{path}, line {line}: {why}")]
-    Line { path: String, line: u64, why: String },
-    #[error("{option} {value:?}: not an RFC 3339 date (2026-11-23) or date-time (2026-11-23T08:00:00Z)")]
+    Line {
+        path: String,
+        line: u64,
+        why: String,
+    },
+    #[error(
+        "{option} {value:?}: not an RFC 3339 date (2026-11-23) or date-time (2026-11-23T08:00:00Z)"
+    )]
     Bound { option: &'static str, value: String },
     #[error("cannot write {path}: {source}")]
     Write {
@@ -66,7 +72,11 @@ pub struct ReportArgs {
     pub top: usize,
 }
 
-fn bound(option: &'static str, value: Option<&str>, until: bool) -> Result<Option<i64>, ReportError> {
+fn bound(
+    option: &'static str,
+    value: Option<&str>,
+    until: bool,
+) -> Result<Option<i64>, ReportError> {
     value
         .map(|v| {
             time::parse_bound(v, until).ok_or_else(|| ReportError::Bound {
@@ -100,7 +110,10 @@ fn top_domains(summary: &Summary) -> Vec<String> {
     set.into_iter().map(String::from).collect()
 }
 
-async fn lookups(dns: &DnsConfig, domains: &[String]) -> Result<Vec<lookup::DomainState>, ReportError> {
+async fn lookups(
+    dns: &DnsConfig,
+    domains: &[String],
+) -> Result<Vec<lookup::DomainState>, ReportError> {
     let dns = Dns::new(dns).map_err(|e| ReportError::Lookup(e.to_string()))?;
     let mut out = Vec::new();
     for d in domains {
@@ -135,7 +148,8 @@ pub fn run(dns: &DnsConfig, args: &ReportArgs) -> Result<ExitCode, ReportError> 
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&summary).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            serde_json::to_string_pretty(&summary)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
         );
     } else {
         print!("{}", render_text::text(&summary));

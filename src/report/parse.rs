@@ -234,7 +234,9 @@ mod tests {
         let v2 = LINE.replace("\"log_version\":1", "\"log_version\":2");
         assert!(matches!(parse_line(&v2), Err(LineError::Bad(w)) if w.contains("log_version 2")));
         let v0 = LINE.replace("\"log_version\":1,", "");
-        assert!(matches!(parse_line(&v0), Err(LineError::Bad(w)) if w.contains("without log_version")));
+        assert!(
+            matches!(parse_line(&v0), Err(LineError::Bad(w)) if w.contains("without log_version"))
+        );
         let no = LINE.replace(",\"spf_effect\":\"accept\"", "");
         assert!(matches!(parse_line(&no), Err(LineError::Bad(w)) if w.contains("spf_effect")));
     }

@@ -49,7 +49,11 @@ pub fn text(s: &Summary) -> String {
         "Messages: {} = {} checked + {} trusted + {} exempt\n",
         s.messages, s.checked, s.trusted, s.exempt
     );
-    let _ = writeln!(out, "{:<16}{:>14}{:>15}", "Enforcing", "would reject", "would defer");
+    let _ = writeln!(
+        out,
+        "{:<16}{:>14}{:>15}",
+        "Enforcing", "would reject", "would defer"
+    );
     for i in &s.impact {
         let _ = writeln!(
             out,
@@ -63,7 +67,13 @@ pub fn text(s: &Summary) -> String {
     }
     let _ = writeln!(out, "(shares are of the {} checked messages)", s.checked);
     for i in s.impact.iter().filter(|i| i.reject > 0) {
-        let _ = writeln!(out, "\n{}: {} would-rejects", label(i.check), i.reject);
+        let _ = writeln!(
+            out,
+            "\n{}: {} would-reject{}",
+            label(i.check),
+            i.reject,
+            if i.reject == 1 { "" } else { "s" }
+        );
         let _ = writeln!(out, "  sender domains   {}", list(&i.top_domains));
         let _ = writeln!(out, "  client networks  {}", list(&i.top_networks));
     }
@@ -85,7 +95,11 @@ pub fn text(s: &Summary) -> String {
     }
     if let Some(lookups) = &s.lookup {
         let _ = writeln!(out, "\nWhat the domains publish now");
-        let _ = writeln!(out, "{:<32}{:>11}{:>12}{:>10}", "domain", "mailkey", "spf", "mx");
+        let _ = writeln!(
+            out,
+            "{:<32}{:>11}{:>12}{:>10}",
+            "domain", "mailkey", "spf", "mx"
+        );
         for l in lookups {
             let _ = writeln!(
                 out,

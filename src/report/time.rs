@@ -24,7 +24,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 fn number(s: &str, digits: usize) -> Option<i64> {
@@ -129,9 +137,6 @@ mod tests {
         assert_eq!(parse_date("2023-02-29"), None);
         assert_eq!(parse_datetime("2026-11-23T25:00:00Z"), None);
         assert_eq!(parse_datetime("2026-11-23T10:00:00.Z"), None);
-        assert_eq!(
-            parse_bound("2026-11-23", true),
-            parse_date("2026-11-24")
-        );
+        assert_eq!(parse_bound("2026-11-23", true), parse_date("2026-11-24"));
     }
 }
