@@ -30,6 +30,25 @@ pub async fn lookups(config: &Path, a: &str, b: &str) {
         .map(|(d, k, s, m)| (d.to_string(), k.to_string(), s.to_string(), m.to_string()))
         .collect();
     assert_eq!(found, want);
+    // The table says the same.
+    let out = report(
+        &["--config", config.to_str().unwrap(), "--lookup", a, b],
+        b"",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let table = text.split("What the domains publish now\n").nth(1).unwrap();
+    println!("What the domains publish now\n{table}");
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let want: Vec<Vec<&str>> = want
+        .iter()
+        .map(|(d, k, s, m)| vec![d.as_str(), k.as_str(), s.as_str(), m.as_str()])
+        .collect();
+    assert_eq!(rows, want);
 }
 
 /// Lines of an unknown version are refused, naming file and line.
