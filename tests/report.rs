@@ -288,6 +288,8 @@ async fn report_counts_what_enforcing_would_reject() {
     // Standard input, the log exactly as the daemon wrote it.
     let raw = log_a.join("\n") + "\n";
     let out = report(&["-", "--json"], raw.as_bytes()).await;
+    // Its startup lines are JSON too: ignored without a word.
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     let v_raw: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v_raw["checked"], 11);
     assert_eq!(v_raw["impact"][4]["reject"], 6);

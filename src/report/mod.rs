@@ -127,9 +127,11 @@ pub fn run(dns: &DnsConfig, args: &ReportArgs) -> Result<ExitCode, ReportError> 
     let (mut summary, skipped) = summarize(args)?;
     if skipped.not_json > 0 {
         eprintln!(
-            "mailkey-milter report: skipped {} lines that are not JSON \
+            "mailkey-milter report: skipped {} line{} that {} not JSON \
              (the report reads logs written with log_format = \"json\")",
-            skipped.not_json
+            skipped.not_json,
+            if skipped.not_json == 1 { "" } else { "s" },
+            if skipped.not_json == 1 { "is" } else { "are" }
         );
     }
     if args.lookup {

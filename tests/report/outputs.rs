@@ -71,6 +71,20 @@ pub async fn refusals(dir: &Path, log: &[String]) {
         )),
         "{err}"
     );
+
+    // A text-format line is skipped, and said so; the JSON lines still count.
+    let mut lines = log.to_vec();
+    lines.insert(
+        0,
+        "2026-11-23T09:56:14Z  INFO message queue_id=Q client=192.0.2.1".into(),
+    );
+    write(&file, &(lines.join("\n") + "\n"));
+    let out = report(&[file.to_str().unwrap(), "--json"], b"").await;
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("skipped 1 line that is not JSON"), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["checked"], 11);
 }
 
 /// The page in a real browser: a screenshot, and its numbers read back
@@ -86,11 +100,14 @@ pub async fn html(dir: &Path, a: &str, b: &str, v: &Value) {
     let Some(chromium) = browser::chromium() else {
         return;
     };
-    let png = std::env::temp_dir().join("mailkey-report.png");
+    // Kept under target/ to be looked at after the run.
+    let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png");
+    let _ = std::fs::remove_file(&png);
     browser::screenshot(chromium, &browser::profile(dir, "p1"), &page, &png).await;
     let image = std::fs::read(&png).expect("screenshot written");
     assert!(image.starts_with(b"\x89PNG"), "not a PNG");
     assert!(image.len() > 20_000, "screenshot of {} bytes", image.len());
+    println!("screenshot: {}", png.display());
 
     let dom = browser::dom(chromium, &browser::profile(dir, "p2"), &page).await;
     let after = |anchor: &str, field: &str| -> String {
