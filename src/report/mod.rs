@@ -17,12 +17,12 @@ use std::{collections::BTreeSet, path::PathBuf, process::ExitCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Open {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}, line {line}: cannot read: {source}")]
+    #[error("{path}, line {line}: cannot read")]
     Read {
         path: String,
         line: u64,
@@ -38,7 +38,7 @@ pub enum ReportError {
         "{option} {value:?}: not an RFC 3339 date (2026-11-23) or date-time (2026-11-23T08:00:00Z)"
     )]
     Bound { option: &'static str, value: String },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: String,
         source: std::io::Error,

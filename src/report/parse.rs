@@ -101,6 +101,8 @@ pub fn read(
     skipped: &mut Skipped,
 ) -> Result<(), ReportError> {
     let mut reader = open(path)?;
+    // Errors name the file; `-` is easier to recognise spelt out.
+    let path = if path == "-" { "standard input" } else { path };
     let mut buf = Vec::new();
     let mut number = 0u64;
     loop {
