@@ -26,6 +26,7 @@ pub mod logging;
 pub mod metrics;
 pub mod milter;
 pub mod netmask;
+pub mod report;
 pub mod sign;
 pub mod socket;
 pub mod tls;

@@ -3,7 +3,7 @@
 //! up from there).
 
 use crate::{
-    checks::{CheckName, CheckResult, Status},
+    checks::{CheckName, CheckResult, Effect, Status},
     config::LogFormat,
     envelope::Envelope,
     transaction::Evaluation,
@@ -24,6 +24,23 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// The version of the per-message line's fields (docs/log-format.md); raised
+/// whenever a field changes meaning, so `report` never misreads old logs.
+pub const LOG_VERSION: u32 = 1;
+
+/// What the check's result would do to the message if the check alone were
+/// enforced (the check's own rule, e.g. `[mailkey] no_key`), for `report`.
+fn effect(results: &[CheckResult], check: CheckName) -> &'static str {
+    results
+        .iter()
+        .find(|r| r.check == check)
+        .map_or("-", |r| match r.effect {
+            Effect::Accept => "accept",
+            Effect::Reject(_) => "reject",
+            Effect::Tempfail(_) => "tempfail",
+        })
 }
 
 fn status(results: &[CheckResult], check: CheckName) -> &'static str {
@@ -64,16 +81,19 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
     };
     let reasons = reasons(&e.results);
     let mail_from = format!("<{}>", envelope.mail_from);
-    // One field per registered check, named after it.
+    // Two fields per registered check: `NAME` (its result) and
+    // `NAME.effect` (what enforcing it does: accept, reject, tempfail).
     macro_rules! line {
         ($($check:ident),*) => {
             info!(
+                log_version = LOG_VERSION,
                 queue_id = %queue_id,
                 client = %client(envelope),
                 helo = envelope.helo.as_str(),
                 mail_from = mail_from.as_str(),
                 domain = e.sender.name().unwrap_or("-"),
                 $($check = %status(&e.results, crate::checks::$check::NAME),)*
+                $($check.effect = %effect(&e.results, crate::checks::$check::NAME),)*
                 verdict = %e.verdict.action.as_str(),
                 reply = verdict_reply.as_deref().unwrap_or("-"),
                 would_reject = would_reject.as_deref().unwrap_or("-"),
@@ -88,6 +108,7 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
 /// `signed`: the domain whose mailkey signature was added, if any.
 pub fn trusted_message(queue_id: &str, envelope: &Envelope, how: &str, signed: Option<&str>) {
     info!(
+        log_version = LOG_VERSION,
         queue_id = %queue_id,
         client = %client(envelope),
         helo = envelope.helo.as_str(),

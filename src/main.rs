@@ -70,6 +70,8 @@ enum Command {
     CheckDomain(CheckDomainArgs),
     /// Sign the message on stdin with a mailkey signature; write it to stdout.
     Sign(SignArgs),
+    /// From JSON logs: what enforcing each check would have rejected.
+    Report(mailkey_milter::report::ReportArgs),
 }
 
 #[derive(Args)]
@@ -159,6 +161,8 @@ fn main() -> ExitCode {
             load(&cli.common, None).and_then(|c| run_check_domain(c, args))
         }
         Some(Command::Sign(args)) => run_sign(args),
+        Some(Command::Report(args)) => load(&cli.common, None)
+            .and_then(|c| mailkey_milter::report::run(&c.dns, &args).map_err(Into::into)),
     };
     result.unwrap_or_else(|e| {
         eprintln!("mailkey-milter: {e}");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real components the end-to-end tests drive: Postfix (the MTA
 # in front of the milter) and swaks (the SMTP client, with the Perl TLS
-# modules it needs for STARTTLS). Debian 12, run as root; idempotent and
+# modules it needs for STARTTLS); chromium, the headless browser that
+# renders the `report --html` page in tests/report.rs. Debian 12, run as root; idempotent and
 # quick when everything is present, so tests/run.sh can call it every time.
 #
 # The tests start their own private Postfix instances (tests/common/postfix.rs)
@@ -12,7 +13,7 @@
 # no main.cf, so certainly by accident) is stopped.
 set -euo pipefail
 
-PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0)
+PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0 chromium)
 
 say() { echo "setup.sh: $*"; }
 

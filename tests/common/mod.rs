@@ -2,6 +2,7 @@
 //! port, keys and signed messages, and an MTA-side milter client.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod dns;
 pub mod postfix;
 pub mod process;

@@ -1,0 +1,300 @@
+//! Counting: what enforcing each check alone, and all four together,
+//! would have done to the messages of the period.
+
+use super::{
+    parse::{Effect, Kind, Record, CHECKS},
+    time,
+};
+use serde::Serialize;
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+};
+
+/// Which checks are imagined enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// This check alone (index into [`CHECKS`]).
+    Alone(usize),
+    /// All four.
+    All,
+}
+
+/// The scopes in report order: each check alone, then all four.
+pub const SCOPES: [Scope; 5] = [
+    Scope::Alone(0),
+    Scope::Alone(1),
+    Scope::Alone(2),
+    Scope::Alone(3),
+    Scope::All,
+];
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Alone(i) => CHECKS[i],
+            Self::All => "all",
+        }
+    }
+}
+
+/// THE rule: what the message would have met under `scope`. Each check's
+/// own effect is logged by the daemon (`<check>.effect`, the check's rule
+/// with its configuration); several enforced checks combine as in the
+/// daemon's verdict: any reject rejects, else any tempfail defers.
+pub fn would(effects: &[Effect; 4], scope: Scope) -> Effect {
+    match scope {
+        Scope::Alone(i) => effects[i],
+        Scope::All if effects.contains(&Effect::Reject) => Effect::Reject,
+        Scope::All if effects.contains(&Effect::Tempfail) => Effect::Tempfail,
+        Scope::All => Effect::Accept,
+    }
+}
+
+/// The client network a would-reject is counted under: /24 for IPv4, /48
+/// for IPv6 (what one sending organisation usually holds).
+pub fn network(client: &str) -> String {
+    match client.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => {
+            let [a, b, c, _] = ip.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Ok(IpAddr::V6(ip)) => {
+            let s = ip.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
+            format!("{net}/48")
+        }
+        Err(_) => client.to_string(),
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Count {
+    pub name: String,
+    pub messages: u64,
+}
+
+/// One scope's effect over the period.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Impact {
+    /// `mailkey`, `spf`, `tls`, `mx`, or `all`.
+    pub check: &'static str,
+    pub reject: u64,
+    /// Of the checked messages, rounded to 0.1.
+    pub reject_percent: f64,
+    pub tempfail: u64,
+    pub tempfail_percent: f64,
+    /// Behind the would-rejects (not the deferrals), most first.
+    pub top_domains: Vec<Count>,
+    pub top_networks: Vec<Count>,
+}
+
+/// One UTC day.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Day {
+    pub day: String,
+    pub messages: u64,
+    pub checked: u64,
+    /// Would-rejects by scope name (`mailkey` … `all`).
+    pub reject: BTreeMap<&'static str, u64>,
+    pub tempfail: BTreeMap<&'static str, u64>,
+}
+
+/// What `report` prints.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    pub log_version: u64,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// The first and last message in the period.
+    pub first: Option<String>,
+    pub last: Option<String>,
+    pub files: Vec<String>,
+    /// Per-message lines in the period: checked + trusted + exempt.
+    pub messages: u64,
+    pub checked: u64,
+    pub trusted: u64,
+    pub exempt: u64,
+    pub impact: Vec<Impact>,
+    pub days: Vec<Day>,
+    /// With `--lookup`: what each top domain publishes now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<Vec<super::lookup::DomainState>>,
+}
+
+#[derive(Default)]
+struct ScopeCounts {
+    reject: u64,
+    tempfail: u64,
+    domains: HashMap<String, u64>,
+    networks: HashMap<String, u64>,
+}
+
+#[derive(Default)]
+struct DayCounts {
+    messages: u64,
+    checked: u64,
+    reject: [u64; 5],
+    tempfail: [u64; 5],
+}
+
+/// Counts records as they are read (logs can be large: nothing per
+/// message is kept).
+#[derive(Default)]
+pub struct Aggregate {
+    since: Option<i64>,
+    until: Option<i64>,
+    first: Option<i64>,
+    last: Option<i64>,
+    checked: u64,
+    trusted: u64,
+    exempt: u64,
+    scopes: [ScopeCounts; 5],
+    days: BTreeMap<i64, DayCounts>,
+}
+
+impl Aggregate {
+    /// `since` inclusive, `until` exclusive (epoch seconds).
+    pub fn new(since: Option<i64>, until: Option<i64>) -> Self {
+        Self {
+            since,
+            until,
+            ..Self::default()
+        }
+    }
+
+    pub fn add(&mut self, r: &Record) {
+        if self.since.is_some_and(|s| r.time < s) || self.until.is_some_and(|u| r.time >= u) {
+            return;
+        }
+        self.first = Some(self.first.map_or(r.time, |f| f.min(r.time)));
+        self.last = Some(self.last.map_or(r.time, |l| l.max(r.time)));
+        let day = self.days.entry(r.time.div_euclid(86_400)).or_default();
+        day.messages += 1;
+        let effects = match r.kind {
+            Kind::Trusted => return self.trusted += 1,
+            Kind::Exempt => return self.exempt += 1,
+            Kind::Checked(effects) => effects,
+        };
+        self.checked += 1;
+        day.checked += 1;
+        for (i, scope) in SCOPES.iter().enumerate() {
+            let counts = &mut self.scopes[i];
+            match would(&effects, *scope) {
+                Effect::Accept => {}
+                Effect::Tempfail => {
+                    counts.tempfail += 1;
+                    day.tempfail[i] += 1;
+                }
+                Effect::Reject => {
+                    counts.reject += 1;
+                    day.reject[i] += 1;
+                    let domain = r.domain.clone().unwrap_or_else(|| "(none)".into());
+                    *counts.domains.entry(domain).or_default() += 1;
+                    *counts.networks.entry(network(&r.client)).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    pub fn summary(self, files: Vec<String>, top: usize) -> Summary {
+        let percent = |n: u64| {
+            if self.checked == 0 {
+                0.0
+            } else {
+                (n as f64 * 1000.0 / self.checked as f64).round() / 10.0
+            }
+        };
+        let impact = SCOPES
+            .iter()
+            .zip(&self.scopes)
+            .map(|(scope, c)| Impact {
+                check: scope.name(),
+                reject: c.reject,
+                reject_percent: percent(c.reject),
+                tempfail: c.tempfail,
+                tempfail_percent: percent(c.tempfail),
+                top_domains: top_n(&c.domains, top),
+                top_networks: top_n(&c.networks, top),
+            })
+            .collect();
+        let per_scope = |counts: &[u64; 5]| {
+            SCOPES
+                .iter()
+                .zip(counts)
+                .map(|(s, n)| (s.name(), *n))
+                .collect()
+        };
+        let days = self
+            .days
+            .iter()
+            .map(|(day, c)| Day {
+                day: time::day(day * 86_400),
+                messages: c.messages,
+                checked: c.checked,
+                reject: per_scope(&c.reject),
+                tempfail: per_scope(&c.tempfail),
+            })
+            .collect();
+        Summary {
+            log_version: super::parse::LOG_VERSION,
+            since: self.since.map(time::datetime),
+            until: self.until.map(time::datetime),
+            first: self.first.map(time::datetime),
+            last: self.last.map(time::datetime),
+            files,
+            messages: self.checked + self.trusted + self.exempt,
+            checked: self.checked,
+            trusted: self.trusted,
+            exempt: self.exempt,
+            impact,
+            days,
+            lookup: None,
+        }
+    }
+}
+
+/// The `n` largest counts, ties by name.
+fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
+    let mut all: Vec<Count> = counts
+        .iter()
+        .map(|(name, messages)| Count {
+            name: name.clone(),
+            messages: *messages,
+        })
+        .collect();
+    all.sort_by(|a, b| b.messages.cmp(&a.messages).then(a.name.cmp(&b.name)));
+    all.truncate(n);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Effect::*;
+
+    #[test]
+    fn all_four_combine_like_the_verdict() {
+        assert_eq!(
+            would(&[Tempfail, Reject, Accept, Accept], Scope::All),
+            Reject
+        );
+        assert_eq!(
+            would(&[Tempfail, Accept, Accept, Accept], Scope::All),
+            Tempfail
+        );
+        assert_eq!(would(&[Accept; 4], Scope::All), Accept);
+        assert_eq!(
+            would(&[Tempfail, Reject, Accept, Accept], Scope::Alone(0)),
+            Tempfail
+        );
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(network("192.0.2.77"), "192.0.2.0/24");
+        assert_eq!(network("2001:db8:1:2::5"), "2001:db8:1::/48");
+        assert_eq!(network("::1"), "::/48");
+        assert_eq!(network("local"), "local");
+    }
+}

@@ -1,0 +1,249 @@
+//! Reading logs: files, `-` for standard input, gzip'd rotated logs
+//! (recognised by their magic bytes, not their name), one JSON object per
+//! line. Only per-message lines are kept; startup and other lines pass.
+
+use super::{time, ReportError};
+use flate2::bufread::MultiGzDecoder;
+use serde::Deserialize;
+use std::{
+    fs::File,
+    io::{BufRead, BufReader, Read},
+};
+
+/// The `log_version` this report reads (see docs/log-format.md).
+pub const LOG_VERSION: u64 = 1;
+
+/// The checks in log order; `effects` of a [`Record`] follow it. The
+/// daemon's registry is the source; a unit test keeps this list equal to it.
+pub const CHECKS: [&str; 4] = ["mailkey", "spf", "tls", "mx"];
+
+/// What one check would do to a message if it were enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Accept,
+    Reject,
+    Tempfail,
+}
+
+/// How the daemon handled the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// All four checks ran; what each would do if enforced.
+    Checked([Effect; 4]),
+    /// From a trusted client or authenticated: not checked.
+    Trusted,
+    /// Exempted by configuration: not checked.
+    Exempt,
+}
+
+/// One per-message log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Epoch seconds.
+    pub time: i64,
+    /// The client address, or `local`.
+    pub client: String,
+    /// The sender domain (`None` for the null sender and address literals).
+    pub domain: Option<String>,
+    pub kind: Kind,
+}
+
+/// The fields the report reads; everything else on the line is ignored.
+#[derive(Deserialize)]
+struct Line {
+    message: Option<String>,
+    queue_id: Option<String>,
+    log_version: Option<serde_json::Value>,
+    timestamp: Option<String>,
+    client: Option<String>,
+    domain: Option<String>,
+    trusted: Option<String>,
+    exempt: Option<bool>,
+    /// `<check>.effect` and the rest.
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Opens `path` (`-`: standard input), decompressing gzip.
+pub fn open(path: &str) -> Result<Box<dyn BufRead>, ReportError> {
+    let raw: Box<dyn Read> = if path == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(File::open(path).map_err(|source| ReportError::Open {
+            path: path.into(),
+            source,
+        })?)
+    };
+    let mut reader = BufReader::new(raw);
+    let magic = reader.fill_buf().map_err(|source| ReportError::Open {
+        path: path.into(),
+        source,
+    })?;
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        // Multi-member: `cat a.gz b.gz` and some rotators write several.
+        Ok(Box::new(BufReader::new(MultiGzDecoder::new(reader))))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// What the lines of one file held besides per-message lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Not a JSON object (text-format logs, truncated lines).
+    pub not_json: u64,
+}
+
+/// Reads every line of `path`, handing each per-message record to `sink`.
+pub fn read(
+    path: &str,
+    mut sink: impl FnMut(Record),
+    skipped: &mut Skipped,
+) -> Result<(), ReportError> {
+    let mut reader = open(path)?;
+    // Errors name the file; `-` is easier to recognise spelt out.
+    let path = if path == "-" { "standard input" } else { path };
+    let mut buf = Vec::new();
+    let mut number = 0u64;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| ReportError::Read {
+                path: path.into(),
+                line: number + 1,
+                source,
+            })?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        match parse_line(&String::from_utf8_lossy(&buf)) {
+            Ok(Some(record)) => sink(record),
+            Ok(None) => {}
+            Err(LineError::NotJson) => skipped.not_json += 1,
+            Err(LineError::Bad(why)) => {
+                return Err(ReportError::Line {
+                    path: path.into(),
+                    line: number,
+                    why,
+                })
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineError {
+    NotJson,
+    Bad(String),
+}
+
+/// One line: `Ok(None)` for lines that are not about a message.
+pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let line: Line = serde_json::from_str(text).map_err(|_| LineError::NotJson)?;
+    // Per-message lines are the `message` events that carry a queue ID.
+    if line.message.as_deref() != Some("message") || line.queue_id.is_none() {
+        return Ok(None);
+    }
+    match &line.log_version {
+        Some(v) if v.as_u64() == Some(LOG_VERSION) => {}
+        Some(v) => {
+            return Err(LineError::Bad(format!(
+                "log_version {v} is unknown to this report, which reads version {LOG_VERSION}; \
+                 use the report of the mailkey-milter that wrote the log"
+            )))
+        }
+        None => {
+            return Err(LineError::Bad(format!(
+                "a per-message line without log_version (written by a mailkey-milter before \
+                 the versioned log format); this report reads version {LOG_VERSION}"
+            )))
+        }
+    }
+    let time = line
+        .timestamp
+        .as_deref()
+        .and_then(time::parse_datetime)
+        .ok_or_else(|| LineError::Bad("no RFC 3339 timestamp".into()))?;
+    let kind = if line.exempt == Some(true) {
+        Kind::Exempt
+    } else if line.trusted.is_some() {
+        Kind::Trusted
+    } else {
+        let mut effects = [Effect::Accept; 4];
+        for (slot, name) in effects.iter_mut().zip(CHECKS) {
+            let field = line.other.get(&format!("{name}.effect"));
+            *slot = match field.and_then(serde_json::Value::as_str) {
+                Some("accept") | Some("-") => Effect::Accept,
+                Some("reject") => Effect::Reject,
+                Some("tempfail") => Effect::Tempfail,
+                Some(other) => {
+                    return Err(LineError::Bad(format!(
+                        "{name}.effect is {other:?}, not accept, reject, tempfail or -"
+                    )))
+                }
+                None => return Err(LineError::Bad(format!("no {name}.effect field"))),
+            };
+        }
+        Kind::Checked(effects)
+    };
+    Ok(Some(Record {
+        time,
+        client: line.client.unwrap_or_else(|| "local".into()),
+        domain: line.domain.filter(|d| !d.is_empty() && d != "-"),
+        kind,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_are_the_registered_ones() {
+        let registered: Vec<&str> = crate::checks::CHECKS
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(registered, CHECKS);
+    }
+
+    const LINE: &str = r#"{"timestamp":"2026-11-23T10:00:00.5Z","level":"INFO","message":"message","log_version":1,"queue_id":"Q","client":"192.0.2.1","domain":"a.test","mailkey":"fail","mailkey.effect":"reject","spf.effect":"accept","tls.effect":"tempfail","mx.effect":"-"}"#;
+
+    #[test]
+    fn message_lines_and_others() {
+        let r = parse_line(LINE).unwrap().unwrap();
+        assert_eq!(
+            r.kind,
+            Kind::Checked([
+                Effect::Reject,
+                Effect::Accept,
+                Effect::Tempfail,
+                Effect::Accept
+            ])
+        );
+        assert_eq!(r.domain.as_deref(), Some("a.test"));
+        let started = r#"{"timestamp":"2026-11-23T10:00:00Z","level":"INFO","message":"started"}"#;
+        assert_eq!(parse_line(started), Ok(None));
+        assert_eq!(parse_line("Nov 23 text line"), Err(LineError::NotJson));
+        let exempt = LINE.replace("\"Q\",", "\"Q\",\"exempt\":true,");
+        assert_eq!(parse_line(&exempt).unwrap().unwrap().kind, Kind::Exempt);
+    }
+
+    #[test]
+    fn unknown_versions_and_missing_effects_are_refused() {
+        let v2 = LINE.replace("\"log_version\":1", "\"log_version\":2");
+        assert!(matches!(parse_line(&v2), Err(LineError::Bad(w)) if w.contains("log_version 2")));
+        let v0 = LINE.replace("\"log_version\":1,", "");
+        assert!(
+            matches!(parse_line(&v0), Err(LineError::Bad(w)) if w.contains("without log_version"))
+        );
+        let no = LINE.replace(",\"spf.effect\":\"accept\"", "");
+        assert!(matches!(parse_line(&no), Err(LineError::Bad(w)) if w.contains("spf.effect")));
+    }
+}

@@ -1,0 +1,112 @@
+//! The plain table `report` prints by default.
+
+use super::aggregate::{Count, Summary};
+use std::fmt::Write;
+
+/// `a 3, b 2` — or `-` when empty.
+fn list(counts: &[Count]) -> String {
+    if counts.is_empty() {
+        return "-".into();
+    }
+    counts
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.messages))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The label of a scope in tables: `spf alone`, `all four`.
+pub fn label(check: &str) -> String {
+    if check == "all" {
+        "all four".into()
+    } else {
+        format!("{check} alone")
+    }
+}
+
+pub fn text(s: &Summary) -> String {
+    let mut out = String::new();
+    let period = match (&s.first, &s.last) {
+        (Some(first), Some(last)) => format!("{first} to {last}"),
+        _ => "no messages".into(),
+    };
+    let _ = writeln!(
+        out,
+        "mailkey-milter report: {period} ({} file{})",
+        s.files.len(),
+        if s.files.len() == 1 { "" } else { "s" }
+    );
+    if s.since.is_some() || s.until.is_some() {
+        let _ = writeln!(
+            out,
+            "Period asked: since {} until {}",
+            s.since.as_deref().unwrap_or("the start"),
+            s.until.as_deref().unwrap_or("the end")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Messages: {} = {} checked + {} trusted + {} exempt\n",
+        s.messages, s.checked, s.trusted, s.exempt
+    );
+    let _ = writeln!(
+        out,
+        "{:<16}{:>14}{:>15}",
+        "Enforcing", "would reject", "would defer"
+    );
+    for i in &s.impact {
+        let _ = writeln!(
+            out,
+            "{:<16}{:>7} {:>5.1}%{:>8} {:>5.1}%",
+            label(i.check),
+            i.reject,
+            i.reject_percent,
+            i.tempfail,
+            i.tempfail_percent
+        );
+    }
+    let _ = writeln!(out, "(shares are of the {} checked messages)", s.checked);
+    for i in s.impact.iter().filter(|i| i.reject > 0) {
+        let _ = writeln!(
+            out,
+            "\n{}: {} would-reject{}",
+            label(i.check),
+            i.reject,
+            if i.reject == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(out, "  sender domains   {}", list(&i.top_domains));
+        let _ = writeln!(out, "  client networks  {}", list(&i.top_networks));
+    }
+    if !s.days.is_empty() {
+        let _ = writeln!(out, "\nWould reject per day (UTC)");
+        let names: Vec<&str> = s.impact.iter().map(|i| i.check).collect();
+        let _ = write!(out, "{:<12}{:>9}", "day", "checked");
+        for n in &names {
+            let _ = write!(out, "{n:>9}");
+        }
+        out.push('\n');
+        for d in &s.days {
+            let _ = write!(out, "{:<12}{:>9}", d.day, d.checked);
+            for n in &names {
+                let _ = write!(out, "{:>9}", d.reject.get(n).copied().unwrap_or(0));
+            }
+            out.push('\n');
+        }
+    }
+    if let Some(lookups) = &s.lookup {
+        let _ = writeln!(out, "\nWhat the domains publish now");
+        let _ = writeln!(
+            out,
+            "{:<32}{:>11}{:>12}{:>10}",
+            "domain", "mailkey", "spf", "mx"
+        );
+        for l in lookups {
+            let _ = writeln!(
+                out,
+                "{:<32}{:>11}{:>12}{:>10}",
+                l.domain, l.mailkey, l.spf, l.mx
+            );
+        }
+    }
+    out
+}

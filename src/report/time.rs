@@ -1,0 +1,142 @@
+//! RFC 3339 timestamps as seconds since the Unix epoch, without a date
+//! crate: the log's `timestamp` field and `--since`/`--until` need only
+//! parsing and the UTC day, and the proleptic Gregorian arithmetic below
+//! (Howard Hinnant's `days_from_civil`) is exact for every year 0–9999.
+
+/// Days since 1970-01-01 of a civil date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day number (inverse of [`days_from_civil`]).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+fn number(s: &str, digits: usize) -> Option<i64> {
+    (s.len() == digits && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// `YYYY-MM-DD` as the epoch second of its start (UTC).
+pub fn parse_date(s: &str) -> Option<i64> {
+    let (y, rest) = s.split_once('-')?;
+    let (m, d) = rest.split_once('-')?;
+    let (y, m, d) = (number(y, 4)?, number(m, 2)?, number(d, 2)?);
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => return None,
+    };
+    (1..=days_in_month)
+        .contains(&d)
+        .then(|| days_from_civil(y, m, d) * 86_400)
+}
+
+/// An RFC 3339 date-time (`2026-11-23T17:45:06.123456Z`, `…+01:00`; a
+/// space for the `T` is accepted) as epoch seconds; fractions are dropped.
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once(['T', 't', ' '])?;
+    let day = parse_date(date)?;
+    let (clock, offset) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
+        (clock, 0)
+    } else {
+        let at = time.rfind(['+', '-'])?;
+        let (clock, off) = time.split_at(at);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let (oh, om) = off[1..].split_once(':')?;
+        let (oh, om) = (number(oh, 2)?, number(om, 2)?);
+        if oh > 23 || om > 59 {
+            return None;
+        }
+        (clock, sign * (oh * 3600 + om * 60))
+    };
+    let clock = clock.split_once('.').map_or(clock, |(whole, frac)| {
+        if !frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit()) {
+            whole
+        } else {
+            ""
+        }
+    });
+    let mut parts = clock.split(':');
+    let h = number(parts.next()?, 2)?;
+    let m = number(parts.next()?, 2)?;
+    let sec = number(parts.next()?, 2)?;
+    if parts.next().is_some() || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some(day + h * 3600 + m * 60 + sec - offset)
+}
+
+/// `--since`/`--until`: a date (its start; for `until`, the start of the
+/// next day, so the named day is included) or a date-time.
+pub fn parse_bound(s: &str, until: bool) -> Option<i64> {
+    match parse_date(s) {
+        Some(start) if until => Some(start + 86_400),
+        Some(start) => Some(start),
+        None => parse_datetime(s),
+    }
+}
+
+/// The UTC day of an epoch second, `YYYY-MM-DD`.
+pub fn day(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// An epoch second as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn datetime(secs: i64) -> String {
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        day(secs),
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_offsets() {
+        let t = parse_datetime("2026-11-23T17:45:06.123456Z").unwrap();
+        assert_eq!(t, 1_795_455_906);
+        assert_eq!(datetime(t), "2026-11-23T17:45:06Z");
+        assert_eq!(parse_datetime("2026-11-23T18:45:06+01:00"), Some(t));
+        assert_eq!(parse_datetime("2026-11-23 17:45:06z"), Some(t));
+        assert_eq!(day(parse_date("2024-02-29").unwrap()), "2024-02-29");
+        assert_eq!(day(parse_date("1969-12-31").unwrap()), "1969-12-31");
+        assert_eq!(parse_date("2023-02-29"), None);
+        assert_eq!(parse_datetime("2026-11-23T25:00:00Z"), None);
+        assert_eq!(parse_datetime("2026-11-23T10:00:00.Z"), None);
+        assert_eq!(parse_bound("2026-11-23", true), parse_date("2026-11-24"));
+    }
+}
