@@ -9,8 +9,8 @@
 
 use super::session::Message;
 use crate::{
-    bounce::{self, Kind},
     checks::{keyrecord::KeyLookup, mailkey},
+    dsn::{self as bounce, Kind},
     envelope::Envelope,
     guidance, Shared,
 };

@@ -25,6 +25,14 @@ fn replaced(body: &[u8], old: &str, new: &str) -> Vec<u8> {
     text.replacen(old, new, 1).into_bytes()
 }
 
+/// The decoded text of the first part of multipart `body`, LF line ends.
+fn first_text(body: &[u8]) -> String {
+    let message = [HEAD, b"\r\n", body].concat();
+    let parsed = mail_parser::MessageParser::new().parse(&message).unwrap();
+    let part = parsed.root_part().children().next().unwrap();
+    part.text().unwrap().replace("\r\n", "\n")
+}
+
 #[test]
 fn classifies_by_content_type_marker_and_signature() {
     assert_eq!(
@@ -86,54 +94,99 @@ fn part_without_headers_is_text_plain() {
 fn quoted_printable_is_appended_encoded() {
     let body = dsn(
         "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
-         Gr=C3=BC=C3=9Fe, long line=\r\n continued=",
+         Gr=C3=BC=C3=9Fe,  \r\nlast line",
     );
     let out = append_guidance(&body, Some("B1/mta.test"), &para()).unwrap();
     assert_eq!(
         out,
         replaced(
             &body,
-            "continued=\r\n--B1",
-            "continued\r\n\r\nLine one =3D ok\r\nLine two\r\n--B1"
+            "last line\r\n--B1",
+            "last line\r\n\r\nLine one =3D ok\r\nLine two\r\n--B1"
         )
+    );
+}
+
+#[test]
+fn quoted_printable_soft_break_at_the_end_is_kept() {
+    // "continued " then a soft break: the space is text, and the break
+    // joins with the first line end we add.
+    let body = dsn(
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: Quoted-Printable\r\n\r\n\
+         long line=\r\n continued =",
+    );
+    let out = append_guidance(&body, Some("B1/mta.test"), &para()).unwrap();
+    assert_eq!(
+        out,
+        replaced(
+            &body,
+            "continued =\r\n--B1",
+            "continued =\r\n\r\n\r\nLine one =3D ok\r\nLine two\r\n--B1"
+        )
+    );
+    assert_eq!(
+        first_text(&out),
+        "long line continued \n\nLine one = ok\nLine two"
     );
 }
 
 #[test]
 fn quoted_printable_lines_stay_short() {
     let line = format!("{} =end ", "x".repeat(100));
-    let encoded = qp_encode_line(&line, b"\r\n");
-    for l in encoded.split("\r\n") {
+    let body = dsn("Content-Transfer-Encoding: quoted-printable\r\n\r\nBounced.\r\n");
+    let out = append_guidance(&body, Some("B1/mta.test"), std::slice::from_ref(&line)).unwrap();
+    let text = String::from_utf8(out.clone()).unwrap();
+    for l in text.split("\r\n") {
         assert!(l.len() <= 76, "{l}");
     }
-    assert!(encoded.ends_with("=3Dend=20"), "{encoded}");
+    assert!(text.contains("=3Dend=20\r\n"), "{text}");
+    assert_eq!(first_text(&out), format!("Bounced.\n\n{line}\n"));
 }
 
 #[test]
 fn base64_is_decoded_appended_and_reencoded() {
-    let text = "Unzustellbar: Gr\u{fc}\u{df}e\r\n";
-    let encoded = String::from_utf8(base64_encode_lines(text.as_bytes(), b"\r\n")).unwrap();
+    // "Unzustellbar: Grüße\r\n", and then with the paragraph (encoded by
+    // an independent encoder).
+    let encoded = "VW56dXN0ZWxsYmFyOiBHcsO8w59lDQo=";
     let body = dsn(&format!(
         "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{encoded}"
     ));
     let out = append_guidance(&body, Some("B1/mta.test"), &para()).unwrap();
-    let new_text = format!("{text}\r\nLine one = ok\r\nLine two\r\n");
-    let new_encoded = String::from_utf8(base64_encode_lines(new_text.as_bytes(), b"\r\n")).unwrap();
-    assert_eq!(out, replaced(&body, &encoded, &new_encoded));
+    let new_encoded = "VW56dXN0ZWxsYmFyOiBHcsO8w59lDQoNCkxpbmUgb25lID0gb2sNCkxpbmUgdHdvDQo=";
+    assert_eq!(out, replaced(&body, encoded, new_encoded));
 }
 
 #[test]
-fn base64_round_trips_every_length() {
-    let data: Vec<u8> = (0..=255u8).collect();
-    for n in 0..data.len() {
-        let encoded = base64_encode_lines(&data[..n], b"\r\n");
-        assert!(encoded.split(|b| *b == b'\n').all(|l| l.len() <= 77));
-        assert_eq!(base64_decode(&encoded).unwrap(), &data[..n]);
-    }
-    assert_eq!(base64_decode(b"QUJD").unwrap(), b"ABC");
-    assert_eq!(base64_decode(b"QQ==").unwrap(), b"A");
-    assert!(base64_decode(b"QU*D").is_none());
-    assert!(base64_decode(b"QQ==QQ").is_none());
+fn base64_lines_are_wrapped_in_the_body_line_ends() {
+    let body = b"--b\nContent-Transfer-Encoding: base64\n\nQm91bmNlZC4=\n\n--b--\n";
+    let long = "x".repeat(100);
+    let out = append_guidance(body, Some("b"), std::slice::from_ref(&long)).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains('\r'), "{text}");
+    let encoded: Vec<&str> = text.lines().skip(3).take_while(|l| !l.is_empty()).collect();
+    assert!(encoded.len() >= 2, "{text}");
+    assert!(encoded.iter().all(|l| l.len() <= 76), "{text}");
+    // The blank line before the closing delimiter is kept.
+    assert!(text.ends_with("=\n\n--b--\n"), "{text}");
+}
+
+#[test]
+fn invalid_base64_is_an_error() {
+    let body = dsn("Content-Transfer-Encoding: base64\r\n\r\nQU*D");
+    assert_eq!(
+        append_guidance(&body, Some("B1/mta.test"), &para()),
+        Err(RewriteError::Base64)
+    );
+}
+
+#[test]
+fn part_whose_blank_line_is_the_delimiters_line_end_has_no_content() {
+    let body = dsn("Content-Type: text/plain\r\n");
+    assert!(String::from_utf8_lossy(&body).contains("text/plain\r\n\r\n--B1"));
+    assert_eq!(
+        append_guidance(&body, Some("B1/mta.test"), &para()),
+        Err(RewriteError::NoTextPart)
+    );
 }
 
 #[test]
@@ -151,6 +204,31 @@ fn malformed_multiparts_are_errors() {
     assert_eq!(
         append_guidance(&body, Some("other"), &para()),
         Err(RewriteError::NoDelimiter("other".into()))
+    );
+    // Delimiters only in the middle of lines: a lenient reader may take
+    // them, we do not.
+    assert_eq!(
+        append_guidance(b"x--b\r\n\r\nText\r\nx--b--\r\n", Some("b"), &para()),
+        Err(RewriteError::NoDelimiter("b".into()))
+    );
+    assert_eq!(
+        append_guidance(&body, Some("a\r\nb"), &para()),
+        Err(RewriteError::UnusableBoundary("a\r\nb".into()))
+    );
+    let sneaky = vec!["see --B1/mta.test".to_string()];
+    assert_eq!(
+        append_guidance(&body, Some("B1/mta.test"), &sneaky),
+        Err(RewriteError::DelimiterInGuidance("B1/mta.test".into()))
+    );
+}
+
+#[test]
+fn quoted_boundary_with_escapes() {
+    let body = b"--a\"b\r\n\r\nText\r\n--a\"b--\r\n";
+    let out = append_guidance(body, Some("a\"b"), &para()).unwrap();
+    assert_eq!(
+        out,
+        b"--a\"b\r\n\r\nText\r\n\r\nLine one = ok\r\nLine two\r\n--a\"b--\r\n"
     );
 }
 
