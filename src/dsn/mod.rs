@@ -174,7 +174,7 @@ fn append_quoted_printable(content: &[u8], paragraph: &[String], eol: &[u8]) -> 
     if eol == b"\n" {
         encoded = encoded.replace("\r\n", "\n");
     }
-    if ends_with_soft_break(content) {
+    if ends_with_soft_break(content, eol) {
         // A `=` at the very end joins the last line with whatever follows:
         // the first line end we add is swallowed by it, the second ends the
         // sender's last line, the third makes the blank line.
@@ -184,12 +184,14 @@ fn append_quoted_printable(content: &[u8], paragraph: &[String], eol: &[u8]) -> 
 }
 
 /// Whether quoted-printable `content` ends with a soft line break (`=`,
-/// maybe followed by white space) that the end of the part cut off.
-fn ends_with_soft_break(content: &[u8]) -> bool {
-    content
-        .iter()
-        .rposition(|b| !b" \t".contains(b))
-        .is_some_and(|i| content[i] == b'=')
+/// maybe followed by white space) that the end of the part cut off. The
+/// decoder decides (a final `=` may also be the end of a malformed escape):
+/// after a soft break, a line end vanishes in decoding.
+fn ends_with_soft_break(content: &[u8], eol: &[u8]) -> bool {
+    let probe = [eol, b"x"].concat();
+    qp::BODY
+        .decode(&[content, &probe].concat())
+        .is_ok_and(|text| !text.ends_with(&probe))
 }
 
 fn join(lines: &[String], eol: &[u8]) -> Vec<u8> {

@@ -131,6 +131,22 @@ fn quoted_printable_soft_break_at_the_end_is_kept() {
 }
 
 #[test]
+fn quoted_printable_malformed_escape_at_the_end_is_no_soft_break() {
+    // "==" is an escape gone wrong, kept as written by readers: the last
+    // line ends in text, not in a soft break.
+    let body = dsn("Content-Transfer-Encoding: quoted-printable\r\n\r\nAAAA==");
+    let out = append_guidance(&body, Some("B1/mta.test"), &para()).unwrap();
+    assert_eq!(
+        out,
+        replaced(
+            &body,
+            "AAAA==\r\n--B1",
+            "AAAA==\r\n\r\nLine one =3D ok\r\nLine two\r\n--B1"
+        )
+    );
+}
+
+#[test]
 fn quoted_printable_lines_stay_short() {
     let line = format!("{} =end ", "x".repeat(100));
     let body = dsn("Content-Transfer-Encoding: quoted-printable\r\n\r\nBounced.\r\n");
