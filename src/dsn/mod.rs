@@ -166,7 +166,11 @@ fn append_text(content: &[u8], addition: &[u8], eol: &[u8]) -> Vec<u8> {
 }
 
 /// The original encoded text kept as it is, and the paragraph appended in
-/// quoted-printable (RFC 2045 §6.7: lines of at most 76 characters).
+/// quoted-printable (RFC 2045 §6.7: lines of at most 76 characters). The
+/// line ends in between are what [`append_text`] would put between the
+/// decoded texts: what the encoded text ends with (a soft break, a line
+/// end it swallowed, white space that decoding drops) is read through the
+/// decoder.
 fn append_quoted_printable(content: &[u8], paragraph: &[String], eol: &[u8]) -> Vec<u8> {
     // encodify writes CRLF line ends, soft and hard; our text has no CR or
     // LF of its own, so every CRLF in the output is one of those.
@@ -174,24 +178,33 @@ fn append_quoted_printable(content: &[u8], paragraph: &[String], eol: &[u8]) -> 
     if eol == b"\n" {
         encoded = encoded.replace("\r\n", "\n");
     }
-    if ends_with_soft_break(content, eol) {
-        // A `=` at the very end joins the last line with whatever follows:
-        // the first line end we add is swallowed by it, the second ends the
-        // sender's last line, the third makes the blank line.
-        return [content, eol, eol, eol, encoded.as_bytes()].concat();
+    let decoded = qp::BODY.decode(content).unwrap_or_default();
+    let mut out = content.to_vec();
+    if ends_with_soft_break(content, &decoded, eol) {
+        // Swallowed by the `=` that ends the content.
+        out.extend_from_slice(eol);
     }
-    append_text(content, encoded.as_bytes(), eol)
+    if !decoded.is_empty() && !decoded.ends_with(b"\n") {
+        // Ends the sender's last line.
+        out.extend_from_slice(eol);
+    }
+    out.extend_from_slice(eol);
+    out.extend_from_slice(encoded.as_bytes());
+    if content.ends_with(b"\n") {
+        out.extend_from_slice(eol);
+    }
+    out
 }
 
-/// Whether quoted-printable `content` ends with a soft line break (`=`,
-/// maybe followed by white space) that the end of the part cut off. The
-/// decoder decides (a final `=` may also be the end of a malformed escape):
-/// after a soft break, a line end vanishes in decoding.
-fn ends_with_soft_break(content: &[u8], eol: &[u8]) -> bool {
-    let probe = [eol, b"x"].concat();
+/// Whether quoted-printable `content`, which decodes to `decoded`, ends
+/// with a soft line break (`=`, maybe followed by white space) that the end
+/// of the part cut off. The decoder decides (a final `=` may also end a
+/// malformed escape): after a soft break, a line end vanishes in decoding.
+fn ends_with_soft_break(content: &[u8], decoded: &[u8], eol: &[u8]) -> bool {
+    let probe = [content, eol, b"x"].concat();
     qp::BODY
-        .decode(&[content, &probe].concat())
-        .is_ok_and(|text| !text.ends_with(&probe))
+        .decode(&probe)
+        .is_ok_and(|text| text.strip_suffix(b"x") == Some(decoded))
 }
 
 fn join(lines: &[String], eol: &[u8]) -> Vec<u8> {

@@ -147,6 +147,19 @@ fn quoted_printable_malformed_escape_at_the_end_is_no_soft_break() {
 }
 
 #[test]
+fn quoted_printable_soft_break_before_the_last_line_end() {
+    // The soft break swallows the content's last line end: the text still
+    // ends mid-line, and gets the blank line before the paragraph.
+    let body = dsn("Content-Transfer-Encoding: quoted-printable\r\n\r\nsorry=\r\n");
+    let out = append_guidance(&body, Some("B1/mta.test"), &para()).unwrap();
+    assert_eq!(first_text(&out), "sorry\n\nLine one = ok\nLine two\n");
+    // A soft break after a complete line: the paragraph after one line end.
+    let body = dsn("Content-Transfer-Encoding: quoted-printable\r\n\r\nsorry\r\n=");
+    let out = append_guidance(&body, Some("B1/mta.test"), &para()).unwrap();
+    assert_eq!(first_text(&out), "sorry\n\nLine one = ok\nLine two");
+}
+
+#[test]
 fn quoted_printable_lines_stay_short() {
     let line = format!("{} =end ", "x".repeat(100));
     let body = dsn("Content-Transfer-Encoding: quoted-printable\r\n\r\nBounced.\r\n");
