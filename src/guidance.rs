@@ -1,7 +1,7 @@
 //! The guidance a bounced sender reads: what a mailkey is and how to set
 //! one up. It ends every reject reply, so that the bounce the sender's own
 //! MTA writes teaches them how to stop others forging their address, and it
-//! is appended to the bounces our own MTA generates ([`crate::bounce`]).
+//! is appended to the bounces our own MTA generates ([`crate::dsn`]).
 //!
 //! One text, two renderings: short reply lines (each fits an SMTP reply
 //! line, RFC 5321 §4.5.3.1.5) and a paragraph wrapped for a mail body. The

@@ -14,11 +14,11 @@
 #![warn(rust_2018_idioms)]
 
 pub mod auth_results;
-pub mod bounce;
 pub mod check_domain;
 pub mod checks;
 pub mod config;
 pub mod dns;
+pub mod dsn;
 pub mod envelope;
 pub mod guidance;
 pub mod keygen;

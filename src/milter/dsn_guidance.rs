@@ -1,7 +1,7 @@
 //! Bounce guidance at end of message: a DSN our MTA generated (null sender,
 //! `multipart/report; report-type=delivery-status`) for a recipient whose
 //! domain publishes no mailkey gets the guidance paragraph appended to its
-//! text part ([`crate::bounce`]) and an `X-Mailkey-Guidance` header.
+//! text part ([`crate::dsn`]) and an `X-Mailkey-Guidance` header.
 //!
 //! Only the MTA's own bounces are rewritten: the session calls this for
 //! trusted clients only, never for a null-sender message from the outside.
@@ -12,8 +12,8 @@
 
 use super::message::Message;
 use crate::{
-    bounce::{self, Kind},
     checks::{keyrecord::KeyLookup, mailkey},
+    dsn::{self, Kind},
     envelope::Envelope,
     guidance, Shared,
 };
@@ -34,13 +34,13 @@ pub async fn add(
         return None;
     }
     let (head, body) = message.parts();
-    let boundary = match bounce::classify(head) {
+    let boundary = match dsn::classify(head) {
         Kind::NotDsn => {
             debug!("{queue_id}: null sender, but not a DSN: unchanged");
             return None;
         }
         Kind::AlreadyGuided => {
-            info!("{queue_id}: DSN has guidance already ({})", bounce::MARKER);
+            info!("{queue_id}: DSN has guidance already ({})", dsn::MARKER);
             return None;
         }
         Kind::Signed => {
@@ -71,7 +71,7 @@ pub async fn add(
         }
     }
     let paragraph = guidance::bounce_paragraph(&config.guidance, &domain);
-    let new_body = match bounce::append_guidance(body, boundary.as_deref(), &paragraph) {
+    let new_body = match dsn::append_guidance(body, boundary.as_deref(), &paragraph) {
         Ok(b) => b,
         Err(e) => {
             warn!("{queue_id}: DSN to {domain} left unchanged: {e}");
@@ -86,11 +86,8 @@ pub async fn add(
         "{}appended for {domain}",
         if leading_space { " " } else { "" }
     );
-    if let Err(e) = actions.add_header(bounce::MARKER, value).await {
-        warn!(
-            "{queue_id}: failed to add the {} header: {e}",
-            bounce::MARKER
-        );
+    if let Err(e) = actions.add_header(dsn::MARKER, value).await {
+        warn!("{queue_id}: failed to add the {} header: {e}", dsn::MARKER);
     }
     info!("{queue_id}: bounce guidance appended to the DSN to {domain}");
     Some(new_body)
