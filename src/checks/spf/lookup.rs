@@ -85,7 +85,7 @@ fn classify<T, U>(
 ) -> LookupResult<Vec<U>> {
     match answer {
         Ok(set) => Ok(set.records.iter().filter_map(convert).collect()),
-        Err(Error::Dns(DnsError::RecordNotFound(code))) if code == ResponseCode::NXDomain => {
+        Err(Error::Dns(DnsError::RecordNotFound(ResponseCode::NXDomain))) => {
             Err(LookupError::NoRecords)
         }
         // NODATA, and whatever mail-auth found but could not use.
