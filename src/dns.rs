@@ -234,7 +234,8 @@ where
     }
 }
 
-/// The caches mail-auth's verifiers use (SPF records, MX, A, AAAA, PTR).
+/// The caches of mail-auth's verifiers (DKIM keys; MX, A, AAAA, PTR, which SPF
+/// shares through `checks::spf`).
 pub struct DnsCaches {
     txt: TtlCache<Box<str>, TxtRecord>,
     mx: TtlCache<Box<str>, Result<RecordSet<Mx>, Negative>>,

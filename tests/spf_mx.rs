@@ -306,3 +306,38 @@ async fn lookups_are_under_way_before_the_message_arrives() {
     }
     panic!("lookups did not start at MAIL FROM: {:?}", dns.query_log());
 }
+
+#[tokio::test]
+async fn ip_literal_sender_is_refused_for_the_literal_not_for_spf() {
+    // SPF enforced too: a sender without a domain has SPF `none` (RFC 7208
+    // §4.3), which is not a second failure hiding the real reason.
+    let sender = "alice@[127.0.0.1]";
+    let t = Transaction::new(CLIENT, sender, message(sender));
+    let o = run(Zone::default(), "", t).await;
+    assert_reply(
+        &o,
+        "550-5.1.7",
+        "sender address uses the IP literal [127.0.0.1] instead of a domain",
+    );
+    let reply = o.reply();
+    assert!(!reply.contains("5.7.26"), "{reply}");
+    assert!(!reply.contains("SPF record"), "{reply}");
+}
+
+#[tokio::test]
+async fn spf_explanation_is_bounded() {
+    let long = format!("Go away {} TAIL", "x".repeat(300));
+    let z = zone(&["v=spf1 -all exp=why.x.test"]).txt("why.x.test", &long);
+    let o = run(z, "", from_x(CLIENT)).await;
+    let quoted = format!("x.test says: Go away {}", "x".repeat(192));
+    assert_reply(&o, "550-5.7.23", &quoted);
+    assert!(!o.reply().contains("TAIL"), "{}", o.reply());
+}
+
+#[tokio::test]
+async fn helo_pass_does_not_excuse_mail_from() {
+    // RFC 7208 §2.3: only a HELO `fail` is conclusive; MAIL FROM decides.
+    let z = zone(&["v=spf1 -all"]).txt("mail.sender.test", "v=spf1 ip4:127.0.0.10 -all");
+    let o = run(z, "[spf]\nhelo = true", from_x(CLIENT)).await;
+    assert_reply(&o, "550-5.7.23", "SPF record of x.test: fail");
+}

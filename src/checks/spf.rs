@@ -1,16 +1,25 @@
 //! Strict SPF (RFC 7208): only `pass` passes. `softfail`, `neutral`, `none`
 //! and `permerror` are failures like `fail` — a domain that does not say
 //! "this host may send for me" has not made its sender accountable.
-//! mail-auth evaluates the record (lookup limits included); its lookups go
-//! through the shared DNS cache.
+//!
+//! viaspf evaluates the record (RFC 7208 to the letter: the openspf suite,
+//! `tests/spf_suite.rs`, passes whole; 10 DNS-querying terms, 2 void
+//! lookups); its queries go through the shared resolver and caches
+//! ([`lookup`]).
+
+mod lookup;
 
 use super::{Check, CheckName, CheckResult, Code, Effect, Stage, Status};
 use crate::{
     config::SpfConfig,
-    dns::{Dns, TxtAnswer},
-    envelope::Envelope,
+    dns::Dns,
+    envelope::{Envelope, SenderDomain},
 };
-use mail_auth::{dns::Parameters, spf::verify::SpfParameters, SpfResult};
+use lookup::SpfLookup;
+use std::{net::IpAddr, time::Duration};
+use viaspf::{
+    evaluate_sender, Config, DomainName, ExplanationString, Sender, SpfResult, SpfResultCause,
+};
 
 pub const NAME: CheckName = CheckName::new("spf");
 
@@ -36,80 +45,156 @@ pub const TEMPFAIL: Code = Code {
     enhanced: "4.7.24",
 };
 
+/// The whole evaluation of one identity may take this long (RFC 7208
+/// §4.6.4: "at least 20 seconds"); each query has the resolver's own
+/// time-out besides.
+const EVALUATION_TIMEOUT: Duration = Duration::from_secs(20);
+/// At most this many characters of a domain's `exp=` explanation are quoted.
+pub const MAX_EXPLANATION: usize = 200;
+
+/// Which identity was checked (RFC 7208 §2.3, §2.4).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    Helo,
+    MailFrom,
+}
+
 /// Checks MAIL FROM (for `<>`, the HELO identity; with `helo = true` the
-/// HELO identity first). `host` is our own name, for the `%{r}` macro.
+/// HELO identity first: its `fail` is conclusive). `host` is our own name,
+/// for the `%{r}` macro.
 pub async fn check(dns: &Dns, config: &SpfConfig, envelope: &Envelope, host: &str) -> CheckResult {
-    let result = |status, effect| CheckResult::new(NAME, status, effect);
     let Some(ip) = envelope.client_ip else {
         return result(Status::None, Effect::Accept).reason("no client address");
     };
     let helo = envelope.helo.trim_end_matches('.');
     let sender = envelope.mail_from.as_str();
-    let params = if config.helo {
-        SpfParameters::helo_and_mail_from(ip, helo, host, sender)
-    } else {
-        SpfParameters::mail_from(ip, helo, host, sender)
-    };
-    // RFC 7208 §4.5: two SPF records are a permerror; mail-auth would take
-    // the first one that parses.
-    let identity = sender.rsplit_once('@').map_or(helo, |(_, d)| d);
-    if let TxtAnswer::Records(records) = dns.txt(identity).await {
-        let count = records.iter().filter(|r| is_spf_record(r)).count();
-        if count > 1 {
-            return result(Status::PermError, Effect::Reject(FAIL))
+    if sender.is_empty() {
+        return evaluate(dns, ip, Identity::Helo, helo, helo, host).await;
+    }
+    // RFC 7208 §4.3: a sender without a domain has no SPF (`none`). The MX
+    // check owns that rule and refuses such senders with 5.1.7, naming the
+    // real reason; failing here too would hide it behind 5.7.26.
+    match envelope.sender_domain() {
+        SenderDomain::IpLiteral(literal) => {
+            return result(Status::None, Effect::Accept)
                 .reason(format!(
-                    "the SPF record of {identity} is broken: {count} SPF records"
+                    "the sender address uses the IP literal {literal}: SPF does not apply"
                 ))
-                .prop(
-                    if sender.is_empty() {
-                        "smtp.helo"
-                    } else {
-                        "smtp.mailfrom"
-                    },
-                    if sender.is_empty() { helo } else { sender },
-                );
+                .prop("smtp.mailfrom", sender);
+        }
+        SenderDomain::Missing => {
+            return result(Status::None, Effect::Accept)
+                .reason("the sender address has no domain: SPF does not apply")
+                .prop("smtp.mailfrom", sender);
+        }
+        SenderDomain::Domain(_) => {}
+    }
+    if config.helo && DomainName::new(helo).is_ok() {
+        let r = evaluate(dns, ip, Identity::Helo, helo, helo, host).await;
+        if r.status == Status::Fail {
+            return r;
         }
     }
-    let output = dns
-        .authenticator
-        .verify_spf(Parameters::new(params).with_cache(&*dns.caches))
-        .await;
+    evaluate(dns, ip, Identity::MailFrom, sender, helo, host).await
+}
 
-    let status = match output.result() {
-        SpfResult::Pass => Status::Pass,
-        SpfResult::Fail => Status::Fail,
-        SpfResult::SoftFail => Status::SoftFail,
-        SpfResult::Neutral => Status::Neutral,
-        SpfResult::None => Status::None,
-        SpfResult::PermError => Status::PermError,
-        SpfResult::TempError => Status::TempError,
+fn result(status: Status, effect: Effect) -> CheckResult {
+    CheckResult::new(NAME, status, effect)
+}
+
+/// check_host() for one identity, mapped strictly.
+async fn evaluate(
+    dns: &Dns,
+    ip: IpAddr,
+    identity: Identity,
+    who: &str,
+    helo: &str,
+    host: &str,
+) -> CheckResult {
+    let prop = match identity {
+        Identity::Helo => "smtp.helo",
+        Identity::MailFrom => "smtp.mailfrom",
     };
-    let domain = output.domain().to_string();
-    let effect = match status {
-        Status::Pass => Effect::Accept,
-        Status::TempError => Effect::Tempfail(TEMPFAIL),
-        _ => Effect::Reject(FAIL),
+    let Some(sender) = parse_sender(identity, who) else {
+        // §4.3: a malformed domain gives `none` without any lookup.
+        let domain = who.rsplit_once('@').map_or(who, |(_, d)| d);
+        return result(Status::None, Effect::Reject(FAIL))
+            .reason(format!("{domain} is not a domain name that SPF can check"))
+            .prop(prop, who);
     };
-    let mut r = result(status, effect);
-    if status != Status::Pass {
-        let mut why = match status {
-            Status::None => format!("{domain} publishes no SPF record"),
-            Status::TempError => format!("SPF lookup for {domain} failed temporarily"),
-            Status::PermError => format!("the SPF record of {domain} is broken"),
-            _ => format!("{ip} is not authorised by the SPF record of {domain}: {status}"),
-        };
-        if let Some(exp) = output.explanation() {
-            // Raw here; replies, headers and logs each make it safe.
-            let exp: String = exp.chars().take(200).collect();
-            why.push_str(&format!("; {domain} says: {exp}"));
+    let domain = sender.domain().to_string();
+    let helo_domain = DomainName::new(helo).ok();
+    let config = Config::builder()
+        .hostname(host)
+        .timeout(EVALUATION_TIMEOUT)
+        .build();
+    let lookup = SpfLookup::new(dns);
+    let output = evaluate_sender(&lookup, &config, ip, &sender, helo_domain.as_ref()).await;
+    let cause = match &output.cause {
+        Some(SpfResultCause::Error(e)) => format!(": {e}"),
+        _ => String::new(),
+    };
+    let (status, effect, why) = match &output.spf_result {
+        SpfResult::Pass => (Status::Pass, Effect::Accept, None),
+        SpfResult::Fail(exp) => {
+            let mut why = not_authorised(ip, &domain, Status::Fail);
+            if let ExplanationString::External(exp) = exp {
+                why.push_str(&format!("; {domain} says: {}", explanation(exp)));
+            }
+            (Status::Fail, Effect::Reject(FAIL), Some(why))
         }
-        r = r.reason(why);
+        SpfResult::Softfail => {
+            let why = not_authorised(ip, &domain, Status::SoftFail);
+            (Status::SoftFail, Effect::Reject(FAIL), Some(why))
+        }
+        SpfResult::Neutral => {
+            let why = not_authorised(ip, &domain, Status::Neutral);
+            (Status::Neutral, Effect::Reject(FAIL), Some(why))
+        }
+        SpfResult::None => {
+            let why = format!("{domain} publishes no SPF record");
+            (Status::None, Effect::Reject(FAIL), Some(why))
+        }
+        SpfResult::Permerror => {
+            let why = format!("the SPF record of {domain} is broken{cause}");
+            (Status::PermError, Effect::Reject(FAIL), Some(why))
+        }
+        SpfResult::Temperror => {
+            let why = format!("SPF lookup for {domain} failed temporarily{cause}");
+            (Status::TempError, Effect::Tempfail(TEMPFAIL), Some(why))
+        }
+    };
+    let r = result(status, effect).prop(prop, who);
+    match why {
+        Some(why) => r.reason(why),
+        None => r,
     }
-    if sender.is_empty() || (config.helo && status == Status::Fail && domain == helo) {
-        r.prop("smtp.helo", helo)
-    } else {
-        r.prop("smtp.mailfrom", sender)
+}
+
+/// The identity as viaspf takes it. A MAIL FROM without local-part
+/// (`<@example.org>`) is `postmaster@example.org` (RFC 7208 §4.3).
+fn parse_sender(identity: Identity, who: &str) -> Option<Sender> {
+    match identity {
+        Identity::Helo => Sender::from_domain(who).ok(),
+        Identity::MailFrom => match who.rsplit_once('@') {
+            Some(("", domain)) => Sender::from_domain(domain).ok(),
+            _ => Sender::from_address(who).ok(),
+        },
     }
+}
+
+fn not_authorised(ip: IpAddr, domain: &str, status: Status) -> String {
+    format!("{ip} is not authorised by the SPF record of {domain}: {status}")
+}
+
+/// A domain's explanation made safe to quote anywhere (RFC 7208 §6.2: it
+/// comes from a third party): printable ASCII only, at most
+/// [`MAX_EXPLANATION`] characters. Replies double `%` themselves.
+fn explanation(exp: &str) -> String {
+    exp.chars()
+        .take(MAX_EXPLANATION)
+        .map(|c| if matches!(c, ' '..='~') { c } else { '?' })
+        .collect()
 }
 
 /// `v=spf1` followed by a space or nothing (RFC 7208 §4.5).

@@ -44,6 +44,8 @@ pub struct Zone {
     /// (lower-case name without trailing dot, record).
     records: Vec<(String, Record)>,
     timeouts: HashSet<String>,
+    /// (name, type): only queries of this type are dropped.
+    type_timeouts: HashSet<(String, RecordType)>,
     servfails: HashSet<String>,
     delay: Duration,
     /// `None`: the default, 300 s.
@@ -55,14 +57,24 @@ fn key(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// Labels hickory's parser refuses (`foo:bar`, spaces: the SPF suite has
+/// them) are taken as raw octets, as the wire allows.
 fn dns_name(name: &str) -> Name {
-    Name::from_ascii(format!("{}.", key(name))).expect("valid test name")
+    Name::from_ascii(format!("{}.", key(name)))
+        .or_else(|_| Name::from_labels(key(name).split('.').map(str::as_bytes)))
+        .expect("valid test name")
+}
+
+/// The key of `name` as queries arrive: in hickory's presentation form
+/// (raw labels come back escaped).
+fn wire_key(name: &str) -> String {
+    key(&dns_name(name).to_ascii())
 }
 
 impl Zone {
     fn add(mut self, name: &str, rdata: RData) -> Self {
         let record = Record::from_rdata(dns_name(name), self.ttl.unwrap_or(300), rdata);
-        self.records.push((key(name), record));
+        self.records.push((wire_key(name), record));
         self
     }
 
@@ -118,6 +130,17 @@ impl Zone {
         self
     }
 
+    /// Queries for `name` of type `rtype` only are silently dropped.
+    pub fn timeout_type(mut self, name: &str, rtype: RecordType) -> Self {
+        self.type_timeouts.insert((wire_key(name), rtype));
+        self
+    }
+
+    /// Any record, for zones built from data (the SPF suite).
+    pub fn record(self, name: &str, rdata: RData) -> Self {
+        self.add(name, rdata)
+    }
+
     /// Queries for `name` (any type) are answered SERVFAIL.
     pub fn servfail(mut self, name: &str) -> Self {
         self.servfails.insert(key(name));
@@ -149,7 +172,9 @@ impl Zone {
     fn answer(&self, query: &Message) -> Option<Message> {
         let q = query.queries.first()?;
         let (mut name, mut owner) = (key(&q.name().to_ascii()), q.name().clone());
-        if self.timeouts.contains(&name) {
+        if self.timeouts.contains(&name)
+            || self.type_timeouts.contains(&(name.clone(), q.query_type()))
+        {
             return None;
         }
         let mut response = Message::response(query.metadata.id, OpCode::Query);
