@@ -279,3 +279,33 @@ impl DnsCache for DnsCaches {
         Some(&self.ptr)
     }
 }
+
+/// Typed lookups through the shared caches: what the checks and the tools
+/// ask for. The resolver and the caches themselves stay inside.
+impl Dns {
+    pub async fn mx(&self, domain: &str) -> mail_auth::Result<RecordSet<Mx>> {
+        self.authenticator.mx_lookup(domain, self.caches.mx()).await
+    }
+
+    pub async fn ipv4(&self, name: &str) -> mail_auth::Result<RecordSet<Ipv4Addr>> {
+        self.authenticator
+            .ipv4_lookup(name, self.caches.ipv4())
+            .await
+    }
+
+    pub async fn ipv6(&self, name: &str) -> mail_auth::Result<RecordSet<Ipv6Addr>> {
+        self.authenticator
+            .ipv6_lookup(name, self.caches.ipv6())
+            .await
+    }
+
+    pub async fn ptr(&self, ip: IpAddr) -> mail_auth::Result<RecordSet<Box<str>>> {
+        self.authenticator.ptr_lookup(ip, self.caches.ptr()).await
+    }
+
+    /// The resolver, for queries by raw wire name that hickory's host-name
+    /// parser would refuse (SPF domain-specs, RFC 7208 §7.1); uncached.
+    pub fn resolver(&self) -> &mail_auth::hickory_resolver::TokioResolver {
+        self.authenticator.resolver()
+    }
+}

@@ -267,10 +267,6 @@ impl Signers {
         self.by_domain.get(name).and_then(|keys| keys.first())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_domain.is_empty()
-    }
-
     /// Every loaded key, for the start-up log.
     pub fn keys(&self) -> impl Iterator<Item = &DomainKey> {
         self.by_domain.values().flatten()

@@ -12,7 +12,7 @@ use crate::{
     envelope::{Envelope, SenderDomain},
 };
 use mail_auth::{
-    dns::{DnsCache, Mx, RecordSet},
+    dns::{Mx, RecordSet},
     hickory_resolver::proto::op::ResponseCode,
     DnsError, Error,
 };
@@ -77,7 +77,7 @@ pub enum MxAnswer {
 /// Looks up and classifies the MX records of `domain` (`check-domain`
 /// reports on the same lookup).
 pub async fn lookup(dns: &Dns, domain: &str) -> MxAnswer {
-    match dns.authenticator.mx_lookup(domain, dns.caches.mx()).await {
+    match dns.mx(domain).await {
         Ok(set) if is_real(&set) => MxAnswer::Real(
             set.records
                 .iter()
