@@ -238,6 +238,35 @@ async fn metrics_count_the_traffic_and_the_dashboard_uses_only_them() {
     );
 
     dashboard_names_only_exported_metrics(&series_names(&m));
+
+    // Transactions in flight: two MAIL FROMs without an end, then RSET
+    // (abort) on one and the other connection gone.
+    let mut first = common::open(milter, "127.0.0.4".parse().unwrap(), "mail.good.test").await;
+    let mut second = common::open(milter, "127.0.0.4".parse().unwrap(), "mail.good.test").await;
+    for conn in [&mut first, &mut second] {
+        let status = conn.mail(["<x@good.test>"]).await.expect("mail");
+        assert_eq!(status, indymilter_test::Status::Continue);
+    }
+    let in_flight = "mailkey_milter_transactions_in_flight";
+    assert_eq!(value(&scrape(metrics).await.1, in_flight, &[]), 2.0);
+    first.abort().await.expect("abort");
+    wait_for_value(metrics, in_flight, 1.0).await;
+    drop(second);
+    wait_for_value(metrics, in_flight, 0.0).await;
+}
+
+/// Scrapes until `name` has `expected` (the milter handles an abort or a
+/// closed connection without answering); panics after 20 s.
+async fn wait_for_value(addr: SocketAddr, name: &str, expected: f64) {
+    let mut last = f64::NAN;
+    for _ in 0..400 {
+        last = value(&scrape(addr).await.1, name, &[]);
+        if last == expected {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{name} is {last}, not {expected}");
 }
 
 /// Every `expr` in the dashboard; each names at least one metric, and
