@@ -13,7 +13,7 @@ use mail_auth::{
 };
 use mailkey_milter::{
     auth_results,
-    checks::{keyrecord::KeyLookup, mailkey, CheckName, CheckResult, Effect, Status},
+    checks::{keyrecord::KeyLookup, mailkey, CheckResult, Effect, Status},
     config::Config,
     dns::{Dns, TxtAnswer},
     envelope::SenderDomain,
@@ -151,17 +151,33 @@ fn render(c: &mut Criterion) {
     )
     .expect("config");
     let results = [
-        CheckResult::new(CheckName::Mailkey, Status::Pass, Effect::Accept)
-            .prop("header.d", DOMAIN)
-            .prop("header.s", "mailkey")
-            .prop("header.a", "ed25519-sha256")
-            .prop("header.b", "AbCdEfGh"),
-        CheckResult::new(CheckName::Spf, Status::Pass, Effect::Accept)
-            .prop("smtp.mailfrom", format!("alice@{DOMAIN}")),
-        CheckResult::new(CheckName::Tls, Status::Pass, Effect::Accept)
-            .prop("policy.peer-certificate", "verified"),
-        CheckResult::new(CheckName::Mx, Status::Pass, Effect::Accept)
-            .prop("policy.mx", format!("mx.{DOMAIN}")),
+        CheckResult::new(
+            mailkey_milter::checks::mailkey::NAME,
+            Status::Pass,
+            Effect::Accept,
+        )
+        .prop("header.d", DOMAIN)
+        .prop("header.s", "mailkey")
+        .prop("header.a", "ed25519-sha256")
+        .prop("header.b", "AbCdEfGh"),
+        CheckResult::new(
+            mailkey_milter::checks::spf::NAME,
+            Status::Pass,
+            Effect::Accept,
+        )
+        .prop("smtp.mailfrom", format!("alice@{DOMAIN}")),
+        CheckResult::new(
+            mailkey_milter::checks::tls::NAME,
+            Status::Pass,
+            Effect::Accept,
+        )
+        .prop("policy.peer-certificate", "verified"),
+        CheckResult::new(
+            mailkey_milter::checks::mx::NAME,
+            Status::Pass,
+            Effect::Accept,
+        )
+        .prop("policy.mx", format!("mx.{DOMAIN}")),
     ];
     let verdict = Verdict::accept();
     c.bench_function("auth_results::header_value", |b| {

@@ -85,6 +85,11 @@ impl Dns {
         })
     }
 
+    /// Entries in every cache, for the metrics.
+    pub fn cache_entries(&self) -> u64 {
+        self.raw_txt.entry_count() + self.caches.entry_count()
+    }
+
     /// All TXT records at `name`, cached for their TTL (errors are not cached).
     pub async fn txt(&self, name: &str) -> TxtAnswer {
         let key = fqdn(name);
@@ -200,6 +205,13 @@ where
     Cache::builder()
         .max_capacity(size)
         .expire_after(TtlExpiry)
+        // Only evictions for room count (a full cache wants a larger
+        // `cache_size`); expiry by TTL is the normal life of an entry.
+        .eviction_listener(|_, _, cause| {
+            if cause == moka::notification::RemovalCause::Size {
+                crate::metrics::cache_evicted();
+            }
+        })
         .build()
 }
 
@@ -245,6 +257,15 @@ pub struct DnsCaches {
 }
 
 impl DnsCaches {
+    /// Entries in all caches (moka's count, which lags inserts slightly).
+    fn entry_count(&self) -> u64 {
+        self.txt.0.entry_count()
+            + self.mx.0.entry_count()
+            + self.ipv4.0.entry_count()
+            + self.ipv6.0.entry_count()
+            + self.ptr.0.entry_count()
+    }
+
     fn new(size: u64) -> Self {
         Self {
             txt: TtlCache(ttl_cache(size)),

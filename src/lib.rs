@@ -20,6 +20,7 @@ pub mod config;
 pub mod dns;
 pub mod dsn;
 pub mod envelope;
+pub mod exempt;
 pub mod guidance;
 pub mod keygen;
 pub mod logging;
@@ -52,6 +53,8 @@ pub struct Shared {
     /// The certificate prober, with its cache of probed hosts.
     pub probe: Arc<Prober>,
     pub signers: sign::Signers,
+    /// `[exempt]` with its file, read when the configuration is loaded.
+    pub exempt: exempt::Exemptions,
 }
 
 /// Why a configuration cannot be put to work.
@@ -63,6 +66,8 @@ pub enum SetupError {
     Tls(#[from] tls::TrustStoreError),
     #[error(transparent)]
     Signing(#[from] sign::SignError),
+    #[error(transparent)]
+    Exempt(#[from] exempt::ExemptError),
 }
 
 impl Shared {
@@ -70,11 +75,13 @@ impl Shared {
         let dns = Dns::new(&config.dns)?;
         let probe = Arc::new(Prober::new(&config.tls, &config.authserv_id)?);
         let signers = sign::Signers::load(&config.signing)?;
+        let exempt = exempt::Exemptions::load(&config.exempt)?;
         Ok(Self {
             config,
             dns,
             probe,
             signers,
+            exempt,
         })
     }
 }
@@ -117,10 +124,12 @@ impl SharedHandle {
 
     /// Installs a new configuration. The resolver and the prober keep their
     /// caches when their settings did not change; the signing keys are read
-    /// again (a key file may have changed under the same name). Any error
+    /// again (a key file may have changed under the same name), and so is
+    /// the exemption file. Any error
     /// leaves the running configuration in place.
     pub fn replace(&self, config: Config) -> Result<(), SetupError> {
         let signers = sign::Signers::load(&config.signing)?;
+        let exempt = exempt::Exemptions::load(&config.exempt)?;
         let old = self.current();
         let dns = if old.config.dns == config.dns {
             old.dns.clone()
@@ -139,6 +148,7 @@ impl SharedHandle {
             dns,
             probe,
             signers,
+            exempt,
         });
         match self.0.write() {
             Ok(mut guard) => *guard = new,

@@ -81,6 +81,9 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
     };
     let reasons = reasons(&e.results);
     let mail_from = format!("<{}>", envelope.mail_from);
+    // Written only on exempt lines (a `None` field is left out).
+    let exempt = e.verdict.exempt.as_ref().map(|_| true);
+    let exempt_by = e.verdict.exempt.as_ref().map(|r| r.to_string());
     // Two fields per registered check: `NAME` (its result) and
     // `NAME.effect` (what enforcing it does: accept, reject, tempfail).
     macro_rules! line {
@@ -97,6 +100,8 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
                 verdict = %e.verdict.action.as_str(),
                 reply = verdict_reply.as_deref().unwrap_or("-"),
                 would_reject = would_reject.as_deref().unwrap_or("-"),
+                exempt,
+                exempt_by = exempt_by.as_deref(),
                 reasons = reasons.as_str(),
                 "message"
             )

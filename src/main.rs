@@ -222,7 +222,7 @@ fn daemon(config: Config, common: Common) -> Result<ExitCode, Box<dyn Error>> {
                 .await
                 .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
             info!("metrics on http://{addr}/metrics");
-            tokio::spawn(mailkey_milter::metrics::serve(listener));
+            tokio::spawn(mailkey_milter::metrics::serve(listener, shared.clone()));
         }
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;

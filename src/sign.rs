@@ -6,7 +6,7 @@
 //! a broken key file is reported then and never in the middle of a message.
 
 use crate::{
-    checks::keyrecord::{KeyType, MIN_RSA_BITS, SELECTOR},
+    checks::keyrecord::{KeyType, SELECTOR},
     config::SigningConfig,
     dns::fqdn,
 };

@@ -11,6 +11,7 @@
 use crate::{
     checks::{self, CheckName, CheckResult, Code, Effect},
     config::{Config, Mode},
+    exempt::Reason,
     guidance,
 };
 
@@ -83,6 +84,8 @@ pub struct Verdict {
     pub reply: Option<Reply>,
     /// The reply is only what enforce mode would have done.
     pub monitor_only: bool,
+    /// The sender is exempt (`[exempt]`): accepted whatever the checks say.
+    pub exempt: Option<Reason>,
 }
 
 impl Verdict {
@@ -91,6 +94,18 @@ impl Verdict {
             action: Action::Accept,
             reply: None,
             monitor_only: false,
+            exempt: None,
+        }
+    }
+
+    /// The verdict for an exempt sender: accepted, and a reply only as what
+    /// would have happened (as in monitor mode).
+    pub fn exempt(self, reason: Reason) -> Self {
+        Self {
+            action: Action::Accept,
+            monitor_only: self.reply.is_some(),
+            reply: self.reply,
+            exempt: Some(reason),
         }
     }
 
@@ -149,12 +164,14 @@ pub fn decide(results: &[CheckResult], config: &Config, domain: Option<&str>) ->
             action: Action::Accept,
             reply: Some(reply),
             monitor_only: true,
+            exempt: None,
         }
     } else {
         Verdict {
             action,
             reply: Some(reply),
             monitor_only: false,
+            exempt: None,
         }
     }
 }

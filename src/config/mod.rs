@@ -75,6 +75,7 @@ pub struct Config {
     pub guidance: GuidanceConfig,
     pub signing: SigningConfig,
     pub metrics: MetricsConfig,
+    pub exempt: ExemptConfig,
 }
 
 impl Default for Config {
@@ -97,6 +98,7 @@ impl Default for Config {
             guidance: GuidanceConfig::default(),
             signing: SigningConfig::default(),
             metrics: MetricsConfig::default(),
+            exempt: ExemptConfig::default(),
         }
     }
 }
@@ -179,6 +181,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        for domain in &self.exempt.domains {
+            crate::exempt::domain(domain).map_err(|why| format!("key `exempt.domains`: {why}"))?;
         }
         Ok(())
     }

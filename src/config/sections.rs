@@ -204,3 +204,17 @@ pub struct SigningDomain {
 pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
 }
+
+/// Senders that are checked and logged but never rejected or deferred
+/// (src/exempt.rs): partners whose setup is in progress.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExemptConfig {
+    /// Sender domains; each covers its subdomains too.
+    pub domains: Vec<String>,
+    /// Client networks (CIDR).
+    pub networks: Vec<crate::netmask::Netmask>,
+    /// One domain or network per line, `#` comments; read at start and on
+    /// every reload.
+    pub file: Option<PathBuf>,
+}

@@ -22,13 +22,17 @@ pub async fn check(
     // The checks run in a task of their own: a panic there (a bug) is
     // caught, and the message gets `on_error`.
     let raw = message.complete().to_vec();
-    let evaluation = match tokio::spawn(async move { pending.finish(&raw).await }).await {
+    let mut evaluation = match tokio::spawn(async move { pending.finish(&raw).await }).await {
         Ok(e) => e,
         Err(e) => {
             error!("{queue_id}: failed to check message: check task failed: {e}");
             return Outcome::internal_error(config);
         }
     };
+    // An exempt sender is checked as usual and never rejected or deferred.
+    if let Some(reason) = shared.exempt.reason(&message.envelope) {
+        evaluation.verdict = evaluation.verdict.exempt(reason);
+    }
     let mut value = auth_results::header_value(config, &evaluation.results, &evaluation.verdict);
     if leading_space {
         value.insert(0, ' ');

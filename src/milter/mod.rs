@@ -103,6 +103,7 @@ impl Outcome {
             Self::Reject(reply) => (reply, Status::Reject),
             Self::TempfailWith(reply) => (reply, Status::Tempfail),
         };
+        crate::metrics::reply_sent(reply.code);
         let code = reply.code.reply.to_string();
         let lines = reply.lines.iter().map(String::as_str);
         if let Err(e) = smtp.set_error_reply(&code, Some(reply.code.enhanced), lines) {

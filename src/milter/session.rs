@@ -32,6 +32,9 @@ pub struct Session {
     client_ip: Option<IpAddr>,
     helo: String,
     message: Option<Message>,
+    /// Counts the transaction in `transactions_in_flight` until it ends
+    /// (dropped with the message, or with the session).
+    in_flight: Option<crate::metrics::InFlight>,
 }
 
 impl Session {
@@ -42,6 +45,7 @@ impl Session {
             client_ip: None,
             helo: String::new(),
             message: None,
+            in_flight: None,
         }
     }
 
@@ -75,6 +79,7 @@ impl Session {
             .is_none()
             .then(|| Pending::start(&self.shared, envelope.clone()));
         self.message = Some(Message::new(envelope, trust, pending));
+        self.in_flight = Some(crate::metrics::InFlight::start());
     }
 
     /// Only what is proven is trusted: an authenticated session, or a client
@@ -116,11 +121,13 @@ impl Session {
     /// RSET, abort or close: the message is gone, and its checks with it.
     pub fn abort(&mut self) {
         self.message = None;
+        self.in_flight = None;
     }
 
     /// End of message: the lifecycle's steps, in order.
     pub async fn end_of_message(&mut self, actions: &EomActions, macros: &Macros) -> Outcome {
         let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
+        let _in_flight = self.in_flight.take();
         let Some(mut message) = self.message.take() else {
             return Outcome::Accept;
         };
