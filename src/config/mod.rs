@@ -75,6 +75,7 @@ pub struct Config {
     pub guidance: GuidanceConfig,
     pub signing: SigningConfig,
     pub metrics: MetricsConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -97,6 +98,7 @@ impl Default for Config {
             guidance: GuidanceConfig::default(),
             signing: SigningConfig::default(),
             metrics: MetricsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -166,6 +168,7 @@ impl Config {
                 self.tls.probe_timeout_ms
             ));
         }
+        self.limits.validate()?;
         for (key, value) in [
             ("url", &self.guidance.url),
             ("contact", &self.guidance.contact),

@@ -74,7 +74,8 @@ impl Session {
         let pending = trust
             .is_none()
             .then(|| Pending::start(&self.shared, envelope.clone()));
-        self.message = Some(Message::new(envelope, trust, pending));
+        let max_size = self.shared.config.limits.max_message_size;
+        self.message = Some(Message::new(envelope, trust, pending, max_size));
     }
 
     /// Only what is proven is trusted: an authenticated session, or a client
