@@ -150,3 +150,32 @@ impl Message {
         &self.raw
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_mail_is_not_buffered_past_the_limit() {
+        let mut m = Message::new(Envelope::default(), None, None, 70_000);
+        m.header(b"From", b" a@sender.test", "mx.test");
+        let chunk = vec![b'x'; 65_535];
+        m.body(&chunk);
+        assert_eq!(m.too_big(), None);
+        for _ in 0..100 {
+            m.body(&chunk);
+        }
+        assert_eq!(m.too_big(), Some(23 + 101 * 65_535));
+        assert!(m.raw.capacity() <= 70_000 * 2, "kept {}", m.raw.capacity());
+        assert_eq!(m.parts(), (&b""[..], &b""[..]));
+    }
+
+    #[test]
+    fn trusted_mail_is_kept_whole_for_signing() {
+        let trust = Some(Trust::SmtpAuth);
+        let mut m = Message::new(Envelope::default(), trust, None, 70_000);
+        m.body(&vec![b'x'; 100_000]);
+        assert_eq!(m.too_big(), None);
+        assert_eq!(m.complete().len(), 100_002);
+    }
+}
