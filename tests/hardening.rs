@@ -174,3 +174,22 @@ async fn message_over_max_message_size_from_a_domain_without_key_is_accepted() {
     assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
     assert!(outcome.auth_results().unwrap().contains("mailkey=none"));
 }
+
+#[tokio::test]
+async fn connections_beyond_max_connections_wait_their_turn() {
+    let dns = TestDns::start(common::sender_zone()).await;
+    let daemon = Daemon::start(&common::config(&dns, "[limits]\nmax_connections = 1")).await;
+    let ip = CLIENT.parse().unwrap();
+    let first = common::open(daemon.addr, ip, "mail.sender.test").await;
+    let addr = daemon.addr;
+    let second = tokio::spawn(async move { common::open(addr, ip, "mail.sender.test").await });
+    // Not served while the first holds the only slot (an absence, so a
+    // slow machine can only make this pass, never fail spuriously).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "a second connection was served");
+    first.close().await.unwrap();
+    let mut second = second.await.unwrap();
+    let outcome =
+        common::send_on(&mut second, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_eq!(outcome.status, Status::Accept);
+}
