@@ -7,6 +7,10 @@
 //! one-entry cache that answers `mailkey._domainkey.D.` with one of the keys
 //! found at `mailkey.D` — one pass per published key (rotation) — and "not
 //! found" for every other name, so verification itself sends no query.
+//!
+//! Before that, the signatures are sorted out on the header block alone
+//! (`select`): at most five mailkey signatures reach the verifier, and none
+//! with `l=`, so no message can make verification expensive.
 
 use super::{
     keyrecord::{dkim_name, owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
@@ -21,11 +25,13 @@ use mail_auth::{
     crypto::Algorithm,
     dkim::{DkimError, Signature},
     dns::{Parameters, TxtRecord},
-    AuthenticatedMessage, DkimResult, Error, MessageAuthenticator,
+    AuthenticatedMessage, DkimResult, MessageAuthenticator,
 };
 use overlay::KeyOverlay;
+use reasons::{describe, Reasons};
 
 mod overlay;
+mod reasons;
 mod select;
 
 pub const NAME: CheckName = CheckName::new("mailkey");
@@ -384,59 +390,6 @@ fn algorithm_name(a: Algorithm) -> &'static str {
 fn b_prefix(sig: &Signature) -> String {
     let b64 = openssl::base64::encode_block(&sig.b);
     b64.chars().take(12).collect()
-}
-
-/// A reason and how telling it is (lower is more specific).
-fn describe(result: &DkimResult) -> (u8, String) {
-    match result {
-        DkimResult::Neutral(Error::Dkim(DkimError::BodyHashMismatch)) => (
-            1,
-            "body hash mismatch: the body was changed after signing".into(),
-        ),
-        DkimResult::Fail(Error::Crypto(_)) => (
-            2,
-            "bad signature: signed headers were changed or the key does not match".into(),
-        ),
-        DkimResult::Neutral(Error::Dkim(DkimError::SignatureExpired)) => {
-            (3, "signature expired (x=)".into())
-        }
-        DkimResult::PermError(Error::Dkim(DkimError::PublicKeyRevoked)) => {
-            (4, "key revoked".into())
-        }
-        DkimResult::Fail(Error::Dkim(DkimError::AuidMismatch)) => {
-            (4, "i= is not in the signing domain".into())
-        }
-        other => (
-            6,
-            format!("signature does not verify: {}", result_error(other)),
-        ),
-    }
-}
-
-fn result_error(r: &DkimResult) -> String {
-    match r {
-        DkimResult::Neutral(e)
-        | DkimResult::Fail(e)
-        | DkimResult::PermError(e)
-        | DkimResult::TempError(e) => e.to_string(),
-        DkimResult::Pass | DkimResult::None => "no result".into(),
-    }
-}
-
-/// The most specific failure reason seen.
-#[derive(Default)]
-struct Reasons(Option<(u8, String)>);
-
-impl Reasons {
-    fn add(&mut self, rank: u8, why: String) {
-        if self.0.as_ref().is_none_or(|(r, _)| rank < *r) {
-            self.0 = Some((rank, why));
-        }
-    }
-
-    fn best(self) -> Option<String> {
-        self.0.map(|(_, why)| why)
-    }
 }
 
 #[cfg(test)]
