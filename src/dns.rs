@@ -81,7 +81,11 @@ impl Dns {
         Ok(Self {
             authenticator,
             caches: Arc::new(DnsCaches::new(config.cache_size)),
-            raw_txt: ttl_cache(config.cache_size),
+            raw_txt: Cache::builder()
+                .max_capacity(config.cache_size)
+                .weigher(|_, answer: &Timed<TxtAnswer>| weight(&answer.value))
+                .expire_after(TtlExpiry)
+                .build(),
         })
     }
 
@@ -138,6 +142,22 @@ impl Dns {
             },
         }
     }
+}
+
+/// Bytes per unit of `cache_size` in the raw TXT cache.
+pub const CACHE_UNIT: usize = 512;
+
+/// A raw TXT answer weighs one unit per [`CACHE_UNIT`] bytes started: a
+/// sender's domain may publish records of up to 64 KiB, which must not fill
+/// memory at the same count as a 200-byte SPF record. The cache thus holds
+/// at most about `cache_size` × 512 bytes of record data.
+fn weight(answer: &TxtAnswer) -> u32 {
+    let bytes = match answer {
+        TxtAnswer::Records(records) => records.iter().map(Vec::len).sum(),
+        TxtAnswer::NotFound => 0,
+        TxtAnswer::TempError(e) => e.len(),
+    };
+    u32::try_from(bytes.div_ceil(CACHE_UNIT).max(1)).unwrap_or(u32::MAX)
 }
 
 /// For NXDOMAIN/NODATA, how long to remember it (RFC 2308, capped); `None`
@@ -328,5 +348,37 @@ impl Dns {
     /// parser would refuse (SPF domain-specs, RFC 7208 §7.1); uncached.
     pub fn resolver(&self) -> &mail_auth::hickory_resolver::TokioResolver {
         self.authenticator.resolver()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_txt_answers_weigh_by_size() {
+        let config = DnsConfig {
+            cache_size: 8,
+            ..DnsConfig::default()
+        };
+        let dns = Dns::new(&config).unwrap();
+        let until = Instant::now() + Duration::from_secs(300);
+        let big = TxtAnswer::Records(vec![vec![b'x'; 2048]]); // 4 units
+        for name in ["a.test.", "b.test.", "c.test."] {
+            dns.raw_txt
+                .insert(name.into(), Timed::new(big.clone(), until));
+        }
+        dns.raw_txt.run_pending_tasks();
+        assert!(
+            dns.raw_txt.weighted_size() <= 8,
+            "{}",
+            dns.raw_txt.weighted_size()
+        );
+        assert!(
+            dns.raw_txt.entry_count() <= 2,
+            "{}",
+            dns.raw_txt.entry_count()
+        );
+        assert_eq!(weight(&TxtAnswer::Records(vec![vec![0; 200]])), 1);
     }
 }

@@ -113,8 +113,14 @@ impl SharedHandle {
             }
         };
         let old = self.current();
-        if config.listen != old.config.listen || config.log_format != old.config.log_format {
-            info!("reload: changes to listen and log_format take effect only after a restart");
+        if config.listen != old.config.listen
+            || config.log_format != old.config.log_format
+            || config.limits.max_connections != old.config.limits.max_connections
+        {
+            info!(
+                "reload: changes to listen, log_format and limits.max_connections take effect \
+                 only after a restart"
+            );
         }
         match self.replace(config) {
             Ok(()) => info!("configuration reloaded"),
@@ -193,11 +199,14 @@ pub async fn run(
             }
         })
     };
-    let callbacks = milter::callbacks(shared);
+    // Connections beyond the limit wait in the listen backlog (and the
+    // MTA's milter timeouts apply) instead of costing memory here.
     let config = indymilter::Config {
-        max_connections: 1000,
+        max_connections: shared.current().config.limits.max_connections,
         ..Default::default()
     };
+    let callbacks = milter::callbacks(shared);
+    let listener = socket::Resilient::new(listener);
     let result = indymilter::run(listener, callbacks, config, shutdown).await;
     reloader.abort();
     result

@@ -12,7 +12,7 @@ pub mod spf;
 pub mod tls;
 
 pub(crate) use registry::registered;
-pub use registry::{find, BoxFuture, Check, Inputs, MessageStep, Stage, CHECKS};
+pub use registry::{find, too_big, BoxFuture, Check, Inputs, MessageStep, Stage, CHECKS};
 use std::fmt;
 
 /// A check's name: its key in the log line, the metrics label and the
@@ -85,6 +85,12 @@ impl Code {
     pub const SEVERAL: Code = Code {
         reply: 550,
         enhanced: "5.7.26",
+    };
+    /// A message larger than `limits.max_message_size` (RFC 3463: message
+    /// too big for system).
+    pub const TOO_BIG: Code = Code {
+        reply: 552,
+        enhanced: "5.3.4",
     };
     pub const DNS_TEMPFAIL: Code = Code {
         reply: 451,

@@ -76,6 +76,7 @@ pub struct Config {
     pub signing: SigningConfig,
     pub metrics: MetricsConfig,
     pub exempt: ExemptConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -99,6 +100,7 @@ impl Default for Config {
             signing: SigningConfig::default(),
             metrics: MetricsConfig::default(),
             exempt: ExemptConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -168,6 +170,7 @@ impl Config {
                 self.tls.probe_timeout_ms
             ));
         }
+        self.limits.validate()?;
         for (key, value) in [
             ("url", &self.guidance.url),
             ("contact", &self.guidance.contact),

@@ -218,3 +218,51 @@ pub struct ExemptConfig {
     /// every reload.
     pub file: Option<PathBuf>,
 }
+
+/// Bounds on what one sender can make the milter do (docs/decisions.md,
+/// "Resource bounds").
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// One deadline for the checks at end of message; when it runs out the
+    /// message gets `on_error`.
+    pub eom_timeout_ms: u64,
+    /// Messages larger than this (header and body as received) are not
+    /// buffered further and not checked.
+    pub max_message_size: u64,
+    /// Milter connections (MTA smtpd processes) served at once.
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            eom_timeout_ms: 10_000,
+            max_message_size: 64 * 1024 * 1024,
+            max_connections: 1000,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if self.eom_timeout_ms == 0 || self.eom_timeout_ms > 600_000 {
+            return Err(format!(
+                "key `limits.eom_timeout_ms`: invalid value {}: allowed is 1 to 600000",
+                self.eom_timeout_ms
+            ));
+        }
+        if self.max_message_size < 64 * 1024 {
+            return Err(format!(
+                "key `limits.max_message_size`: invalid value {}: allowed is 65536 or more",
+                self.max_message_size
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(
+                "key `limits.max_connections`: invalid value 0: allowed is 1 or more".into(),
+            );
+        }
+        Ok(())
+    }
+}

@@ -139,3 +139,22 @@ fn effective_config_round_trips() {
     let c = parse("mode = \"enforce\"\n[mailkey]\nno_key = \"reject\"").unwrap();
     assert_eq!(parse(&c.to_toml()).unwrap(), c);
 }
+
+#[test]
+fn limits_are_validated_with_their_line() {
+    let err = Config::parse(
+        "mode = \"monitor\"\n[limits]\neom_timeout_ms = 0\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("limits.eom_timeout_ms"), "{err}");
+    let err = Config::parse("[limits]\nmax_message_size = 1000\n", Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("allowed is 65536 or more"), "{err}");
+    let ok = Config::parse("[limits]\nmax_connections = 5\n", Path::new("t.toml")).unwrap();
+    assert_eq!(ok.limits.max_connections, 5);
+    assert_eq!(ok.limits.eom_timeout_ms, 10_000);
+}

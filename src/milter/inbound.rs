@@ -5,7 +5,7 @@
 use super::{message::Message, Outcome};
 use crate::{auth_results, config::Mode, logging, metrics, verdict::Action, Shared};
 use indymilter::{ContextActions, EomActions};
-use tracing::error;
+use tracing::{error, warn};
 
 pub async fn check(
     actions: &EomActions,
@@ -21,8 +21,21 @@ pub async fn check(
     };
     // The checks run in a task of their own: a panic there (a bug) is
     // caught, and the message gets `on_error`.
-    let raw = message.complete().to_vec();
-    let mut evaluation = match tokio::spawn(async move { pending.finish(&raw).await }).await {
+    let checks = match message.too_big() {
+        Some(size) => {
+            warn!(
+                "{queue_id}: message of {size} bytes is larger than limits.max_message_size \
+                 ({} bytes): not buffered further, its signature is not verified",
+                config.limits.max_message_size
+            );
+            tokio::spawn(pending.finish_too_big(size))
+        }
+        None => {
+            let raw = message.complete().to_vec();
+            tokio::spawn(async move { pending.finish(&raw).await })
+        }
+    };
+    let mut evaluation = match checks.await {
         Ok(e) => e,
         Err(e) => {
             error!("{queue_id}: failed to check message: check task failed: {e}");

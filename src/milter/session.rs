@@ -78,7 +78,8 @@ impl Session {
         let pending = trust
             .is_none()
             .then(|| Pending::start(&self.shared, envelope.clone()));
-        self.message = Some(Message::new(envelope, trust, pending));
+        let max_size = self.shared.config.limits.max_message_size;
+        self.message = Some(Message::new(envelope, trust, pending, max_size));
         self.in_flight = Some(crate::metrics::InFlight::start());
     }
 
