@@ -10,7 +10,8 @@
 
 use super::{
     keyrecord::{dkim_name, owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
-    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Inputs, MessageStep, Stage, Status,
+    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure as Fix, Inputs, MessageStep,
+    Stage, Status,
 };
 use crate::{
     config::{Alignment, MailkeyConfig, NoKey},
@@ -84,7 +85,9 @@ pub async fn check(
     let Some(domain) = sender.name() else {
         // Without a domain there can be no key; treat it like a domain
         // without one (the MX check is the one that refuses IP literals).
-        return result(Status::PermError, no_key_effect(config)).reason("sender has no domain");
+        return result(Status::PermError, no_key_effect(config))
+            .failure(Fix::IpLiteral)
+            .reason("sender has no domain");
     };
     if let Some(decided) = key_result(config, domain, &keys) {
         return decided;
@@ -101,13 +104,14 @@ pub async fn check(
         Err(Failure::Temp(why)) => {
             result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL)).reason(why)
         }
-        Err(Failure::Fail(why)) => {
+        Err(Failure::Fail(why, fix)) => {
             let why = if testing {
                 format!("{why}; domain is testing: t=y")
             } else {
                 why
             };
             result(Status::Fail, fail_effect(testing))
+                .failure(fix)
                 .reason(why)
                 .prop("header.d", domain)
         }
@@ -127,6 +131,7 @@ pub fn key_result(config: &MailkeyConfig, domain: &str, keys: &KeyLookup) -> Opt
         ),
         KeyLookup::NoKey => Some(
             result(Status::None, no_key_effect(config))
+                .failure(Fix::NoKey)
                 .reason(format!("{domain} publishes no mailkey")),
         ),
         KeyLookup::Published {
@@ -143,6 +148,7 @@ pub fn key_result(config: &MailkeyConfig, domain: &str, keys: &KeyLookup) -> Opt
             };
             Some(
                 result(status, fail_effect(*testing))
+                    .failure(Fix::BadKey)
                     .reason(format!("no usable key at {}: {why}", owner_name(domain)))
                     .prop("header.d", domain),
             )
@@ -176,7 +182,7 @@ struct Pass {
 }
 
 enum Failure {
-    Fail(String),
+    Fail(String, Fix),
     Temp(String),
 }
 
@@ -191,7 +197,10 @@ async fn verify(
     // Non-strict parsing keeps `l=` signatures, so that we can say why they
     // do not count instead of silently dropping them.
     let Some(mut msg) = AuthenticatedMessage::parse_with_opts(message, None, false) else {
-        return Err(Failure::Fail("message has no header".into()));
+        return Err(Failure::Fail(
+            "message has no header".into(),
+            Fix::NoSignature,
+        ));
     };
     let mut reasons = Reasons::default();
     let mut aligned_domains: Vec<String> = Vec::new();
@@ -226,11 +235,7 @@ async fn verify(
         }
     }
     if aligned_domains.is_empty() {
-        return Err(Failure::Fail(
-            reasons
-                .best()
-                .unwrap_or_else(|| "no mailkey signature".into()),
-        ));
+        return Err(reasons.fail());
     }
     msg.retain_dkim_signatures(|sig| {
         let ok = sig.s.eq_ignore_ascii_case(SELECTOR)
@@ -293,11 +298,7 @@ async fn verify(
             }
         }
     }
-    Err(Failure::Fail(
-        reasons
-            .best()
-            .unwrap_or_else(|| "no mailkey signature".into()),
-    ))
+    Err(reasons.fail())
 }
 
 /// The protocol's rules on top of DKIM's.
@@ -399,8 +400,15 @@ impl Reasons {
         }
     }
 
-    fn best(self) -> Option<String> {
-        self.0.map(|(_, why)| why)
+    /// The failure with the most specific reason; its rank (from
+    /// [`describe`] and [`verify`]) says what the sender must fix.
+    fn fail(self) -> Failure {
+        match self.0 {
+            None => Failure::Fail("no mailkey signature".into(), Fix::NoSignature),
+            Some((1, why)) => Failure::Fail(why, Fix::BodyChanged),
+            Some((2..=4 | 6, why)) => Failure::Fail(why, Fix::BadSignature),
+            Some((_, why)) => Failure::Fail(why, Fix::NoSignature),
+        }
     }
 }
 

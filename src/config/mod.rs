@@ -180,7 +180,7 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        self.guidance.text_for.validate()
     }
 
     /// The effective configuration as TOML, for `check-config`.
