@@ -43,7 +43,7 @@ pub fn lines(failure: Failure, s: &Sender<'_>) -> Vec<String> {
                 "The body was changed after signing (a footer or a filter), so the \
                  signature of {d} no longer matches."
             ),
-            "Sign last: add footers and run filters before the signer, not after it.".into(),
+            format!("Sign last, with the key at {key}: add footers and run filters before it."),
         ],
         Failure::BadSignature => vec![
             format!(
