@@ -43,6 +43,8 @@ struct World {
     _responders: Vec<Responder>,
     key_file: PathBuf,
     key: DomainKey,
+    /// When the expired certificate expired, as the probe reports it.
+    expired_on: String,
 }
 
 fn world(tag: &str) -> World {
@@ -58,6 +60,7 @@ fn world(tag: &str) -> World {
         not_after: -86_400,
         serial: 12,
     });
+    let expired_on = expired.cert.not_after().to_string();
     let responders = vec![
         Responder::start(GOOD.1, starttls(good)),
         Responder::start(EXPIRED.1, starttls(expired)),
@@ -74,6 +77,7 @@ fn world(tag: &str) -> World {
         _responders: responders,
         key_file,
         key,
+        expired_on,
     }
 }
 
@@ -181,9 +185,10 @@ async fn findings_for_ip_mta_and_key(w: &World) {
         [(
             Mark::Fail,
             format!(
-                "expired.sender.test (127.0.0.82) port {port}: certificate expired; offer \
+                "expired.sender.test (127.0.0.82) port {port}: certificate expired on {}; offer \
                  STARTTLS with an unexpired certificate from a trusted CA, with its full chain, \
-                 for expired.sender.test"
+                 for expired.sender.test",
+                w.expired_on
             )
         )]
     );

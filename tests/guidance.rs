@@ -229,6 +229,7 @@ async fn expired_certificate() {
         not_after: -86_400,
         serial: 7,
     });
+    let until = leaf.cert.not_after().to_string();
     let _responder = Responder::start(
         "127.0.0.71",
         Behaviour::StartTls {
@@ -245,7 +246,7 @@ async fn expired_certificate() {
     assert_lines(
         &lines,
         &[
-            "tls check fail for x.test: certificate expired",
+            &format!("tls check fail for x.test: certificate expired on {until}"),
             "We checked the certificate your server 127.0.0.71 shows (the finding is above).",
             "Install an unexpired certificate from a trusted CA, with its full chain, for \
              mail.sender.test",

@@ -143,7 +143,7 @@ async fn expired_certificate_is_rejected() {
         "tls check fail for sender.test: certificate expired",
     );
     assert!(
-        ar(&outcome).contains("x-tls=fail (certificate expired)"),
+        ar(&outcome).contains("x-tls=fail (certificate expired on "),
         "{}",
         ar(&outcome)
     );
@@ -472,7 +472,7 @@ fn verification_time_is_injected() {
         trust
             .verify(&chain, None, unix_now() + 2 * 365 * 86_400)
             .unwrap_err(),
-        CertProblem::Bad("certificate expired".into())
+        CertProblem::Bad(format!("certificate expired on {}", chain[0].not_after()))
     );
     assert_eq!(
         trust
