@@ -8,7 +8,7 @@ use crate::{
     checks::{CheckName, CheckResult, Code, Effect, Inputs, Stage, Status, CHECKS},
     config::OnError,
     envelope::{Envelope, SenderDomain},
-    metrics,
+    guidance, metrics,
     verdict::{self, Verdict},
     Shared,
 };
@@ -102,7 +102,8 @@ impl Pending {
             results.push(finished.unwrap_or_else(|| timed_out(check, timeout, on_error)));
         }
         let sender = self.inputs.envelope.sender_domain();
-        let verdict = verdict::decide(&results, &self.inputs.shared.config, sender.name());
+        let who = guidance::Sender::of(&self.inputs.envelope, sender.name());
+        let verdict = verdict::decide(&results, &self.inputs.shared.config, &who);
         Evaluation {
             sender,
             results,

@@ -237,8 +237,14 @@ async fn several_failures_give_5_7_26_with_a_line_each() {
         "{reply}"
     );
     assert!(
-        reply.contains("mailkey-milter keygen --domain x.test"),
-        "guidance last: {reply}"
+        reply.contains(&format!(
+            "550-5.7.26 Add ip4:{CLIENT} to the SPF record of x.test"
+        )),
+        "guidance for SPF: {reply}"
+    );
+    assert!(
+        reply.contains("550 5.7.26 Replace it with a real one: x.test. IN MX 10 mail.x.test."),
+        "guidance for the null MX last: {reply}"
     );
 }
 

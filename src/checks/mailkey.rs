@@ -14,7 +14,8 @@
 
 use super::{
     keyrecord::{dkim_name, owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
-    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Inputs, MessageStep, Stage, Status,
+    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure as Fix, Inputs, MessageStep,
+    Stage, Status,
 };
 use crate::{
     config::{Alignment, MailkeyConfig, NoKey},
@@ -131,13 +132,14 @@ pub async fn check(
         Err(Failure::Internal(why)) => {
             result(Status::TempError, Effect::Tempfail(Code::INTERNAL)).reason(why)
         }
-        Err(Failure::Fail(why)) => {
+        Err(Failure::Fail(why, fix)) => {
             let why = if testing {
                 format!("{why}; domain is testing: t=y")
             } else {
                 why
             };
             result(Status::Fail, fail_effect(testing))
+                .failure(fix)
                 .reason(why)
                 .prop("header.d", domain)
         }
@@ -147,7 +149,9 @@ pub async fn check(
 /// Without a domain there can be no key; treated like a domain without one
 /// (the MX check is the one that refuses IP literals).
 fn no_domain(config: &MailkeyConfig) -> CheckResult {
-    CheckResult::new(NAME, Status::PermError, no_key_effect(config)).reason("sender has no domain")
+    CheckResult::new(NAME, Status::PermError, no_key_effect(config))
+        .failure(Fix::IpLiteral)
+        .reason("sender has no domain")
 }
 
 /// What the keys published for `domain` decide before any signature is
@@ -163,6 +167,7 @@ pub fn key_result(config: &MailkeyConfig, domain: &str, keys: &KeyLookup) -> Opt
         ),
         KeyLookup::NoKey => Some(
             result(Status::None, no_key_effect(config))
+                .failure(Fix::NoKey)
                 .reason(format!("{domain} publishes no mailkey")),
         ),
         KeyLookup::Published {
@@ -179,6 +184,7 @@ pub fn key_result(config: &MailkeyConfig, domain: &str, keys: &KeyLookup) -> Opt
             };
             Some(
                 result(status, fail_effect(*testing))
+                    .failure(Fix::BadKey)
                     .reason(format!("no usable key at {}: {why}", owner_name(domain)))
                     .prop("header.d", domain),
             )
@@ -212,7 +218,7 @@ struct Pass {
 }
 
 enum Failure {
-    Fail(String),
+    Fail(String, Fix),
     Temp(String),
     /// A bug (a panic in the verifier): tempfail like any internal error.
     Internal(String),
@@ -227,7 +233,10 @@ async fn verify(
     now: u64,
 ) -> Result<Pass, Failure> {
     let Some(selection) = select::select(message, domain, alignment, now) else {
-        return Err(Failure::Fail("message has no header".into()));
+        return Err(Failure::Fail(
+            "message has no header".into(),
+            Fix::NoSignature,
+        ));
     };
     let note = selection.note();
     let with_note = |why: String| match &note {
@@ -236,10 +245,8 @@ async fn verify(
     };
     let mut reasons = selection.reasons;
     if selection.domains.is_empty() {
-        let why = reasons
-            .best()
-            .unwrap_or_else(|| "no mailkey signature".into());
-        return Err(Failure::Fail(with_note(why)));
+        let (why, fix) = reasons.fail();
+        return Err(Failure::Fail(with_note(why), fix));
     }
     // The keys of every signing domain, looked up first: what follows is
     // pure computation.
@@ -275,10 +282,8 @@ async fn verify(
     match verified {
         Ok(Ok(pass)) => Ok(pass),
         Ok(Err(reasons)) => {
-            let why = reasons
-                .best()
-                .unwrap_or_else(|| "no mailkey signature".into());
-            Err(Failure::Fail(with_note(why)))
+            let (why, fix) = reasons.fail();
+            Err(Failure::Fail(with_note(why), fix))
         }
         Err(e) => Err(Failure::Internal(format!(
             "internal error: verification failed: {e}"

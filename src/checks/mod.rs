@@ -127,6 +127,38 @@ pub struct CheckResult {
     pub effect: Effect,
     /// `Authentication-Results` properties, e.g. `("header.d", "example.com")`.
     pub props: Vec<(&'static str, String)>,
+    /// What the sender must fix, for a result that fails: it picks the
+    /// guidance of the reject reply ([`crate::guidance`]).
+    pub failure: Option<Failure>,
+}
+
+/// Why a check failed, as what the sender has to fix. Typed, so that the
+/// reply's guidance never depends on the wording of a reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// No mailkey is published.
+    NoKey,
+    /// The records at `mailkey.D` hold no usable key.
+    BadKey,
+    /// A key is published, but the message carries no mailkey signature
+    /// that counts (none, another selector, another domain, `l=`, SHA-1).
+    NoSignature,
+    /// The signature's body hash does not match: the body was changed.
+    BodyChanged,
+    /// The signature does not verify (headers changed, wrong key, expired).
+    BadSignature,
+    /// SPF did not pass for the client's address.
+    Spf,
+    /// The session was plaintext.
+    NoTls,
+    /// The probe found no STARTTLS on the client's port.
+    NoStartTls,
+    /// The client's certificate is not acceptable (the reason says why).
+    BadCertificate,
+    NoMx,
+    NullMx,
+    /// The sender address has no domain (`user@[192.0.2.1]`).
+    IpLiteral,
 }
 
 impl CheckResult {
@@ -137,7 +169,13 @@ impl CheckResult {
             reason: None,
             effect,
             props: Vec::new(),
+            failure: None,
         }
+    }
+
+    pub fn failure(mut self, failure: Failure) -> Self {
+        self.failure = Some(failure);
+        self
     }
 
     pub fn reason(mut self, reason: impl Into<String>) -> Self {

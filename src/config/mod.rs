@@ -188,7 +188,7 @@ impl Config {
         for domain in &self.exempt.domains {
             crate::exempt::domain(domain).map_err(|why| format!("key `exempt.domains`: {why}"))?;
         }
-        Ok(())
+        self.guidance.text_for.validate()
     }
 
     /// The effective configuration as TOML, for `check-config`.

@@ -116,6 +116,79 @@ pub struct GuidanceConfig {
     pub text: Option<String>,
     /// Append guidance to the bounces the local MTA generates.
     pub bounces: bool,
+    /// The operator's text per failure kind, replacing the built-in
+    /// guidance for that kind in replies (`no_key` also in bounces).
+    pub text_for: GuidanceTexts,
+}
+
+/// `[guidance.text_for]`: one text per failure kind; `{domain}`, `{ip}` and
+/// `{helo}` stand for the sender's domain, address and HELO name.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuidanceTexts {
+    /// No mailkey published, or none usable.
+    pub no_key: Option<String>,
+    /// A key is published but the message has no mailkey signature.
+    pub no_signature: Option<String>,
+    /// The mailkey signature does not verify (body or headers changed).
+    pub bad_signature: Option<String>,
+    /// SPF did not pass.
+    pub spf: Option<String>,
+    /// Plaintext session, no STARTTLS, or an unacceptable certificate.
+    pub tls: Option<String>,
+    /// No MX, a null MX, or an IP-literal sender.
+    pub mx: Option<String>,
+}
+
+/// At most this many lines per `text_for` text: with all four checks
+/// failing, 4 texts, the links and the reason lines still fit 32 lines.
+pub const GUIDANCE_MAX_KIND_LINES: usize = 6;
+/// The placeholders a `text_for` text may use.
+pub const GUIDANCE_PLACEHOLDERS: [&str; 3] = ["{domain}", "{ip}", "{helo}"];
+
+impl GuidanceTexts {
+    /// Every text, with its key.
+    pub fn all(&self) -> [(&'static str, &Option<String>); 6] {
+        [
+            ("no_key", &self.no_key),
+            ("no_signature", &self.no_signature),
+            ("bad_signature", &self.bad_signature),
+            ("spf", &self.spf),
+            ("tls", &self.tls),
+            ("mx", &self.mx),
+        ]
+    }
+
+    /// Checks each text like `text_file` (printable ASCII, line length),
+    /// with at most [`GUIDANCE_MAX_KIND_LINES`] lines and only the known
+    /// placeholders.
+    pub(super) fn validate(&self) -> Result<(), String> {
+        for (key, text) in self.all() {
+            let Some(text) = text else { continue };
+            let fail = |why: String| format!("key `guidance.text_for.{key}`: {why}");
+            check_guidance_text(text).map_err(&fail)?;
+            let lines = text.lines().count();
+            if lines > GUIDANCE_MAX_KIND_LINES {
+                return Err(fail(format!(
+                    "{lines} lines: allowed are at most {GUIDANCE_MAX_KIND_LINES}"
+                )));
+            }
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find('{') {
+                let word = &rest[start..];
+                let end = word.find('}').map_or(word.len(), |i| i + 1);
+                if !GUIDANCE_PLACEHOLDERS.contains(&&word[..end]) {
+                    return Err(fail(format!(
+                        "unknown placeholder {:?}: allowed are {}",
+                        &word[..end],
+                        GUIDANCE_PLACEHOLDERS.join(", ")
+                    )));
+                }
+                rest = &word[end..];
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Limits on `[guidance]` values: every line must fit an SMTP reply line
@@ -132,6 +205,7 @@ impl Default for GuidanceConfig {
             text_file: None,
             text: None,
             bounces: true,
+            text_for: GuidanceTexts::default(),
         }
     }
 }
@@ -161,7 +235,7 @@ impl GuidanceConfig {
 fn check_guidance_text(text: &str) -> Result<(), String> {
     let lines: Vec<&str> = text.lines().collect();
     if lines.iter().all(|l| l.trim().is_empty()) {
-        return Err("the file is empty".into());
+        return Err("the text is empty".into());
     }
     if lines.len() > GUIDANCE_MAX_TEXT_LINES {
         return Err(format!(

@@ -112,6 +112,27 @@ fn guidance_text_file_is_read_and_checked() {
 }
 
 #[test]
+fn guidance_text_for_is_checked_per_kind() {
+    let c = parse("[guidance.text_for]\nspf = \"Allow {ip} ({helo}) for {domain}.\"").unwrap();
+    assert_eq!(
+        c.guidance.text_for.spf.as_deref(),
+        Some("Allow {ip} ({helo}) for {domain}.")
+    );
+    for (toml, why) in [
+        ("nokey = \"x\"", "unknown field"),
+        ("tls = \"{user}\"", "unknown placeholder \"{user}\""),
+        ("mx = \"caf\u{e9}\"", "printable ASCII"),
+        ("mx = \" \"", "empty"),
+        (&format!("mx = {:?}", "x\n".repeat(7)), "at most 6"),
+    ] {
+        let e = parse(&format!("[guidance.text_for]\n{toml}")).unwrap_err();
+        assert!(e.contains(why), "{toml}: {e}");
+    }
+    let e = parse("[guidance.text_for]\nspf = \"{ip\"").unwrap_err();
+    assert!(e.contains("guidance.text_for.spf"), "{e}");
+}
+
+#[test]
 fn rollout_stages_are_valid_and_do_what_they_say() {
     let stage = |t: &str| parse(t).unwrap();
     let monitor = stage(include_str!("../../contrib/rollout/1-monitor.toml"));

@@ -36,13 +36,13 @@ mod names;
 mod trust;
 
 pub use cache::MAX_HELO_VARIANTS;
-pub use names::{cert_names, name_matches};
+pub use names::{cert_names, confirmed_ptr_names, name_matches};
 pub use trust::{CertProblem, TrustStore, TrustStoreError};
 
 use crate::{config::TlsConfig, dns::Dns};
 use cache::{Finding, ProbeCache};
 use client::Conversation;
-use names::{confirmed_ptr_names, is_dns_name, subject_cn};
+use names::{is_dns_name, subject_cn};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use std::{
     net::{IpAddr, SocketAddr},

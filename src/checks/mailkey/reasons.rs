@@ -50,7 +50,20 @@ impl Reasons {
         }
     }
 
+    #[cfg(test)]
     pub(super) fn best(self) -> Option<String> {
         self.0.map(|(_, why)| why)
+    }
+
+    /// The most specific reason, and what the sender must fix: its rank
+    /// (from [`describe`] and the verifier) says which.
+    pub(super) fn fail(self) -> (String, crate::checks::Failure) {
+        use crate::checks::Failure as Fix;
+        match self.0 {
+            None => ("no mailkey signature".into(), Fix::NoSignature),
+            Some((1, why)) => (why, Fix::BodyChanged),
+            Some((2..=4 | 6, why)) => (why, Fix::BadSignature),
+            Some((_, why)) => (why, Fix::NoSignature),
+        }
     }
 }
