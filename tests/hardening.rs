@@ -152,7 +152,7 @@ async fn message_over_max_message_size_is_rejected_552() {
     assert!(matches!(outcome.status, Status::Reject { .. }));
     assert_reply(
         &outcome,
-        "552-5.3.4",
+        "552 5.3.4",
         &[
             "message too big for the checks",
             "max_message_size is 65536",
