@@ -2,7 +2,8 @@
 //! registered check starts as soon as the sender is known
 //! ([`Pending::start`]) and runs while the MTA streams the message;
 //! [`Pending::finish`] waits for them, gives the message to the checks that
-//! read it, and decides.
+//! read it, and decides. [`Pending::envelope_results`] lets the RCPT stage
+//! look at the checks that need no message before the body is sent.
 
 use crate::{
     checks::{CheckName, CheckResult, Code, Effect, Inputs, Stage, Status, CHECKS},
@@ -14,15 +15,47 @@ use crate::{
 };
 use std::{
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 
 /// Checks under way for one transaction. Dropping it (RSET, abort, a
 /// closed connection) cancels what is still running.
 pub struct Pending {
     inputs: Arc<Inputs>,
-    tasks: Vec<(CheckName, JoinHandle<Stage>)>,
+    tasks: Vec<(CheckName, Task)>,
+}
+
+/// A check's envelope work: running, or ended (kept so that a look at the
+/// RCPT stage does not consume it).
+enum Task {
+    Running(JoinHandle<Stage>),
+    Ended(Result<Stage, JoinError>),
+}
+
+impl Task {
+    /// Waits for the envelope work. Cancel-safe: dropped mid-way, the task
+    /// stays `Running`.
+    async fn settle(&mut self) {
+        if let Self::Running(handle) = self {
+            let ended = handle.await;
+            *self = Self::Ended(ended);
+        }
+    }
+
+    async fn ended(self) -> Result<Stage, JoinError> {
+        match self {
+            Self::Running(handle) => handle.await,
+            Self::Ended(ended) => ended,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        match self {
+            Self::Running(handle) => handle.is_finished(),
+            Self::Ended(_) => true,
+        }
+    }
 }
 
 /// Everything decided about one message.
@@ -45,10 +78,45 @@ impl Pending {
             .iter()
             .map(|check| {
                 let work = (check.start)(inputs.clone());
-                (check.name, tokio::spawn(timed(check.name, work)))
+                let task = tokio::spawn(timed(check.name, work));
+                (check.name, Task::Running(task))
             })
             .collect();
         Self { inputs, tasks }
+    }
+
+    /// The results that need no message, for a decision before the body
+    /// (RCPT stage). Waits at most `limit` for the enforced checks (an
+    /// unenforced one cannot change the verdict and is only taken if
+    /// already done); `None` when an enforced check is still running then.
+    /// A check that reads the message is left for [`Pending::finish`].
+    pub async fn envelope_results(&mut self, limit: Duration) -> Option<Vec<CheckResult>> {
+        let config = &self.inputs.shared.config;
+        let enforced = self
+            .tasks
+            .iter_mut()
+            .filter(|(name, _)| verdict::check_enforced(config, *name));
+        let wait = async {
+            for (_, task) in enforced {
+                task.settle().await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.ok()?;
+        let mut results = Vec::with_capacity(self.tasks.len());
+        for (check, task) in &mut self.tasks {
+            if !task.is_finished() {
+                continue;
+            }
+            task.settle().await;
+            match task {
+                Task::Ended(Ok(Stage::Done(result))) => results.push(result.clone()),
+                Task::Ended(Err(e)) => {
+                    results.push(internal_error(*check, &e.to_string(), config.on_error))
+                }
+                _ => {}
+            }
+        }
+        Some(results)
     }
 
     /// Waits for the checks, runs those that read `message`, and decides.
@@ -56,7 +124,7 @@ impl Pending {
         let on_error = self.inputs.shared.config.on_error;
         let mut results = Vec::with_capacity(self.tasks.len());
         for (check, task) in std::mem::take(&mut self.tasks) {
-            let result = match task.await {
+            let result = match task.ended().await {
                 Ok(Stage::Done(result)) => result,
                 Ok(Stage::NeedsMessage(step)) => step.finish(&self.inputs, message, now()).await,
                 Err(e) => internal_error(check, &e.to_string(), on_error),
@@ -76,7 +144,9 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         for (_, task) in &self.tasks {
-            task.abort();
+            if let Task::Running(handle) = task {
+                handle.abort();
+            }
         }
     }
 }

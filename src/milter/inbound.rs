@@ -3,7 +3,14 @@
 //! metrics.
 
 use super::{message::Message, Outcome};
-use crate::{auth_results, config::Mode, logging, metrics, verdict::Action, Shared};
+use crate::{
+    auth_results,
+    config::Mode,
+    logging::{self, DecidedAt},
+    metrics,
+    verdict::Action,
+    Shared,
+};
 use indymilter::{ContextActions, EomActions};
 use tracing::error;
 
@@ -21,7 +28,7 @@ pub async fn check(
     };
     // The checks run in a task of their own: a panic there (a bug) is
     // caught, and the message gets `on_error`.
-    let raw = message.complete().to_vec();
+    let raw = message.take_complete();
     let evaluation = match tokio::spawn(async move { pending.finish(&raw).await }).await {
         Ok(e) => e,
         Err(e) => {
@@ -45,7 +52,7 @@ pub async fn check(
             return Outcome::internal_error(config);
         }
     }
-    logging::checked_message(queue_id, &message.envelope, &evaluation);
+    logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Eom);
     metrics::record(&evaluation);
     Outcome::from_verdict(&evaluation.verdict)
 }

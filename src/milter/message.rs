@@ -111,4 +111,12 @@ impl Message {
         self.end_headers();
         &self.raw
     }
+
+    /// Like [`Message::complete`], handing the buffer over (the verifier
+    /// runs in a task of its own and needs it owned): no copy of the
+    /// message. The buffer is left empty.
+    pub fn take_complete(&mut self) -> Vec<u8> {
+        self.end_headers();
+        std::mem::take(&mut self.raw)
+    }
 }

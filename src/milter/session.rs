@@ -1,12 +1,13 @@
 //! Per-connection state and the message lifecycle. Every milter callback is
 //! one call into [`Session`]; the end of message runs the named steps in
 //! order: remove forged headers, bounce guidance, then either sign (trusted
-//! clients) or check (everyone else). The configuration is snapshotted
+//! clients) or check (everyone else). The first RCPT may already reject
+//! ([`early`]). The configuration is snapshotted
 //! when the MTA connects, so a reload never changes a transaction
 //! mid-flight.
 
 use super::{
-    dsn_guidance, inbound,
+    dsn_guidance, early, inbound,
     message::{Message, Trust},
     outbound, Outcome,
 };
@@ -14,6 +15,7 @@ use crate::{
     auth_results,
     envelope::{parse_mail_from, Envelope, TlsEvidence},
     transaction::Pending,
+    verdict::Reply,
     Shared,
 };
 use indymilter::{ContextActions, EomActions, Macros, SocketInfo};
@@ -32,6 +34,9 @@ pub struct Session {
     client_ip: Option<IpAddr>,
     helo: String,
     message: Option<Message>,
+    /// What the first RCPT decided for the message: `Some(None)` go on,
+    /// `Some(Some(reply))` rejected before the body.
+    at_rcpt: Option<Option<Reply>>,
 }
 
 impl Session {
@@ -42,6 +47,7 @@ impl Session {
             client_ip: None,
             helo: String::new(),
             message: None,
+            at_rcpt: None,
         }
     }
 
@@ -75,6 +81,7 @@ impl Session {
             .is_none()
             .then(|| Pending::start(&self.shared, envelope.clone()));
         self.message = Some(Message::new(envelope, trust, pending));
+        self.at_rcpt = None;
     }
 
     /// Only what is proven is trusted: an authenticated session, or a client
@@ -94,10 +101,23 @@ impl Session {
         }
     }
 
-    pub fn rcpt(&mut self, args: &[CString]) {
-        if let (Some(m), Some(arg)) = (self.message.as_mut(), args.first()) {
+    /// RCPT TO: `Some(reply)` rejects the recipient (and, since every
+    /// recipient gets the same answer, the message before DATA).
+    pub async fn rcpt(&mut self, args: &[CString], macros: &Macros) -> Option<Reply> {
+        let m = self.message.as_mut()?;
+        if m.trust.is_none() && self.at_rcpt.is_none() {
+            // Postfix has no queue ID before the first accepted recipient
+            // and logs `NOQUEUE` for these rejects; so do we.
+            let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
+            self.at_rcpt = Some(early::reject(&self.shared, m, &queue_id).await);
+        }
+        if let Some(Some(reply)) = &self.at_rcpt {
+            return Some(reply.clone());
+        }
+        if let Some(arg) = args.first() {
             m.rcpt(&arg.to_string_lossy());
         }
+        None
     }
 
     pub fn header(&mut self, name: &CStr, value: &CStr) {
@@ -116,6 +136,7 @@ impl Session {
     /// RSET, abort or close: the message is gone, and its checks with it.
     pub fn abort(&mut self) {
         self.message = None;
+        self.at_rcpt = None;
     }
 
     /// End of message: the lifecycle's steps, in order.
@@ -124,6 +145,11 @@ impl Session {
         let Some(mut message) = self.message.take() else {
             return Outcome::Accept;
         };
+        // Rejected at RCPT (logged there): an MTA that went on anyway gets
+        // the same answer.
+        if let Some(Some(reply)) = self.at_rcpt.take() {
+            return Outcome::Reject(reply);
+        }
         let shared = self.shared.clone();
         if let Err(e) = remove_forged_headers(actions, &message).await {
             error!("{queue_id}: failed to delete a forged Authentication-Results header: {e}");
