@@ -180,6 +180,18 @@ async fn ip_literal_sender_is_rejected_at_rcpt_with_5_1_7() {
 }
 
 #[tokio::test]
+async fn plaintext_session_is_rejected_at_rcpt_with_5_7_10() {
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(zone(&key, "v=spf1 ip4:127.0.0.10 -all")).await;
+    let daemon = Daemon::start(&common::config(&dns, "")).await;
+    let mut t = Transaction::new(CLIENT, FROM, signed(&key));
+    t.tls_macros = Vec::new();
+    let o = send(daemon.addr, &t).await;
+    assert_rejected_at_rcpt(&o, "550-5.7.10");
+    assert!(o.reply().contains("STARTTLS was not used"), "{}", o.reply());
+}
+
+#[tokio::test]
 async fn mailkey_failure_waits_for_the_end_of_message() {
     logs();
     let key = TestKey::ed25519();

@@ -80,7 +80,11 @@ impl Session {
         let pending = trust
             .is_none()
             .then(|| Pending::start(&self.shared, envelope.clone()));
-        self.message = Some(Message::new(envelope, trust, pending));
+        let mut message = Message::new(envelope, trust, pending);
+        if let Some(size) = size_param(args.get(1..).unwrap_or_default()) {
+            message.expect_size(size);
+        }
+        self.message = Some(message);
         self.at_rcpt = None;
     }
 
@@ -199,8 +203,36 @@ async fn remove_forged_headers(
     Ok(())
 }
 
+/// The `SIZE=` ESMTP parameter of MAIL FROM (RFC 1870), if any.
+fn size_param(params: &[CString]) -> Option<usize> {
+    params.iter().find_map(|p| {
+        let p = p.to_str().ok()?;
+        let (key, value) = p.split_once('=')?;
+        key.eq_ignore_ascii_case("SIZE")
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
 fn macro_str(macros: &Macros, name: &CStr) -> Option<String> {
     let value = macros.get(name)?;
     debug!("macro {name:?} = {value:?}");
     Some(value.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_param_is_read_case_blind_and_never_trusted_blindly() {
+        let args =
+            |a: &[&str]| -> Vec<CString> { a.iter().map(|s| CString::new(*s).unwrap()).collect() };
+        assert_eq!(
+            size_param(&args(&["BODY=8BITMIME", "size=4096"])),
+            Some(4096)
+        );
+        assert_eq!(size_param(&args(&["SIZE=lots"])), None);
+        assert_eq!(size_param(&args(&[])), None);
+    }
 }

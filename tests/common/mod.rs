@@ -402,7 +402,10 @@ pub async fn send_on(conn: &mut TestConnection, t: &Transaction<'_>) -> Outcome 
         .await
         .expect("macros");
     let status = conn
-        .mail([format!("<{}>", t.mail_from)])
+        .mail([
+            format!("<{}>", t.mail_from),
+            format!("SIZE={}", t.message.len()),
+        ])
         .await
         .expect("mail");
     assert_eq!(status, Status::Continue);
