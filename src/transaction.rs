@@ -2,7 +2,8 @@
 //! registered check starts as soon as the sender is known
 //! ([`Pending::start`]) and runs while the MTA streams the message;
 //! [`Pending::finish`] waits for them, gives the message to the checks that
-//! read it, and decides.
+//! read it, and decides. [`Pending::envelope_results`] lets the RCPT stage
+//! look at the checks that need no message before the body is sent.
 
 use crate::{
     checks::{CheckName, CheckResult, Code, Effect, Inputs, Stage, Status, CHECKS},
@@ -17,7 +18,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 use tokio::{
-    task::JoinHandle,
+    task::{AbortHandle, JoinError, JoinHandle},
     time::{timeout_at, Instant},
 };
 
@@ -25,7 +26,46 @@ use tokio::{
 /// closed connection) cancels what is still running.
 pub struct Pending {
     inputs: Arc<Inputs>,
-    tasks: Vec<(CheckName, JoinHandle<Stage>)>,
+    tasks: Vec<(CheckName, Task)>,
+}
+
+/// A check's envelope work: running, or ended (kept so that a look at the
+/// RCPT stage does not consume it).
+enum Task {
+    Running(JoinHandle<Stage>),
+    Ended(Result<Stage, JoinError>),
+}
+
+impl Task {
+    /// Waits for the envelope work. Cancel-safe: dropped mid-way, the task
+    /// stays `Running`.
+    async fn settle(&mut self) {
+        if let Self::Running(handle) = self {
+            let ended = handle.await;
+            *self = Self::Ended(ended);
+        }
+    }
+
+    async fn ended(self) -> Result<Stage, JoinError> {
+        match self {
+            Self::Running(handle) => handle.await,
+            Self::Ended(ended) => ended,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        match self {
+            Self::Running(handle) => handle.is_finished(),
+            Self::Ended(_) => true,
+        }
+    }
+
+    fn abort_handle(&self) -> Option<AbortHandle> {
+        match self {
+            Self::Running(handle) => Some(handle.abort_handle()),
+            Self::Ended(_) => None,
+        }
+    }
 }
 
 /// The message as end of message has it.
@@ -56,10 +96,45 @@ impl Pending {
             .iter()
             .map(|check| {
                 let work = (check.start)(inputs.clone());
-                (check.name, tokio::spawn(timed(check.name, work)))
+                let task = tokio::spawn(timed(check.name, work));
+                (check.name, Task::Running(task))
             })
             .collect();
         Self { inputs, tasks }
+    }
+
+    /// The results that need no message, for a decision before the body
+    /// (RCPT stage). Waits at most `limit` for the enforced checks (an
+    /// unenforced one cannot change the verdict and is only taken if
+    /// already done); `None` when an enforced check is still running then.
+    /// A check that reads the message is left for [`Pending::finish`].
+    pub async fn envelope_results(&mut self, limit: Duration) -> Option<Vec<CheckResult>> {
+        let config = &self.inputs.shared.config;
+        let enforced = self
+            .tasks
+            .iter_mut()
+            .filter(|(name, _)| verdict::check_enforced(config, *name));
+        let wait = async {
+            for (_, task) in enforced {
+                task.settle().await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.ok()?;
+        let mut results = Vec::with_capacity(self.tasks.len());
+        for (check, task) in &mut self.tasks {
+            if !task.is_finished() {
+                continue;
+            }
+            task.settle().await;
+            match task {
+                Task::Ended(Ok(Stage::Done(result))) => results.push(result.clone()),
+                Task::Ended(Err(e)) => {
+                    results.push(internal_error(*check, &e.to_string(), config.on_error))
+                }
+                _ => {}
+            }
+        }
+        Some(results)
     }
 
     /// Waits for the checks, runs those that read `message`, and decides.
@@ -82,8 +157,9 @@ impl Pending {
         let timeout = Duration::from_millis(config.limits.eom_timeout_ms);
         let deadline = Instant::now() + timeout;
         let mut results = Vec::with_capacity(self.tasks.len());
-        for (check, mut task) in std::mem::take(&mut self.tasks) {
-            let finished = match timeout_at(deadline, &mut task).await {
+        for (check, task) in std::mem::take(&mut self.tasks) {
+            let abort = task.abort_handle();
+            let finished = match timeout_at(deadline, task.ended()).await {
                 Ok(Ok(Stage::Done(result))) => Some(result),
                 Ok(Ok(Stage::NeedsMessage(step))) => match message {
                     Received::Whole(message) => {
@@ -98,7 +174,9 @@ impl Pending {
                 Ok(Err(e)) => Some(internal_error(check, &e.to_string(), on_error)),
                 Err(_) => None,
             };
-            task.abort();
+            if let Some(abort) = abort {
+                abort.abort();
+            }
             results.push(finished.unwrap_or_else(|| timed_out(check, timeout, on_error)));
         }
         let sender = self.inputs.envelope.sender_domain();
@@ -115,7 +193,9 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         for (_, task) in &self.tasks {
-            task.abort();
+            if let Task::Running(handle) = task {
+                handle.abort();
+            }
         }
     }
 }

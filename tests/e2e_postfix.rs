@@ -351,5 +351,8 @@ async fn spf_fail_is_refused_with_5_7_23() {
             .contains("127.0.0.20 is not authorised by the SPF record of sender.test: fail"),
         "{}",
         out.output
-    );
+    ); // Refused at RCPT TO: Postfix never asked for the body.
+    let rcpt = out.reply_to("RCPT").expect("a reply to RCPT");
+    assert_eq!(rcpt.code(), "550 5.7.23", "{}", out.output);
+    assert!(out.reply_to("DATA").is_none(), "{}", out.output);
 }

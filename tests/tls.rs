@@ -26,10 +26,12 @@ const HELO: &str = "mail.sender.test";
 /// `extra` adds keys to `[tls]`.
 async fn setup(pki: &Pki, extra: &str) -> (TestDns, Daemon) {
     let dns = TestDns::start(common::sender_zone()).await;
+    // Decided at end of message, where the header with the certificate's
+    // reason is written (tests/early_reject.rs has the RCPT stage).
     let config = common::config(
         &dns,
         &format!(
-            "[tls]\nprobe_port = {}\nprobe_timeout_ms = 1500\nca_file = \"{}\"\n{extra}",
+            "reject_at_rcpt = false\n[tls]\nprobe_port = {}\nprobe_timeout_ms = 1500\nca_file = \"{}\"\n{extra}",
             probe_port(),
             pki.ca_file().display()
         ),
@@ -422,10 +424,12 @@ async fn monitor_mode_never_rejects_but_says_what_it_would_do() {
     let pki = Pki::new("monitor");
     let _responder = Responder::start("127.0.0.35", starttls(self_signed(&[HELO])));
     let dns = TestDns::start(common::sender_zone()).await;
+    // Decided at end of message, where the header with the certificate's
+    // reason is written (tests/early_reject.rs has the RCPT stage).
     let config = common::config(
         &dns,
         &format!(
-            "[tls]\nprobe_port = {}\nca_file = \"{}\"",
+            "reject_at_rcpt = false\n[tls]\nprobe_port = {}\nca_file = \"{}\"",
             probe_port(),
             pki.ca_file().display()
         ),

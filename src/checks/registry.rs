@@ -52,8 +52,9 @@ pub enum Stage {
     NeedsMessage(Box<dyn MessageStep>),
 }
 
-/// The second half of a check that reads the message.
-pub trait MessageStep: Send {
+/// The second half of a check that reads the message. `Sync`: it waits in
+/// the session between RCPT and the end of message.
+pub trait MessageStep: Send + Sync {
     /// `now`: seconds since the epoch, for expiry decisions.
     fn finish<'a>(
         self: Box<Self>,

@@ -63,6 +63,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// What happens to a message when the milter itself fails.
     pub on_error: OnError,
+    /// Enforce mode: refuse at RCPT TO, before the body, when an enforced
+    /// check that needs no message has already failed.
+    pub reject_at_rcpt: bool,
     /// Permissions of a unix socket, octal.
     pub socket_mode: SocketMode,
     pub socket_owner: Option<String>,
@@ -88,6 +91,7 @@ impl Default for Config {
             trusted_networks: vec![Netmask::LOOPBACK_V4, Netmask::LOOPBACK_V6],
             log_format: LogFormat::Text,
             on_error: OnError::Tempfail,
+            reject_at_rcpt: true,
             socket_mode: SocketMode(0o660),
             socket_owner: None,
             socket_group: None,

@@ -3,7 +3,14 @@
 //! metrics.
 
 use super::{message::Message, Outcome};
-use crate::{auth_results, config::Mode, logging, metrics, verdict::Action, Shared};
+use crate::{
+    auth_results,
+    config::Mode,
+    logging::{self, DecidedAt},
+    metrics,
+    verdict::Action,
+    Shared,
+};
 use indymilter::{ContextActions, EomActions};
 use tracing::{error, warn};
 
@@ -31,7 +38,7 @@ pub async fn check(
             tokio::spawn(pending.finish_too_big(size))
         }
         None => {
-            let raw = message.complete().to_vec();
+            let raw = message.take_complete();
             tokio::spawn(async move { pending.finish(&raw).await })
         }
     };
@@ -62,7 +69,7 @@ pub async fn check(
             return Outcome::internal_error(config);
         }
     }
-    logging::checked_message(queue_id, &message.envelope, &evaluation);
+    logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Eom);
     metrics::record(&evaluation);
     Outcome::from_verdict(&evaluation.verdict)
 }

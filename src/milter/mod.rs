@@ -3,6 +3,7 @@
 //! only negotiates the protocol and turns an [`Outcome`] into the reply.
 
 mod dsn_guidance;
+mod early;
 mod inbound;
 mod message;
 mod negotiate;
@@ -32,7 +33,17 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
         .on_mail(|cx, args| {
             Box::pin(async move { with(&mut cx.data, |s| s.mail(&args, &cx.macros)) })
         })
-        .on_rcpt(|cx, args| Box::pin(async move { with(&mut cx.data, |s| s.rcpt(&args)) }))
+        .on_rcpt(|cx, args| {
+            Box::pin(async move {
+                let Some(session) = cx.data.as_mut() else {
+                    return Status::Tempfail;
+                };
+                match session.rcpt(&args, &cx.macros).await {
+                    Some(reply) => Outcome::Reject(reply).reply(&mut cx.reply),
+                    None => Status::Continue,
+                }
+            })
+        })
         .on_header(|cx, name, value| {
             Box::pin(async move { with(&mut cx.data, |s| s.header(&name, &value)) })
         })

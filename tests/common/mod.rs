@@ -310,10 +310,13 @@ impl<'a> Transaction<'a> {
     }
 }
 
-/// What the milter answered at end of message.
+/// What the milter answered: at end of message, or at RCPT TO when it
+/// rejected the recipient there (the MTA then never sends the body).
 pub struct Outcome {
     pub status: Status,
     pub actions: EomActions,
+    /// The answer came at RCPT TO, before any header or body was sent.
+    pub at_rcpt: bool,
 }
 
 impl Outcome {
@@ -406,13 +409,26 @@ pub async fn send_on(conn: &mut TestConnection, t: &Transaction<'_>) -> Outcome 
         .await
         .expect("macros");
     let status = conn
-        .mail([format!("<{}>", t.mail_from)])
+        .mail([
+            format!("<{}>", t.mail_from),
+            format!("SIZE={}", t.message.len()),
+        ])
         .await
         .expect("mail");
     assert_eq!(status, Status::Continue);
     let opts = conn.negotiated_opts();
     if !opts.contains(ProtoOpts::NO_RCPT) {
-        conn.rcpt(["<bob@receiver.test>"]).await.expect("rcpt");
+        let status = conn.rcpt(["<bob@receiver.test>"]).await.expect("rcpt");
+        if status != Status::Continue {
+            // The only recipient is rejected: an MTA ends the transaction
+            // here (RSET), without DATA.
+            conn.abort().await.expect("abort");
+            return Outcome {
+                status,
+                actions: EomActions { actions: vec![] },
+                at_rcpt: true,
+            };
+        }
     }
     let (head, body) = t.message.split_once("\r\n\r\n").unwrap_or((&t.message, ""));
     for (name, value) in header_fields(head) {
@@ -429,7 +445,11 @@ pub async fn send_on(conn: &mut TestConnection, t: &Transaction<'_>) -> Outcome 
         .await
         .expect("macros");
     let (actions, status) = conn.eom().await.expect("eom");
-    Outcome { status, actions }
+    Outcome {
+        status,
+        actions,
+        at_rcpt: false,
+    }
 }
 
 /// One transaction on a new connection.
