@@ -4,7 +4,7 @@
 
 mod dsn_guidance;
 mod inbound;
-mod message;
+pub(crate) mod message;
 mod negotiate;
 mod outbound;
 mod session;
