@@ -137,7 +137,8 @@ async fn soak(messages: usize, connections: usize, full: bool) {
     };
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (socket, mix, counts, next) = (socket.clone(), mix.clone(), counts.clone(), next.clone());
+        let (socket, mix, counts, next) =
+            (socket.clone(), mix.clone(), counts.clone(), next.clone());
         // 127.0.(c / 250).(c % 250 + 2): never 127.0.0.1, the trusted one.
         let ip = IpAddr::V4(Ipv4Addr::new(127, 0, (c / 250) as u8, (c % 250 + 2) as u8));
         tasks.push(tokio::spawn(async move {
@@ -175,12 +176,23 @@ async fn soak(messages: usize, connections: usize, full: bool) {
         c(&max_rss) as f64 / 1024.0,
         if alive { "alive" } else { "DIED" }
     );
-    let slowest: Vec<String> = counts.slowest.iter().map(|ms| format!("{}", c(ms))).collect();
-    println!("soak: slowest transaction per kind (ms): {}", slowest.join(" "));
+    let slowest: Vec<String> = counts
+        .slowest
+        .iter()
+        .map(|ms| format!("{}", c(ms)))
+        .collect();
+    println!(
+        "soak: slowest transaction per kind (ms): {}",
+        slowest.join(" ")
+    );
     if !full {
         assert!(alive, "the daemon died:\n{logged}");
         assert_eq!(panics, 0, "{logged}");
-        assert_eq!(c(&counts.errors), 0, "protocol errors; daemon log:\n{logged}");
+        assert_eq!(
+            c(&counts.errors),
+            0,
+            "protocol errors; daemon log:\n{logged}"
+        );
         assert!(c(&counts.accept) > 0 && c(&counts.reject) > 0);
         assert_eq!(
             c(&counts.accept) + c(&counts.reject) + c(&counts.tempfail) + c(&counts.aborted),
@@ -253,8 +265,11 @@ async fn open(socket: &Path, ip: IpAddr) -> Result<TestConnection> {
         .await?;
     conn.macros(MacroStage::Connect, [("j", "mx.receiver.test")])
         .await?;
-    conn.connect("client.sender.test", SocketInfo::Inet(SocketAddr::new(ip, 40000)))
-        .await?;
+    conn.connect(
+        "client.sender.test",
+        SocketInfo::Inet(SocketAddr::new(ip, 40000)),
+    )
+    .await?;
     conn.helo("mail.sender.test").await?;
     Ok(conn)
 }
@@ -380,7 +395,12 @@ fn fields(head: &str) -> Vec<(CString, CString)> {
         }
     }
     out.into_iter()
-        .map(|(n, v)| (CString::new(n).expect("name"), CString::new(v).expect("value")))
+        .map(|(n, v)| {
+            (
+                CString::new(n).expect("name"),
+                CString::new(v).expect("value"),
+            )
+        })
         .collect()
 }
 

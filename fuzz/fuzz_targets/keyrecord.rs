@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_record(data, &tags);
     let records: Vec<Vec<u8>> = data.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
     let n = records.len();
-    if let KeyLookup::Published { keys, records, .. } = KeyLookup::from_answer(TxtAnswer::Records(records)) {
+    if let KeyLookup::Published { keys, records, .. } =
+        KeyLookup::from_answer(TxtAnswer::Records(records))
+    {
         assert!(keys.len() <= MAX_KEYS);
         assert_eq!(records.len(), n);
     }

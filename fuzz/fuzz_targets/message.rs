@@ -64,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
 
 fn split_line(data: &[u8]) -> (&[u8], &[u8]) {
     match data.iter().position(|&b| b == b'\n') {
-        Some(at) => (data[..at].strip_suffix(b"\r").unwrap_or(&data[..at]), &data[at + 1..]),
+        Some(at) => (
+            data[..at].strip_suffix(b"\r").unwrap_or(&data[..at]),
+            &data[at + 1..],
+        ),
         None => (data, &[]),
     }
 }
