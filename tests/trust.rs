@@ -22,10 +22,12 @@ fn capture() -> (LogCapture, tracing::subscriber::DefaultGuard) {
     (logs, tracing::subscriber::set_default(subscriber))
 }
 
+/// Enforcing, with every verdict at end of message (so that our header is
+/// there to look at).
 async fn daemon() -> (TestDns, Daemon) {
     let key = TestKey::ed25519();
     let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
-    let daemon = Daemon::start(&common::config(&dns, "")).await;
+    let daemon = Daemon::start(&common::config(&dns, "reject_at_rcpt = false")).await;
     (dns, daemon)
 }
 
