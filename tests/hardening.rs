@@ -87,9 +87,12 @@ async fn slow_dns(mode: &str) -> (TestDns, Daemon) {
     let dns = TestDns::start(common::sender_zone().delay(Duration::from_secs(3))).await;
     // The RCPT stage would wait for the answers: this is about the end of
     // message alone.
-    let config = common::config(&dns, "reject_at_rcpt = false\n[limits]\neom_timeout_ms = 300")
-        .replace("timeout_ms = 500", "timeout_ms = 8000")
-        .replace("mode = \"enforce\"", &format!("mode = \"{mode}\""));
+    let config = common::config(
+        &dns,
+        "reject_at_rcpt = false\n[limits]\neom_timeout_ms = 300",
+    )
+    .replace("timeout_ms = 500", "timeout_ms = 8000")
+    .replace("mode = \"enforce\"", &format!("mode = \"{mode}\""));
     let daemon = Daemon::start(&config).await;
     (dns, daemon)
 }
