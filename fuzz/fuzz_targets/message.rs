@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         ..Envelope::default()
     };
     let _ = envelope.sender_domain().name();
-    let mut msg = Message::new(envelope, None, None);
+    let mut msg = Message::new(envelope, None, None, 1 << 20);
 
     let mut rest = rest;
     loop {
