@@ -20,6 +20,7 @@ pub mod config;
 pub mod dns;
 pub mod dsn;
 pub mod envelope;
+pub mod forwarding;
 pub mod guidance;
 pub mod keygen;
 pub mod logging;

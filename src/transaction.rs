@@ -8,7 +8,7 @@ use crate::{
     checks::{CheckName, CheckResult, Code, Effect, Inputs, Stage, Status, CHECKS},
     config::OnError,
     envelope::{Envelope, SenderDomain},
-    metrics,
+    forwarding, metrics,
     verdict::{self, Verdict},
     Shared,
 };
@@ -64,6 +64,8 @@ impl Pending {
             results.push(result);
         }
         let sender = self.inputs.envelope.sender_domain();
+        let trusted = &self.inputs.shared.config.forwarding.trusted_arc_sealers;
+        forwarding::apply(&mut results, trusted, sender.name(), message);
         let verdict = verdict::decide(&results, &self.inputs.shared.config, sender.name());
         Evaluation {
             sender,

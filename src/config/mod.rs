@@ -75,6 +75,7 @@ pub struct Config {
     pub guidance: GuidanceConfig,
     pub signing: SigningConfig,
     pub metrics: MetricsConfig,
+    pub forwarding: ForwardingConfig,
 }
 
 impl Default for Config {
@@ -97,6 +98,7 @@ impl Default for Config {
             guidance: GuidanceConfig::default(),
             signing: SigningConfig::default(),
             metrics: MetricsConfig::default(),
+            forwarding: ForwardingConfig::default(),
         }
     }
 }

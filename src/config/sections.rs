@@ -204,3 +204,12 @@ pub struct SigningDomain {
 pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
 }
+
+/// `[forwarding]`: how forwarded and list mail is recognised (#15).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardingConfig {
+    /// Domains (`d=` of the newest `ARC-Seal`) whose recorded SPF and
+    /// mailkey results we accept when ours fail (docs/decisions.md).
+    pub trusted_arc_sealers: Vec<String>,
+}
