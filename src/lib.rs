@@ -13,6 +13,7 @@
 )]
 #![warn(rust_2018_idioms)]
 
+pub mod arc_seal;
 pub mod auth_results;
 pub mod check_domain;
 pub mod checks;

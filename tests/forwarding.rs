@@ -222,3 +222,94 @@ async fn only_what_the_list_vouched_for_is_satisfied() {
         ar(&o)
     );
 }
+
+/// The forwarding side: a forwarder running mailkey-milter with `[arc]
+/// seal = true` seals the message it checked; the final receiver trusts
+/// the forwarder and accepts the message relayed from the forwarder's IP,
+/// which the origin's SPF does not authorise.
+#[tokio::test]
+async fn our_seal_lets_a_trusting_receiver_accept_the_forward() {
+    let origin = TestKey::ed25519();
+    let fwd_key = PKey::generate_ed25519().expect("ed25519");
+    let fwd_record = format!(
+        "v=DKIM1; k=ed25519; p={}",
+        openssl::base64::encode_block(&fwd_key.raw_public_key().expect("public"))
+    );
+    let zone = common::dns::Zone::default()
+        .txt("sender.test", &format!("v=spf1 ip4:{ORIGIN_IP} -all"))
+        .mx("sender.test", 10, "mx.sender.test")
+        .a("mx.sender.test", std::net::Ipv4Addr::new(127, 0, 0, 25))
+        .txt("mailkey.sender.test", &origin.record)
+        .txt("mailkey._domainkey.forwarder.test", &fwd_record);
+    let dns = TestDns::start(zone).await;
+    let dir = common::process::temp_dir("arc-seal");
+    let key_file = dir.join("forwarder.pem");
+    let pem = fwd_key.private_key_to_pem_pkcs8().expect("pem");
+    common::process::write(&key_file, &String::from_utf8_lossy(&pem));
+    let forwarder_config = common::config(
+        &dns,
+        &format!(
+            "[arc]\nseal = true\nseal_domain = \"forwarder.test\"\n\
+             [[signing.domains]]\ndomain = \"forwarder.test\"\nkey_file = \"{}\"\n",
+            key_file.display()
+        ),
+    )
+    .replace("mx.receiver.test", "mx.forwarder.test");
+    let forwarder = Daemon::start(&forwarder_config).await;
+    let receiver = Daemon::start(&common::config(
+        &dns,
+        "[forwarding]\ntrusted_arc_sealers = [\"forwarder.test\"]",
+    ))
+    .await;
+
+    // The origin sends to the forwarder: everything passes, and it seals.
+    let signed = origin.sign(&message(FROM), "sender.test", "mailkey");
+    let first = send(
+        forwarder.addr,
+        &Transaction::new(ORIGIN_IP, FROM, signed.clone()),
+    )
+    .await;
+    assert_eq!(first.status, Status::Accept, "{}", first.reply());
+    let forwarded = with_inserted_headers(&first, &signed);
+    assert!(forwarded.starts_with("ARC-Seal: i=1; "), "{forwarded}");
+    assert!(forwarded.contains("d=forwarder.test"), "{forwarded}");
+    assert!(
+        forwarded.contains("ARC-Authentication-Results: i=1; mx.forwarder.test; mailkey=pass"),
+        "{forwarded}"
+    );
+
+    // The forwarder relays it from its own IP: SPF fails there, the seal
+    // vouches for it.
+    let second = send(
+        receiver.addr,
+        &Transaction::new(LIST_IP, FROM, forwarded.clone()),
+    )
+    .await;
+    assert_eq!(second.status, Status::Accept, "{}", second.reply());
+    let ar = ar(&second);
+    assert!(ar.contains("arc=pass header.d=forwarder.test"), "{ar}");
+    assert!(ar.contains("spf=pass (arc: forwarder.test)"), "{ar}");
+
+    // Without trusting the forwarder, the same relay is refused for SPF.
+    let sceptic = Daemon::start(&common::config(&dns, "")).await;
+    let third = send(sceptic.addr, &Transaction::new(LIST_IP, FROM, forwarded)).await;
+    assert!(third.reply().starts_with("550-5.7.23"), "{}", third.reply());
+}
+
+/// The message as the MTA passes it on: the header fields the milter
+/// inserted (each at the top, in the order it asked) in front of `message`.
+fn with_inserted_headers(o: &Outcome, message: &str) -> String {
+    let mut head = String::new();
+    for a in &o.actions.actions {
+        if let indymilter_test::EomAction::InsertHeader { index, name, value } = a {
+            assert_eq!(*index, 0);
+            let field = format!(
+                "{}:{}\r\n",
+                name.to_string_lossy(),
+                value.to_string_lossy().replace('\n', "\r\n")
+            );
+            head.insert_str(0, &field);
+        }
+    }
+    head + message
+}
