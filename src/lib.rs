@@ -31,6 +31,7 @@ pub mod netmask;
 pub mod report;
 pub mod sign;
 pub mod socket;
+pub mod srs;
 pub mod tls;
 pub mod transaction;
 pub mod verdict;
@@ -54,6 +55,8 @@ pub struct Shared {
     /// The certificate prober, with its cache of probed hosts.
     pub probe: Arc<Prober>,
     pub signers: sign::Signers,
+    /// `[srs]`, with its secrets; `None` when SRS is off.
+    pub srs: Option<srs::Srs>,
 }
 
 /// Why a configuration cannot be put to work.
@@ -65,6 +68,8 @@ pub enum SetupError {
     Tls(#[from] tls::TrustStoreError),
     #[error(transparent)]
     Signing(#[from] sign::SignError),
+    #[error(transparent)]
+    Srs(#[from] srs::SrsLoadError),
 }
 
 impl Shared {
@@ -72,11 +77,13 @@ impl Shared {
         let dns = Dns::new(&config.dns)?;
         let probe = Arc::new(Prober::new(&config.tls, &config.authserv_id)?);
         let signers = sign::Signers::load(&config.signing)?;
+        let srs = srs::load(&config.srs)?;
         Ok(Self {
             config,
             dns,
             probe,
             signers,
+            srs,
         })
     }
 }
@@ -123,6 +130,7 @@ impl SharedHandle {
     /// leaves the running configuration in place.
     pub fn replace(&self, config: Config) -> Result<(), SetupError> {
         let signers = sign::Signers::load(&config.signing)?;
+        let srs = srs::load(&config.srs)?;
         let old = self.current();
         let dns = if old.config.dns == config.dns {
             old.dns.clone()
@@ -141,6 +149,7 @@ impl SharedHandle {
             dns,
             probe,
             signers,
+            srs,
         });
         match self.0.write() {
             Ok(mut guard) => *guard = new,

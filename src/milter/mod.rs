@@ -8,6 +8,7 @@ mod message;
 mod negotiate;
 mod outbound;
 mod session;
+mod srs_step;
 
 use crate::{
     checks::Code,
@@ -32,7 +33,21 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
         .on_mail(|cx, args| {
             Box::pin(async move { with(&mut cx.data, |s| s.mail(&args, &cx.macros)) })
         })
-        .on_rcpt(|cx, args| Box::pin(async move { with(&mut cx.data, |s| s.rcpt(&args)) }))
+        .on_rcpt(|cx, args| {
+            Box::pin(async move {
+                // An invalid SRS address of ours is refused here, at RCPT.
+                let first = args.first().map(|a| a.to_string_lossy().into_owned());
+                let refused = cx
+                    .data
+                    .as_ref()
+                    .zip(first)
+                    .and_then(|(s, a)| srs_step::refuse_rcpt(s.shared(), &a));
+                match refused {
+                    Some(reply) => Outcome::Reject(reply).reply(&mut cx.reply),
+                    None => with(&mut cx.data, |s| s.rcpt(&args)),
+                }
+            })
+        })
         .on_header(|cx, name, value| {
             Box::pin(async move { with(&mut cx.data, |s| s.header(&name, &value)) })
         })

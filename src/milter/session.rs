@@ -8,7 +8,7 @@
 use super::{
     dsn_guidance, inbound,
     message::{Message, Trust},
-    outbound, Outcome,
+    outbound, srs_step, Outcome,
 };
 use crate::{
     auth_results,
@@ -94,6 +94,10 @@ impl Session {
         }
     }
 
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     pub fn rcpt(&mut self, args: &[CString]) {
         if let (Some(m), Some(arg)) = (self.message.as_mut(), args.first()) {
             m.rcpt(&arg.to_string_lossy());
@@ -139,6 +143,7 @@ impl Session {
                 message.replace_body(&body);
             }
         }
+        srs_step::rewrite(actions, &shared, &message, &queue_id).await;
         match message.trust {
             Some(trust) => {
                 outbound::sign(
