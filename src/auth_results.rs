@@ -15,6 +15,12 @@ pub const HEADER: &str = "Authentication-Results";
 /// folded values to the MTA.
 pub fn header_value(config: &Config, results: &[CheckResult], verdict: &Verdict) -> String {
     let mut out = config.authserv_id.clone();
+    // A comment after the authserv-id (RFC 8601 allows CFWS there).
+    if let Some(reason) = &verdict.exempt {
+        out.push_str(" (exempt: ");
+        out.push_str(&sanitize_comment(&reason.to_string()));
+        out.push(')');
+    }
     if results.is_empty() {
         out.push_str("; none");
         return out;
@@ -35,7 +41,11 @@ pub fn header_value(config: &Config, results: &[CheckResult], verdict: &Verdict)
                 if !comment.is_empty() {
                     comment.push_str("; ");
                 }
-                comment.push_str("monitor mode, ");
+                comment.push_str(if verdict.exempt.is_some() {
+                    "exempt, "
+                } else {
+                    "monitor mode, "
+                });
                 comment.push_str(&w);
             }
         }

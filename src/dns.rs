@@ -81,8 +81,17 @@ impl Dns {
         Ok(Self {
             authenticator,
             caches: Arc::new(DnsCaches::new(config.cache_size)),
-            raw_txt: ttl_cache(config.cache_size),
+            raw_txt: Cache::builder()
+                .max_capacity(config.cache_size)
+                .weigher(|_, answer: &Timed<TxtAnswer>| weight(&answer.value))
+                .expire_after(TtlExpiry)
+                .build(),
         })
+    }
+
+    /// Entries in every cache, for the metrics.
+    pub fn cache_entries(&self) -> u64 {
+        self.raw_txt.entry_count() + self.caches.entry_count()
     }
 
     /// All TXT records at `name`, cached for their TTL (errors are not cached).
@@ -133,6 +142,22 @@ impl Dns {
             },
         }
     }
+}
+
+/// Bytes per unit of `cache_size` in the raw TXT cache.
+pub const CACHE_UNIT: usize = 512;
+
+/// A raw TXT answer weighs one unit per [`CACHE_UNIT`] bytes started: a
+/// sender's domain may publish records of up to 64 KiB, which must not fill
+/// memory at the same count as a 200-byte SPF record. The cache thus holds
+/// at most about `cache_size` × 512 bytes of record data.
+fn weight(answer: &TxtAnswer) -> u32 {
+    let bytes = match answer {
+        TxtAnswer::Records(records) => records.iter().map(Vec::len).sum(),
+        TxtAnswer::NotFound => 0,
+        TxtAnswer::TempError(e) => e.len(),
+    };
+    u32::try_from(bytes.div_ceil(CACHE_UNIT).max(1)).unwrap_or(u32::MAX)
 }
 
 /// For NXDOMAIN/NODATA, how long to remember it (RFC 2308, capped); `None`
@@ -200,6 +225,13 @@ where
     Cache::builder()
         .max_capacity(size)
         .expire_after(TtlExpiry)
+        // Only evictions for room count (a full cache wants a larger
+        // `cache_size`); expiry by TTL is the normal life of an entry.
+        .eviction_listener(|_, _, cause| {
+            if cause == moka::notification::RemovalCause::Size {
+                crate::metrics::cache_evicted();
+            }
+        })
         .build()
 }
 
@@ -245,6 +277,15 @@ pub struct DnsCaches {
 }
 
 impl DnsCaches {
+    /// Entries in all caches (moka's count, which lags inserts slightly).
+    fn entry_count(&self) -> u64 {
+        self.txt.0.entry_count()
+            + self.mx.0.entry_count()
+            + self.ipv4.0.entry_count()
+            + self.ipv6.0.entry_count()
+            + self.ptr.0.entry_count()
+    }
+
     fn new(size: u64) -> Self {
         Self {
             txt: TtlCache(ttl_cache(size)),
@@ -277,5 +318,67 @@ impl DnsCache for DnsCaches {
     }
     fn ptr(&self) -> Option<&Self::Ptr> {
         Some(&self.ptr)
+    }
+}
+
+/// Typed lookups through the shared caches: what the checks and the tools
+/// ask for. The resolver and the caches themselves stay inside.
+impl Dns {
+    pub async fn mx(&self, domain: &str) -> mail_auth::Result<RecordSet<Mx>> {
+        self.authenticator.mx_lookup(domain, self.caches.mx()).await
+    }
+
+    pub async fn ipv4(&self, name: &str) -> mail_auth::Result<RecordSet<Ipv4Addr>> {
+        self.authenticator
+            .ipv4_lookup(name, self.caches.ipv4())
+            .await
+    }
+
+    pub async fn ipv6(&self, name: &str) -> mail_auth::Result<RecordSet<Ipv6Addr>> {
+        self.authenticator
+            .ipv6_lookup(name, self.caches.ipv6())
+            .await
+    }
+
+    pub async fn ptr(&self, ip: IpAddr) -> mail_auth::Result<RecordSet<Box<str>>> {
+        self.authenticator.ptr_lookup(ip, self.caches.ptr()).await
+    }
+
+    /// The resolver, for queries by raw wire name that hickory's host-name
+    /// parser would refuse (SPF domain-specs, RFC 7208 §7.1); uncached.
+    pub fn resolver(&self) -> &mail_auth::hickory_resolver::TokioResolver {
+        self.authenticator.resolver()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_txt_answers_weigh_by_size() {
+        let config = DnsConfig {
+            cache_size: 8,
+            ..DnsConfig::default()
+        };
+        let dns = Dns::new(&config).unwrap();
+        let until = Instant::now() + Duration::from_secs(300);
+        let big = TxtAnswer::Records(vec![vec![b'x'; 2048]]); // 4 units
+        for name in ["a.test.", "b.test.", "c.test."] {
+            dns.raw_txt
+                .insert(name.into(), Timed::new(big.clone(), until));
+        }
+        dns.raw_txt.run_pending_tasks();
+        assert!(
+            dns.raw_txt.weighted_size() <= 8,
+            "{}",
+            dns.raw_txt.weighted_size()
+        );
+        assert!(
+            dns.raw_txt.entry_count() <= 2,
+            "{}",
+            dns.raw_txt.entry_count()
+        );
+        assert_eq!(weight(&TxtAnswer::Records(vec![vec![0; 200]])), 1);
     }
 }

@@ -8,28 +8,73 @@
 //! text is plain ASCII, so it can be appended to a text part of any
 //! ASCII-compatible charset without re-encoding the rest.
 
+mod builtin;
+
 use crate::{
-    checks::keyrecord::{owner_name, SELECTOR},
+    checks::{
+        keyrecord::{owner_name, SELECTOR},
+        Failure,
+    },
     config::GuidanceConfig,
+    envelope::Envelope,
 };
+use std::net::IpAddr;
 
 /// Used when the sender has no domain (an IP literal, `<postmaster>`).
 const NO_DOMAIN: &str = "your-domain.example";
 /// Body lines are wrapped at this width (RFC 5322 §2.1.1 recommends 78).
 const BODY_WIDTH: usize = 72;
 
-/// The explanation in the reply: what a mailkey is and the two steps.
-fn builtin_steps(d: &str) -> Vec<String> {
-    vec![
-        format!("To prove that mail from {d} is really yours, publish a mailkey"),
-        "(a signing key in DNS that receivers check each message against):".into(),
-        format!("1. run: mailkey-milter keygen --domain {d} --out /etc/mailkey"),
-        format!("   (or use any DKIM signer with selector \"{SELECTOR}\")"),
-        format!(
-            "2. publish the printed TXT record at {} and sign outgoing mail.",
-            owner_name(d)
-        ),
-    ]
+/// Who the guidance is for: what fills `{domain}`, `{ip}` and `{helo}`.
+/// The HELO name comes from the client: the reply sanitises it.
+#[derive(Clone, Debug, Default)]
+pub struct Sender<'a> {
+    pub domain: Option<&'a str>,
+    pub ip: Option<IpAddr>,
+    pub helo: &'a str,
+}
+
+impl<'a> Sender<'a> {
+    pub fn of(envelope: &'a Envelope, domain: Option<&'a str>) -> Self {
+        Self {
+            domain,
+            ip: envelope.client_ip,
+            helo: envelope.helo.trim_end_matches('.'),
+        }
+    }
+
+    fn domain_or_placeholder(&self) -> &str {
+        self.domain.unwrap_or(NO_DOMAIN)
+    }
+
+    fn ip_text(&self) -> String {
+        self.ip
+            .map_or_else(|| "your server's address".into(), |ip| ip.to_string())
+    }
+
+    fn helo_text(&self) -> &str {
+        if self.helo.is_empty() {
+            "your server's name"
+        } else {
+            self.helo
+        }
+    }
+
+    /// The SPF mechanism that authorises the client (`ip4:` or `ip6:`).
+    fn spf_term(&self) -> String {
+        match self.ip {
+            Some(IpAddr::V4(ip)) => format!("ip4:{ip}"),
+            Some(IpAddr::V6(ip)) => format!("ip6:{ip}"),
+            None => "ip4:ADDRESS".into(),
+        }
+    }
+
+    /// `text` with the placeholders filled in.
+    fn fill(&self, text: &str) -> String {
+        text.replace("{domain}", self.domain_or_placeholder())
+            .replace("{ip}", &self.ip_text())
+            .replace("{helo}", self.helo_text())
+    }
 }
 
 /// `url` and `contact`, each on a line of its own.
@@ -44,27 +89,67 @@ fn links(config: &GuidanceConfig) -> Vec<String> {
     lines
 }
 
-/// The operator's own text (`text_file`) with `{domain}` filled in.
-fn custom_lines(text: &str, d: &str) -> Vec<String> {
-    text.lines()
-        .map(|l| l.trim_end().replace("{domain}", d))
-        .collect()
+/// The operator's text for `failure`: its `text_for` entry, else the
+/// general `text_file`.
+fn custom_text(config: &GuidanceConfig, failure: Option<Failure>) -> Option<&String> {
+    let t = &config.text_for;
+    let specific = match failure? {
+        Failure::NoKey | Failure::BadKey => &t.no_key,
+        Failure::NoSignature => &t.no_signature,
+        Failure::BodyChanged | Failure::BadSignature => &t.bad_signature,
+        Failure::Spf => &t.spf,
+        Failure::NoTls | Failure::NoStartTls | Failure::BadCertificate => &t.tls,
+        Failure::NoMx | Failure::NullMx | Failure::IpLiteral => &t.mx,
+    };
+    specific.as_ref()
 }
 
-/// Guidance lines for an SMTP reply, for sender domain `domain`. Blank
-/// lines of a custom text are dropped (a reply line cannot be empty in
-/// every MTA); the caller sanitises and bounds each line.
-pub fn reply_lines(config: &GuidanceConfig, domain: Option<&str>) -> Vec<String> {
-    let d = domain.unwrap_or(NO_DOMAIN);
-    let mut lines = match &config.text {
-        Some(text) => custom_lines(text, d)
-            .into_iter()
+/// The guidance for one failure: the operator's text (blank lines dropped:
+/// a reply line cannot be empty in every MTA) or the built-in one. A
+/// failure of unknown kind gets only the general `text_file`, if any.
+fn block(config: &GuidanceConfig, failure: Option<Failure>, sender: &Sender<'_>) -> Vec<String> {
+    match custom_text(config, failure).or(config.text.as_ref()) {
+        Some(text) => text
+            .lines()
+            .map(|l| sender.fill(l.trim_end()))
             .filter(|l| !l.trim().is_empty())
             .collect(),
-        None => builtin_steps(d),
-    };
+        None => failure.map_or_else(Vec::new, |f| builtin::lines(f, sender)),
+    }
+}
+
+/// Guidance lines for an SMTP reply to `sender`, one block per failure (in
+/// order, each block once), then the links. The caller sanitises and
+/// bounds each line.
+pub fn reply_lines(
+    config: &GuidanceConfig,
+    sender: &Sender<'_>,
+    failures: &[Option<Failure>],
+) -> Vec<String> {
+    let mut blocks: Vec<Vec<String>> = Vec::new();
+    for failure in failures {
+        let lines = block(config, *failure, sender);
+        if !lines.is_empty() && !blocks.contains(&lines) {
+            blocks.push(lines);
+        }
+    }
+    let mut lines = blocks.concat();
     lines.extend(links(config));
     lines
+}
+
+/// The operator's bounce text (`text_for.no_key`, else `text_file`) with
+/// `{domain}` filled in; a bounce knows no client, so `{ip}` and `{helo}`
+/// are left empty.
+fn bounce_text(text: &str, d: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            l.trim_end()
+                .replace("{domain}", d)
+                .replace("{ip}", "")
+                .replace("{helo}", "")
+        })
+        .collect()
 }
 
 /// The paragraph appended to a bounce (a DSN our MTA generated) for the
@@ -72,8 +157,8 @@ pub fn reply_lines(config: &GuidanceConfig, domain: Option<&str>) -> Vec<String>
 /// line ends, at most [`BODY_WIDTH`] columns where words allow.
 pub fn bounce_paragraph(config: &GuidanceConfig, domain: &str) -> Vec<String> {
     let mut lines = Vec::new();
-    match &config.text {
-        Some(text) => lines.extend(custom_lines(text, domain)),
+    match config.text_for.no_key.as_ref().or(config.text.as_ref()) {
+        Some(text) => lines.extend(bounce_text(text, domain)),
         None => {
             let intro = format!(
                 "About your domain {domain}: it publishes no mailkey, so receivers cannot \
@@ -141,35 +226,71 @@ mod tests {
         }
     }
 
+    fn sender(domain: &str) -> Sender<'_> {
+        Sender {
+            domain: Some(domain),
+            ip: "192.0.2.7".parse().ok(),
+            helo: "mail.a.test",
+        }
+    }
+
     #[test]
-    fn reply_names_the_domain_both_steps_and_the_links() {
+    fn reply_names_the_fix_for_each_failure_then_the_links() {
         let c = config(
             Some("https://example.org/mk"),
             Some("postmaster@example.org"),
             None,
         );
-        let lines = reply_lines(&c, Some("a.test"));
+        let lines = reply_lines(&c, &sender("a.test"), &[Some(Failure::NoKey)]);
         let text = lines.join("\n");
         assert!(
             text.contains("mailkey-milter keygen --domain a.test"),
             "{text}"
         );
-        assert!(text.contains("selector \"mailkey\""), "{text}");
         assert!(text.contains("TXT record at mailkey.a.test"), "{text}");
         assert_eq!(lines[lines.len() - 2], "Details: https://example.org/mk");
         assert_eq!(lines[lines.len() - 1], "Contact: postmaster@example.org");
+        let spf = reply_lines(&c, &sender("a.test"), &[Some(Failure::Spf)]).join("\n");
+        assert!(
+            spf.contains("Add ip4:192.0.2.7 to the SPF record of a.test"),
+            "{spf}"
+        );
+        assert!(!spf.contains("keygen"), "{spf}");
+    }
+
+    #[test]
+    fn each_failure_kind_once() {
+        let c = config(None, None, None);
+        let once = reply_lines(&c, &sender("a.test"), &[Some(Failure::NoMx)]);
+        let twice = reply_lines(
+            &c,
+            &sender("a.test"),
+            &[Some(Failure::NoMx), None, Some(Failure::NoMx)],
+        );
+        assert_eq!(once, twice);
     }
 
     #[test]
     fn custom_text_replaces_the_explanation() {
         let c = config(None, None, Some("Ask us.\n\nSign mail from {domain}.\n"));
         assert_eq!(
-            reply_lines(&c, Some("a.test")),
+            reply_lines(&c, &sender("a.test"), &[Some(Failure::NoKey)]),
             ["Ask us.", "Sign mail from a.test."]
         );
         assert_eq!(
             bounce_paragraph(&c, "a.test"),
             ["Ask us.", "", "Sign mail from a.test."]
+        );
+    }
+
+    #[test]
+    fn text_for_a_kind_fills_the_placeholders() {
+        let mut c = config(None, None, Some("General."));
+        c.text_for.spf = Some("Allow {ip} ({helo}) for {domain}.".into());
+        let s = sender("a.test");
+        assert_eq!(
+            reply_lines(&c, &s, &[Some(Failure::Spf), Some(Failure::NoKey)]),
+            ["Allow 192.0.2.7 (mail.a.test) for a.test.", "General."]
         );
     }
 

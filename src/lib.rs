@@ -21,6 +21,7 @@ pub mod config;
 pub mod dns;
 pub mod dsn;
 pub mod envelope;
+pub mod exempt;
 pub mod forwarding;
 pub mod guidance;
 pub mod keygen;
@@ -57,6 +58,8 @@ pub struct Shared {
     pub signers: sign::Signers,
     /// `[srs]`, with its secrets; `None` when SRS is off.
     pub srs: Option<srs::Srs>,
+    /// `[exempt]` with its file, read when the configuration is loaded.
+    pub exempt: exempt::Exemptions,
 }
 
 /// Why a configuration cannot be put to work.
@@ -70,6 +73,8 @@ pub enum SetupError {
     Signing(#[from] sign::SignError),
     #[error(transparent)]
     Srs(#[from] srs::SrsLoadError),
+    #[error(transparent)]
+    Exempt(#[from] exempt::ExemptError),
 }
 
 impl Shared {
@@ -78,12 +83,14 @@ impl Shared {
         let probe = Arc::new(Prober::new(&config.tls, &config.authserv_id)?);
         let signers = sign::Signers::load(&config.signing)?;
         let srs = srs::load(&config.srs)?;
+        let exempt = exempt::Exemptions::load(&config.exempt)?;
         Ok(Self {
             config,
             dns,
             probe,
             signers,
             srs,
+            exempt,
         })
     }
 }
@@ -115,8 +122,14 @@ impl SharedHandle {
             }
         };
         let old = self.current();
-        if config.listen != old.config.listen || config.log_format != old.config.log_format {
-            info!("reload: changes to listen and log_format take effect only after a restart");
+        if config.listen != old.config.listen
+            || config.log_format != old.config.log_format
+            || config.limits.max_connections != old.config.limits.max_connections
+        {
+            info!(
+                "reload: changes to listen, log_format and limits.max_connections take effect \
+                 only after a restart"
+            );
         }
         match self.replace(config) {
             Ok(()) => info!("configuration reloaded"),
@@ -126,11 +139,13 @@ impl SharedHandle {
 
     /// Installs a new configuration. The resolver and the prober keep their
     /// caches when their settings did not change; the signing keys are read
-    /// again (a key file may have changed under the same name). Any error
+    /// again (a key file may have changed under the same name), and so is
+    /// the exemption file. Any error
     /// leaves the running configuration in place.
     pub fn replace(&self, config: Config) -> Result<(), SetupError> {
         let signers = sign::Signers::load(&config.signing)?;
         let srs = srs::load(&config.srs)?;
+        let exempt = exempt::Exemptions::load(&config.exempt)?;
         let old = self.current();
         let dns = if old.config.dns == config.dns {
             old.dns.clone()
@@ -150,6 +165,7 @@ impl SharedHandle {
             probe,
             signers,
             srs,
+            exempt,
         });
         match self.0.write() {
             Ok(mut guard) => *guard = new,
@@ -194,11 +210,14 @@ pub async fn run(
             }
         })
     };
-    let callbacks = milter::callbacks(shared);
+    // Connections beyond the limit wait in the listen backlog (and the
+    // MTA's milter timeouts apply) instead of costing memory here.
     let config = indymilter::Config {
-        max_connections: 1000,
+        max_connections: shared.current().config.limits.max_connections,
         ..Default::default()
     };
+    let callbacks = milter::callbacks(shared);
+    let listener = socket::Resilient::new(listener);
     let result = indymilter::run(listener, callbacks, config, shutdown).await;
     reloader.abort();
     result

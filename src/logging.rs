@@ -69,11 +69,29 @@ fn client(envelope: &Envelope) -> String {
         .map_or_else(|| "local".into(), |ip| ip.to_string())
 }
 
+/// Where the verdict on a checked message was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecidedAt {
+    /// At the first RCPT TO, before the body (a reject only).
+    Rcpt,
+    /// At the end of message.
+    Eom,
+}
+
+impl DecidedAt {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rcpt => "rcpt",
+            Self::Eom => "eom",
+        }
+    }
+}
+
 /// The one line for a checked message. Fields whose text comes from the
 /// remote side (HELO, sender, domain, reasons) are logged as strings, which
 /// the text format quotes and escapes, so no input can forge a field;
 /// tokens we make ourselves (addresses, result words) are logged bare.
-pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
+pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: DecidedAt) {
     let reply = e.verdict.reply.as_ref().map(|r| r.code.to_string());
     let (verdict_reply, would_reject) = if e.verdict.monitor_only {
         (None, reply)
@@ -82,6 +100,9 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
     };
     let reasons = reasons(&e.results);
     let mail_from = format!("<{}>", envelope.mail_from);
+    // Written only on exempt lines (a `None` field is left out).
+    let exempt = e.verdict.exempt.as_ref().map(|_| true);
+    let exempt_by = e.verdict.exempt.as_ref().map(|r| r.to_string());
     // Two fields per registered check: `NAME` (its result) and
     // `NAME.effect` (what enforcing it does: accept, reject, tempfail).
     macro_rules! line {
@@ -96,8 +117,11 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation) {
                 $($check = %status(&e.results, crate::checks::$check::NAME),)*
                 $($check.effect = %effect(&e.results, crate::checks::$check::NAME),)*
                 verdict = %e.verdict.action.as_str(),
+                stage = %at.as_str(),
                 reply = verdict_reply.as_deref().unwrap_or("-"),
                 would_reject = would_reject.as_deref().unwrap_or("-"),
+                exempt,
+                exempt_by = exempt_by.as_deref(),
                 reasons = reasons.as_str(),
                 "message"
             )

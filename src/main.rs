@@ -101,9 +101,17 @@ struct CheckDomainArgs {
     /// Ask this name server (IP or IP:PORT) instead of the configured ones.
     #[arg(long)]
     nameserver: Option<String>,
-    /// Also check that a published record matches this private key file.
+    /// Also check that a published record matches this private key file,
+    /// and that a message signed with it verifies.
     #[arg(long)]
     key: Option<PathBuf>,
+    /// The address the domain's mail is sent from: SPF must pass for it.
+    #[arg(long)]
+    ip: Option<IpAddr>,
+    /// The sending server, HOST[:PORT] (port 25 by default): probe its
+    /// STARTTLS certificate as receivers do.
+    #[arg(long)]
+    mta: Option<String>,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -222,7 +230,7 @@ fn daemon(config: Config, common: Common) -> Result<ExitCode, Box<dyn Error>> {
                 .await
                 .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
             info!("metrics on http://{addr}/metrics");
-            tokio::spawn(mailkey_milter::metrics::serve(listener));
+            tokio::spawn(mailkey_milter::metrics::serve(listener, shared.clone()));
         }
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
@@ -321,9 +329,26 @@ fn run_check_domain(mut config: Config, args: CheckDomainArgs) -> Result<ExitCod
         config.dns.nameservers =
             vec![NameServer::try_from(ns).map_err(|e| format!("--nameserver: {e}"))?];
     }
+    let mta = match args.mta.as_deref() {
+        None => None,
+        Some(spec) => Some(match spec.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|e| format!("--mta {spec:?}: bad port: {e}"))?,
+            ),
+            _ => (spec, 25),
+        }),
+    };
+    let sending = check_domain::Sending {
+        key_file: args.key.as_deref(),
+        ip: args.ip,
+        mta,
+        tls: config.tls.clone(),
+    };
     let report = runtime()?.block_on(async {
         let dns = mailkey_milter::dns::Dns::new(&config.dns)?;
-        Ok::<_, Box<dyn Error>>(check_domain::check(&dns, &args.domain, args.key.as_deref()).await)
+        Ok::<_, Box<dyn Error>>(check_domain::check_sending(&dns, &args.domain, &sending).await)
     })?;
     if args.json {
         println!("{}", report.json());

@@ -1,25 +1,28 @@
-//! Prometheus metrics (`[metrics] listen`): messages by verdict, check
-//! results by check and result, check latency, DNS cache hits. Counters are
-//! process-wide atomics, cheap enough to update on every message; the text
-//! exposition is rendered on request.
+//! Prometheus metrics (`[metrics] listen`), kept in a `prometheus-client`
+//! registry and served as OpenMetrics text on `GET /metrics`. The names are
+//! listed in the README ("Metrics"); per-check labels come from the check
+//! registry, so a new check shows up without a change here. Every label
+//! combination that can occur is created up front, so a scrape names all
+//! series (at 0) before the first message, and dashboards have no gaps.
 
 use crate::{
-    checks::{CheckName, CheckResult, Status, CHECKS},
+    checks::{CheckResult, Code, Status, CHECKS},
+    tls::ProbeOutcome,
     transaction::Evaluation,
-    verdict::Action,
+    SharedHandle,
 };
-use std::{
-    fmt::Write as _,
-    sync::atomic::{AtomicU64, Ordering::Relaxed},
-    time::Duration,
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info},
+    registry::Registry,
 };
+use std::{sync::LazyLock, time::Duration};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
 };
+use tracing::warn;
 
-/// Room for this many registered checks (a unit test keeps it so).
-const MAX_CHECKS: usize = 8;
 const STATUSES: [Status; 7] = [
     Status::Pass,
     Status::Fail,
@@ -29,73 +32,158 @@ const STATUSES: [Status; 7] = [
     Status::TempError,
     Status::PermError,
 ];
-/// Upper bounds of the latency histogram, in seconds.
-const BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const VERDICTS: [&str; 4] = ["accept", "reject", "tempfail", "would_reject"];
+const PROBE_OUTCOMES: [&str; 4] = ["certificate", "no_starttls", "bad_certificate", "temperror"];
+/// Upper bounds of the check latency histogram, in seconds.
+const CHECK_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+/// Probes take longer (a TCP and TLS conversation, `probe_timeout_ms`).
+const PROBE_BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    sum_micros: AtomicU64,
-    total: AtomicU64,
-}
+type Label = [(&'static str, &'static str); 1];
+type Labels2 = [(&'static str, &'static str); 2];
 
-impl Histogram {
-    const fn new() -> Self {
-        Self {
-            counts: [const { AtomicU64::new(0) }; BUCKETS.len()],
-            sum_micros: AtomicU64::new(0),
-            total: AtomicU64::new(0),
-        }
-    }
-
-    fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
-            if secs <= *bound {
-                count.fetch_add(1, Relaxed);
-            }
-        }
-        self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
-        self.total.fetch_add(1, Relaxed);
-    }
+fn check_histogram() -> Histogram {
+    Histogram::new(CHECK_BUCKETS)
 }
 
 struct Metrics {
-    /// accept, reject, tempfail, would_reject (monitor mode).
-    verdicts: [AtomicU64; 4],
-    trusted: AtomicU64,
-    results: [[AtomicU64; STATUSES.len()]; MAX_CHECKS],
-    latency: [Histogram; MAX_CHECKS],
-    cache_hits: AtomicU64,
-    cache_misses: AtomicU64,
+    registry: Registry,
+    messages: Family<Label, Counter>,
+    trusted: Counter,
+    exempt: Counter,
+    results: Family<Labels2, Counter>,
+    latency: Family<Label, Histogram, fn() -> Histogram>,
+    cache_lookups: Family<Label, Counter>,
+    cache_entries: Gauge,
+    cache_evictions: Counter,
+    replies: Family<[(&'static str, String); 1], Counter>,
+    probes: Family<Label, Counter>,
+    probe_seconds: Histogram,
+    in_flight: Gauge,
 }
 
-static METRICS: Metrics = Metrics {
-    verdicts: [const { AtomicU64::new(0) }; 4],
-    trusted: AtomicU64::new(0),
-    results: [const { [const { AtomicU64::new(0) }; STATUSES.len()] }; MAX_CHECKS],
-    latency: [const { Histogram::new() }; MAX_CHECKS],
-    cache_hits: AtomicU64::new(0),
-    cache_misses: AtomicU64::new(0),
-};
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
-/// The registry position of `c`: its row in the per-check tables.
-fn check_index(c: CheckName) -> Option<usize> {
-    CHECKS
-        .iter()
-        .position(|x| x.name == c)
-        .filter(|&i| i < MAX_CHECKS)
+impl Metrics {
+    fn new() -> Self {
+        let m = Self {
+            registry: Registry::default(),
+            messages: Family::default(),
+            trusted: Counter::default(),
+            exempt: Counter::default(),
+            results: Family::default(),
+            latency: Family::new_with_constructor(check_histogram),
+            cache_lookups: Family::default(),
+            cache_entries: Gauge::default(),
+            cache_evictions: Counter::default(),
+            replies: Family::default(),
+            probes: Family::default(),
+            probe_seconds: Histogram::new(PROBE_BUCKETS),
+            in_flight: Gauge::default(),
+        };
+        for v in VERDICTS {
+            let _ = m.messages.get_or_create(&[("verdict", v)]);
+        }
+        for c in CHECKS {
+            let check = c.name.as_str();
+            for s in STATUSES {
+                let _ = m
+                    .results
+                    .get_or_create(&[("check", check), ("result", s.as_str())]);
+            }
+            let _ = m.latency.get_or_create(&[("check", check)]);
+        }
+        for o in ["hit", "miss"] {
+            let _ = m.cache_lookups.get_or_create(&[("outcome", o)]);
+        }
+        for o in PROBE_OUTCOMES {
+            let _ = m.probes.get_or_create(&[("outcome", o)]);
+        }
+        m.register()
+    }
+
+    /// Counters are registered without `_total`: the encoder appends it.
+    fn register(mut self) -> Self {
+        let r = &mut self.registry;
+        let p = "mailkey_milter_";
+        r.register(format!("{p}messages"), "Checked messages by verdict (would_reject: accepted by monitor mode or an exemption, rejected or deferred otherwise)", self.messages.clone());
+        r.register(
+            format!("{p}trusted_messages"),
+            "Messages from trusted clients (not checked)",
+            self.trusted.clone(),
+        );
+        r.register(
+            format!("{p}exempt_messages"),
+            "Checked messages from exempt senders ([exempt]), accepted whatever the checks said",
+            self.exempt.clone(),
+        );
+        r.register(
+            format!("{p}check_results"),
+            "Check results by check and result",
+            self.results.clone(),
+        );
+        r.register(
+            format!("{p}check_seconds"),
+            "Time from MAIL FROM until a check's lookups were done",
+            self.latency.clone(),
+        );
+        r.register(
+            format!("{p}replies"),
+            "Reject and tempfail replies sent, by SMTP code and enhanced status",
+            self.replies.clone(),
+        );
+        r.register(
+            format!("{p}tls_probes"),
+            "STARTTLS probes run (cached results not counted), by outcome",
+            self.probes.clone(),
+        );
+        r.register(
+            format!("{p}tls_probe_seconds"),
+            "Duration of a STARTTLS probe conversation",
+            self.probe_seconds.clone(),
+        );
+        r.register(
+            format!("{p}transactions_in_flight"),
+            "SMTP transactions between MAIL FROM and their end",
+            self.in_flight.clone(),
+        );
+        r.register(
+            format!("{p}dns_cache_lookups"),
+            "DNS cache lookups by outcome",
+            self.cache_lookups.clone(),
+        );
+        r.register(
+            format!("{p}dns_cache_entries"),
+            "Entries in the DNS caches (all record types)",
+            self.cache_entries.clone(),
+        );
+        r.register(
+            format!("{p}dns_cache_evictions"),
+            "DNS cache entries evicted because a cache was full",
+            self.cache_evictions.clone(),
+        );
+        r.register(
+            format!("{p}build"),
+            "The running version",
+            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        self
+    }
 }
 
 /// Counts one checked message.
 pub fn record(e: &Evaluation) {
-    let i = match e.verdict.action {
-        Action::Accept => 0,
-        Action::Reject => 1,
-        Action::Tempfail => 2,
-    };
-    METRICS.verdicts[i].fetch_add(1, Relaxed);
+    let m = &*METRICS;
+    m.messages
+        .get_or_create(&[("verdict", e.verdict.action.as_str())])
+        .inc();
     if e.verdict.would().is_some() {
-        METRICS.verdicts[3].fetch_add(1, Relaxed);
+        m.messages
+            .get_or_create(&[("verdict", "would_reject")])
+            .inc();
+    }
+    if e.verdict.exempt.is_some() {
+        m.exempt.inc();
     }
     for r in &e.results {
         record_result(r);
@@ -103,113 +191,108 @@ pub fn record(e: &Evaluation) {
 }
 
 fn record_result(r: &CheckResult) {
-    let s = STATUSES.iter().position(|s| *s == r.status);
-    if let (Some(c), Some(s)) = (check_index(r.check), s) {
-        METRICS.results[c][s].fetch_add(1, Relaxed);
-    }
+    METRICS
+        .results
+        .get_or_create(&[("check", r.check.as_str()), ("result", r.status.as_str())])
+        .inc();
 }
 
 pub fn record_trusted() {
-    METRICS.trusted.fetch_add(1, Relaxed);
+    METRICS.trusted.inc();
+}
+
+/// A reject or tempfail reply the MTA was given.
+pub fn reply_sent(code: Code) {
+    METRICS
+        .replies
+        .get_or_create(&[("code", code.to_string())])
+        .inc();
 }
 
 /// How long a check waited for its lookups.
-pub fn observe_latency(check: CheckName, d: Duration) {
-    if let Some(c) = check_index(check) {
-        METRICS.latency[c].observe(d);
-    }
+pub fn observe_latency(check: crate::checks::CheckName, d: Duration) {
+    METRICS
+        .latency
+        .get_or_create(&[("check", check.as_str())])
+        .observe(d.as_secs_f64());
 }
 
 pub fn cache_hit(hit: bool) {
-    let counter = if hit {
-        &METRICS.cache_hits
-    } else {
-        &METRICS.cache_misses
-    };
-    counter.fetch_add(1, Relaxed);
+    let outcome = if hit { "hit" } else { "miss" };
+    METRICS
+        .cache_lookups
+        .get_or_create(&[("outcome", outcome)])
+        .inc();
 }
 
-/// The Prometheus text exposition (format 0.0.4).
-pub fn render() -> String {
-    let m = &METRICS;
-    let mut out = String::with_capacity(4096);
-    out.push_str("# HELP mailkey_milter_messages_total Checked messages by verdict (would_reject: monitor mode).\n");
-    out.push_str("# TYPE mailkey_milter_messages_total counter\n");
-    for (i, v) in ["accept", "reject", "tempfail", "would_reject"]
-        .iter()
-        .enumerate()
-    {
-        let _ = writeln!(
-            out,
-            "mailkey_milter_messages_total{{verdict=\"{v}\"}} {}",
-            m.verdicts[i].load(Relaxed)
-        );
+/// An entry left a DNS cache because the cache was full.
+pub fn cache_evicted() {
+    METRICS.cache_evictions.inc();
+}
+
+/// A STARTTLS probe conversation ended (`None`: a certificate that
+/// verified, its names still to be matched).
+pub fn probe_finished(outcome: Option<&ProbeOutcome>, took: Duration) {
+    let label = match outcome {
+        None | Some(ProbeOutcome::Verified { .. }) => "certificate",
+        Some(ProbeOutcome::NoStartTls(_)) => "no_starttls",
+        Some(ProbeOutcome::BadCertificate(_)) => "bad_certificate",
+        Some(ProbeOutcome::TempError(_)) => "temperror",
+    };
+    METRICS.probes.get_or_create(&[("outcome", label)]).inc();
+    METRICS.probe_seconds.observe(took.as_secs_f64());
+}
+
+/// One SMTP transaction between MAIL FROM and its end (delivered, aborted,
+/// connection gone): counted in `transactions_in_flight` while it lives.
+#[derive(Debug)]
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> Self {
+        METRICS.in_flight.inc();
+        Self(())
     }
-    out.push_str("# HELP mailkey_milter_trusted_messages_total Messages from trusted clients (not checked).\n");
-    out.push_str("# TYPE mailkey_milter_trusted_messages_total counter\n");
-    let _ = writeln!(
-        out,
-        "mailkey_milter_trusted_messages_total {}",
-        m.trusted.load(Relaxed)
-    );
-    out.push_str("# HELP mailkey_milter_check_results_total Check results by check and result.\n");
-    out.push_str("# TYPE mailkey_milter_check_results_total counter\n");
-    for (c, check) in CHECKS.iter().take(MAX_CHECKS).map(|c| c.name).enumerate() {
-        for (s, status) in STATUSES.iter().enumerate() {
-            let n = m.results[c][s].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "mailkey_milter_check_results_total{{check=\"{check}\",result=\"{status}\"}} {n}"
-            );
-        }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        METRICS.in_flight.dec();
     }
-    out.push_str("# HELP mailkey_milter_check_seconds Time from MAIL FROM until a check's lookups were done.\n");
-    out.push_str("# TYPE mailkey_milter_check_seconds histogram\n");
-    for (c, check) in CHECKS.iter().take(MAX_CHECKS).map(|c| c.name).enumerate() {
-        let h = &m.latency[c];
-        for (bound, count) in BUCKETS.iter().zip(&h.counts) {
-            let _ = writeln!(
-                out,
-                "mailkey_milter_check_seconds_bucket{{check=\"{check}\",le=\"{bound}\"}} {}",
-                count.load(Relaxed)
-            );
-        }
-        let total = h.total.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "mailkey_milter_check_seconds_bucket{{check=\"{check}\",le=\"+Inf\"}} {total}"
-        );
-        let sum = h.sum_micros.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "mailkey_milter_check_seconds_sum{{check=\"{check}\"}} {sum}"
-        );
-        let _ = writeln!(
-            out,
-            "mailkey_milter_check_seconds_count{{check=\"{check}\"}} {total}"
-        );
+}
+
+/// The OpenMetrics text exposition, with the gauges that are read at
+/// scrape time brought up to date from `shared`.
+pub fn render(shared: Option<&SharedHandle>) -> String {
+    if let Some(shared) = shared {
+        let entries = shared.current().dns.cache_entries();
+        METRICS
+            .cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
-    out.push_str("# HELP mailkey_milter_dns_cache_lookups_total DNS cache lookups by outcome.\n");
-    out.push_str("# TYPE mailkey_milter_dns_cache_lookups_total counter\n");
-    let _ = writeln!(
-        out,
-        "mailkey_milter_dns_cache_lookups_total{{outcome=\"hit\"}} {}",
-        m.cache_hits.load(Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "mailkey_milter_dns_cache_lookups_total{{outcome=\"miss\"}} {}",
-        m.cache_misses.load(Relaxed)
-    );
+    let mut out = String::with_capacity(8192);
+    if let Err(e) = encode(&mut out, &METRICS.registry) {
+        warn!("cannot encode the metrics: {e}");
+    }
     out
 }
 
+/// After a failed `accept` (EMFILE, ENFILE, ENOBUFS…) the same error comes
+/// back at once: wait this long before the next try instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener) {
+pub async fn serve(listener: TcpListener, shared: SharedHandle) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                warn!("metrics: cannot accept a connection: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
+        let shared = shared.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await
@@ -220,9 +303,9 @@ pub async fn serve(listener: TcpListener) {
             let request = String::from_utf8_lossy(&buf[..n]);
             let response = if request.starts_with("GET /metrics ") || request.starts_with("GET / ")
             {
-                let body = render();
+                let body = render(Some(&shared));
                 format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                    "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
                 )
             } else {
@@ -236,7 +319,15 @@ pub async fn serve(listener: TcpListener) {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn every_registered_check_has_a_row() {
-        assert!(super::CHECKS.len() <= super::MAX_CHECKS);
+    fn every_registered_check_has_series() {
+        let text = super::render(None);
+        for c in super::CHECKS {
+            let series = format!(
+                "mailkey_milter_check_results_total{{check=\"{}\",result=\"fail\"}} ",
+                c.name.as_str()
+            );
+            assert!(text.contains(&series), "{series} missing:\n{text}");
+        }
+        assert!(text.contains("mailkey_milter_build_info{version=\""));
     }
 }

@@ -6,7 +6,7 @@
 //! a broken key file is reported then and never in the middle of a message.
 
 use crate::{
-    checks::keyrecord::{KeyType, MIN_RSA_BITS, SELECTOR},
+    checks::keyrecord::{KeyType, SELECTOR},
     config::SigningConfig,
     dns::fqdn,
 };
@@ -26,6 +26,10 @@ use std::{
 
 /// The header field name.
 pub const HEADER: &str = "DKIM-Signature";
+/// The shortest RSA key we sign with. Verifiers accept 1024 bits, but
+/// RFC 8301 asks signers for 2048, and the crypto backend (aws-lc) refuses
+/// to sign with shorter keys: say so at start, not as a backend error.
+pub const MIN_SIGNING_RSA_BITS: u32 = 2048;
 
 /// Header fields signed when present, in this order (RFC 6376 §5.4.1).
 /// Absent ones are not signed as empty: an MTA after us may legitimately add
@@ -130,9 +134,9 @@ impl DomainKey {
             }
             Id::RSA => {
                 let bits = pkey.bits();
-                if bits < MIN_RSA_BITS {
+                if bits < MIN_SIGNING_RSA_BITS {
                     return Err(format!(
-                        "RSA key of {bits} bits; receivers refuse keys under {MIN_RSA_BITS} bits"
+                        "RSA key of {bits} bits; signing keys need at least {MIN_SIGNING_RSA_BITS} bits (RFC 8301)"
                     ));
                 }
                 let public = pkey
@@ -270,10 +274,6 @@ impl Signers {
         let name = fqdn(domain);
         let name = name.trim_end_matches('.');
         self.by_domain.get(name).and_then(|keys| keys.first())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_domain.is_empty()
     }
 
     /// Every loaded key, for the start-up log.

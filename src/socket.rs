@@ -5,13 +5,97 @@ use crate::config::{Config, Listen};
 use indymilter::EitherListener;
 use std::task::{Context, Poll};
 use std::{
-    fs, io,
+    fs,
+    future::Future,
+    io,
     os::unix::fs::{FileTypeExt, PermissionsExt},
     path::{Path, PathBuf},
+    pin::Pin,
+    time::Duration,
 };
-use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::{
+    net::{TcpListener, TcpStream, UnixListener},
+    time::Sleep,
+};
+use tracing::{error, info};
 
 pub type Listener = EitherListener<NoDelay, UnixListener>;
+
+/// A listener that outlives failed accepts. indymilter stops serving at the
+/// first error from `accept`; but running out of file descriptors (EMFILE,
+/// ENFILE) or buffers passes, and a connection the client aborted before
+/// it was accepted (ECONNABORTED) concerns that connection only. On those
+/// it waits [`ACCEPT_RETRY`] and tries again (logging once per streak), so
+/// that a flood of connections cannot end the daemon. [`crate::run`] wraps
+/// every listener in it.
+pub struct Resilient<L> {
+    inner: L,
+    pause: Option<Pin<Box<Sleep>>>,
+    failing: bool,
+}
+
+/// How long to wait after a transient accept error.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+impl<L> Resilient<L> {
+    pub fn new(inner: L) -> Self {
+        Self {
+            inner,
+            pause: None,
+            failing: false,
+        }
+    }
+}
+
+impl<L: indymilter::Listener> indymilter::Listener for Resilient<L> {
+    type Io = L::Io;
+
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<L::Io>> {
+        loop {
+            if let Some(pause) = self.pause.as_mut() {
+                if pause.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.pause = None;
+            }
+            match self.inner.poll_accept(cx) {
+                Poll::Ready(Ok(io)) => {
+                    if std::mem::take(&mut self.failing) {
+                        info!("accepting milter connections again");
+                    }
+                    return Poll::Ready(Ok(io));
+                }
+                Poll::Ready(Err(e)) if transient(&e) => {
+                    if !self.failing {
+                        error!(
+                            "cannot accept a milter connection: {e}; retrying every {} ms \
+                             (raise LimitNOFILE if this is EMFILE)",
+                            ACCEPT_RETRY.as_millis()
+                        );
+                        self.failing = true;
+                    }
+                    if e.kind() != io::ErrorKind::ConnectionAborted {
+                        self.pause = Some(Box::pin(tokio::time::sleep(ACCEPT_RETRY)));
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Accept errors that pass: the listener itself is fine.
+fn transient(e: &io::Error) -> bool {
+    // Linux errno values of EMFILE, ENFILE, ENOBUFS, ENOMEM.
+    const RESOURCES: [i32; 4] = [24, 23, 105, 12];
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::OutOfMemory
+    ) || e.raw_os_error().is_some_and(|n| RESOURCES.contains(&n))
+}
 
 /// A TCP listener whose connections send small writes at once. A milter
 /// conversation is many small request/reply pairs; with Nagle's algorithm

@@ -2,27 +2,78 @@
 //! registered check starts as soon as the sender is known
 //! ([`Pending::start`]) and runs while the MTA streams the message;
 //! [`Pending::finish`] waits for them, gives the message to the checks that
-//! read it, and decides.
+//! read it, and decides. [`Pending::envelope_results`] lets the RCPT stage
+//! look at the checks that need no message before the body is sent.
 
 use crate::{
     checks::{CheckName, CheckResult, Code, Effect, Inputs, Stage, Status, CHECKS},
     config::OnError,
     envelope::{Envelope, SenderDomain},
-    forwarding, metrics,
+    forwarding, guidance, metrics,
     verdict::{self, Verdict},
     Shared,
 };
 use std::{
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
-use tokio::task::JoinHandle;
+use tokio::{
+    task::{AbortHandle, JoinError, JoinHandle},
+    time::{timeout_at, Instant},
+};
 
 /// Checks under way for one transaction. Dropping it (RSET, abort, a
 /// closed connection) cancels what is still running.
 pub struct Pending {
     inputs: Arc<Inputs>,
-    tasks: Vec<(CheckName, JoinHandle<Stage>)>,
+    tasks: Vec<(CheckName, Task)>,
+}
+
+/// A check's envelope work: running, or ended (kept so that a look at the
+/// RCPT stage does not consume it).
+enum Task {
+    Running(JoinHandle<Stage>),
+    Ended(Result<Stage, JoinError>),
+}
+
+impl Task {
+    /// Waits for the envelope work. Cancel-safe: dropped mid-way, the task
+    /// stays `Running`.
+    async fn settle(&mut self) {
+        if let Self::Running(handle) = self {
+            let ended = handle.await;
+            *self = Self::Ended(ended);
+        }
+    }
+
+    async fn ended(self) -> Result<Stage, JoinError> {
+        match self {
+            Self::Running(handle) => handle.await,
+            Self::Ended(ended) => ended,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        match self {
+            Self::Running(handle) => handle.is_finished(),
+            Self::Ended(_) => true,
+        }
+    }
+
+    fn abort_handle(&self) -> Option<AbortHandle> {
+        match self {
+            Self::Running(handle) => Some(handle.abort_handle()),
+            Self::Ended(_) => None,
+        }
+    }
+}
+
+/// The message as end of message has it.
+#[derive(Clone, Copy)]
+enum Received<'a> {
+    Whole(&'a [u8]),
+    /// Over `limits.max_message_size`: only its size is known.
+    TooBig(u64),
 }
 
 /// Everything decided about one message.
@@ -45,28 +96,98 @@ impl Pending {
             .iter()
             .map(|check| {
                 let work = (check.start)(inputs.clone());
-                (check.name, tokio::spawn(timed(check.name, work)))
+                let task = tokio::spawn(timed(check.name, work));
+                (check.name, Task::Running(task))
             })
             .collect();
         Self { inputs, tasks }
     }
 
+    /// The results that need no message, for a decision before the body
+    /// (RCPT stage). Waits at most `limit` for the enforced checks (an
+    /// unenforced one cannot change the verdict and is only taken if
+    /// already done); `None` when an enforced check is still running then.
+    /// A check that reads the message is left for [`Pending::finish`].
+    pub async fn envelope_results(&mut self, limit: Duration) -> Option<Vec<CheckResult>> {
+        let config = &self.inputs.shared.config;
+        let enforced = self
+            .tasks
+            .iter_mut()
+            .filter(|(name, _)| verdict::check_enforced(config, *name));
+        let wait = async {
+            for (_, task) in enforced {
+                task.settle().await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.ok()?;
+        let mut results = Vec::with_capacity(self.tasks.len());
+        for (check, task) in &mut self.tasks {
+            if !task.is_finished() {
+                continue;
+            }
+            task.settle().await;
+            match task {
+                Task::Ended(Ok(Stage::Done(result))) => results.push(result.clone()),
+                Task::Ended(Err(e)) => {
+                    results.push(internal_error(*check, &e.to_string(), config.on_error))
+                }
+                _ => {}
+            }
+        }
+        Some(results)
+    }
+
     /// Waits for the checks, runs those that read `message`, and decides.
-    pub async fn finish(mut self, message: &[u8]) -> Evaluation {
-        let on_error = self.inputs.shared.config.on_error;
+    /// All of it within `limits.eom_timeout_ms` from now: a check still
+    /// running then is abandoned and its result is `on_error`'s.
+    pub async fn finish(self, message: &[u8]) -> Evaluation {
+        self.finish_with(Received::Whole(message)).await
+    }
+
+    /// Like [`finish`](Self::finish) for a message larger than
+    /// `limits.max_message_size` (`size` bytes by the end), which was not
+    /// kept: the checks that read the message say what that means.
+    pub async fn finish_too_big(self, size: u64) -> Evaluation {
+        self.finish_with(Received::TooBig(size)).await
+    }
+
+    async fn finish_with(mut self, message: Received<'_>) -> Evaluation {
+        let config = &self.inputs.shared.config;
+        let on_error = config.on_error;
+        let timeout = Duration::from_millis(config.limits.eom_timeout_ms);
+        let deadline = Instant::now() + timeout;
         let mut results = Vec::with_capacity(self.tasks.len());
         for (check, task) in std::mem::take(&mut self.tasks) {
-            let result = match task.await {
-                Ok(Stage::Done(result)) => result,
-                Ok(Stage::NeedsMessage(step)) => step.finish(&self.inputs, message, now()).await,
-                Err(e) => internal_error(check, &e.to_string(), on_error),
+            let abort = task.abort_handle();
+            let finished = match timeout_at(deadline, task.ended()).await {
+                Ok(Ok(Stage::Done(result))) => Some(result),
+                Ok(Ok(Stage::NeedsMessage(step))) => match message {
+                    Received::Whole(message) => {
+                        timeout_at(deadline, step.finish(&self.inputs, message, now()))
+                            .await
+                            .ok()
+                    }
+                    Received::TooBig(size) => {
+                        Some(step.too_big(check, size, config.limits.max_message_size))
+                    }
+                },
+                Ok(Err(e)) => Some(internal_error(check, &e.to_string(), on_error)),
+                Err(_) => None,
             };
-            results.push(result);
+            if let Some(abort) = abort {
+                abort.abort();
+            }
+            results.push(finished.unwrap_or_else(|| timed_out(check, timeout, on_error)));
         }
         let sender = self.inputs.envelope.sender_domain();
-        let trusted = &self.inputs.shared.config.forwarding.trusted_arc_sealers;
-        forwarding::apply(&mut results, trusted, sender.name(), message);
-        let verdict = verdict::decide(&results, &self.inputs.shared.config, sender.name());
+        let trusted = &config.forwarding.trusted_arc_sealers;
+        let whole: &[u8] = match message {
+            Received::Whole(message) => message,
+            Received::TooBig(_) => &[],
+        };
+        forwarding::apply(&mut results, trusted, sender.name(), whole);
+        let who = guidance::Sender::of(&self.inputs.envelope, sender.name());
+        let verdict = verdict::decide(&results, config, &who);
         Evaluation {
             sender,
             results,
@@ -78,7 +199,9 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         for (_, task) in &self.tasks {
-            task.abort();
+            if let Task::Running(handle) = task {
+                handle.abort();
+            }
         }
     }
 }
@@ -102,9 +225,22 @@ fn now() -> u64 {
 /// itself failed (a bug, a panic): never a pass, and what it does to the
 /// message is `on_error`'s choice.
 pub fn internal_error(check: CheckName, why: &str, on_error: OnError) -> CheckResult {
-    let effect = match on_error {
+    CheckResult::new(check, Status::TempError, on_error_effect(on_error))
+        .reason(format!("internal error: {why}"))
+}
+
+/// The result of a check that did not finish within `eom_timeout_ms`:
+/// like an internal error, `on_error` decides.
+fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> CheckResult {
+    CheckResult::new(check, Status::TempError, on_error_effect(on_error)).reason(format!(
+        "not finished within the end-of-message deadline of {} ms",
+        timeout.as_millis()
+    ))
+}
+
+fn on_error_effect(on_error: OnError) -> Effect {
+    match on_error {
         OnError::Tempfail => Effect::Tempfail(Code::INTERNAL),
         OnError::Accept => Effect::Accept,
-    };
-    CheckResult::new(check, Status::TempError, effect).reason(format!("internal error: {why}"))
+    }
 }

@@ -11,7 +11,8 @@
 use crate::{
     checks::{self, CheckName, CheckResult, Code, Effect},
     config::{Config, Mode},
-    guidance,
+    exempt::Reason,
+    guidance::{self, Sender},
 };
 
 /// The SMTP reply lines have at most this many lines (libmilter's limit).
@@ -83,6 +84,8 @@ pub struct Verdict {
     pub reply: Option<Reply>,
     /// The reply is only what enforce mode would have done.
     pub monitor_only: bool,
+    /// The sender is exempt (`[exempt]`): accepted whatever the checks say.
+    pub exempt: Option<Reason>,
 }
 
 impl Verdict {
@@ -91,6 +94,18 @@ impl Verdict {
             action: Action::Accept,
             reply: None,
             monitor_only: false,
+            exempt: None,
+        }
+    }
+
+    /// The verdict for an exempt sender: accepted, and a reply only as what
+    /// would have happened (as in monitor mode).
+    pub fn exempt(self, reason: Reason) -> Self {
+        Self {
+            action: Action::Accept,
+            monitor_only: self.reply.is_some(),
+            reply: self.reply,
+            exempt: Some(reason),
         }
     }
 
@@ -109,7 +124,10 @@ pub fn check_enforced(config: &Config, check: CheckName) -> bool {
     checks::find(check).is_none_or(|c| c.is_enforced(config))
 }
 
-pub fn decide(results: &[CheckResult], config: &Config, domain: Option<&str>) -> Verdict {
+/// The verdict on `results` for `sender` (whose domain, address and HELO
+/// name the guidance names).
+pub fn decide(results: &[CheckResult], config: &Config, sender: &Sender<'_>) -> Verdict {
+    let domain = sender.domain;
     let enforced = || results.iter().filter(|r| check_enforced(config, r.check));
     let rejects: Vec<(&CheckResult, Code)> = enforced()
         .filter_map(|r| match r.effect {
@@ -125,7 +143,7 @@ pub fn decide(results: &[CheckResult], config: &Config, domain: Option<&str>) ->
         .collect();
 
     let (action, reply) = if let [(only, code)] = rejects[..] {
-        let lines = with_guidance(vec![failure_line(only, domain)], config, domain);
+        let lines = with_guidance(vec![failure_line(only, domain)], &rejects, config, sender);
         (Action::Reject, Reply::new(code, lines))
     } else if !rejects.is_empty() {
         let mut lines = vec![format!(
@@ -134,7 +152,7 @@ pub fn decide(results: &[CheckResult], config: &Config, domain: Option<&str>) ->
             domain.unwrap_or("this sender")
         )];
         lines.extend(rejects.iter().map(|(r, _)| failure_line(r, domain)));
-        let lines = with_guidance(lines, config, domain);
+        let lines = with_guidance(lines, &rejects, config, sender);
         (Action::Reject, Reply::new(Code::SEVERAL, lines))
     } else if let Some((_, code)) = temps.first() {
         let mut lines: Vec<String> = temps.iter().map(|(r, _)| failure_line(r, domain)).collect();
@@ -149,21 +167,30 @@ pub fn decide(results: &[CheckResult], config: &Config, domain: Option<&str>) ->
             action: Action::Accept,
             reply: Some(reply),
             monitor_only: true,
+            exempt: None,
         }
     } else {
         Verdict {
             action,
             reply: Some(reply),
             monitor_only: false,
+            exempt: None,
         }
     }
 }
 
-/// The reason lines followed by the guidance lines. The guidance is kept
-/// whole (it is what the sender needs to act on): when both do not fit in
-/// [`MAX_REPLY_LINES`], the reason lines are cut instead.
-fn with_guidance(mut reasons: Vec<String>, config: &Config, domain: Option<&str>) -> Vec<String> {
-    let mut guidance = guidance::reply_lines(&config.guidance, domain);
+/// The reason lines followed by the guidance for each rejecting result's
+/// failure. The guidance is kept whole (it is what the sender needs to act
+/// on): when both do not fit in [`MAX_REPLY_LINES`], the reason lines are
+/// cut instead.
+fn with_guidance(
+    mut reasons: Vec<String>,
+    rejects: &[(&CheckResult, Code)],
+    config: &Config,
+    sender: &Sender<'_>,
+) -> Vec<String> {
+    let failures: Vec<_> = rejects.iter().map(|(r, _)| r.failure).collect();
+    let mut guidance = guidance::reply_lines(&config.guidance, sender, &failures);
     guidance.truncate(MAX_REPLY_LINES - 1);
     reasons.truncate((MAX_REPLY_LINES - guidance.len()).max(1));
     reasons.extend(guidance);
@@ -202,6 +229,13 @@ mod tests {
         CheckResult::new(check, Status::Fail, effect).reason("because")
     }
 
+    fn who(domain: Option<&str>) -> Sender<'_> {
+        Sender {
+            domain,
+            ..Sender::default()
+        }
+    }
+
     fn enforce() -> Config {
         Config {
             mode: Mode::Enforce,
@@ -212,18 +246,18 @@ mod tests {
     #[test]
     fn single_reject_uses_its_code_and_ends_with_guidance() {
         let v = decide(
-            &[result(
-                checks::mailkey::NAME,
-                Effect::Reject(Code::MAILKEY_FAIL),
-            )],
+            &[
+                result(checks::mailkey::NAME, Effect::Reject(Code::MAILKEY_FAIL))
+                    .failure(checks::Failure::NoSignature),
+            ],
             &enforce(),
-            Some("a.test"),
+            &who(Some("a.test")),
         );
         assert_eq!(v.action, Action::Reject);
         let reply = v.reply.unwrap();
         assert_eq!(reply.code, Code::MAILKEY_FAIL);
         assert_eq!(reply.lines[0], "mailkey check fail for a.test: because");
-        assert!(reply.lines.last().unwrap().contains("mailkey.a.test"));
+        assert!(reply.lines.last().unwrap().contains("key_file"));
     }
 
     #[test]
@@ -238,7 +272,7 @@ mod tests {
                 result(checks::spf::NAME, Effect::Reject(spf)),
             ],
             &enforce(),
-            Some("a.test"),
+            &who(Some("a.test")),
         );
         let reply = v.reply.unwrap();
         assert_eq!(reply.code, Code::SEVERAL);
@@ -260,7 +294,7 @@ mod tests {
                 result(checks::mailkey::NAME, Effect::Tempfail(Code::DNS_TEMPFAIL)),
             ],
             &config,
-            Some("a.test"),
+            &who(Some("a.test")),
         );
         assert_eq!(v.action, Action::Tempfail);
         assert_eq!(v.reply.unwrap().code, Code::DNS_TEMPFAIL);
@@ -274,7 +308,7 @@ mod tests {
                 Effect::Reject(Code::MAILKEY_FAIL),
             )],
             &Config::default(),
-            None,
+            &who(None),
         );
         assert_eq!(v.action, Action::Accept);
         assert_eq!(v.would(), Some(Code::MAILKEY_FAIL));
@@ -300,7 +334,7 @@ mod tests {
                 CheckResult::new(check, Status::Fail, Effect::Reject(spf)).reason(long.clone())
             })
             .collect();
-        let reply = decide(&results, &config, Some(&"d".repeat(250)))
+        let reply = decide(&results, &config, &who(Some(&"d".repeat(250))))
             .reply
             .unwrap();
         assert!(reply.lines.len() <= MAX_REPLY_LINES);

@@ -187,11 +187,11 @@ async fn tampered_message_is_refused_with_guidance() {
     let text = reply.text();
     assert!(text.contains("body hash mismatch"), "{text}");
     assert!(
-        text.contains("mailkey-milter keygen --domain sender.test"),
+        text.contains("The body was changed after signing (a footer or a filter)"),
         "{text}"
     );
     assert!(
-        text.contains("publish the printed TXT record at mailkey.sender.test"),
+        text.contains("Sign last, with the key at mailkey.sender.test"),
         "{text}"
     );
     // Postfix logs our reply as the reason.
@@ -326,7 +326,7 @@ async fn plaintext_is_refused_when_tls_is_enforced() {
     assert!(
         reply
             .text()
-            .contains("mailkey-milter keygen --domain sender.test"),
+            .contains("Use STARTTLS when sending (Postfix: smtp_tls_security_level = may)"),
         "{}",
         out.output
     );
@@ -351,5 +351,8 @@ async fn spf_fail_is_refused_with_5_7_23() {
             .contains("127.0.0.20 is not authorised by the SPF record of sender.test: fail"),
         "{}",
         out.output
-    );
+    ); // Refused at RCPT TO: Postfix never asked for the body.
+    let rcpt = out.reply_to("RCPT").expect("a reply to RCPT");
+    assert_eq!(rcpt.code(), "550 5.7.23", "{}", out.output);
+    assert!(out.reply_to("DATA").is_none(), "{}", out.output);
 }

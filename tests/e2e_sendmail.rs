@@ -83,7 +83,7 @@ async fn tampered_message_is_refused_with_guidance() {
     let text = reply.text();
     assert!(text.contains("body hash mismatch"), "{text}");
     assert!(
-        text.contains("mailkey-milter keygen --domain sender.test"),
+        text.contains("The body was changed after signing (a footer or a filter)"),
         "{text}"
     );
     assert!(s.sink.messages().is_empty());

@@ -66,9 +66,9 @@ const HOST_A: [Msg; 12] = [
     m("::1", "f@good.test", false, false, "rara"),
 ];
 
-/// Host B's traffic (its log is gzip'd, as after rotation), plus one line
-/// marked `"exempt": true` by the test (the daemon does not write that
-/// field yet; the report must count it apart).
+/// Host B's traffic (its log is gzip'd, as after rotation), plus one
+/// message from the exempt `partner.test` (`[exempt]`), which the daemon
+/// logs with `"exempt": true` and the report must count apart.
 const HOST_B: [Msg; 4] = [
     m("127.0.3.5", "g@good.test", false, true, "raaa"),
     m("127.0.3.5", "h@good.test", false, true, "raaa"),
@@ -93,8 +93,10 @@ fn zone(key: &TestKey) -> Zone {
         .txt("nokey.test", strict)
         .mx("nokey.test", 10, "mx.good.test")
         .servfail("tempfail.test")
+        .txt("partner.test", strict)
+        .mx("partner.test", 10, "mx.good.test")
         .a("mx.good.test", Ipv4Addr::new(127, 0, 0, 25));
-    for d in ["good", "softspf", "nomx", "tempfail"] {
+    for d in ["good", "softspf", "nomx", "tempfail", "partner"] {
         z = z.txt(&format!("mailkey.{d}.test"), &key.record);
     }
     z
@@ -104,13 +106,22 @@ fn daemon_config(dns: &TestDns, addr: std::net::SocketAddr) -> String {
     format!(
         "listen = \"inet:{addr}\"\nmode = \"monitor\"\nlog_format = \"json\"\n\
          authserv_id = \"mx.receiver.test\"\ntrusted_networks = [\"127.0.0.1/32\"]\n\
+         [exempt]\ndomains = [\"partner.test\"]\n\
          [dns]\nnameservers = [\"{}\"]\ntimeout_ms = 500\n",
         dns.addr()
     )
 }
 
-/// Runs a daemon, sends `traffic`, and returns everything it logged.
-async fn host(config: &Path, dns: &TestDns, key: &TestKey, traffic: &[Msg]) -> Vec<String> {
+/// Runs a daemon, sends `traffic` (and with `exempt`, one unsigned message
+/// from the exempt partner.test, which mailkey alone would reject), and
+/// returns everything it logged.
+async fn host(
+    config: &Path,
+    dns: &TestDns,
+    key: &TestKey,
+    traffic: &[Msg],
+    exempt: bool,
+) -> Vec<String> {
     let addr = free_addr();
     write(config, &daemon_config(dns, addr));
     let daemon = Process::start(&["--config", config.to_str().unwrap()]);
@@ -132,8 +143,14 @@ async fn host(config: &Path, dns: &TestDns, key: &TestKey, traffic: &[Msg]) -> V
         assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
         wait_lines(&daemon, i + 1).await;
     }
+    if exempt {
+        let from = "p@partner.test";
+        let outcome = send(addr, &Transaction::new("127.0.3.7", from, message(from))).await;
+        assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+        wait_lines(&daemon, traffic.len() + 1).await;
+    }
     let log = daemon.log();
-    check_lines(&log, traffic);
+    check_lines(&log, traffic, exempt);
     log
 }
 
@@ -155,9 +172,23 @@ fn message_lines(log: &[String]) -> Vec<Value> {
 }
 
 /// Every per-message line has `log_version` 1 and the effects the traffic
-/// implies; the daemon's own `would_reject` agrees with "all four".
-fn check_lines(log: &[String], traffic: &[Msg]) {
-    let lines = message_lines(log);
+/// implies; the daemon's own `would_reject` agrees with "all four". The
+/// exempt line (if any) says so, and what enforcing would have done.
+fn check_lines(log: &[String], traffic: &[Msg], exempt: bool) {
+    let (exempt_lines, lines): (Vec<Value>, Vec<Value>) = message_lines(log)
+        .into_iter()
+        .partition(|l| l["exempt"] == true);
+    assert_eq!(
+        exempt_lines.len(),
+        usize::from(exempt),
+        "{}",
+        log.join("\n")
+    );
+    for line in &exempt_lines {
+        assert_eq!(line["exempt_by"], "domain partner.test", "{line}");
+        assert_eq!(line["mailkey.effect"], "reject", "{line}");
+        assert_eq!(line["would_reject"], "550 5.7.20", "{line}");
+    }
     assert_eq!(lines.len(), traffic.len(), "{}", log.join("\n"));
     println!("a real line: {}", serde_json::to_string(&lines[3]).unwrap());
     for (line, msg) in lines.iter().zip(traffic) {
@@ -195,10 +226,9 @@ pub fn all_four(e: [char; 4]) -> char {
     }
 }
 
-/// The log moved to `day`; with `exempt`, a copy of its last line marked
-/// exempt is appended.
-fn to_day(log: &[String], day: &str, exempt: bool) -> String {
-    let mut out: Vec<String> = log
+/// The log moved to `day`.
+fn to_day(log: &[String], day: &str) -> String {
+    let out: Vec<String> = log
         .iter()
         .map(|l| match serde_json::from_str::<Value>(l) {
             Ok(mut v) => {
@@ -209,16 +239,6 @@ fn to_day(log: &[String], day: &str, exempt: bool) -> String {
             Err(_) => l.clone(),
         })
         .collect();
-    if exempt {
-        let last = out
-            .iter()
-            .rev()
-            .find(|l| l.contains("\"queue_id\""))
-            .unwrap();
-        let mut v: Value = serde_json::from_str(last).unwrap();
-        v["exempt"] = Value::Bool(true);
-        out.push(v.to_string());
-    }
     out.join("\n") + "\n"
 }
 
@@ -228,16 +248,16 @@ async fn report_counts_what_enforcing_would_reject() {
     let dns = TestDns::start(zone(&key)).await;
     let dir = temp_dir("report");
     let config = dir.join("mk.toml");
-    let log_a = host(&config, &dns, &key, &HOST_A).await;
-    let log_b = host(&config, &dns, &key, &HOST_B).await;
+    let log_a = host(&config, &dns, &key, &HOST_A, false).await;
+    let log_b = host(&config, &dns, &key, &HOST_B, true).await;
 
     // Host A's log as written; host B's gzip'd under a name without .gz
     // (the report goes by the magic bytes).
     let file_a = dir.join("a.log");
-    write(&file_a, &to_day(&log_a, DAY_A, false));
+    write(&file_a, &to_day(&log_a, DAY_A));
     let file_b = dir.join("b.log.1");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut gz, to_day(&log_b, DAY_B, true).as_bytes()).unwrap();
+    std::io::Write::write_all(&mut gz, to_day(&log_b, DAY_B).as_bytes()).unwrap();
     std::fs::write(&file_b, gz.finish().unwrap()).unwrap();
     let (a, b) = (file_a.to_str().unwrap(), file_b.to_str().unwrap());
 

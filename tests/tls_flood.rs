@@ -12,7 +12,7 @@ use common::{
     tls::{probe_port, Behaviour, Leaf, Pki, Responder},
     Daemon, Outcome, Transaction,
 };
-use indymilter_test::{MacroStage, ProtoOpts, Status, TestConnection};
+use indymilter_test::{EomActions, MacroStage, ProtoOpts, Status, TestConnection};
 use std::{ffi::CString, net::IpAddr, time::Duration};
 use tokio::sync::mpsc;
 
@@ -52,7 +52,16 @@ async fn flood_message(
 async fn finish(conn: &mut TestConnection) -> Outcome {
     let opts = conn.negotiated_opts();
     if !opts.contains(ProtoOpts::NO_RCPT) {
-        conn.rcpt(["<bob@receiver.test>"]).await.expect("rcpt");
+        let status = conn.rcpt(["<bob@receiver.test>"]).await.expect("rcpt");
+        if status != Status::Continue {
+            conn.abort().await.expect("abort");
+            let actions = EomActions { actions: vec![] };
+            return Outcome {
+                status,
+                actions,
+                at_rcpt: true,
+            };
+        }
     }
     let text = message(FROM);
     let (head, body) = text.split_once("\r\n\r\n").expect("header and body");
@@ -66,7 +75,11 @@ async fn finish(conn: &mut TestConnection) -> Outcome {
     }
     conn.body(body.as_bytes().to_vec()).await.expect("body");
     let (actions, status) = conn.eom().await.expect("eom");
-    Outcome { status, actions }
+    Outcome {
+        status,
+        actions,
+        at_rcpt: false,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 //! ([`domain_name`]) are the very functions the milter runs, so that
 //! check-domain cannot say "ready" where the milter rejects.
 
+mod receiver;
 mod report;
 mod spf;
 
@@ -18,26 +19,52 @@ use crate::{
         keyrecord::{MailkeyRecord, MAX_KEYS},
         mailkey, mx, Effect,
     },
-    config::{Alignment, MailkeyConfig, NoKey},
+    config::{Alignment, MailkeyConfig, NoKey, TlsConfig},
     dns::{Dns, TxtAnswer},
     envelope::domain_name,
     sign::DomainKey,
 };
 use openssl::pkey::PKey;
 use report::Findings;
-use std::path::Path;
+use std::{net::IpAddr, path::Path};
 
 /// The receiver a domain is checked against: the strictest mailkey
 /// settings (a mailkey required, strict alignment), so that "ready" holds
 /// whatever a receiver configured.
-const RECEIVER: MailkeyConfig = MailkeyConfig {
+pub(crate) const RECEIVER: MailkeyConfig = MailkeyConfig {
     enforce: true,
     no_key: NoKey::Reject,
     alignment: Alignment::Strict,
 };
 
+/// What to check besides the domain's records: the sending side as a
+/// receiver sees it.
+#[derive(Clone, Debug, Default)]
+pub struct Sending<'a> {
+    /// The private key the domain signs with (`--key`): a record must
+    /// match it and a message signed with it must verify.
+    pub key_file: Option<&'a Path>,
+    /// The address the domain's mail comes from (`--ip`): SPF must pass.
+    pub ip: Option<IpAddr>,
+    /// The sending server (`--mta HOST[:PORT]`): its STARTTLS certificate is
+    /// probed as a receiver probes it, with this trust store.
+    pub mta: Option<(&'a str, u16)>,
+    pub tls: TlsConfig,
+}
+
 /// Checks `domain`; with `key_file`, also that a published record matches it.
 pub async fn check(dns: &Dns, domain: &str, key_file: Option<&Path>) -> Report {
+    let sending = Sending {
+        key_file,
+        ..Sending::default()
+    };
+    check_sending(dns, domain, &sending).await
+}
+
+/// Checks `domain` and, as far as `sending` says, the server that sends
+/// its mail: "ready" only when a receiver enforcing every check accepts.
+pub async fn check_sending(dns: &Dns, domain: &str, sending: &Sending<'_>) -> Report {
+    let key_file = sending.key_file;
     let mut f = Findings::default();
     let Some(domain) = domain_name(domain) else {
         let given = domain.trim().to_string();
@@ -52,10 +79,19 @@ pub async fn check(dns: &Dns, domain: &str, key_file: Option<&Path>) -> Report {
     mailkey(&domain, &keys, &mut f);
     if let Some(path) = key_file {
         key_matches(&domain, path, &keys, &mut f);
+        if let Ok(key) = DomainKey::load(&domain, path) {
+            receiver::signature(dns, &domain, &key, &mut f).await;
+        }
     }
     dkim_alias(dns, &domain, &keys, &mut f).await;
     spf::check(dns, &domain, &mut f).await;
+    if let Some(ip) = sending.ip {
+        receiver::spf_for_ip(dns, &domain, ip, &mut f).await;
+    }
     mx(dns, &domain, &mut f).await;
+    if let Some((host, port)) = sending.mta {
+        receiver::mta(dns, &sending.tls, host, port, &mut f).await;
+    }
     Report::new(domain, f)
 }
 

@@ -28,7 +28,8 @@ impl fmt::Display for Mark {
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
     pub mark: Mark,
-    /// `domain`, `mailkey`, `dkim`, `key`, `spf` or `mx`.
+    /// `domain`, `mailkey`, `dkim`, `key`, `signature`, `spf`, `ptr`, `mx`
+    /// or `tls`.
     pub check: &'static str,
     pub text: String,
     /// A DNS failure: the answer may be different next time.

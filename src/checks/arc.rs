@@ -35,6 +35,14 @@ impl MessageStep for Verify {
     ) -> BoxFuture<'a, CheckResult> {
         Box::pin(check(&inputs.shared.dns, message))
     }
+
+    /// A message too big to keep cannot be validated; ARC still never
+    /// rejects (the registry's default would), so it is `none`.
+    fn too_big(self: Box<Self>, check: CheckName, size: u64, limit: u64) -> CheckResult {
+        CheckResult::new(check, Status::None, Effect::Accept).reason(format!(
+            "message too big for the checks: {size} bytes, limits.max_message_size is {limit}"
+        ))
+    }
 }
 
 /// Validates the ARC chain of `message`.

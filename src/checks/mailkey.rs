@@ -7,10 +7,15 @@
 //! one-entry cache that answers `mailkey._domainkey.D.` with one of the keys
 //! found at `mailkey.D` — one pass per published key (rotation) — and "not
 //! found" for every other name, so verification itself sends no query.
+//!
+//! Before that, the signatures are sorted out on the header block alone
+//! (`select`): at most five mailkey signatures reach the verifier, and none
+//! with `l=`, so no message can make verification expensive.
 
 use super::{
     keyrecord::{dkim_name, owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
-    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Inputs, MessageStep, Stage, Status,
+    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure as Fix, Inputs, MessageStep,
+    Stage, Status,
 };
 use crate::{
     config::{Alignment, MailkeyConfig, NoKey},
@@ -20,11 +25,15 @@ use crate::{
 use mail_auth::{
     crypto::Algorithm,
     dkim::{DkimError, Signature},
-    dns::{DnsCache, NoCache, Parameters, ResolverCache, TxtRecord},
-    hickory_resolver::proto::op::ResponseCode,
-    AuthenticatedMessage, DkimResult, DnsError, Error,
+    dns::{Parameters, TxtRecord},
+    AuthenticatedMessage, DkimResult, MessageAuthenticator,
 };
-use std::{borrow::Borrow, hash::Hash, time::Instant};
+use overlay::KeyOverlay;
+use reasons::{describe, Reasons};
+
+mod overlay;
+mod reasons;
+mod select;
 
 pub const NAME: CheckName = CheckName::new("mailkey");
 
@@ -34,11 +43,18 @@ pub const CHECK: Check = Check {
     enforced: |config| config.mailkey.enforce,
     start: |inputs| {
         Box::pin(async move {
-            let keys = match inputs.envelope.sender_domain().name() {
-                Some(domain) => lookup(&inputs.shared.dns, domain).await,
-                None => KeyLookup::NoKey,
+            let config = &inputs.shared.config.mailkey;
+            let sender = inputs.envelope.sender_domain();
+            let Some(domain) = sender.name() else {
+                return Stage::Done(no_domain(config));
             };
-            Stage::NeedsMessage(Box::new(Verify { keys }))
+            let keys = lookup(&inputs.shared.dns, domain).await;
+            // Decided without the message (no key, DNS failure): nothing of
+            // the message is needed, whatever its size.
+            match key_result(config, domain, &keys) {
+                Some(decided) => Stage::Done(decided),
+                None => Stage::NeedsMessage(Box::new(Verify { keys })),
+            }
         })
     },
 };
@@ -61,6 +77,20 @@ impl MessageStep for Verify {
             check(dns, config, &sender, self.keys, message, now).await
         })
     }
+
+    /// Too big to verify: a domain that is testing is still never rejected.
+    fn too_big(self: Box<Self>, check: CheckName, size: u64, limit: u64) -> CheckResult {
+        let testing = matches!(self.keys, KeyLookup::Published { testing: true, .. });
+        let result = super::too_big(check, size, limit);
+        if testing {
+            CheckResult {
+                effect: Effect::Accept,
+                ..result
+            }
+        } else {
+            result
+        }
+    }
 }
 
 /// Looks up the keys of `domain` (started as soon as MAIL FROM is known;
@@ -82,16 +112,14 @@ pub async fn check(
 ) -> CheckResult {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     let Some(domain) = sender.name() else {
-        // Without a domain there can be no key; treat it like a domain
-        // without one (the MX check is the one that refuses IP literals).
-        return result(Status::PermError, no_key_effect(config)).reason("sender has no domain");
+        return no_domain(config);
     };
     if let Some(decided) = key_result(config, domain, &keys) {
         return decided;
     }
     let testing = matches!(keys, KeyLookup::Published { testing: true, .. });
 
-    let outcome = verify(dns, config.alignment, domain, &keys, message, now).await;
+    let outcome = verify(dns, config.alignment, domain, keys, message, now).await;
     match outcome {
         Ok(pass) => result(Status::Pass, Effect::Accept)
             .prop("header.d", pass.d)
@@ -101,17 +129,29 @@ pub async fn check(
         Err(Failure::Temp(why)) => {
             result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL)).reason(why)
         }
-        Err(Failure::Fail(why)) => {
+        Err(Failure::Internal(why)) => {
+            result(Status::TempError, Effect::Tempfail(Code::INTERNAL)).reason(why)
+        }
+        Err(Failure::Fail(why, fix)) => {
             let why = if testing {
                 format!("{why}; domain is testing: t=y")
             } else {
                 why
             };
             result(Status::Fail, fail_effect(testing))
+                .failure(fix)
                 .reason(why)
                 .prop("header.d", domain)
         }
     }
+}
+
+/// Without a domain there can be no key; treated like a domain without one
+/// (the MX check is the one that refuses IP literals).
+fn no_domain(config: &MailkeyConfig) -> CheckResult {
+    CheckResult::new(NAME, Status::PermError, no_key_effect(config))
+        .failure(Fix::IpLiteral)
+        .reason("sender has no domain")
 }
 
 /// What the keys published for `domain` decide before any signature is
@@ -127,6 +167,7 @@ pub fn key_result(config: &MailkeyConfig, domain: &str, keys: &KeyLookup) -> Opt
         ),
         KeyLookup::NoKey => Some(
             result(Status::None, no_key_effect(config))
+                .failure(Fix::NoKey)
                 .reason(format!("{domain} publishes no mailkey")),
         ),
         KeyLookup::Published {
@@ -143,6 +184,7 @@ pub fn key_result(config: &MailkeyConfig, domain: &str, keys: &KeyLookup) -> Opt
             };
             Some(
                 result(status, fail_effect(*testing))
+                    .failure(Fix::BadKey)
                     .reason(format!("no usable key at {}: {why}", owner_name(domain)))
                     .prop("header.d", domain),
             )
@@ -176,101 +218,109 @@ struct Pass {
 }
 
 enum Failure {
-    Fail(String),
+    Fail(String, Fix),
     Temp(String),
+    /// A bug (a panic in the verifier): tempfail like any internal error.
+    Internal(String),
 }
 
 async fn verify(
     dns: &Dns,
     alignment: Alignment,
     domain: &str,
-    keys: &KeyLookup,
+    keys: KeyLookup,
     message: &[u8],
     now: u64,
 ) -> Result<Pass, Failure> {
-    // Non-strict parsing keeps `l=` signatures, so that we can say why they
-    // do not count instead of silently dropping them.
-    let Some(mut msg) = AuthenticatedMessage::parse_with_opts(message, None, false) else {
-        return Err(Failure::Fail("message has no header".into()));
-    };
-    let mut reasons = Reasons::default();
-    let mut aligned_domains: Vec<String> = Vec::new();
-    for header in msg.dkim_signatures() {
-        let sig = &header.header;
-        if !sig.s.eq_ignore_ascii_case(SELECTOR) {
-            if sig.d.eq_ignore_ascii_case(domain) {
-                reasons.add(
-                    9,
-                    format!(
-                        "DKIM signature for {domain} uses selector {:?}, not \"mailkey\"",
-                        sig.s
-                    ),
-                );
-            }
-            continue;
-        }
-        if !aligned(&sig.d, domain, alignment) {
-            reasons.add(
-                8,
-                format!("mailkey signature is for d={}, not {domain}", sig.d),
-            );
-            continue;
-        }
-        if let Err(why) = allowed(sig, now) {
-            reasons.add(5, why);
-            continue;
-        }
-        let d = sig.d.to_ascii_lowercase();
-        if !aligned_domains.contains(&d) {
-            aligned_domains.push(d);
-        }
-    }
-    if aligned_domains.is_empty() {
+    let Some(selection) = select::select(message, domain, alignment, now) else {
         return Err(Failure::Fail(
-            reasons
-                .best()
-                .unwrap_or_else(|| "no mailkey signature".into()),
+            "message has no header".into(),
+            Fix::NoSignature,
         ));
+    };
+    let note = selection.note();
+    let with_note = |why: String| match &note {
+        Some(note) => format!("{why}; {note}"),
+        None => why,
+    };
+    let mut reasons = selection.reasons;
+    if selection.domains.is_empty() {
+        let (why, fix) = reasons.fail();
+        return Err(Failure::Fail(with_note(why), fix));
     }
+    // The keys of every signing domain, looked up first: what follows is
+    // pure computation.
+    let mut keyring = Vec::with_capacity(selection.domains.len());
+    let mut own = Some(keys);
+    for d in selection.domains {
+        let keys = match own.take() {
+            Some(keys) if d == domain => keys,
+            other => {
+                own = other;
+                lookup(dns, &d).await
+            }
+        };
+        match keys {
+            KeyLookup::Published { keys, .. } => keyring.push((d, keys)),
+            KeyLookup::TempError(e) => {
+                return Err(Failure::Temp(format!(
+                    "DNS lookup of {} failed: {e}",
+                    owner_name(&d)
+                )));
+            }
+            KeyLookup::NoKey => reasons.add(7, format!("{d} publishes no mailkey")),
+        }
+    }
+    // Hashing and signature checks are CPU work: off the async workers.
+    let authenticator = dns.authenticator.clone();
+    let copy = selection.message;
+    let handle = tokio::runtime::Handle::current();
+    let verified = tokio::task::spawn_blocking(move || {
+        handle.block_on(verify_copy(&authenticator, &keyring, &copy, reasons))
+    })
+    .await;
+    match verified {
+        Ok(Ok(pass)) => Ok(pass),
+        Ok(Err(reasons)) => {
+            let (why, fix) = reasons.fail();
+            Err(Failure::Fail(with_note(why), fix))
+        }
+        Err(e) => Err(Failure::Internal(format!(
+            "internal error: verification failed: {e}"
+        ))),
+    }
+}
+
+/// Verifies the selected signatures of `copy` with each published key of
+/// their domain. Every key comes from `keyring`: no DNS query is made.
+async fn verify_copy(
+    authenticator: &MessageAuthenticator,
+    keyring: &[(String, Vec<MailkeyRecord>)],
+    copy: &[u8],
+    mut reasons: Reasons,
+) -> Result<Pass, Reasons> {
+    // Strict: the selection kept no `l=` signature, and none may sneak in.
+    let Some(mut msg) = AuthenticatedMessage::parse_with_opts(copy, None, true) else {
+        reasons.add(6, "message has no header".into());
+        return Err(reasons);
+    };
+    // Other signatures stayed for the sake of `h=`; they are not verified.
     msg.retain_dkim_signatures(|sig| {
-        let ok = sig.s.eq_ignore_ascii_case(SELECTOR)
-            && aligned(&sig.d, domain, alignment)
-            && allowed(sig, now).is_ok();
-        if ok {
+        let selected = keyring.iter().any(|(d, _)| sig.d.eq_ignore_ascii_case(d));
+        if sig.s.eq_ignore_ascii_case(SELECTOR) && selected {
             Ok(())
         } else {
             Err(DkimError::UnsupportedAlgorithm)
         }
     });
-
-    for d in &aligned_domains {
-        let other;
-        let keys = if d == domain {
-            keys
-        } else {
-            other = lookup(dns, d).await;
-            &other
-        };
-        let records: &[MailkeyRecord] = match keys {
-            KeyLookup::Published { keys, .. } => keys,
-            KeyLookup::TempError(e) => {
-                return Err(Failure::Temp(format!(
-                    "DNS lookup of {} failed: {e}",
-                    owner_name(d)
-                )));
-            }
-            KeyLookup::NoKey => {
-                reasons.add(7, format!("{d} publishes no mailkey"));
-                continue;
-            }
-        };
+    for (d, records) in keyring {
         for record in records {
             let overlay = KeyOverlay {
                 name: fqdn(&dkim_name(d)).into_boxed_str(),
                 record: TxtRecord::DomainKey(record.key.clone()),
             };
             let params = Parameters::new(&msg).with_cache(&overlay);
-            for output in dns.authenticator.verify_dkim(params).await {
+            for output in authenticator.verify_dkim(params).await {
                 let Some(sig) = output.signature() else {
                     continue;
                 };
@@ -293,11 +343,7 @@ async fn verify(
             }
         }
     }
-    Err(Failure::Fail(
-        reasons
-            .best()
-            .unwrap_or_else(|| "no mailkey signature".into()),
-    ))
+    Err(reasons)
 }
 
 /// The protocol's rules on top of DKIM's.
@@ -306,7 +352,7 @@ fn allowed(sig: &Signature, now: u64) -> Result<(), String> {
         return Err("rsa-sha1 signatures are not accepted".into());
     }
     if sig.l != 0 {
-        return Err("signature has an l= body length tag, which is not accepted".into());
+        return Err("signature has an l= body length tag: l= is not accepted".into());
     }
     if !sig.h.iter().any(|h| h.eq_ignore_ascii_case("from")) {
         return Err("signature does not cover the From header".into());
@@ -349,116 +395,6 @@ fn algorithm_name(a: Algorithm) -> &'static str {
 fn b_prefix(sig: &Signature) -> String {
     let b64 = openssl::base64::encode_block(&sig.b);
     b64.chars().take(12).collect()
-}
-
-/// A reason and how telling it is (lower is more specific).
-fn describe(result: &DkimResult) -> (u8, String) {
-    match result {
-        DkimResult::Neutral(Error::Dkim(DkimError::BodyHashMismatch)) => (
-            1,
-            "body hash mismatch: the body was changed after signing".into(),
-        ),
-        DkimResult::Fail(Error::Crypto(_)) => (
-            2,
-            "bad signature: signed headers were changed or the key does not match".into(),
-        ),
-        DkimResult::Neutral(Error::Dkim(DkimError::SignatureExpired)) => {
-            (3, "signature expired (x=)".into())
-        }
-        DkimResult::PermError(Error::Dkim(DkimError::PublicKeyRevoked)) => {
-            (4, "key revoked".into())
-        }
-        DkimResult::Fail(Error::Dkim(DkimError::AuidMismatch)) => {
-            (4, "i= is not in the signing domain".into())
-        }
-        other => (
-            6,
-            format!("signature does not verify: {}", result_error(other)),
-        ),
-    }
-}
-
-fn result_error(r: &DkimResult) -> String {
-    match r {
-        DkimResult::Neutral(e)
-        | DkimResult::Fail(e)
-        | DkimResult::PermError(e)
-        | DkimResult::TempError(e) => e.to_string(),
-        DkimResult::Pass | DkimResult::None => "no result".into(),
-    }
-}
-
-/// The most specific failure reason seen.
-#[derive(Default)]
-struct Reasons(Option<(u8, String)>);
-
-impl Reasons {
-    fn add(&mut self, rank: u8, why: String) {
-        if self.0.as_ref().is_none_or(|(r, _)| rank < *r) {
-            self.0 = Some((rank, why));
-        }
-    }
-
-    fn best(self) -> Option<String> {
-        self.0.map(|(_, why)| why)
-    }
-}
-
-/// A one-entry TXT cache answering the key name with one mailkey.
-struct KeyOverlay {
-    name: Box<str>,
-    record: TxtRecord,
-}
-
-impl ResolverCache<Box<str>, TxtRecord> for KeyOverlay {
-    fn get<Q>(&self, name: &Q) -> Option<TxtRecord>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        if <Box<str> as Borrow<Q>>::borrow(&self.name) == name {
-            Some(self.record.clone())
-        } else {
-            // Key lookups elsewhere, ATPS and r= report records: none.
-            Some(TxtRecord::Error(Error::Dns(DnsError::RecordNotFound(
-                ResponseCode::NXDomain,
-            ))))
-        }
-    }
-
-    fn remove<Q>(&self, _: &Q) -> Option<TxtRecord>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        None
-    }
-
-    fn insert(&self, _: Box<str>, _: TxtRecord, _: Instant) {}
-}
-
-impl DnsCache for KeyOverlay {
-    type Txt = KeyOverlay;
-    type Mx = NoCache;
-    type Ipv4 = NoCache;
-    type Ipv6 = NoCache;
-    type Ptr = NoCache;
-
-    fn txt(&self) -> Option<&Self::Txt> {
-        Some(self)
-    }
-    fn mx(&self) -> Option<&NoCache> {
-        None
-    }
-    fn ipv4(&self) -> Option<&NoCache> {
-        None
-    }
-    fn ipv6(&self) -> Option<&NoCache> {
-        None
-    }
-    fn ptr(&self) -> Option<&NoCache> {
-        None
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub mod spf;
 pub mod tls;
 
 pub(crate) use registry::registered;
-pub use registry::{find, BoxFuture, Check, Inputs, MessageStep, Stage, CHECKS};
+pub use registry::{find, too_big, BoxFuture, Check, Inputs, MessageStep, Stage, CHECKS};
 use std::fmt;
 
 /// A check's name: its key in the log line, the metrics label and the
@@ -87,6 +87,12 @@ impl Code {
         reply: 550,
         enhanced: "5.7.26",
     };
+    /// A message larger than `limits.max_message_size` (RFC 3463: message
+    /// too big for system).
+    pub const TOO_BIG: Code = Code {
+        reply: 552,
+        enhanced: "5.3.4",
+    };
     pub const DNS_TEMPFAIL: Code = Code {
         reply: 451,
         enhanced: "4.4.3",
@@ -122,6 +128,38 @@ pub struct CheckResult {
     pub effect: Effect,
     /// `Authentication-Results` properties, e.g. `("header.d", "example.com")`.
     pub props: Vec<(&'static str, String)>,
+    /// What the sender must fix, for a result that fails: it picks the
+    /// guidance of the reject reply ([`crate::guidance`]).
+    pub failure: Option<Failure>,
+}
+
+/// Why a check failed, as what the sender has to fix. Typed, so that the
+/// reply's guidance never depends on the wording of a reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// No mailkey is published.
+    NoKey,
+    /// The records at `mailkey.D` hold no usable key.
+    BadKey,
+    /// A key is published, but the message carries no mailkey signature
+    /// that counts (none, another selector, another domain, `l=`, SHA-1).
+    NoSignature,
+    /// The signature's body hash does not match: the body was changed.
+    BodyChanged,
+    /// The signature does not verify (headers changed, wrong key, expired).
+    BadSignature,
+    /// SPF did not pass for the client's address.
+    Spf,
+    /// The session was plaintext.
+    NoTls,
+    /// The probe found no STARTTLS on the client's port.
+    NoStartTls,
+    /// The client's certificate is not acceptable (the reason says why).
+    BadCertificate,
+    NoMx,
+    NullMx,
+    /// The sender address has no domain (`user@[192.0.2.1]`).
+    IpLiteral,
 }
 
 impl CheckResult {
@@ -132,7 +170,13 @@ impl CheckResult {
             reason: None,
             effect,
             props: Vec::new(),
+            failure: None,
         }
+    }
+
+    pub fn failure(mut self, failure: Failure) -> Self {
+        self.failure = Some(failure);
+        self
     }
 
     pub fn reason(mut self, reason: impl Into<String>) -> Self {

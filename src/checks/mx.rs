@@ -6,13 +6,13 @@
 //! rarely have MX records of their own, and rejecting bounces loses mail
 //! about mail.
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Stage, Status};
+use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Stage, Status};
 use crate::{
     dns::Dns,
     envelope::{Envelope, SenderDomain},
 };
 use mail_auth::{
-    dns::{DnsCache, Mx, RecordSet},
+    dns::{Mx, RecordSet},
     hickory_resolver::proto::op::ResponseCode,
     DnsError, Error,
 };
@@ -49,12 +49,15 @@ pub async fn check(dns: &Dns, envelope: &Envelope) -> CheckResult {
     let domain = match envelope.sender_domain() {
         SenderDomain::Domain(d) => d,
         SenderDomain::IpLiteral(lit) => {
-            return result(Status::Fail, Effect::Reject(IP_LITERAL)).reason(format!(
-                "sender address uses the IP literal {lit} instead of a domain"
-            ));
+            return result(Status::Fail, Effect::Reject(IP_LITERAL))
+                .failure(Failure::IpLiteral)
+                .reason(format!(
+                    "sender address uses the IP literal {lit} instead of a domain"
+                ));
         }
         SenderDomain::Missing => {
             return result(Status::Fail, Effect::Reject(IP_LITERAL))
+                .failure(Failure::IpLiteral)
                 .reason("sender address has no valid domain");
         }
     };
@@ -77,7 +80,7 @@ pub enum MxAnswer {
 /// Looks up and classifies the MX records of `domain` (`check-domain`
 /// reports on the same lookup).
 pub async fn lookup(dns: &Dns, domain: &str) -> MxAnswer {
-    match dns.authenticator.mx_lookup(domain, dns.caches.mx()).await {
+    match dns.mx(domain).await {
         Ok(set) if is_real(&set) => MxAnswer::Real(
             set.records
                 .iter()
@@ -99,21 +102,24 @@ pub async fn lookup(dns: &Dns, domain: &str) -> MxAnswer {
 /// judges a domain with this very function.
 pub fn answer_result(domain: &str, answer: &MxAnswer) -> CheckResult {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
-    let r =
-        match answer {
-            MxAnswer::Real(_) => result(Status::Pass, Effect::Accept),
-            MxAnswer::Null => result(Status::Fail, Effect::Reject(NULL_MX)).reason(format!(
+    let r = match answer {
+        MxAnswer::Real(_) => result(Status::Pass, Effect::Accept),
+        MxAnswer::Null => result(Status::Fail, Effect::Reject(NULL_MX))
+            .failure(Failure::NullMx)
+            .reason(format!(
                 "{domain} publishes a null MX: it does not accept mail"
             )),
-            MxAnswer::NoMx => result(Status::Fail, Effect::Reject(NO_MX))
-                .reason(format!("{domain} has no MX record")),
-            MxAnswer::NxDomain => result(Status::Fail, Effect::Reject(NO_MX))
-                .reason(format!("{domain} does not exist")),
-            MxAnswer::TempError(e) => {
-                return result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL))
-                    .reason(format!("MX lookup for {domain} failed: {e}"))
-            }
-        };
+        MxAnswer::NoMx => result(Status::Fail, Effect::Reject(NO_MX))
+            .failure(Failure::NoMx)
+            .reason(format!("{domain} has no MX record")),
+        MxAnswer::NxDomain => result(Status::Fail, Effect::Reject(NO_MX))
+            .failure(Failure::NoMx)
+            .reason(format!("{domain} does not exist")),
+        MxAnswer::TempError(e) => {
+            return result(Status::TempError, Effect::Tempfail(Code::DNS_TEMPFAIL))
+                .reason(format!("MX lookup for {domain} failed: {e}"))
+        }
+    };
     r.prop("smtp.mailfrom", domain)
 }
 

@@ -6,7 +6,7 @@
 //! [`Check`]), its `mod` line in `checks/mod.rs`, and its name in
 //! [`registered!`]. ARCHITECTURE.md shows the flow.
 
-use super::{CheckName, CheckResult};
+use super::{CheckName, CheckResult, Code, Effect, Status};
 use crate::{config::Config, envelope::Envelope, Shared};
 use std::{future::Future, pin::Pin, sync::Arc};
 
@@ -52,8 +52,9 @@ pub enum Stage {
     NeedsMessage(Box<dyn MessageStep>),
 }
 
-/// The second half of a check that reads the message.
-pub trait MessageStep: Send {
+/// The second half of a check that reads the message. `Sync`: it waits in
+/// the session between RCPT and the end of message.
+pub trait MessageStep: Send + Sync {
     /// `now`: seconds since the epoch, for expiry decisions.
     fn finish<'a>(
         self: Box<Self>,
@@ -61,6 +62,20 @@ pub trait MessageStep: Send {
         message: &'a [u8],
         now: u64,
     ) -> BoxFuture<'a, CheckResult>;
+
+    /// The message was larger than `limits.max_message_size` (`size` bytes
+    /// so far) and was not kept whole: the result without it. By default a
+    /// `permerror` that rejects with `552 5.3.4` when enforced.
+    fn too_big(self: Box<Self>, check: CheckName, size: u64, limit: u64) -> CheckResult {
+        too_big(check, size, limit)
+    }
+}
+
+/// The default [`MessageStep::too_big`] result.
+pub fn too_big(check: CheckName, size: u64, limit: u64) -> CheckResult {
+    CheckResult::new(check, Status::PermError, Effect::Reject(Code::TOO_BIG)).reason(format!(
+        "message too big for the checks: {size} bytes, limits.max_message_size is {limit}"
+    ))
 }
 
 /// One check, as the registry knows it.

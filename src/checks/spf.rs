@@ -9,7 +9,7 @@
 
 mod lookup;
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Stage, Status};
+use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Stage, Status};
 use crate::{
     config::SpfConfig,
     dns::Dns,
@@ -119,6 +119,7 @@ async fn evaluate(
         // §4.3: a malformed domain gives `none` without any lookup.
         let domain = who.rsplit_once('@').map_or(who, |(_, d)| d);
         return result(Status::None, Effect::Reject(FAIL))
+            .failure(Failure::Spf)
             .reason(format!("{domain} is not a domain name that SPF can check"))
             .prop(prop, who);
     };
@@ -164,7 +165,10 @@ async fn evaluate(
             (Status::TempError, Effect::Tempfail(TEMPFAIL), Some(why))
         }
     };
-    let r = result(status, effect).prop(prop, who);
+    let mut r = result(status, effect).prop(prop, who);
+    if matches!(effect, Effect::Reject(_)) {
+        r = r.failure(Failure::Spf);
+    }
     match why {
         Some(why) => r.reason(why),
         None => r,

@@ -8,7 +8,7 @@
 //! an active STARTTLS probe of the client ([`crate::tls`]). [`judge`]
 //! turns the evidence into a result; it does no I/O.
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Stage, Status};
+use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Stage, Status};
 
 pub const NAME: CheckName = CheckName::new("tls");
 
@@ -110,6 +110,7 @@ pub fn judge(e: &TlsEvidence, probe: Option<&ProbeOutcome>, config: &TlsConfig) 
                 result(Status::None, Effect::Accept).reason("not encrypted; not required")
             }
             _ => result(Status::Fail, Effect::Reject(NO_TLS))
+                .failure(Failure::NoTls)
                 .reason("session not encrypted: STARTTLS was not used"),
         };
     };
@@ -136,13 +137,19 @@ pub fn judge(e: &TlsEvidence, probe: Option<&ProbeOutcome>, config: &TlsConfig) 
             ))
         }
         MtaCertificate::Failed(how) => {
-            return result(Status::Fail, Effect::Reject(BAD_CERT)).reason(format!(
-                "the client certificate failed verification by the MTA (verify={how})"
-            ))
+            return result(Status::Fail, Effect::Reject(BAD_CERT))
+                .failure(Failure::BadCertificate)
+                .reason(format!(
+                    "the client certificate failed verification by the MTA (verify={how})"
+                ))
         }
         MtaCertificate::Unverified => {}
     }
-    let bad = |why: String| result(Status::Fail, Effect::Reject(BAD_CERT)).reason(why);
+    let bad = |why: String| {
+        result(Status::Fail, Effect::Reject(BAD_CERT))
+            .failure(Failure::BadCertificate)
+            .reason(why)
+    };
     match probe {
         None if !config.probe => {
             bad("no verified client certificate, and probing is disabled".into())
@@ -152,7 +159,9 @@ pub fn judge(e: &TlsEvidence, probe: Option<&ProbeOutcome>, config: &TlsConfig) 
             .reason(format!(
                 "{version}, cert verified by probe for {name}, CN={subject}"
             )),
-        Some(ProbeOutcome::NoStartTls(why)) => bad(format!("no certificate to verify: {why}")),
+        Some(ProbeOutcome::NoStartTls(why)) => {
+            bad(format!("no certificate to verify: {why}")).failure(Failure::NoStartTls)
+        }
         Some(ProbeOutcome::BadCertificate(why)) => bad(why.clone()),
         Some(ProbeOutcome::TempError(why)) => result(Status::TempError, Effect::Tempfail(TEMPFAIL))
             .reason(format!("certificate probe failed: {why}")),

@@ -63,6 +63,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// What happens to a message when the milter itself fails.
     pub on_error: OnError,
+    /// Enforce mode: refuse at RCPT TO, before the body, when an enforced
+    /// check that needs no message has already failed.
+    pub reject_at_rcpt: bool,
     /// Permissions of a unix socket, octal.
     pub socket_mode: SocketMode,
     pub socket_owner: Option<String>,
@@ -78,6 +81,8 @@ pub struct Config {
     pub forwarding: ForwardingConfig,
     pub arc: ArcConfig,
     pub srs: SrsConfig,
+    pub exempt: ExemptConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -89,6 +94,7 @@ impl Default for Config {
             trusted_networks: vec![Netmask::LOOPBACK_V4, Netmask::LOOPBACK_V6],
             log_format: LogFormat::Text,
             on_error: OnError::Tempfail,
+            reject_at_rcpt: true,
             socket_mode: SocketMode(0o660),
             socket_owner: None,
             socket_group: None,
@@ -103,6 +109,8 @@ impl Default for Config {
             forwarding: ForwardingConfig::default(),
             arc: ArcConfig::default(),
             srs: SrsConfig::default(),
+            exempt: ExemptConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -199,6 +207,7 @@ impl Config {
                 self.srs.max_age_days
             ));
         }
+        self.limits.validate()?;
         for (key, value) in [
             ("url", &self.guidance.url),
             ("contact", &self.guidance.contact),
@@ -213,7 +222,10 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        for domain in &self.exempt.domains {
+            crate::exempt::domain(domain).map_err(|why| format!("key `exempt.domains`: {why}"))?;
+        }
+        self.guidance.text_for.validate()
     }
 
     /// The effective configuration as TOML, for `check-config`.

@@ -116,6 +116,79 @@ pub struct GuidanceConfig {
     pub text: Option<String>,
     /// Append guidance to the bounces the local MTA generates.
     pub bounces: bool,
+    /// The operator's text per failure kind, replacing the built-in
+    /// guidance for that kind in replies (`no_key` also in bounces).
+    pub text_for: GuidanceTexts,
+}
+
+/// `[guidance.text_for]`: one text per failure kind; `{domain}`, `{ip}` and
+/// `{helo}` stand for the sender's domain, address and HELO name.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuidanceTexts {
+    /// No mailkey published, or none usable.
+    pub no_key: Option<String>,
+    /// A key is published but the message has no mailkey signature.
+    pub no_signature: Option<String>,
+    /// The mailkey signature does not verify (body or headers changed).
+    pub bad_signature: Option<String>,
+    /// SPF did not pass.
+    pub spf: Option<String>,
+    /// Plaintext session, no STARTTLS, or an unacceptable certificate.
+    pub tls: Option<String>,
+    /// No MX, a null MX, or an IP-literal sender.
+    pub mx: Option<String>,
+}
+
+/// At most this many lines per `text_for` text: with all four checks
+/// failing, 4 texts, the links and the reason lines still fit 32 lines.
+pub const GUIDANCE_MAX_KIND_LINES: usize = 6;
+/// The placeholders a `text_for` text may use.
+pub const GUIDANCE_PLACEHOLDERS: [&str; 3] = ["{domain}", "{ip}", "{helo}"];
+
+impl GuidanceTexts {
+    /// Every text, with its key.
+    pub fn all(&self) -> [(&'static str, &Option<String>); 6] {
+        [
+            ("no_key", &self.no_key),
+            ("no_signature", &self.no_signature),
+            ("bad_signature", &self.bad_signature),
+            ("spf", &self.spf),
+            ("tls", &self.tls),
+            ("mx", &self.mx),
+        ]
+    }
+
+    /// Checks each text like `text_file` (printable ASCII, line length),
+    /// with at most [`GUIDANCE_MAX_KIND_LINES`] lines and only the known
+    /// placeholders.
+    pub(super) fn validate(&self) -> Result<(), String> {
+        for (key, text) in self.all() {
+            let Some(text) = text else { continue };
+            let fail = |why: String| format!("key `guidance.text_for.{key}`: {why}");
+            check_guidance_text(text).map_err(&fail)?;
+            let lines = text.lines().count();
+            if lines > GUIDANCE_MAX_KIND_LINES {
+                return Err(fail(format!(
+                    "{lines} lines: allowed are at most {GUIDANCE_MAX_KIND_LINES}"
+                )));
+            }
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find('{') {
+                let word = &rest[start..];
+                let end = word.find('}').map_or(word.len(), |i| i + 1);
+                if !GUIDANCE_PLACEHOLDERS.contains(&&word[..end]) {
+                    return Err(fail(format!(
+                        "unknown placeholder {:?}: allowed are {}",
+                        &word[..end],
+                        GUIDANCE_PLACEHOLDERS.join(", ")
+                    )));
+                }
+                rest = &word[end..];
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Limits on `[guidance]` values: every line must fit an SMTP reply line
@@ -132,6 +205,7 @@ impl Default for GuidanceConfig {
             text_file: None,
             text: None,
             bounces: true,
+            text_for: GuidanceTexts::default(),
         }
     }
 }
@@ -161,7 +235,7 @@ impl GuidanceConfig {
 fn check_guidance_text(text: &str) -> Result<(), String> {
     let lines: Vec<&str> = text.lines().collect();
     if lines.iter().all(|l| l.trim().is_empty()) {
-        return Err("the file is empty".into());
+        return Err("the text is empty".into());
     }
     if lines.len() > GUIDANCE_MAX_TEXT_LINES {
         return Err(format!(
@@ -243,5 +317,66 @@ impl Default for SrsConfig {
             secret_file: None,
             max_age_days: 21,
         }
+    }
+}
+/// Senders that are checked and logged but never rejected or deferred
+/// (src/exempt.rs): partners whose setup is in progress.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExemptConfig {
+    /// Sender domains; each covers its subdomains too.
+    pub domains: Vec<String>,
+    /// Client networks (CIDR).
+    pub networks: Vec<crate::netmask::Netmask>,
+    /// One domain or network per line, `#` comments; read at start and on
+    /// every reload.
+    pub file: Option<PathBuf>,
+}
+
+/// Bounds on what one sender can make the milter do (docs/decisions.md,
+/// "Resource bounds").
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// One deadline for the checks at end of message; when it runs out the
+    /// message gets `on_error`.
+    pub eom_timeout_ms: u64,
+    /// Messages larger than this (header and body as received) are not
+    /// buffered further and not checked.
+    pub max_message_size: u64,
+    /// Milter connections (MTA smtpd processes) served at once.
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            eom_timeout_ms: 10_000,
+            max_message_size: 64 * 1024 * 1024,
+            max_connections: 1000,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if self.eom_timeout_ms == 0 || self.eom_timeout_ms > 600_000 {
+            return Err(format!(
+                "key `limits.eom_timeout_ms`: invalid value {}: allowed is 1 to 600000",
+                self.eom_timeout_ms
+            ));
+        }
+        if self.max_message_size < 64 * 1024 {
+            return Err(format!(
+                "key `limits.max_message_size`: invalid value {}: allowed is 65536 or more",
+                self.max_message_size
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(
+                "key `limits.max_connections`: invalid value 0: allowed is 1 or more".into(),
+            );
+        }
+        Ok(())
     }
 }

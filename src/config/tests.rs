@@ -112,6 +112,27 @@ fn guidance_text_file_is_read_and_checked() {
 }
 
 #[test]
+fn guidance_text_for_is_checked_per_kind() {
+    let c = parse("[guidance.text_for]\nspf = \"Allow {ip} ({helo}) for {domain}.\"").unwrap();
+    assert_eq!(
+        c.guidance.text_for.spf.as_deref(),
+        Some("Allow {ip} ({helo}) for {domain}.")
+    );
+    for (toml, why) in [
+        ("nokey = \"x\"", "unknown field"),
+        ("tls = \"{user}\"", "unknown placeholder \"{user}\""),
+        ("mx = \"caf\u{e9}\"", "printable ASCII"),
+        ("mx = \" \"", "empty"),
+        (&format!("mx = {:?}", "x\n".repeat(7)), "at most 6"),
+    ] {
+        let e = parse(&format!("[guidance.text_for]\n{toml}")).unwrap_err();
+        assert!(e.contains(why), "{toml}: {e}");
+    }
+    let e = parse("[guidance.text_for]\nspf = \"{ip\"").unwrap_err();
+    assert!(e.contains("guidance.text_for.spf"), "{e}");
+}
+
+#[test]
 fn rollout_stages_are_valid_and_do_what_they_say() {
     let stage = |t: &str| parse(t).unwrap();
     let monitor = stage(include_str!("../../contrib/rollout/1-monitor.toml"));
@@ -155,4 +176,23 @@ fn forwarding_sections_are_checked() {
     assert!(e.contains("srs.max_age_days"), "{e}");
     let c = parse("[forwarding]\ntrusted_arc_sealers = [\"lists.example.org\"]").unwrap();
     assert_eq!(c.forwarding.trusted_arc_sealers, ["lists.example.org"]);
+}
+
+#[test]
+fn limits_are_validated_with_their_line() {
+    let err = Config::parse(
+        "mode = \"monitor\"\n[limits]\neom_timeout_ms = 0\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("limits.eom_timeout_ms"), "{err}");
+    let err = Config::parse("[limits]\nmax_message_size = 1000\n", Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("allowed is 65536 or more"), "{err}");
+    let ok = Config::parse("[limits]\nmax_connections = 5\n", Path::new("t.toml")).unwrap();
+    assert_eq!(ok.limits.max_connections, 5);
+    assert_eq!(ok.limits.eom_timeout_ms, 10_000);
 }

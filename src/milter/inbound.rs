@@ -3,9 +3,17 @@
 //! metrics.
 
 use super::{message::Message, Outcome};
-use crate::{arc_seal, auth_results, config::Mode, logging, metrics, verdict::Action, Shared};
+use crate::{
+    arc_seal, auth_results,
+    config::Mode,
+    logging::{self, DecidedAt},
+    metrics,
+    verdict::Action,
+    Shared,
+};
 use indymilter::{ContextActions, EomActions};
-use tracing::error;
+use std::sync::Arc;
+use tracing::{error, warn};
 
 pub async fn check(
     actions: &EomActions,
@@ -21,14 +29,35 @@ pub async fn check(
     };
     // The checks run in a task of their own: a panic there (a bug) is
     // caught, and the message gets `on_error`.
-    let raw = message.complete().to_vec();
-    let evaluation = match tokio::spawn(async move { pending.finish(&raw).await }).await {
+    // The whole message is kept (shared, not copied) for the ARC seal;
+    // a message too big to keep is not sealed.
+    let mut whole: Option<Arc<Vec<u8>>> = None;
+    let checks = match message.too_big() {
+        Some(size) => {
+            warn!(
+                "{queue_id}: message of {size} bytes is larger than limits.max_message_size \
+                 ({} bytes): not buffered further, its signature is not verified",
+                config.limits.max_message_size
+            );
+            tokio::spawn(pending.finish_too_big(size))
+        }
+        None => {
+            let raw = Arc::new(message.take_complete());
+            whole = Some(Arc::clone(&raw));
+            tokio::spawn(async move { pending.finish(&raw).await })
+        }
+    };
+    let mut evaluation = match checks.await {
         Ok(e) => e,
         Err(e) => {
             error!("{queue_id}: failed to check message: check task failed: {e}");
             return Outcome::internal_error(config);
         }
     };
+    // An exempt sender is checked as usual and never rejected or deferred.
+    if let Some(reason) = shared.exempt.reason(&message.envelope) {
+        evaluation.verdict = evaluation.verdict.exempt(reason);
+    }
     let mut value = auth_results::header_value(config, &evaluation.results, &evaluation.verdict);
     if leading_space {
         value.insert(0, ' ');
@@ -49,10 +78,11 @@ pub async fn check(
         }
     }
     if config.arc.seal && evaluation.verdict.action == Action::Accept {
-        let complete = message.complete();
-        add_seal(actions, shared, complete, &value, leading_space, queue_id).await;
+        if let Some(complete) = &whole {
+            add_seal(actions, shared, complete, &value, leading_space, queue_id).await;
+        }
     }
-    logging::checked_message(queue_id, &message.envelope, &evaluation);
+    logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Eom);
     metrics::record(&evaluation);
     Outcome::from_verdict(&evaluation.verdict)
 }

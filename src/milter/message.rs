@@ -21,6 +21,9 @@ impl Trust {
     }
 }
 
+/// The most a client's `SIZE=` hint reserves for a message buffer.
+pub const SIZE_HINT_MAX: usize = 1024 * 1024;
+
 pub struct Message {
     pub envelope: Envelope,
     /// `Some`: not checked (and signed when `[signing]` has the domain).
@@ -39,11 +42,25 @@ pub struct Message {
     /// Where the body starts in `raw`, once it has.
     body_start: Option<usize>,
     ar_seen: usize,
+    /// Bytes kept at most (`limits.max_message_size`); `None` for trusted
+    /// clients, whose mail is signed whole (the MTA's own size limit bounds
+    /// it, and they are accountable).
+    limit: Option<u64>,
+    /// Bytes received (header fields and body as buffered), kept or not.
+    size: u64,
 }
 
 impl Message {
-    pub fn new(envelope: Envelope, trust: Option<Trust>, pending: Option<Pending>) -> Self {
+    /// `max_size`: `limits.max_message_size`, applied to checked mail.
+    pub fn new(
+        envelope: Envelope,
+        trust: Option<Trust>,
+        pending: Option<Pending>,
+        max_size: u64,
+    ) -> Self {
         Self {
+            limit: trust.is_none().then_some(max_size),
+            size: 0,
             envelope,
             trust,
             pending,
@@ -62,10 +79,39 @@ impl Message {
                 self.forged_ar.push(self.ar_seen);
             }
         }
-        self.raw.extend_from_slice(name);
-        self.raw.push(b':');
-        push_crlf(&mut self.raw, value);
-        self.raw.extend_from_slice(b"\r\n");
+        let mut field = Vec::with_capacity(name.len() + value.len() + 3);
+        field.extend_from_slice(name);
+        field.push(b':');
+        push_crlf(&mut field, value);
+        field.extend_from_slice(b"\r\n");
+        self.keep(&field);
+    }
+
+    /// Appends `bytes` unless the message is over its limit: from then on
+    /// nothing more is buffered, only counted.
+    fn keep(&mut self, bytes: &[u8]) {
+        self.size = self.size.saturating_add(bytes.len() as u64);
+        if self.too_big().is_none() {
+            self.raw.extend_from_slice(bytes);
+        } else if !self.raw.is_empty() {
+            self.raw = Vec::new(); // what was kept is of no use any more
+        }
+    }
+
+    /// `Some(size)` once more than the limit arrived.
+    pub fn too_big(&self) -> Option<u64> {
+        self.limit
+            .is_some_and(|limit| self.size > limit)
+            .then_some(self.size)
+    }
+
+    /// The client announced the message's size (`SIZE=` at MAIL FROM, RFC
+    /// 1870): room for it at once instead of growing by doubling (each step
+    /// a copy). The hint comes from the network, so it buys at most
+    /// [`SIZE_HINT_MAX`]; a larger message grows from there.
+    pub fn expect_size(&mut self, size: usize) {
+        let wanted = size.min(SIZE_HINT_MAX);
+        self.raw.reserve(wanted.saturating_sub(self.raw.len()));
     }
 
     /// RCPT TO: `arg` as the MTA passes it, with angle brackets.
@@ -76,21 +122,25 @@ impl Message {
 
     pub fn body(&mut self, chunk: &[u8]) {
         self.end_headers();
-        self.raw.extend_from_slice(chunk);
+        self.keep(chunk);
     }
 
     /// The blank line between header and body, once.
     fn end_headers(&mut self) {
         if self.body_start.is_none() {
-            self.raw.extend_from_slice(b"\r\n");
+            self.keep(b"\r\n");
             self.body_start = Some(self.raw.len());
         }
     }
 
-    /// The header block and the body (empty before any body arrived).
+    /// The header block and the body (empty before any body arrived; both
+    /// empty once the message is over its limit).
     pub fn parts(&self) -> (&[u8], &[u8]) {
         match self.body_start {
-            Some(at) => (&self.raw[..at - 2], &self.raw[at..]),
+            Some(at) => (
+                self.raw.get(..at.saturating_sub(2)).unwrap_or_default(),
+                self.raw.get(at..).unwrap_or_default(),
+            ),
             None => (&self.raw, &[]),
         }
     }
@@ -110,5 +160,42 @@ impl Message {
     pub fn complete(&mut self) -> &[u8] {
         self.end_headers();
         &self.raw
+    }
+
+    /// Like [`Message::complete`], handing the buffer over (the verifier
+    /// runs in a task of its own and needs it owned): no copy of the
+    /// message. The buffer is left empty.
+    pub fn take_complete(&mut self) -> Vec<u8> {
+        self.end_headers();
+        std::mem::take(&mut self.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_mail_is_not_buffered_past_the_limit() {
+        let mut m = Message::new(Envelope::default(), None, None, 70_000);
+        m.header(b"From", b" a@sender.test", "mx.test");
+        let chunk = vec![b'x'; 65_535];
+        m.body(&chunk);
+        assert_eq!(m.too_big(), None);
+        for _ in 0..100 {
+            m.body(&chunk);
+        }
+        assert_eq!(m.too_big(), Some(23 + 101 * 65_535));
+        assert!(m.raw.capacity() <= 70_000 * 2, "kept {}", m.raw.capacity());
+        assert_eq!(m.parts(), (&b""[..], &b""[..]));
+    }
+
+    #[test]
+    fn trusted_mail_is_kept_whole_for_signing() {
+        let trust = Some(Trust::SmtpAuth);
+        let mut m = Message::new(Envelope::default(), trust, None, 70_000);
+        m.body(&vec![b'x'; 100_000]);
+        assert_eq!(m.too_big(), None);
+        assert_eq!(m.complete().len(), 100_002);
     }
 }

@@ -3,6 +3,7 @@
 //! only negotiates the protocol and turns an [`Outcome`] into the reply.
 
 mod dsn_guidance;
+mod early;
 mod inbound;
 mod message;
 mod negotiate;
@@ -35,16 +36,20 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
         })
         .on_rcpt(|cx, args| {
             Box::pin(async move {
-                // An invalid SRS address of ours is refused here, at RCPT.
+                let Some(session) = cx.data.as_mut() else {
+                    return Status::Tempfail;
+                };
+                // An invalid SRS address of ours is refused here, at RCPT,
+                // for this recipient only; then the early reject (the same
+                // answer for every recipient).
                 let first = args.first().map(|a| a.to_string_lossy().into_owned());
-                let refused = cx
-                    .data
-                    .as_ref()
-                    .zip(first)
-                    .and_then(|(s, a)| srs_step::refuse_rcpt(s.shared(), &a));
-                match refused {
+                if let Some(reply) = first.and_then(|a| srs_step::refuse_rcpt(session.shared(), &a))
+                {
+                    return Outcome::Reject(reply).reply(&mut cx.reply);
+                }
+                match session.rcpt(&args, &cx.macros).await {
                     Some(reply) => Outcome::Reject(reply).reply(&mut cx.reply),
-                    None => with(&mut cx.data, |s| s.rcpt(&args)),
+                    None => Status::Continue,
                 }
             })
         })
@@ -118,6 +123,7 @@ impl Outcome {
             Self::Reject(reply) => (reply, Status::Reject),
             Self::TempfailWith(reply) => (reply, Status::Tempfail),
         };
+        crate::metrics::reply_sent(reply.code);
         let code = reply.code.reply.to_string();
         let lines = reply.lines.iter().map(String::as_str);
         if let Err(e) = smtp.set_error_reply(&code, Some(reply.code.enhanced), lines) {

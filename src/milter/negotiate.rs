@@ -44,8 +44,11 @@ pub fn negotiate(
             "the MTA cannot pass exact header whitespace; simple-canonicalised signatures may fail"
         );
     }
-    // Stages we have no use for.
-    let rcpt_stage = (!bounces).then_some(ProtoOpts::NO_RCPT);
+    // Stages we have no use for. RCPT: bounce guidance reads the
+    // recipients, and enforce mode rejects there when a check that needs
+    // no message failed (the configuration is this connection's snapshot).
+    let rcpt_wanted = bounces || super::early::wanted(&shared.config);
+    let rcpt_stage = (!rcpt_wanted).then_some(ProtoOpts::NO_RCPT);
     for unneeded in
         rcpt_stage
             .into_iter()

@@ -1,12 +1,13 @@
 //! Per-connection state and the message lifecycle. Every milter callback is
 //! one call into [`Session`]; the end of message runs the named steps in
 //! order: remove forged headers, bounce guidance, then either sign (trusted
-//! clients) or check (everyone else). The configuration is snapshotted
+//! clients) or check (everyone else). The first RCPT may already reject
+//! ([`early`]). The configuration is snapshotted
 //! when the MTA connects, so a reload never changes a transaction
 //! mid-flight.
 
 use super::{
-    dsn_guidance, inbound,
+    dsn_guidance, early, inbound,
     message::{Message, Trust},
     outbound, srs_step, Outcome,
 };
@@ -14,6 +15,7 @@ use crate::{
     auth_results,
     envelope::{parse_mail_from, Envelope, TlsEvidence},
     transaction::Pending,
+    verdict::Reply,
     Shared,
 };
 use indymilter::{ContextActions, EomActions, Macros, SocketInfo};
@@ -32,6 +34,12 @@ pub struct Session {
     client_ip: Option<IpAddr>,
     helo: String,
     message: Option<Message>,
+    /// Counts the transaction in `transactions_in_flight` until it ends
+    /// (dropped with the message, or with the session).
+    in_flight: Option<crate::metrics::InFlight>,
+    /// What the first RCPT decided for the message: `Some(None)` go on,
+    /// `Some(Some(reply))` rejected before the body.
+    at_rcpt: Option<Option<Reply>>,
 }
 
 impl Session {
@@ -42,6 +50,8 @@ impl Session {
             client_ip: None,
             helo: String::new(),
             message: None,
+            in_flight: None,
+            at_rcpt: None,
         }
     }
 
@@ -74,7 +84,14 @@ impl Session {
         let pending = trust
             .is_none()
             .then(|| Pending::start(&self.shared, envelope.clone()));
-        self.message = Some(Message::new(envelope, trust, pending));
+        let max_size = self.shared.config.limits.max_message_size;
+        let mut message = Message::new(envelope, trust, pending, max_size);
+        if let Some(size) = size_param(args.get(1..).unwrap_or_default()) {
+            message.expect_size(size);
+        }
+        self.message = Some(message);
+        self.in_flight = Some(crate::metrics::InFlight::start());
+        self.at_rcpt = None;
     }
 
     /// Only what is proven is trusted: an authenticated session, or a client
@@ -98,10 +115,23 @@ impl Session {
         &self.shared
     }
 
-    pub fn rcpt(&mut self, args: &[CString]) {
-        if let (Some(m), Some(arg)) = (self.message.as_mut(), args.first()) {
+    /// RCPT TO: `Some(reply)` rejects the recipient (and, since every
+    /// recipient gets the same answer, the message before DATA).
+    pub async fn rcpt(&mut self, args: &[CString], macros: &Macros) -> Option<Reply> {
+        let m = self.message.as_mut()?;
+        if m.trust.is_none() && self.at_rcpt.is_none() {
+            // Postfix has no queue ID before the first accepted recipient
+            // and logs `NOQUEUE` for these rejects; so do we.
+            let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
+            self.at_rcpt = Some(early::reject(&self.shared, m, &queue_id).await);
+        }
+        if let Some(Some(reply)) = &self.at_rcpt {
+            return Some(reply.clone());
+        }
+        if let Some(arg) = args.first() {
             m.rcpt(&arg.to_string_lossy());
         }
+        None
     }
 
     pub fn header(&mut self, name: &CStr, value: &CStr) {
@@ -120,14 +150,22 @@ impl Session {
     /// RSET, abort or close: the message is gone, and its checks with it.
     pub fn abort(&mut self) {
         self.message = None;
+        self.in_flight = None;
+        self.at_rcpt = None;
     }
 
     /// End of message: the lifecycle's steps, in order.
     pub async fn end_of_message(&mut self, actions: &EomActions, macros: &Macros) -> Outcome {
         let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
+        let _in_flight = self.in_flight.take();
         let Some(mut message) = self.message.take() else {
             return Outcome::Accept;
         };
+        // Rejected at RCPT (logged there): an MTA that went on anyway gets
+        // the same answer.
+        if let Some(Some(reply)) = self.at_rcpt.take() {
+            return Outcome::Reject(reply);
+        }
         let shared = self.shared.clone();
         if let Err(e) = remove_forged_headers(actions, &message).await {
             error!("{queue_id}: failed to delete a forged Authentication-Results header: {e}");
@@ -178,8 +216,36 @@ async fn remove_forged_headers(
     Ok(())
 }
 
+/// The `SIZE=` ESMTP parameter of MAIL FROM (RFC 1870), if any.
+fn size_param(params: &[CString]) -> Option<usize> {
+    params.iter().find_map(|p| {
+        let p = p.to_str().ok()?;
+        let (key, value) = p.split_once('=')?;
+        key.eq_ignore_ascii_case("SIZE")
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
 fn macro_str(macros: &Macros, name: &CStr) -> Option<String> {
     let value = macros.get(name)?;
     debug!("macro {name:?} = {value:?}");
     Some(value.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_param_is_read_case_blind_and_never_trusted_blindly() {
+        let args =
+            |a: &[&str]| -> Vec<CString> { a.iter().map(|s| CString::new(*s).unwrap()).collect() };
+        assert_eq!(
+            size_param(&args(&["BODY=8BITMIME", "size=4096"])),
+            Some(4096)
+        );
+        assert_eq!(size_param(&args(&["SIZE=lots"])), None);
+        assert_eq!(size_param(&args(&[])), None);
+    }
 }

@@ -8,7 +8,7 @@ use crate::{
     checks::{keyrecord::KeyLookup, mailkey, mx, spf::is_spf_record},
     dns::{Dns, TxtAnswer},
 };
-use mail_auth::{dns::DnsCache, DnsError, Error};
+use mail_auth::{DnsError, Error};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub async fn domain(dns: &Dns, domain: &str) -> DomainState {
         TxtAnswer::NotFound => "none",
         TxtAnswer::TempError(_) => "temperror",
     };
-    let mx = match dns.authenticator.mx_lookup(domain, dns.caches.mx()).await {
+    let mx = match dns.mx(domain).await {
         Ok(set) if mx::is_real(&set) => "real",
         Ok(_) => "null",
         Err(Error::Dns(DnsError::RecordNotFound(_))) => "none",

@@ -36,13 +36,13 @@ mod names;
 mod trust;
 
 pub use cache::MAX_HELO_VARIANTS;
-pub use names::{cert_names, name_matches};
+pub use names::{cert_names, confirmed_ptr_names, name_matches};
 pub use trust::{CertProblem, TrustStore, TrustStoreError};
 
 use crate::{config::TlsConfig, dns::Dns};
 use cache::{Finding, ProbeCache};
 use client::Conversation;
-use names::{confirmed_ptr_names, is_dns_name, subject_cn};
+use names::{is_dns_name, subject_cn};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use std::{
     net::{IpAddr, SocketAddr},
@@ -190,6 +190,7 @@ impl Prober {
         let (addr, ehlo) = (SocketAddr::new(ip, self.port), self.ehlo_name.clone());
         let probe = tokio::spawn(async move {
             let sni_sent = sni.clone();
+            let started = Instant::now();
             let examined = tokio::task::spawn_blocking(move || {
                 let conversation =
                     client::converse(&connector, addr, &ehlo, sni_sent.as_deref(), limit);
@@ -202,6 +203,11 @@ impl Prober {
                     Finding::Outcome(ProbeOutcome::TempError(format!("probe task failed: {e}")))
                 }
             };
+            let outcome = match &found {
+                Finding::Outcome(o) => Some(o),
+                Finding::Certificate { .. } => None,
+            };
+            crate::metrics::probe_finished(outcome, started.elapsed());
             record.store(sni, found.clone(), Instant::now());
             found
         });

@@ -3,7 +3,7 @@
 //! and PTR names of the client IP that resolve back to it.
 
 use crate::dns::Dns;
-use mail_auth::{dns::DnsCache, DnsError, Error as AuthError};
+use mail_auth::{DnsError, Error as AuthError};
 use openssl::{nid::Nid, x509::X509Ref};
 use std::net::IpAddr;
 
@@ -64,8 +64,7 @@ pub fn is_dns_name(s: &str) -> bool {
 /// PTR names of `ip` that resolve back to it (the first two, as iprev
 /// does). `Err` when DNS failed temporarily and nothing was confirmed.
 pub async fn confirmed_ptr_names(dns: &Dns, ip: IpAddr) -> Result<Vec<String>, String> {
-    let auth = &dns.authenticator;
-    let ptrs = match auth.ptr_lookup(ip, dns.caches.ptr()).await {
+    let ptrs = match dns.ptr(ip).await {
         Ok(set) => set.records.clone(),
         Err(AuthError::Dns(DnsError::RecordNotFound(_))) => return Ok(Vec::new()),
         Err(e) => return Err(format!("PTR lookup for {ip} failed: {e}")),
@@ -74,14 +73,8 @@ pub async fn confirmed_ptr_names(dns: &Dns, ip: IpAddr) -> Result<Vec<String>, S
     let mut failed = None;
     for host in ptrs.iter().take(2) {
         let found = match ip {
-            IpAddr::V4(v4) => auth
-                .ipv4_lookup(host.as_ref(), dns.caches.ipv4())
-                .await
-                .map(|s| s.records.contains(&v4)),
-            IpAddr::V6(v6) => auth
-                .ipv6_lookup(host.as_ref(), dns.caches.ipv6())
-                .await
-                .map(|s| s.records.contains(&v6)),
+            IpAddr::V4(v4) => dns.ipv4(host).await.map(|s| s.records.contains(&v4)),
+            IpAddr::V6(v6) => dns.ipv6(host).await.map(|s| s.records.contains(&v6)),
         };
         match found {
             Ok(true) => confirmed.push(host.trim_end_matches('.').to_ascii_lowercase()),

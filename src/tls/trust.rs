@@ -5,6 +5,7 @@
 
 use crate::config::TlsConfig;
 use openssl::{
+    asn1::Asn1Time,
     error::ErrorStack,
     hash::MessageDigest,
     ocsp::{OcspCertId, OcspCertStatus, OcspFlag, OcspResponse, OcspResponseStatus},
@@ -173,7 +174,7 @@ impl TrustStore {
                 outcome = self.run(leaf, &untrusted, now, false).map_err(internal)?;
             }
         }
-        let verified = outcome.map_err(|e| CertProblem::Bad(describe(e)))?;
+        let verified = outcome.map_err(|e| CertProblem::Bad(describe_for(e, leaf, now)))?;
         if let Some(der) = ocsp {
             let store = self.store(now, false, false).map_err(internal)?;
             match stapled_status(der, &verified, &store) {
@@ -209,6 +210,18 @@ impl TrustStore {
                 Ok(Err(c.error()))
             }
         })
+    }
+}
+
+/// [`describe`], with the date when the sender's own certificate expired
+/// (what the sender needs to see to renew it).
+fn describe_for(e: X509VerifyResult, leaf: &X509, now: i64) -> String {
+    let leaf_expired = e.as_raw() == ERR_CERT_HAS_EXPIRED
+        && Asn1Time::from_unix(now).is_ok_and(|now| leaf.not_after() < now);
+    if leaf_expired {
+        format!("certificate expired on {}", leaf.not_after())
+    } else {
+        describe(e)
     }
 }
 

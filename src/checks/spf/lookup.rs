@@ -13,7 +13,7 @@
 
 use crate::dns::{Dns, TxtAnswer};
 use mail_auth::{
-    dns::{DnsCache, RecordSet},
+    dns::RecordSet,
     hickory_resolver::{
         net::{DnsError as NetDnsError, NetError},
         proto::{
@@ -48,7 +48,7 @@ impl<'a> SpfLookup<'a> {
             return Some(Err(LookupError::NoRecords));
         };
         wire.set_fqdn(true);
-        let resolver = self.dns.authenticator.resolver();
+        let resolver = self.dns.resolver();
         Some(match resolver.lookup(wire, rtype).await {
             Ok(found) => Ok(found.answers().iter().map(|r| r.data.clone()).collect()),
             Err(NetError::Dns(NetDnsError::NoRecordsFound(no))) => match no.response_code {
@@ -120,11 +120,7 @@ impl Lookup for SpfLookup<'_> {
                 _ => None,
             });
         }
-        let answer = self
-            .dns
-            .authenticator
-            .ipv4_lookup(name.as_str(), self.dns.caches.ipv4())
-            .await;
+        let answer = self.dns.ipv4(name.as_str()).await;
         classify(answer, |ip| Some(*ip))
     }
 
@@ -135,11 +131,7 @@ impl Lookup for SpfLookup<'_> {
                 _ => None,
             });
         }
-        let answer = self
-            .dns
-            .authenticator
-            .ipv6_lookup(name.as_str(), self.dns.caches.ipv6())
-            .await;
+        let answer = self.dns.ipv6(name.as_str()).await;
         classify(answer, |ip| Some(*ip))
     }
 
@@ -152,11 +144,7 @@ impl Lookup for SpfLookup<'_> {
             mx.sort_by_key(|(preference, _)| *preference);
             return Ok(mx.iter().filter_map(|(_, host)| name(host)).collect());
         }
-        let answer = self
-            .dns
-            .authenticator
-            .mx_lookup(domain.as_str(), self.dns.caches.mx())
-            .await;
+        let answer = self.dns.mx(domain.as_str()).await;
         // Sorted by preference already; the exchanges of each preference
         // in answer order.
         let hosts = classify(answer, |mx| {
@@ -195,11 +183,7 @@ impl Lookup for SpfLookup<'_> {
     }
 
     async fn lookup_ptr<'l>(&'l self, ip: IpAddr) -> LookupResult<Vec<Name>> {
-        let answer = self
-            .dns
-            .authenticator
-            .ptr_lookup(ip, self.dns.caches.ptr())
-            .await;
+        let answer = self.dns.ptr(ip).await;
         classify(answer, |host| name(host))
     }
 }

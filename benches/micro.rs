@@ -1,0 +1,189 @@
+//! Micro-benchmarks of the per-message work that is not I/O: the mailkey
+//! verification per algorithm (through the daemon's own check, keys given
+//! as the lookup would return them, so no DNS query), parsing with body
+//! canonicalisation, and rendering the Authentication-Results value.
+//!
+//! `cargo bench --ignore-rust-version --bench micro`
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use mail_auth::{
+    crypto::{Ed25519Key, RsaKey, Sha256, SigningKey},
+    dkim::{Canonicalization, DkimSigner},
+    AuthenticatedMessage,
+};
+use mailkey_milter::{
+    auth_results,
+    checks::{keyrecord::KeyLookup, mailkey, CheckResult, Effect, Status},
+    config::Config,
+    dns::{Dns, TxtAnswer},
+    envelope::SenderDomain,
+    verdict::Verdict,
+};
+use openssl::{pkey::PKey, rsa::Rsa};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::{hint::black_box, path::Path};
+
+const DOMAIN: &str = "sender.test";
+
+/// A ~5 KB message like the ones the throughput benchmarks send.
+fn message() -> String {
+    let mut body = String::new();
+    while body.len() < 5000 {
+        body.push_str("The quarterly figures are attached; please review them by Tuesday.\r\n");
+    }
+    format!(
+        "From: Alice <alice@{DOMAIN}>\r\nTo: bob@receiver.test\r\nSubject: Report\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@{DOMAIN}>\r\n\r\n{body}"
+    )
+}
+
+fn sign<K: SigningKey>(key: K, msg: &str, c: Canonicalization) -> String {
+    let sig = DkimSigner::from_key(key)
+        .domain(DOMAIN)
+        .selector("mailkey")
+        .headers(["From", "To", "Subject", "Date", "Message-ID"])
+        .header_canonicalization(c)
+        .body_canonicalization(c)
+        .sign(msg.as_bytes())
+        .expect("sign");
+    format!("{}{msg}", mail_auth::headers::HeaderWriter::to_header(&sig))
+}
+
+/// (name, signed message, key record) per algorithm, relaxed/relaxed.
+fn signed() -> Vec<(&'static str, String, String)> {
+    let msg = message();
+    let b64 = openssl::base64::encode_block;
+    let ed = PKey::generate_ed25519().expect("ed25519");
+    let ed_key = Ed25519Key::from_pkcs8_der(&ed.private_key_to_pkcs8().expect("pkcs8"))
+        .expect("ed25519 key");
+    let ed_record = format!(
+        "v=DKIM1; k=ed25519; p={}",
+        b64(&ed.raw_public_key().expect("raw"))
+    );
+    let rsa = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey");
+    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        rsa.private_key_to_pkcs8().expect("pkcs8"),
+    ));
+    let rsa_key = RsaKey::<Sha256>::from_key_der(der).expect("rsa key");
+    let rsa_record = format!(
+        "v=DKIM1; k=rsa; p={}",
+        b64(&rsa.public_key_to_der().expect("spki"))
+    );
+    vec![
+        (
+            "rsa-2048",
+            sign(rsa_key, &msg, Canonicalization::Relaxed),
+            rsa_record,
+        ),
+        (
+            "ed25519",
+            sign(ed_key, &msg, Canonicalization::Relaxed),
+            ed_record,
+        ),
+    ]
+}
+
+fn verify(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // The resolver is never asked: the keys are handed to the check.
+    let config = Config::parse(
+        "[dns]\nnameservers = [\"127.0.0.1:9\"]\n",
+        Path::new("micro.toml"),
+    )
+    .expect("config");
+    let dns = rt.block_on(async { Dns::new(&config.dns) }).expect("dns");
+    let sender = SenderDomain::Domain(DOMAIN.into());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut group = c.benchmark_group("verify");
+    for (name, msg, record) in signed() {
+        let keys = KeyLookup::from_answer(TxtAnswer::Records(vec![record.into_bytes()]));
+        let check = || {
+            mailkey::check(
+                &dns,
+                &config.mailkey,
+                &sender,
+                keys.clone(),
+                msg.as_bytes(),
+                now,
+            )
+        };
+        // A benchmark of a failing verification would measure nothing.
+        let first = rt.block_on(check());
+        assert_eq!(first.status, Status::Pass, "{name}: {:?}", first.reason);
+        group.bench_function(name, |b| b.iter(|| rt.block_on(check())));
+    }
+    group.finish();
+}
+
+fn canonicalise(c: &mut Criterion) {
+    let msg = message();
+    let pkcs8 = PKey::generate_ed25519()
+        .and_then(|k| k.private_key_to_pkcs8())
+        .expect("ed25519");
+    let mut group = c.benchmark_group("parse+canonicalise");
+    group.throughput(Throughput::Bytes(msg.len() as u64));
+    for (name, canon) in [
+        ("relaxed", Canonicalization::Relaxed),
+        ("simple", Canonicalization::Simple),
+    ] {
+        let key = Ed25519Key::from_pkcs8_der(&pkcs8).expect("key");
+        let signed = sign(key, &msg, canon);
+        // Parsing hashes the canonical body of every signature.
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                AuthenticatedMessage::parse(black_box(signed.as_bytes()))
+                    .map(|m| m.raw_message().len())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn render(c: &mut Criterion) {
+    let config = Config::parse(
+        "authserv_id = \"mx.receiver.test\"\n",
+        Path::new("micro.toml"),
+    )
+    .expect("config");
+    let results = [
+        CheckResult::new(
+            mailkey_milter::checks::mailkey::NAME,
+            Status::Pass,
+            Effect::Accept,
+        )
+        .prop("header.d", DOMAIN)
+        .prop("header.s", "mailkey")
+        .prop("header.a", "ed25519-sha256")
+        .prop("header.b", "AbCdEfGh"),
+        CheckResult::new(
+            mailkey_milter::checks::spf::NAME,
+            Status::Pass,
+            Effect::Accept,
+        )
+        .prop("smtp.mailfrom", format!("alice@{DOMAIN}")),
+        CheckResult::new(
+            mailkey_milter::checks::tls::NAME,
+            Status::Pass,
+            Effect::Accept,
+        )
+        .prop("policy.peer-certificate", "verified"),
+        CheckResult::new(
+            mailkey_milter::checks::mx::NAME,
+            Status::Pass,
+            Effect::Accept,
+        )
+        .prop("policy.mx", format!("mx.{DOMAIN}")),
+    ];
+    let verdict = Verdict::accept();
+    c.bench_function("auth_results::header_value", |b| {
+        b.iter(|| auth_results::header_value(&config, black_box(&results), &verdict))
+    });
+}
+
+criterion_group!(benches, verify, canonicalise, render);
+criterion_main!(benches);

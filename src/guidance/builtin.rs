@@ -1,0 +1,96 @@
+//! The built-in guidance per failure kind: what went wrong in the sender's
+//! terms and the one command or record that fixes it. Each text is at most
+//! three reply lines, so that all four checks failing still fits 32 lines.
+
+use super::Sender;
+use crate::checks::{keyrecord::owner_name, Failure};
+
+/// The guidance lines for `failure`.
+pub fn lines(failure: Failure, s: &Sender<'_>) -> Vec<String> {
+    let d = s.domain_or_placeholder();
+    let key = owner_name(d);
+    let ip = s.ip_text();
+    let helo = s.helo_text();
+    match failure {
+        Failure::NoKey => vec![
+            format!("{d} publishes no mailkey. To publish one and sign with it:"),
+            format!("1. run: mailkey-milter keygen --domain {d} --out /etc/mailkey"),
+            format!("2. publish the printed TXT record at {key}"),
+            "3. sign outgoing mail with selector \"mailkey\" ([signing] of mailkey-milter, \
+             or any DKIM signer)."
+                .into(),
+        ],
+        Failure::BadKey => vec![
+            format!("The TXT record at {key} holds no usable key. Replace it:"),
+            format!(
+                "run: mailkey-milter keygen --domain {d} --out /etc/mailkey and publish \
+                 the printed record."
+            ),
+        ],
+        Failure::NoSignature => vec![
+            format!("{d} publishes a mailkey, but this message has no mailkey signature."),
+            format!(
+                "Sign outgoing mail with selector \"mailkey\" and d={d}, with the key \
+                 published at {key}:"
+            ),
+            format!(
+                "mailkey-milter: [signing] domains = [{{ domain = \"{d}\", key_file = \
+                 \"/etc/mailkey/{d}.ed25519.pem\" }}] (or any DKIM signer)."
+            ),
+        ],
+        Failure::BodyChanged => vec![
+            format!(
+                "The body was changed after signing (a footer or a filter), so the \
+                 signature of {d} no longer matches."
+            ),
+            format!("Sign last, with the key at {key}: add footers and run filters before it."),
+        ],
+        Failure::BadSignature => vec![
+            format!(
+                "The signature of {d} does not verify: signed headers were changed after \
+                 signing, or the key is not the one at {key}."
+            ),
+            format!("Sign last, with the private key of the record published at {key}."),
+        ],
+        Failure::Spf => vec![
+            format!("Your SPF record does not authorise {ip} (only an SPF pass is accepted)."),
+            format!(
+                "Add {} to the SPF record of {d}: \"v=spf1 {} ... -all\"",
+                s.spf_term(),
+                s.spf_term()
+            ),
+        ],
+        Failure::NoTls => vec![
+            format!("Your server {helo} ({ip}) sent this message without encryption."),
+            "Use STARTTLS when sending (Postfix: smtp_tls_security_level = may), and".into(),
+            format!("offer STARTTLS on {ip} with a certificate from a trusted CA for {helo}."),
+        ],
+        Failure::NoStartTls => vec![
+            format!("We check your server's certificate by connecting to {ip}: no STARTTLS."),
+            format!("Offer STARTTLS there with a certificate from a trusted CA for {helo}"),
+            "(Postfix: smtpd_tls_cert_file, smtpd_tls_key_file, \
+             smtpd_tls_security_level = may)."
+                .into(),
+        ],
+        Failure::BadCertificate => vec![
+            format!("We checked the certificate your server {ip} shows (the finding is above)."),
+            format!(
+                "Install an unexpired certificate from a trusted CA, with its full chain, \
+                 for {helo}"
+            ),
+            format!("(your HELO name) or for the name that {ip} resolves to."),
+        ],
+        Failure::NoMx => vec![
+            format!("{d} has no MX record, so no one can answer its mail."),
+            format!("Publish one: {d}. IN MX 10 mail.{d}. (a host that takes mail for {d})"),
+        ],
+        Failure::NullMx => vec![
+            format!("{d} publishes a null MX (MX 0 .): it says it takes no mail."),
+            format!("Replace it with a real one: {d}. IN MX 10 mail.{d}."),
+        ],
+        Failure::IpLiteral => vec![
+            "An address without a domain (user@[IP]) cannot be checked or answered.".into(),
+            format!("Send from an address at your domain, with an MX: {d}. IN MX 10 mail.{d}."),
+        ],
+    }
+}

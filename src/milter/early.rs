@@ -1,0 +1,74 @@
+//! Rejecting at RCPT TO, before the body is sent: when an enforced check
+//! that needs no message (SPF, MX, an address-literal sender, TLS) has
+//! already failed, the first RCPT gets the reject that the end of message
+//! would give, and every further RCPT the same; the MTA then never reaches
+//! DATA and the body of such mail is never received. This is Postfix's
+//! `smtpd_delay_reject` convention: the answer to a bad sender comes at
+//! RCPT, not at MAIL FROM, so the client sees it as a recipient rejection
+//! that names the sender's problem.
+
+use super::message::Message;
+use crate::{
+    checks::{mailkey, spf, CHECKS},
+    config::{Config, Mode},
+    logging::{self, DecidedAt},
+    metrics,
+    transaction::Evaluation,
+    verdict::{self, Action, Reply},
+    Shared,
+};
+use std::time::Duration;
+
+/// How long the first RCPT waits for the enforced checks: below the read
+/// timeouts MTAs give a milter per command (Sendmail's `T=R:10s`, Postfix's
+/// `milter_command_timeout` of 30 s). A check not done by then is decided
+/// at the end of message, as before.
+pub const RCPT_WAIT: Duration = Duration::from_secs(5);
+
+/// Is the RCPT stage worth negotiating (`reject_at_rcpt`)? Only enforce
+/// mode rejects, and only an enforced check can cause it.
+pub fn wanted(config: &Config) -> bool {
+    config.mode == Mode::Enforce
+        && config.reject_at_rcpt
+        && CHECKS.iter().any(|c| c.is_enforced(config))
+}
+
+/// The verdict over the results that need no message, when it is a
+/// reject; logged and counted once here, as the end of message would. A
+/// tempfail is left for the end of message: a check that reads the
+/// message (mailkey) may still reject, and a reject beats a tempfail.
+pub async fn reject(shared: &Shared, message: &mut Message, queue_id: &str) -> Option<Reply> {
+    let config = &shared.config;
+    // An exempt sender is never rejected: its verdict waits for the end of
+    // message, like everyone's in monitor mode.
+    if !wanted(config) || shared.exempt.reason(&message.envelope).is_some() {
+        return None;
+    }
+    let mut results = message
+        .pending
+        .as_mut()?
+        .envelope_results(RCPT_WAIT)
+        .await?;
+    // A trusted ARC sealer can still vouch for SPF and mailkey, but only
+    // the message's ARC headers say so: with `[forwarding]
+    // trusted_arc_sealers` set, their failures are left to the end of
+    // message (`crate::forwarding` runs there).
+    if !config.forwarding.trusted_arc_sealers.is_empty() {
+        results.retain(|r| r.check != spf::NAME && r.check != mailkey::NAME);
+    }
+    let sender = message.envelope.sender_domain();
+    let who = crate::guidance::Sender::of(&message.envelope, sender.name());
+    let verdict = verdict::decide(&results, config, &who);
+    if verdict.action != Action::Reject {
+        return None;
+    }
+    let reply = verdict.reply.clone()?;
+    let evaluation = Evaluation {
+        sender,
+        results,
+        verdict,
+    };
+    logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Rcpt);
+    metrics::record(&evaluation);
+    Some(reply)
+}

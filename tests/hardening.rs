@@ -1,0 +1,195 @@
+//! Bounds on what one sender can make the milter do (issue #13), through the
+//! real milter socket with a real DNS server on 127.0.0.1: signature
+//! amplification, the end-of-message deadline, the message size limit.
+
+mod common;
+
+use common::{dns::TestDns, message, send, Daemon, TestKey, Transaction};
+use indymilter_test::Status;
+use std::time::Duration;
+
+const FROM: &str = "alice@sender.test";
+const CLIENT: &str = "127.0.0.10";
+
+async fn setup(key: &TestKey, extra_config: &str) -> (TestDns, Daemon) {
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let daemon = Daemon::start(&common::config(&dns, extra_config)).await;
+    (dns, daemon)
+}
+
+/// `n` forged mailkey signatures for sender.test, each with `tags`
+/// (`{i}` is replaced by its number), one header field per line.
+fn forged(n: usize, tags: &str) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=sender.test;\r\n \
+                 s=mailkey; h=from; bh=AAAA; b=AAAA; {}\r\n",
+                tags.replace("{i}", &i.to_string())
+            )
+        })
+        .collect()
+}
+
+fn assert_reply(outcome: &common::Outcome, code: &str, says: &[&str]) {
+    let reply = outcome.reply();
+    assert!(reply.starts_with(code), "reply {reply:?} is not {code}");
+    for s in says {
+        assert!(reply.contains(s), "reply {reply:?} does not say {s:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_l_signatures_are_refused_after_five() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&key, "").await;
+    let mail = format!("{}{}", forged(1000, "l={i}"), message(FROM));
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, mail)).await;
+    assert!(matches!(outcome.status, Status::Reject { .. }));
+    assert_reply(
+        &outcome,
+        "550-5.7.20",
+        &[
+            "l= is not accepted",
+            "1000 mailkey signatures, only the first 5 were considered",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_valid_signature_after_the_first_five_does_not_count() {
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&key, "").await;
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    // 999 forgeries above the real signature (headers are read top down).
+    let mail = format!("{}{signed}", forged(999, "t={i}"));
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, mail)).await;
+    assert!(
+        matches!(outcome.status, Status::Reject { .. }),
+        "{:?}",
+        outcome.status
+    );
+    assert_reply(
+        &outcome,
+        "550-5.7.20",
+        &["1000 mailkey signatures, only the first 5 were considered"],
+    );
+    // The same signature below four forgeries is found.
+    let mail = format!("{}{signed}", forged(4, "t={i}"));
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, mail)).await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+    assert!(outcome.auth_results().unwrap().contains("mailkey=pass"));
+}
+
+/// A zone whose every answer comes 3 s late, with a resolver that waits for
+/// it, and an end-of-message deadline of 300 ms.
+async fn slow_dns(mode: &str) -> (TestDns, Daemon) {
+    let dns = TestDns::start(common::sender_zone().delay(Duration::from_secs(3))).await;
+    let config = common::config(&dns, "[limits]\neom_timeout_ms = 300")
+        .replace("timeout_ms = 500", "timeout_ms = 8000")
+        .replace("mode = \"enforce\"", &format!("mode = \"{mode}\""));
+    let daemon = Daemon::start(&config).await;
+    (dns, daemon)
+}
+
+#[tokio::test]
+async fn checks_past_the_eom_deadline_tempfail() {
+    let (_dns, daemon) = slow_dns("enforce").await;
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert!(
+        matches!(outcome.status, Status::Tempfail { .. }),
+        "{:?}",
+        outcome.status
+    );
+    assert_reply(
+        &outcome,
+        "451-4.3.0",
+        &["not finished within the end-of-message deadline of 300 ms"],
+    );
+}
+
+#[tokio::test]
+async fn checks_past_the_eom_deadline_are_accepted_in_monitor_mode() {
+    let (_dns, daemon) = slow_dns("monitor").await;
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_eq!(outcome.status, Status::Accept);
+    let ar = outcome.auth_results().unwrap();
+    assert!(
+        ar.contains(
+            "mailkey=temperror (not finished within the end-of-message deadline of 300 ms; \
+             monitor mode, would tempfail: 451 4.3.0)"
+        ),
+        "{ar}"
+    );
+}
+
+/// A message with a body of `size` bytes, signed.
+fn big(key: &TestKey, size: usize) -> String {
+    let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n";
+    let body = line.repeat(size / line.len() + 1);
+    let mail = message(FROM).replace("Hello Bob,\r\n", &body);
+    key.sign(&mail, "sender.test", "mailkey")
+}
+
+#[tokio::test]
+async fn message_over_max_message_size_is_rejected_552() {
+    let key = TestKey::ed25519();
+    let limit = "[limits]\nmax_message_size = 65536";
+    let (_dns, daemon) = setup(&key, limit).await;
+    // Under the limit, the signature verifies.
+    let outcome = send(
+        daemon.addr,
+        &Transaction::new(CLIENT, FROM, big(&key, 30_000)),
+    )
+    .await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+    // Over it, the same kind of message cannot be verified.
+    let outcome = send(
+        daemon.addr,
+        &Transaction::new(CLIENT, FROM, big(&key, 200_000)),
+    )
+    .await;
+    assert!(matches!(outcome.status, Status::Reject { .. }));
+    assert_reply(
+        &outcome,
+        "552 5.3.4",
+        &[
+            "message too big for the checks",
+            "max_message_size is 65536",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn message_over_max_message_size_from_a_domain_without_key_is_accepted() {
+    let dns = TestDns::start(common::sender_zone()).await;
+    let config = common::config(&dns, "[limits]\nmax_message_size = 65536");
+    let daemon = Daemon::start(&config).await;
+    let key = TestKey::ed25519();
+    let outcome = send(
+        daemon.addr,
+        &Transaction::new(CLIENT, FROM, big(&key, 200_000)),
+    )
+    .await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+    assert!(outcome.auth_results().unwrap().contains("mailkey=none"));
+}
+
+#[tokio::test]
+async fn connections_beyond_max_connections_wait_their_turn() {
+    let dns = TestDns::start(common::sender_zone()).await;
+    let daemon = Daemon::start(&common::config(&dns, "[limits]\nmax_connections = 1")).await;
+    let ip = CLIENT.parse().unwrap();
+    let first = common::open(daemon.addr, ip, "mail.sender.test").await;
+    let addr = daemon.addr;
+    let second = tokio::spawn(async move { common::open(addr, ip, "mail.sender.test").await });
+    // Not served while the first holds the only slot (an absence, so a
+    // slow machine can only make this pass, never fail spuriously).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "a second connection was served");
+    first.close().await.unwrap();
+    let mut second = second.await.unwrap();
+    let outcome =
+        common::send_on(&mut second, &Transaction::new(CLIENT, FROM, message(FROM))).await;
+    assert_eq!(outcome.status, Status::Accept);
+}
