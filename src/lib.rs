@@ -37,6 +37,13 @@ pub mod tls;
 pub mod transaction;
 pub mod verdict;
 
+/// Crate-private parsers of untrusted input, re-exported for the fuzz
+/// targets in fuzz/ (a separate crate); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::milter::message::Message;
+}
+
 use config::Config;
 use dns::Dns;
 use std::{

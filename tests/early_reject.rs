@@ -40,12 +40,7 @@ fn logs() -> &'static LogCapture {
     static LOGS: OnceLock<LogCapture> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = LogCapture::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
+        let _ = tracing::subscriber::set_global_default(logs.subscriber());
         logs
     })
 }

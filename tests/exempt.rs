@@ -66,16 +66,6 @@ fn assert_rejected(o: &Outcome) {
     assert!(!ar.contains("exempt"), "{ar}");
 }
 
-fn capture() -> (LogCapture, tracing::subscriber::DefaultGuard) {
-    let logs = LogCapture::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
-}
-
 /// The one per-message log line about `sender`.
 fn log_line(logs: &LogCapture, sender: &str) -> String {
     let text = logs.text();
@@ -89,7 +79,7 @@ fn log_line(logs: &LogCapture, sender: &str) -> String {
 
 #[tokio::test]
 async fn exempt_domains_and_networks_are_accepted_siblings_rejected() {
-    let (logs, _guard) = capture();
+    let (logs, _guard) = LogCapture::for_thread();
     let key = TestKey::ed25519();
     let dns = TestDns::start(zone(&key)).await;
     let extra = "[exempt]\ndomains = [\"Partner.TEST.\"]\nnetworks = [\"127.0.9.0/24\"]";
@@ -126,7 +116,7 @@ async fn exempt_domains_and_networks_are_accepted_siblings_rejected() {
 
 #[tokio::test]
 async fn the_exempt_file_is_read_again_on_reload() {
-    let (logs, _guard) = capture();
+    let (logs, _guard) = LogCapture::for_thread();
     let key = TestKey::ed25519();
     let dns = TestDns::start(zone(&key)).await;
     let dir = temp_dir("exempt-file");

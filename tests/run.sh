@@ -9,3 +9,6 @@ bash tests/setup.sh
 # The Debian package that tests/package.rs installs and runs.
 cargo deb --locked -- --ignore-rust-version
 cargo test --locked --ignore-rust-version --all-targets
+# Bounded coverage-guided fuzzing of every parser of untrusted input, from
+# the committed seeds (SECURITY.md "Fuzzing"); a crash fails the suite.
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash fuzz/run.sh

@@ -13,7 +13,8 @@
 # no main.cf, so certainly by accident) is stopped.
 set -euo pipefail
 
-PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0 chromium)
+# g++: libfuzzer-sys compiles libFuzzer for the fuzz targets (fuzz/run.sh).
+PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0 chromium g++)
 
 say() { echo "setup.sh: $*"; }
 

@@ -10,22 +10,12 @@ use indymilter_test::{EomAction, SocketInfo, Status, TestConnection};
 
 const DSN: &str = include_str!("fixtures/bounce/postfix-dsn.eml");
 
-/// Log capture for this test's thread. Every test of this file installs
-/// one, so that no test registers the log call site without a subscriber.
-fn capture() -> (LogCapture, tracing::subscriber::DefaultGuard) {
-    let logs = LogCapture::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
-}
-
+/// Enforcing, with every verdict at end of message (so that our header is
+/// there to look at).
 async fn daemon() -> (TestDns, Daemon) {
     let key = TestKey::ed25519();
     let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
-    let daemon = Daemon::start(&common::config(&dns, "")).await;
+    let daemon = Daemon::start(&common::config(&dns, "reject_at_rcpt = false")).await;
     (dns, daemon)
 }
 
@@ -33,7 +23,7 @@ async fn daemon() -> (TestDns, Daemon) {
 /// family) proves nothing: its unsigned mail is checked and rejected.
 #[tokio::test]
 async fn unknown_client_address_is_checked_not_trusted() {
-    let (_logs, _guard) = capture();
+    let (_logs, _guard) = LogCapture::for_thread();
     let (_dns, daemon) = daemon().await;
     let mut conn = TestConnection::open(daemon.addr).await.expect("open");
     let status = conn
@@ -64,7 +54,7 @@ async fn unknown_client_address_is_checked_not_trusted() {
 /// MTA's own bounces (trusted clients) get the guidance paragraph.
 #[tokio::test]
 async fn remote_null_sender_dsn_is_checked_and_not_rewritten() {
-    let (_logs, _guard) = capture();
+    let (_logs, _guard) = LogCapture::for_thread();
     let (_dns, daemon) = daemon().await;
     let t = Transaction::new("127.0.0.10", "", DSN.to_string());
     let outcome = send(daemon.addr, &t).await;
@@ -80,7 +70,7 @@ async fn remote_null_sender_dsn_is_checked_and_not_rewritten() {
 /// `"x verdict=accept"@sender.test` is logged as one quoted string.
 #[tokio::test]
 async fn quoted_local_part_cannot_forge_a_log_field() {
-    let (logs, _guard) = capture();
+    let (logs, _guard) = LogCapture::for_thread();
     let (_dns, daemon) = daemon().await;
     let from = "\"x verdict=accept reply=-\"@sender.test";
     let t = Transaction::new("127.0.0.10", from, message("alice@sender.test"));

@@ -5,7 +5,7 @@
 mod dsn_guidance;
 mod early;
 mod inbound;
-mod message;
+pub(crate) mod message;
 mod negotiate;
 mod outbound;
 mod session;

@@ -47,9 +47,17 @@ impl Daemon {
         let config = Config::parse(config_toml, Path::new("test.toml")).expect("test config");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        Self::serve(mailkey_milter::socket::NoDelay(listener), config, addr)
+    }
+
+    /// Runs the daemon on `listener` as `main` does.
+    fn serve(
+        listener: impl indymilter::Listener + Send + 'static,
+        config: Config,
+        addr: SocketAddr,
+    ) -> Daemon {
         let shared = SharedHandle::new(Shared::new(config).expect("resolver"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let listener = mailkey_milter::socket::NoDelay(listener);
         let (reloads, reload_rx) = mpsc::channel(1);
         let task = tokio::spawn(mailkey_milter::run(
             listener,
@@ -73,25 +81,7 @@ impl Daemon {
         let config = Config::parse(config_toml, Path::new("test.toml")).expect("test config");
         let _ = std::fs::remove_file(path);
         let listener = tokio::net::UnixListener::bind(path).expect("bind unix socket");
-        let shared = SharedHandle::new(Shared::new(config).expect("resolver"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (reloads, reload_rx) = mpsc::channel(1);
-        let task = tokio::spawn(mailkey_milter::run(
-            listener,
-            shared.clone(),
-            reload_rx,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        let addr = SocketAddr::from(([0, 0, 0, 0], 0));
-        Daemon {
-            addr,
-            shared,
-            _reloads: reloads,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Self::serve(listener, config, SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Reloads as SIGHUP does, with `config_toml` as the file read again.
@@ -136,6 +126,23 @@ impl std::io::Write for LogCapture {
 }
 
 impl LogCapture {
+    /// Captures the log of this thread (a `#[tokio::test]` runs the daemon
+    /// on it) until the guard is dropped.
+    pub fn for_thread() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let guard = tracing::subscriber::set_default(logs.subscriber());
+        (logs, guard)
+    }
+
+    /// A subscriber that writes plain text lines into this capture.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish()
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
     }

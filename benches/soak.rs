@@ -1,0 +1,421 @@
+//! Soak: the real `mailkey-milter` binary under sustained hostile load.
+//! Many MTA connections at once over a unix socket push a mix of good,
+//! bad and hostile transactions (huge headers, many signatures, garbage,
+//! aborted transactions, clients without TLS macros that make the daemon
+//! probe them), while the daemon's resident memory is sampled every second
+//! from /proc/PID/status. Keys, SPF and MX come from the test DNS server on
+//! 127.0.0.1; every client address is on 127.0.0.0/8.
+//!
+//! `bash bench/soak.sh [--messages N] [--connections C]` (defaults
+//! 1,000,000 and 1,000) prints msg/s, the outcome counts and the largest
+//! RSS. Under `cargo test` it runs 48 messages on 12 connections and
+//! asserts that every transaction got its answer and the daemon survived.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{dns::TestDns, message, process, sender_zone, TestKey, VERIFIED_TLS};
+use indymilter_test::{MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
+use std::{
+    ffi::CString,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+/// One transaction as the MTA passes it: header fields and body.
+struct Msg {
+    fields: Vec<(CString, CString)>,
+    body: Vec<u8>,
+    /// Send no TLS macros, so that the daemon probes the client.
+    probe: bool,
+    /// Stop after the headers and abort (client gone, RSET).
+    abort: bool,
+}
+
+const MIX: usize = 12;
+
+#[derive(Default)]
+struct Counts {
+    accept: AtomicU64,
+    reject: AtomicU64,
+    tempfail: AtomicU64,
+    aborted: AtomicU64,
+    /// Protocol errors: a dropped connection or a broken reply.
+    errors: AtomicU64,
+    /// The slowest transaction of each kind in the mix, in ms.
+    slowest: [AtomicU64; MIX],
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut messages, mut connections, mut full) = (None, None, false);
+    while let Some(a) = args.next() {
+        let mut number = |what: &str| -> Option<usize> {
+            let n = args.next().and_then(|v| v.replace('_', "").parse().ok());
+            Some(n.unwrap_or_else(|| panic!("{what} needs a number")))
+        };
+        match a.as_str() {
+            "--bench" => full = true,
+            "--messages" => messages = number("--messages"),
+            "--connections" => connections = number("--connections"),
+            _ => {}
+        }
+    }
+    let (messages, connections) = match full {
+        true => (messages.unwrap_or(1_000_000), connections.unwrap_or(1000)),
+        false => (messages.unwrap_or(48), connections.unwrap_or(12)),
+    };
+    // The daemon caps concurrent milter connections at 1000.
+    let connections = connections.clamp(1, 1000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(soak(messages, connections, full));
+}
+
+async fn soak(messages: usize, connections: usize, full: bool) {
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let dir = process::temp_dir("soak");
+    let socket = dir.join("milter.sock");
+    let config = dir.join("soak.toml");
+    process::write(
+        &config,
+        &format!(
+            "listen = \"unix:{}\"\n{}",
+            socket.display(),
+            common::config(&dns, "")
+        ),
+    );
+    // warn: a soak log at info is one line per message, and is not what
+    // is measured; warnings and errors are kept to be counted.
+    let log = dir.join("daemon.log");
+    let mut daemon = std::process::Command::new(process::BIN)
+        .args(["--config", &config.to_string_lossy()])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start mailkey-milter");
+    wait_for_socket(&socket).await;
+    let pid = daemon.id();
+
+    // 200 signatures per hostile message; 10 under `cargo test`, where the
+    // daemon is a debug build and its crypto is 100 times slower.
+    let mix = Arc::new(mix(&key, if full { 200 } else { 10 }));
+    let counts = Arc::new(Counts::default());
+    let next = Arc::new(AtomicUsize::new(0));
+    let max_rss = Arc::new(AtomicU64::new(0));
+    println!("soak: {messages} messages, {connections} concurrent milter connections (unix socket), daemon pid {pid}");
+    let started = Instant::now();
+    let sampler = {
+        let (max_rss, next) = (max_rss.clone(), next.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let rss = rss_kib(pid).unwrap_or(0);
+                max_rss.fetch_max(rss, Relaxed);
+                let secs = started.elapsed().as_secs();
+                if secs > 0 && secs % 10 == 0 {
+                    let done = next.load(Relaxed).min(messages);
+                    println!(
+                        "soak: {secs:>4} s  {done:>9} messages  {:>7.0} msg/s  RSS {:.1} MiB",
+                        done as f64 / started.elapsed().as_secs_f64(),
+                        rss as f64 / 1024.0
+                    );
+                }
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (socket, mix, counts, next) =
+            (socket.clone(), mix.clone(), counts.clone(), next.clone());
+        // 127.0.(c / 250).(c % 250 + 2): never 127.0.0.1, the trusted one.
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, (c / 250) as u8, (c % 250 + 2) as u8));
+        tasks.push(tokio::spawn(async move {
+            client(&socket, ip, &mix, &counts, &next, messages).await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let elapsed = started.elapsed();
+    sampler.abort();
+    max_rss.fetch_max(rss_kib(pid).unwrap_or(0), Relaxed);
+    let alive = daemon.try_wait().expect("wait").is_none();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+
+    let c = |a: &AtomicU64| a.load(Relaxed);
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let (errors_logged, panics) = (
+        logged.matches("ERROR").count(),
+        logged.matches("panicked").count(),
+    );
+    println!(
+        "soak: {messages} messages in {:.1} s = {:.0} msg/s; accept {}, reject {}, tempfail {}, aborted {}, protocol errors {}",
+        elapsed.as_secs_f64(),
+        messages as f64 / elapsed.as_secs_f64(),
+        c(&counts.accept),
+        c(&counts.reject),
+        c(&counts.tempfail),
+        c(&counts.aborted),
+        c(&counts.errors)
+    );
+    println!(
+        "soak: max RSS {:.1} MiB at {connections} connections; daemon {}; log: {errors_logged} ERROR lines, {panics} panics",
+        c(&max_rss) as f64 / 1024.0,
+        if alive { "alive" } else { "DIED" }
+    );
+    let slowest: Vec<String> = counts
+        .slowest
+        .iter()
+        .map(|ms| format!("{}", c(ms)))
+        .collect();
+    println!(
+        "soak: slowest transaction per kind (ms): {}",
+        slowest.join(" ")
+    );
+    if !full {
+        assert!(alive, "the daemon died:\n{logged}");
+        assert_eq!(panics, 0, "{logged}");
+        assert_eq!(
+            c(&counts.errors),
+            0,
+            "protocol errors; daemon log:\n{logged}"
+        );
+        assert!(c(&counts.accept) > 0 && c(&counts.reject) > 0);
+        assert_eq!(
+            c(&counts.accept) + c(&counts.reject) + c(&counts.tempfail) + c(&counts.aborted),
+            messages as u64
+        );
+    }
+}
+
+/// One MTA connection: transactions until `messages` are sent; a broken
+/// connection is counted and replaced.
+async fn client(
+    socket: &Path,
+    ip: IpAddr,
+    mix: &[Msg],
+    counts: &Counts,
+    next: &AtomicUsize,
+    messages: usize,
+) {
+    let mut conn: Option<TestConnection> = None;
+    loop {
+        let n = next.fetch_add(1, Relaxed);
+        if n >= messages {
+            break;
+        }
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => match open(socket, ip).await {
+                Ok(c) => c,
+                Err(_) => {
+                    counts.errors.fetch_add(1, Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let msg = &mix[n % mix.len()];
+        let t = Instant::now();
+        let result = transaction(&mut c, msg).await;
+        counts.slowest[n % mix.len()].fetch_max(t.elapsed().as_millis() as u64, Relaxed);
+        match result {
+            Ok(status) => {
+                let counter = match status {
+                    None => &counts.aborted,
+                    Some(Status::Accept | Status::Continue) => &counts.accept,
+                    Some(Status::Tempfail { .. }) => &counts.tempfail,
+                    Some(_) => &counts.reject,
+                };
+                counter.fetch_add(1, Relaxed);
+                conn = Some(c);
+            }
+            Err(e) => {
+                if counts.errors.fetch_add(1, Relaxed) == 0 {
+                    eprintln!("soak: first protocol error: {e}");
+                }
+            }
+        }
+    }
+    if let Some(c) = conn {
+        let _ = c.close().await;
+    }
+}
+
+type Result<T> = std::result::Result<T, indymilter_test::TestError>;
+
+async fn open(socket: &Path, ip: IpAddr) -> Result<TestConnection> {
+    let mut conn = TestConnection::configure()
+        .exact_leading_space(true)
+        .read_timeout(Duration::from_secs(60))
+        .open_unix(socket)
+        .await?;
+    conn.macros(MacroStage::Connect, [("j", "mx.receiver.test")])
+        .await?;
+    conn.connect(
+        "client.sender.test",
+        SocketInfo::Inet(SocketAddr::new(ip, 40000)),
+    )
+    .await?;
+    conn.helo("mail.sender.test").await?;
+    Ok(conn)
+}
+
+/// One transaction; `None` when it was aborted, else the final status (a
+/// reject before end of message ends it as the MTA would, with an abort).
+async fn transaction(conn: &mut TestConnection, msg: &Msg) -> Result<Option<Status>> {
+    let mut macros = vec![("i", "SOAK1")];
+    if !msg.probe {
+        macros.extend(VERIFIED_TLS);
+    }
+    conn.macros(MacroStage::Mail, macros).await?;
+    let status = conn.mail(["<alice@sender.test>"]).await?;
+    if status != Status::Continue {
+        conn.abort().await?;
+        return Ok(Some(status));
+    }
+    let opts = conn.negotiated_opts();
+    if !opts.contains(ProtoOpts::NO_RCPT) {
+        conn.rcpt(["<bob@receiver.test>"]).await?;
+    }
+    for (name, value) in &msg.fields {
+        let status = conn.header(name.clone(), value.clone()).await?;
+        if status != Status::Continue {
+            conn.abort().await?;
+            return Ok(Some(status));
+        }
+    }
+    if msg.abort {
+        conn.abort().await?;
+        return Ok(None);
+    }
+    if !opts.contains(ProtoOpts::NO_EOH) {
+        conn.eoh().await?;
+    }
+    for chunk in msg.body.chunks(65535) {
+        conn.body(chunk.to_vec()).await?;
+    }
+    let (_, status) = conn.eom().await?;
+    Ok(Some(status))
+}
+
+/// The mix, one entry per message in turn: four good, one unsigned, one
+/// with a broken signature, and one each of the hostile kinds.
+fn mix(key: &TestKey, signatures: usize) -> Vec<Msg> {
+    let plain = message("alice@sender.test");
+    let signed = key.sign(&plain, "sender.test", "mailkey");
+    let tampered = signed.replace("the numbers", "the NUMBERS");
+    let signature = signed.split_once("\r\nFrom:").map_or("", |(s, _)| s);
+    let many_sigs = format!("{}\r\n{signed}", vec![signature; signatures].join("\r\n"));
+    let huge = format!(
+        "X-Huge: {}\r\n{}{signed}",
+        "a".repeat(60_000),
+        "X-Filler: hostile header\r\n".repeat(1000)
+    );
+    let msg = |text: &str, probe, abort| {
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
+        Msg {
+            fields: fields(head),
+            body: body.as_bytes().to_vec(),
+            probe,
+            abort,
+        }
+    };
+    let mut mix = vec![
+        msg(&signed, false, false),
+        msg(&signed, false, false),
+        msg(&signed, true, false),
+        msg(&signed, false, false),
+        msg(&plain, false, false),
+        msg(&tampered, false, false),
+        msg(&many_sigs, false, false),
+        msg(&huge, false, false),
+        msg(&signed, false, true),
+    ];
+    mix.push(garbage(1));
+    mix.push(msg(&signed, false, false));
+    mix.push(garbage(2));
+    assert_eq!(mix.len(), MIX);
+    mix
+}
+
+/// Random bytes (no NUL: the milter protocol cannot carry it) as header
+/// names, values and body; deterministic per `seed`.
+fn garbage(seed: u64) -> Msg {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut bytes = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x as u8).max(1)
+            })
+            .collect()
+    };
+    let fields = (0..40)
+        .map(|i| {
+            let c = |v: Vec<u8>| CString::new(v).unwrap_or_default();
+            (c(bytes(1 + i % 30)), c(bytes(i * 50)))
+        })
+        .collect();
+    Msg {
+        fields,
+        body: bytes(20_000),
+        probe: seed % 2 == 0,
+        abort: false,
+    }
+}
+
+/// Header fields as the MTA passes them: value with its leading space,
+/// folded lines joined with LF.
+fn fields(head: &str) -> Vec<(CString, CString)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = out.last_mut() {
+                v.push('\n');
+                v.push_str(line);
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            out.push((n.into(), v.into()));
+        }
+    }
+    out.into_iter()
+        .map(|(n, v)| {
+            (
+                CString::new(n).expect("name"),
+                CString::new(v).expect("value"),
+            )
+        })
+        .collect()
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn wait_for_socket(path: &PathBuf) {
+    for _ in 0..200 {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the daemon did not listen on {}", path.display());
+}
