@@ -13,6 +13,7 @@
 )]
 #![warn(rust_2018_idioms)]
 
+pub mod arc_seal;
 pub mod auth_results;
 pub mod check_domain;
 pub mod checks;
@@ -21,6 +22,7 @@ pub mod dns;
 pub mod dsn;
 pub mod envelope;
 pub mod exempt;
+pub mod forwarding;
 pub mod guidance;
 pub mod keygen;
 pub mod logging;
@@ -30,6 +32,7 @@ pub mod netmask;
 pub mod report;
 pub mod sign;
 pub mod socket;
+pub mod srs;
 pub mod tls;
 pub mod transaction;
 pub mod verdict;
@@ -60,6 +63,8 @@ pub struct Shared {
     /// The certificate prober, with its cache of probed hosts.
     pub probe: Arc<Prober>,
     pub signers: sign::Signers,
+    /// `[srs]`, with its secrets; `None` when SRS is off.
+    pub srs: Option<srs::Srs>,
     /// `[exempt]` with its file, read when the configuration is loaded.
     pub exempt: exempt::Exemptions,
 }
@@ -74,6 +79,8 @@ pub enum SetupError {
     #[error(transparent)]
     Signing(#[from] sign::SignError),
     #[error(transparent)]
+    Srs(#[from] srs::SrsLoadError),
+    #[error(transparent)]
     Exempt(#[from] exempt::ExemptError),
 }
 
@@ -82,12 +89,14 @@ impl Shared {
         let dns = Dns::new(&config.dns)?;
         let probe = Arc::new(Prober::new(&config.tls, &config.authserv_id)?);
         let signers = sign::Signers::load(&config.signing)?;
+        let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         Ok(Self {
             config,
             dns,
             probe,
             signers,
+            srs,
             exempt,
         })
     }
@@ -142,6 +151,7 @@ impl SharedHandle {
     /// leaves the running configuration in place.
     pub fn replace(&self, config: Config) -> Result<(), SetupError> {
         let signers = sign::Signers::load(&config.signing)?;
+        let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         let old = self.current();
         let dns = if old.config.dns == config.dns {
@@ -161,6 +171,7 @@ impl SharedHandle {
             dns,
             probe,
             signers,
+            srs,
             exempt,
         });
         match self.0.write() {

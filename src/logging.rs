@@ -55,8 +55,9 @@ fn reasons(results: &[CheckResult]) -> String {
     results
         .iter()
         // A pass may carry a description (TLS: version and certificate)
-        // for the header; the log keeps `reasons=` for what went wrong.
-        .filter(|r| r.status != Status::Pass)
+        // for the header; the log keeps `reasons=` for what went wrong, and
+        // for passes that a trusted ARC sealer vouched for.
+        .filter(|r| r.status != Status::Pass || crate::forwarding::vouched_for(r))
         .filter_map(|r| r.reason.as_ref().map(|why| format!("{}: {why}", r.check)))
         .collect::<Vec<_>>()
         .join("; ")

@@ -162,6 +162,11 @@ impl DomainKey {
         })
     }
 
+    /// The key as mail-auth signs with it (ARC sealing reuses it).
+    pub(crate) fn signing_key(&self) -> SharedKey {
+        SharedKey(self.key.clone())
+    }
+
     /// The DKIM-Signature for `message` (CRLF line ends), as a header field
     /// value without the name: it starts with a space, continuation lines
     /// are folded with CRLF + TAB, and there is no final CRLF.
@@ -227,7 +232,7 @@ pub fn normalise_domain(domain: &str) -> Result<String, SignError> {
 
 /// One key shared by every signer that uses it (mail-auth's signers own
 /// their key, and its keys cannot be cloned).
-struct SharedKey(Arc<DkimKey>);
+pub(crate) struct SharedKey(Arc<DkimKey>);
 
 impl mail_auth::crypto::SigningKey for SharedKey {
     type Hasher = Sha256;

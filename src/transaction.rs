@@ -9,7 +9,7 @@ use crate::{
     checks::{CheckName, CheckResult, Code, Effect, Inputs, Stage, Status, CHECKS},
     config::OnError,
     envelope::{Envelope, SenderDomain},
-    guidance, metrics,
+    forwarding, guidance, metrics,
     verdict::{self, Verdict},
     Shared,
 };
@@ -180,8 +180,14 @@ impl Pending {
             results.push(finished.unwrap_or_else(|| timed_out(check, timeout, on_error)));
         }
         let sender = self.inputs.envelope.sender_domain();
+        let trusted = &config.forwarding.trusted_arc_sealers;
+        let whole: &[u8] = match message {
+            Received::Whole(message) => message,
+            Received::TooBig(_) => &[],
+        };
+        forwarding::apply(&mut results, trusted, sender.name(), whole);
         let who = guidance::Sender::of(&self.inputs.envelope, sender.name());
-        let verdict = verdict::decide(&results, &self.inputs.shared.config, &who);
+        let verdict = verdict::decide(&results, config, &who);
         Evaluation {
             sender,
             results,

@@ -4,6 +4,7 @@
 //! A result says what happened and what it would mean for the message if
 //! the check is enforced; [`crate::verdict`] alone decides what happens.
 
+pub mod arc;
 pub mod keyrecord;
 pub mod mailkey;
 pub mod mx;

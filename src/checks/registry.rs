@@ -16,7 +16,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 /// line's field names) expands from the same list.
 macro_rules! registered {
     ($then:ident) => {
-        $then! { mailkey, spf, tls, mx }
+        $then! { mailkey, spf, tls, mx, arc }
     };
 }
 pub(crate) use registered;

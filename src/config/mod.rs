@@ -78,6 +78,9 @@ pub struct Config {
     pub guidance: GuidanceConfig,
     pub signing: SigningConfig,
     pub metrics: MetricsConfig,
+    pub forwarding: ForwardingConfig,
+    pub arc: ArcConfig,
+    pub srs: SrsConfig,
     pub exempt: ExemptConfig,
     pub limits: LimitsConfig,
 }
@@ -103,6 +106,9 @@ impl Default for Config {
             guidance: GuidanceConfig::default(),
             signing: SigningConfig::default(),
             metrics: MetricsConfig::default(),
+            forwarding: ForwardingConfig::default(),
+            arc: ArcConfig::default(),
+            srs: SrsConfig::default(),
             exempt: ExemptConfig::default(),
             limits: LimitsConfig::default(),
         }
@@ -172,6 +178,33 @@ impl Config {
             return Err(format!(
                 "key `tls.probe_timeout_ms`: invalid value {}: allowed is 1 to 120000",
                 self.tls.probe_timeout_ms
+            ));
+        }
+        if self.arc.seal {
+            let Some(domain) = &self.arc.seal_domain else {
+                return Err("key `arc.seal`: seal = true needs `seal_domain`".into());
+            };
+            let fqdn = |d: &str| d.trim_end_matches('.').to_ascii_lowercase();
+            if !self
+                .signing
+                .domains
+                .iter()
+                .any(|s| fqdn(&s.domain) == fqdn(domain))
+            {
+                return Err(format!(
+                    "key `arc.seal_domain`: invalid value {domain:?}: allowed is a domain \
+                     of [[signing.domains]] (its key seals)"
+                ));
+            }
+        }
+        if self.srs.domain.is_some() && self.srs.secret_file.is_none() {
+            return Err("key `srs.domain`: SRS needs `secret_file`".into());
+        }
+        if self.srs.max_age_days == 0 || self.srs.max_age_days > 1000 {
+            return Err(format!(
+                "key `srs.max_age_days`: invalid value {}: allowed is 1 to 1000 \
+                 (timestamps wrap after 1024 days)",
+                self.srs.max_age_days
             ));
         }
         self.limits.validate()?;

@@ -279,6 +279,46 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[forwarding]`: how forwarded and list mail is recognised (#15).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardingConfig {
+    /// Domains (`d=` of the newest `ARC-Seal`) whose recorded SPF and
+    /// mailkey results we accept when ours fail (docs/decisions.md).
+    pub trusted_arc_sealers: Vec<String>,
+}
+
+/// `[arc]`: sealing on the forwarding side (#15).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArcConfig {
+    /// Seal every message we checked and let through (docs/decisions.md).
+    pub seal: bool,
+    /// The domain whose `[signing]` key seals (selector `mailkey`).
+    pub seal_domain: Option<String>,
+}
+
+/// `[srs]`: the Sender Rewriting Scheme (#15), off without `domain`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrsConfig {
+    /// The domain of our SRS addresses; no rewriting when absent.
+    pub domain: Option<String>,
+    /// One secret per line: the first signs, all verify (rotation).
+    pub secret_file: Option<PathBuf>,
+    /// SRS0 addresses older than this are refused.
+    pub max_age_days: u64,
+}
+
+impl Default for SrsConfig {
+    fn default() -> Self {
+        Self {
+            domain: None,
+            secret_file: None,
+            max_age_days: 21,
+        }
+    }
+}
 /// Senders that are checked and logged but never rejected or deferred
 /// (src/exempt.rs): partners whose setup is in progress.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -162,6 +162,23 @@ fn effective_config_round_trips() {
 }
 
 #[test]
+fn forwarding_sections_are_checked() {
+    let e = parse("[arc]\nseal = true").unwrap_err();
+    assert!(e.contains("arc.seal") && e.contains("seal_domain"), "{e}");
+    let e = parse("[arc]\nseal = true\nseal_domain = \"example.org\"").unwrap_err();
+    assert!(
+        e.contains("arc.seal_domain") && e.contains("signing"),
+        "{e}"
+    );
+    let e = parse("[srs]\ndomain = \"fwd.example.org\"").unwrap_err();
+    assert!(e.contains("srs.domain") && e.contains("secret_file"), "{e}");
+    let e = parse("[srs]\nmax_age_days = 0").unwrap_err();
+    assert!(e.contains("srs.max_age_days"), "{e}");
+    let c = parse("[forwarding]\ntrusted_arc_sealers = [\"lists.example.org\"]").unwrap();
+    assert_eq!(c.forwarding.trusted_arc_sealers, ["lists.example.org"]);
+}
+
+#[test]
 fn limits_are_validated_with_their_line() {
     let err = Config::parse(
         "mode = \"monitor\"\n[limits]\neom_timeout_ms = 0\n",

@@ -9,7 +9,7 @@
 
 use super::message::Message;
 use crate::{
-    checks::CHECKS,
+    checks::{mailkey, spf, CHECKS},
     config::{Config, Mode},
     logging::{self, DecidedAt},
     metrics,
@@ -44,11 +44,18 @@ pub async fn reject(shared: &Shared, message: &mut Message, queue_id: &str) -> O
     if !wanted(config) || shared.exempt.reason(&message.envelope).is_some() {
         return None;
     }
-    let results = message
+    let mut results = message
         .pending
         .as_mut()?
         .envelope_results(RCPT_WAIT)
         .await?;
+    // A trusted ARC sealer can still vouch for SPF and mailkey, but only
+    // the message's ARC headers say so: with `[forwarding]
+    // trusted_arc_sealers` set, their failures are left to the end of
+    // message (`crate::forwarding` runs there).
+    if !config.forwarding.trusted_arc_sealers.is_empty() {
+        results.retain(|r| r.check != spf::NAME && r.check != mailkey::NAME);
+    }
     let sender = message.envelope.sender_domain();
     let who = crate::guidance::Sender::of(&message.envelope, sender.name());
     let verdict = verdict::decide(&results, config, &who);

@@ -4,7 +4,7 @@
 
 use super::{message::Message, Outcome};
 use crate::{
-    auth_results,
+    arc_seal, auth_results,
     config::Mode,
     logging::{self, DecidedAt},
     metrics,
@@ -12,6 +12,7 @@ use crate::{
     Shared,
 };
 use indymilter::{ContextActions, EomActions};
+use std::sync::Arc;
 use tracing::{error, warn};
 
 pub async fn check(
@@ -28,6 +29,9 @@ pub async fn check(
     };
     // The checks run in a task of their own: a panic there (a bug) is
     // caught, and the message gets `on_error`.
+    // The whole message is kept (shared, not copied) for the ARC seal;
+    // a message too big to keep is not sealed.
+    let mut whole: Option<Arc<Vec<u8>>> = None;
     let checks = match message.too_big() {
         Some(size) => {
             warn!(
@@ -38,7 +42,8 @@ pub async fn check(
             tokio::spawn(pending.finish_too_big(size))
         }
         None => {
-            let raw = message.take_complete();
+            let raw = Arc::new(message.take_complete());
+            whole = Some(Arc::clone(&raw));
             tokio::spawn(async move { pending.finish(&raw).await })
         }
     };
@@ -57,7 +62,10 @@ pub async fn check(
     if leading_space {
         value.insert(0, ' ');
     }
-    if let Err(e) = actions.insert_header(0, auth_results::HEADER, value).await {
+    if let Err(e) = actions
+        .insert_header(0, auth_results::HEADER, value.clone())
+        .await
+    {
         error!("{queue_id}: failed to add the Authentication-Results header: {e}");
         // Without our header downstream filters know nothing of the checks;
         // a verdict to reject or defer still stands, in monitor mode the
@@ -69,7 +77,51 @@ pub async fn check(
             return Outcome::internal_error(config);
         }
     }
+    if config.arc.seal && evaluation.verdict.action == Action::Accept {
+        if let Some(complete) = &whole {
+            add_seal(actions, shared, complete, &value, leading_space, queue_id).await;
+        }
+    }
     logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Eom);
     metrics::record(&evaluation);
     Outcome::from_verdict(&evaluation.verdict)
+}
+
+/// `[arc] seal`: our ARC set on top of the message (src/arc_seal.rs). A
+/// failure to seal is logged and the message goes on unsealed: a seal is a
+/// courtesy to the next hop, never a reason to hold mail.
+async fn add_seal(
+    actions: &EomActions,
+    shared: &Shared,
+    message: &[u8],
+    results: &str,
+    leading_space: bool,
+    queue_id: &str,
+) {
+    let Some(domain) = shared.config.arc.seal_domain.as_deref() else {
+        return;
+    };
+    let Some(key) = shared.signers.for_domain(domain) else {
+        error!("{queue_id}: not sealed: no [signing] key for seal_domain {domain}");
+        return;
+    };
+    let fields = match arc_seal::seal(&shared.dns, key, message, results).await {
+        Ok(fields) => fields,
+        Err(e) => {
+            error!("{queue_id}: not sealed for {domain}: {e}");
+            return;
+        }
+    };
+    // Inserted at the top one after the other: the last one ends first.
+    for (name, value) in fields.into_iter().rev() {
+        let value = if leading_space {
+            format!(" {value}")
+        } else {
+            value
+        };
+        if let Err(e) = actions.insert_header(0, name, value).await {
+            error!("{queue_id}: failed to add the ARC set: {e}");
+            return;
+        }
+    }
 }

@@ -26,6 +26,15 @@ pub fn negotiate(
     } else if shared.config.guidance.bounces {
         warn!("the MTA cannot replace message bodies; bounces get no guidance");
     }
+    // SRS changes the sender and rewrites recipients (src/milter/srs_step.rs).
+    let srs = Actions::CHANGE_SENDER | Actions::ADD_RCPT | Actions::DELETE_RCPT;
+    if shared.srs.is_some() {
+        if actions.contains(srs) {
+            cx.requested_actions |= srs;
+        } else {
+            warn!("the MTA cannot change senders and recipients; SRS is not applied");
+        }
+    }
     // Exact header whitespace keeps `c=simple` signatures verifiable.
     let leading_space = opts.contains(ProtoOpts::LEADING_SPACE);
     if leading_space {

@@ -9,7 +9,7 @@
 use super::{
     dsn_guidance, early, inbound,
     message::{Message, Trust},
-    outbound, Outcome,
+    outbound, srs_step, Outcome,
 };
 use crate::{
     auth_results,
@@ -111,6 +111,10 @@ impl Session {
         }
     }
 
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// RCPT TO: `Some(reply)` rejects the recipient (and, since every
     /// recipient gets the same answer, the message before DATA).
     pub async fn rcpt(&mut self, args: &[CString], macros: &Macros) -> Option<Reply> {
@@ -177,6 +181,7 @@ impl Session {
                 message.replace_body(&body);
             }
         }
+        srs_step::rewrite(actions, &shared, &message, &queue_id).await;
         match message.trust {
             Some(trust) => {
                 outbound::sign(

@@ -1,0 +1,91 @@
+//! SRS in the milter (`[srs]`, src/srs/):
+//!
+//! - at RCPT, a recipient in our SRS domain that does not reverse (forged
+//!   hash, expired, malformed) is refused with `550 5.1.1`; other addresses
+//!   of the domain (postmaster@) are left to the MTA;
+//! - at end of message, each recipient that reverses is replaced by the
+//!   address it stands for (a bounce finds its way back);
+//! - a message from a trusted client whose sender is foreign (neither a
+//!   `[signing]` domain nor the SRS domain) is forwarded mail re-injected by
+//!   the MTA (a `.forward`, an alias expanded by a second pass): its sender
+//!   is rewritten to our SRS address, so SPF is checked against us
+//!   (docs/decisions.md, "SRS: which mail is rewritten").
+
+use super::message::Message;
+use crate::{checks::Code, verdict::Reply, Shared};
+use indymilter::{ContextActions, EomActions};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing::{error, info};
+
+pub const INVALID: Code = Code {
+    reply: 550,
+    enhanced: "5.1.1",
+};
+
+/// The reply refusing RCPT `arg`, if it is an invalid SRS address of ours.
+pub fn refuse_rcpt(shared: &Shared, arg: &str) -> Option<Reply> {
+    let srs = shared.srs.as_ref()?;
+    let address = bare(arg);
+    if !srs.is_ours(address) {
+        return None;
+    }
+    match srs.reverse(address, now()) {
+        Ok(_) | Err(crate::srs::SrsError::NotSrs) => None,
+        Err(e) => Some(Reply::new(INVALID, [format!("invalid SRS address: {e}")])),
+    }
+}
+
+/// The end-of-message rewrites. An action the MTA refuses is logged and
+/// the message goes on as it is (never lose mail).
+pub async fn rewrite(actions: &EomActions, shared: &Shared, message: &Message, queue_id: &str) {
+    let Some(srs) = shared.srs.as_ref() else {
+        return;
+    };
+    let now = now();
+    for rcpt in &message.rcpt_to {
+        let Ok(decoded) = srs.reverse(rcpt, now) else {
+            continue;
+        };
+        let done = async {
+            actions.delete_recipient(format!("<{rcpt}>")).await?;
+            actions.add_recipient(format!("<{}>", decoded.0)).await
+        };
+        match done.await {
+            Ok(()) => info!("{queue_id}: SRS recipient <{rcpt}> is <{}>", decoded.0),
+            Err(e) => error!("{queue_id}: failed to rewrite the SRS recipient <{rcpt}>: {e}"),
+        }
+    }
+    let sender = message.envelope.mail_from.as_str();
+    let foreign = message.trust.is_some()
+        && message
+            .envelope
+            .sender_domain()
+            .name()
+            .is_some_and(|d| shared.signers.for_domain(d).is_none())
+        && !srs.is_ours(sender);
+    if !foreign {
+        return;
+    }
+    match srs.forward(sender, now) {
+        Ok(rewritten) => {
+            match actions
+                .change_sender(format!("<{rewritten}>"), None::<&str>)
+                .await
+            {
+                Ok(()) => info!("{queue_id}: SRS sender <{sender}> is <{rewritten}>"),
+                Err(e) => error!("{queue_id}: failed to change the sender to SRS: {e}"),
+            }
+        }
+        Err(e) => error!("{queue_id}: no SRS address for <{sender}>: {e}"),
+    }
+}
+
+fn bare(arg: &str) -> &str {
+    arg.trim().trim_start_matches('<').trim_end_matches('>')
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
