@@ -145,6 +145,12 @@ pub fn parse_record(raw: &[u8], tags: &Tags) -> Result<MailkeyRecord, RecordErro
     let Some(p) = tags.get("p") else {
         return Err(RecordError::NotAKey);
     };
+    // RFC 6376 §3.2: a tag twice makes the record invalid. We check the
+    // first `p=` and mail-auth would verify with the last: a second, short
+    // key must not slip past the size rule.
+    if let Some(tag) = tags.duplicate() {
+        return Err(RecordError::Malformed(format!("tag {tag}= appears twice")));
+    }
     if tags.get("v").is_some_and(|v| v != "DKIM1") {
         return Err(RecordError::NotAKey);
     }
@@ -276,6 +282,15 @@ impl Tags {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A tag name that appears more than once.
+    fn duplicate(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .enumerate()
+            .find(|(i, (k, _))| self.0[..*i].iter().any(|(seen, _)| seen == k))
+            .map(|(_, (k, _))| k.as_str())
+    }
+
     fn testing(&self) -> bool {
         self.get("t")
             .is_some_and(|t| t.split(':').any(|f| f.trim().eq_ignore_ascii_case("y")))
@@ -285,6 +300,19 @@ impl Tags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicate_tag_makes_the_record_malformed() {
+        let raw = b"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=; \
+                    p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+        let tags = Tags::parse(raw);
+        assert!(matches!(
+            parse_record(raw, &tags),
+            Err(RecordError::Malformed(why)) if why == "tag p= appears twice"
+        ));
+        let single = b"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+        assert!(parse_record(single, &Tags::parse(single)).is_ok());
+    }
 
     #[test]
     fn rsa_bits_read_directly_agree_with_openssl() {
