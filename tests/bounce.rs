@@ -280,13 +280,7 @@ async fn bounces_false_leaves_dsns_alone() {
 
 #[tokio::test]
 async fn malformed_multipart_is_delivered_unchanged_and_logged() {
-    let logs = common::LogCapture::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = common::LogCapture::for_thread();
     let (_dns, daemon) = daemon(false).await;
 
     let unclosed = FIXTURE.replace(&format!("--{BOUNDARY}--"), "");

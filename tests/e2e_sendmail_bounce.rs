@@ -22,11 +22,7 @@ const FROM: &str = "alice@sender.test";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sendmail_dsn_does_not_pass_the_milter() {
     let logs = common::LogCapture::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    tracing::subscriber::set_global_default(logs.subscriber()).expect("one global subscriber");
     let dns = TestDns::start(common::sender_zone()).await;
     let daemon = Daemon::start(&common::config(&dns, "[tls]\nenforce = false")).await;
     let sink = SmtpSink::start();

@@ -130,12 +130,7 @@ fn logs() -> common::LogCapture {
     static LOGS: std::sync::OnceLock<common::LogCapture> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = common::LogCapture::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        tracing::subscriber::set_global_default(logs.subscriber()).expect("one global subscriber");
         logs
     })
     .clone()
