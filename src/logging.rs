@@ -100,6 +100,8 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
     };
     let reasons = reasons(&e.results);
     let mail_from = format!("<{}>", envelope.mail_from);
+    // A forwarder's SRS sender: the address it claims to forward for.
+    let srs_original = crate::srs::claimed_original(&envelope.mail_from);
     // Written only on exempt lines (a `None` field is left out).
     let exempt = e.verdict.exempt.as_ref().map(|_| true);
     let exempt_by = e.verdict.exempt.as_ref().map(|r| r.to_string());
@@ -113,6 +115,7 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
                 client = %client(envelope),
                 helo = envelope.helo.as_str(),
                 mail_from = mail_from.as_str(),
+                srs_original = srs_original.as_deref(),
                 domain = e.sender.name().unwrap_or("-"),
                 $($check = %status(&e.results, crate::checks::$check::NAME),)*
                 $($check.effect = %effect(&e.results, crate::checks::$check::NAME),)*

@@ -21,8 +21,7 @@ const FROM: &str = "alice@sender.test";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sendmail_dsn_does_not_pass_the_milter() {
-    let logs = common::LogCapture::default();
-    tracing::subscriber::set_global_default(logs.subscriber()).expect("one global subscriber");
+    let logs = common::LogCapture::global();
     let dns = TestDns::start(common::sender_zone()).await;
     let daemon = Daemon::start(&common::config(&dns, "[tls]\nenforce = false")).await;
     let sink = SmtpSink::start();

@@ -11,7 +11,7 @@ use common::{
     message, open, send, Daemon, LogCapture, Outcome, TestKey, Transaction,
 };
 use indymilter_test::{MacroStage, Status};
-use std::{net::Ipv4Addr, sync::OnceLock};
+use std::net::Ipv4Addr;
 
 const CLIENT: &str = "127.0.0.10";
 /// Clients of the tests that read the log, one each.
@@ -33,16 +33,8 @@ fn signed(key: &TestKey) -> String {
     key.sign(&message(FROM), "x.test", "mailkey")
 }
 
-/// The log of every test in this binary: one global subscriber (a
-/// per-thread one can miss events while other tests run in parallel);
-/// each test tells its lines apart by its own client address.
 fn logs() -> &'static LogCapture {
-    static LOGS: OnceLock<LogCapture> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = LogCapture::default();
-        let _ = tracing::subscriber::set_global_default(logs.subscriber());
-        logs
-    })
+    LogCapture::global()
 }
 
 /// The per-message lines of transactions from `client`.

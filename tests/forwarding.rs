@@ -5,16 +5,13 @@
 
 mod common;
 
-use common::{dns::TestDns, message, send, Daemon, Outcome, TestKey, Transaction};
-use indymilter_test::Status;
-use mail_auth::{
-    arc::ArcSealer,
-    crypto::{RsaKey, Sha256},
-    headers::HeaderWriter,
-    ArcOutput, AuthenticatedMessage, AuthenticationResults,
+use common::{
+    arc::{list_rewrite, SealKey},
+    dns::TestDns,
+    message, send, Daemon, Outcome, TestKey, Transaction,
 };
-use openssl::{pkey::PKey, rsa::Rsa};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use indymilter_test::Status;
+use openssl::pkey::PKey;
 
 const FROM: &str = "alice@sender.test";
 /// The origin's SPF authorises only this address…
@@ -25,51 +22,6 @@ const LIST: &str = "lists.example.org";
 /// What the list's own checks recorded when the message reached it.
 const LIST_RESULTS: &str = "mailkey=pass header.d=sender.test header.s=mailkey; \
                             spf=pass smtp.mailfrom=alice@sender.test";
-
-/// An RSA sealing key of a list and the DKIM record publishing it.
-struct SealKey {
-    pkcs8: Vec<u8>,
-    record: String,
-}
-
-impl SealKey {
-    fn new() -> Self {
-        let pkey = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey");
-        let spki = pkey.public_key_to_der().expect("spki");
-        Self {
-            pkcs8: pkey.private_key_to_pkcs8().expect("pkcs8"),
-            record: format!("v=DKIM1; k=rsa; p={}", openssl::base64::encode_block(&spki)),
-        }
-    }
-
-    /// `message` with an ARC set by `domain` (selector `arc`) recording
-    /// `results` in front.
-    fn seal(&self, message: &str, domain: &str, results: &str) -> String {
-        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.clone()));
-        let key = RsaKey::<Sha256>::from_key_der(der).expect("rsa key");
-        let parsed = AuthenticatedMessage::parse(message.as_bytes()).expect("parse");
-        // mail-auth writes the authserv-id verbatim: the recorded results
-        // ride along after it (single spaces survive relaxed
-        // canonicalisation unchanged).
-        let authserv = format!("{domain}; {results}");
-        let ar = AuthenticationResults::new(&authserv);
-        let set = ArcSealer::from_key(key)
-            .domain(domain)
-            .selector("arc")
-            .headers(["From", "To", "Subject", "Date", "Message-ID"])
-            .seal(&parsed, &ar, &ArcOutput::default())
-            .expect("seal");
-        format!("{}{message}", set.to_header())
-    }
-}
-
-/// What a list does to a message: a subject tag and a footer.
-fn list_rewrite(message: &str) -> String {
-    message.replace(
-        "Subject: Quarterly report",
-        "Subject: [team] Quarterly report",
-    ) + "\r\n-- \r\nteam mailing list\r\n"
-}
 
 struct World {
     _dns: TestDns,
@@ -123,17 +75,8 @@ impl World {
     }
 }
 
-/// The log of every test in this binary: one global subscriber, since a
-/// per-thread one misses lines while other tests' threads log (tracing's
-/// callsite cache is global). Assertions look for lines only one test makes.
 fn logs() -> common::LogCapture {
-    static LOGS: std::sync::OnceLock<common::LogCapture> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = common::LogCapture::default();
-        tracing::subscriber::set_global_default(logs.subscriber()).expect("one global subscriber");
-        logs
-    })
-    .clone()
+    common::LogCapture::global().clone()
 }
 
 fn ar(o: &Outcome) -> String {

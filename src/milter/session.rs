@@ -181,7 +181,9 @@ impl Session {
                 message.replace_body(&body);
             }
         }
-        srs_step::rewrite(actions, &shared, &message, &queue_id).await;
+        if let Some(sender) = srs_step::rewrite(actions, &shared, &message, &queue_id).await {
+            message.envelope.mail_from = sender;
+        }
         match message.trust {
             Some(trust) => {
                 outbound::sign(

@@ -36,11 +36,16 @@ pub fn refuse_rcpt(shared: &Shared, arg: &str) -> Option<Reply> {
 }
 
 /// The end-of-message rewrites. An action the MTA refuses is logged and
-/// the message goes on as it is (never lose mail).
-pub async fn rewrite(actions: &EomActions, shared: &Shared, message: &Message, queue_id: &str) {
-    let Some(srs) = shared.srs.as_ref() else {
-        return;
-    };
+/// the message goes on as it is (never lose mail). Returns the new sender
+/// when it was rewritten: the message is then signed for the SRS domain,
+/// the sender the next receiver checks.
+pub async fn rewrite(
+    actions: &EomActions,
+    shared: &Shared,
+    message: &Message,
+    queue_id: &str,
+) -> Option<String> {
+    let srs = shared.srs.as_ref()?;
     let now = now();
     for rcpt in &message.rcpt_to {
         let Ok(decoded) = srs.reverse(rcpt, now) else {
@@ -56,7 +61,9 @@ pub async fn rewrite(actions: &EomActions, shared: &Shared, message: &Message, q
         }
     }
     let sender = message.envelope.mail_from.as_str();
+    // The null sender (a bounce) has nothing to rewrite.
     let foreign = message.trust.is_some()
+        && !sender.is_empty()
         && message
             .envelope
             .sender_domain()
@@ -64,7 +71,7 @@ pub async fn rewrite(actions: &EomActions, shared: &Shared, message: &Message, q
             .is_some_and(|d| shared.signers.for_domain(d).is_none())
         && !srs.is_ours(sender);
     if !foreign {
-        return;
+        return None;
     }
     match srs.forward(sender, now) {
         Ok(rewritten) => {
@@ -72,12 +79,16 @@ pub async fn rewrite(actions: &EomActions, shared: &Shared, message: &Message, q
                 .change_sender(format!("<{rewritten}>"), None::<&str>)
                 .await
             {
-                Ok(()) => info!("{queue_id}: SRS sender <{sender}> is <{rewritten}>"),
+                Ok(()) => {
+                    info!("{queue_id}: SRS sender <{sender}> is <{rewritten}>");
+                    return Some(rewritten);
+                }
                 Err(e) => error!("{queue_id}: failed to change the sender to SRS: {e}"),
             }
         }
         Err(e) => error!("{queue_id}: no SRS address for <{sender}>: {e}"),
     }
+    None
 }
 
 fn bare(arg: &str) -> &str {

@@ -146,6 +146,23 @@ impl Srs {
     }
 }
 
+/// The address an SRS address of someone else's claims to stand for,
+/// unverified (only its forwarder holds the secret): for the log line of a
+/// forwarded message, never for a decision. SRS1 names the original inside
+/// its opaque SRS0 part.
+pub fn claimed_original(address: &str) -> Option<String> {
+    let (local, _) = address.rsplit_once('@')?;
+    let srs0 = match strip_tag(local, "SRS1") {
+        // SRS1=HHH=hop==HHH=TT=domain=user: after the hop, the SRS0 part.
+        Some(rest) => rest.split_once("==")?.1.splitn(2, '=').nth(1)?,
+        None => strip_tag(local, "SRS0")?.splitn(2, '=').nth(1)?,
+    };
+    // TT=domain=user
+    let mut parts = srs0.splitn(3, '=');
+    let (_, domain, user) = (parts.next()?, parts.next()?, parts.next()?);
+    (!domain.is_empty() && !user.is_empty()).then(|| format!("{user}@{domain}"))
+}
+
 /// The part after `SRS0=`/`SRS1=` (tag case-insensitive, `=`, `-` or `+`
 /// as separator like libsrs2).
 fn strip_tag<'a>(local: &'a str, tag: &str) -> Option<&'a str> {
@@ -204,6 +221,18 @@ mod tests {
             vec![b"new secret".to_vec(), b"old secret".to_vec()],
             21,
         )
+    }
+
+    #[test]
+    fn claimed_original_reads_srs0_and_srs1_without_a_secret() {
+        let a = srs().forward("alice@sender.test", NOW).unwrap();
+        assert_eq!(claimed_original(&a).as_deref(), Some("alice@sender.test"));
+        let hop2 = Srs::new("list.test", vec![b"x".to_vec()], 21);
+        let b = hop2.forward(&a, NOW).unwrap();
+        assert!(b.starts_with("SRS1="), "{b}");
+        assert_eq!(claimed_original(&b).as_deref(), Some("alice@sender.test"));
+        assert_eq!(claimed_original("alice@sender.test"), None);
+        assert_eq!(claimed_original("SRS0=x@fwd.test"), None);
     }
 
     #[test]

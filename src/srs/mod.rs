@@ -14,5 +14,5 @@
 mod codec;
 mod load;
 
-pub use codec::{Decoded, Srs, SrsError};
+pub use codec::{claimed_original, Decoded, Srs, SrsError};
 pub use load::{load, SrsLoadError};

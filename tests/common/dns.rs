@@ -221,8 +221,10 @@ impl Zone {
             response.metadata.response_code = ResponseCode::NXDomain;
         }
         let ns = dns_name("ns.test");
-        let soa = SOA::new(ns.clone(), ns, 1, 3600, 600, 86400, NEGATIVE_TTL);
-        let soa = Record::from_rdata(Name::root(), NEGATIVE_TTL, RData::SOA(soa));
+        // A zone with a short TTL has short negative answers too.
+        let negative = self.ttl.map_or(NEGATIVE_TTL, |t| t.min(NEGATIVE_TTL));
+        let soa = SOA::new(ns.clone(), ns, 1, 3600, 600, 86400, negative);
+        let soa = Record::from_rdata(Name::root(), negative, RData::SOA(soa));
         response.add_authority(soa);
         Some(response)
     }
@@ -237,7 +239,8 @@ fn renamed(record: &Record, name: &Name) -> Record {
 
 /// The zone and what the server saw; shared by its tasks and [`TestDns`].
 struct Server {
-    zone: Zone,
+    /// Behind a lock: a test may publish records while serving.
+    zone: Mutex<Zone>,
     /// (name, type, arrival) of every query.
     queries: Mutex<Vec<(String, String, Instant)>>,
     /// When each answer was sent.
@@ -265,7 +268,7 @@ impl TestDns {
         let (udp, tcp) = bind_pair();
         let addr = udp.local_addr().expect("addr");
         let server = Arc::new(Server {
-            zone,
+            zone: Mutex::new(zone),
             queries: Mutex::default(),
             answers: Mutex::default(),
         });
@@ -291,6 +294,13 @@ impl TestDns {
             stop,
             thread,
         }
+    }
+
+    /// Adds a TXT record while serving, as a domain's admin publishes one.
+    /// Caches that hold the negative answer keep it for the zone's TTL.
+    pub fn publish_txt(&self, name: &str, value: &str) {
+        let mut zone = lock(&self.server.zone);
+        *zone = std::mem::take(&mut *zone).txt(name, value);
     }
 
     /// Where the server listens (UDP and TCP).
@@ -420,8 +430,11 @@ impl Server {
         let q = query.queries.first()?;
         let name = key(&q.name().to_ascii());
         lock(&self.queries).push((name, q.query_type().to_string(), Instant::now()));
-        let response = self.zone.answer(&query)?;
-        tokio::time::sleep(self.zone.delay).await;
+        let (response, delay) = {
+            let zone = lock(&self.zone);
+            (zone.answer(&query)?, zone.delay)
+        };
+        tokio::time::sleep(delay).await;
         let limit = if udp { query.max_payload() } else { u16::MAX };
         let mut bytes = response.to_vec().ok()?;
         if bytes.len() > usize::from(limit) {

@@ -2,6 +2,7 @@
 //! port, keys and signed messages, and an MTA-side milter client.
 #![allow(dead_code)]
 
+pub mod arc;
 pub mod browser;
 pub mod dns;
 pub mod postfix;
@@ -132,6 +133,20 @@ impl LogCapture {
         let logs = Self::default();
         let guard = tracing::subscriber::set_default(logs.subscriber());
         (logs, guard)
+    }
+
+    /// The log of every test in this test binary: one global subscriber,
+    /// since a per-thread one misses lines while other tests' threads log
+    /// (tracing's callsite cache is global). Tests tell their lines apart
+    /// by something only they send (a client address, a domain).
+    pub fn global() -> &'static LogCapture {
+        static LOGS: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = LogCapture::default();
+            tracing::subscriber::set_global_default(logs.subscriber())
+                .expect("one global subscriber");
+            logs
+        })
     }
 
     /// A subscriber that writes plain text lines into this capture.

@@ -61,8 +61,13 @@ pub struct PostfixOptions {
     pub tls: Option<PostfixTls>,
     /// Further main.cf settings; they replace generated ones of the same name.
     pub extra_main_cf: Vec<(String, String)>,
+    /// Further master.cf lines (services, `-o` continuation lines).
+    pub extra_master_cf: Vec<String>,
     /// Domains Postfix accepts from any client and relays to the sink.
     pub relay_domains: Vec<String>,
+    /// The smtpd port; `None`: a free one. Fixed when another instance
+    /// must know it before this one starts (routes between two instances).
+    pub listen_port: Option<u16>,
     /// `mydestination`: any local part is accepted at RCPT time and a user
     /// that does not exist bounces afterwards, so a test gets a real DSN.
     pub local_domain: Option<String>,
@@ -77,7 +82,9 @@ impl Default for PostfixOptions {
             bounce_through_milter: false,
             tls: None,
             extra_main_cf: Vec::new(),
+            extra_master_cf: Vec::new(),
             relay_domains: Vec::new(),
+            listen_port: None,
             local_domain: None,
         }
     }
@@ -140,14 +147,17 @@ impl Postfix {
             fs::set_permissions(dir.join(sub), fs::Permissions::from_mode(0o755)).expect("chmod");
         }
         run_ok(Command::new("chown").arg("postfix").arg(dir.join("data")));
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let port = opts.listen_port.unwrap_or_else(free_port);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let cidr = format!("{PROBE_IP}/32 DISABLE\n");
         fs::write(dir.join("etc/milter_maps.cidr"), cidr).expect("write cidr");
         fs::write(dir.join("etc/main.cf"), main_cf(opts, &dir, sink)).expect("write main.cf");
-        fs::write(dir.join("etc/master.cf"), master_cf(addr)).expect("write master.cf");
+        let mut master = master_cf(addr);
+        for line in &opts.extra_master_cf {
+            master.push_str(line);
+            master.push('\n');
+        }
+        fs::write(dir.join("etc/master.cf"), master).expect("write master.cf");
         let out = fs::File::create(dir.join("start-fg.out")).unwrap();
         let child = Command::new(POSTFIX)
             .arg("-c")
@@ -294,6 +304,16 @@ impl Drop for Postfix {
         self.stop();
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A port of 127.0.0.1 that is free now, for a further smtpd of an
+/// instance (`extra_master_cf`). Something may take it before Postfix binds
+/// it; on this test machine nothing does.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// The settings that matter; the comments say why each is there.

@@ -1,0 +1,434 @@
+//! End to end, forwarding (#15): two private Postfix instances on loopback.
+//!
+//! - **A** (`fwd.test`) forwards: `carol@fwd.test` is an alias of
+//!   `bob@b.test`. It runs the shipped `postfix-examples/main.cf` plus
+//!   `main.cf.forwarding` and `master.cf.forwarding`: every message passes
+//!   the milter a second time through a loopback smtpd, where the client is
+//!   trusted and the sender foreign, so the milter gives it an SRS sender
+//!   and signs it with A's mailkey. The first pass seals it (ARC).
+//! - **B** (`b.test`) runs the milter in enforce mode with every check, TLS
+//!   included (A's SMTP client presents a certificate from the test CA).
+//!
+//! A bounce from B to the SRS address goes back through A to the original
+//! sender. A list-like forwarder (subject tag, footer) is accepted by B when
+//! its ARC seal is by a trusted sealer and refused otherwise.
+//!
+//! Needs root, `postfix` and `swaks` (tests/setup.sh); fails, never skips,
+//! without them.
+
+mod common;
+
+use common::{
+    arc::{list_rewrite, SealKey},
+    dns::{TestDns, Zone},
+    message,
+    postfix::{free_port, Postfix, PostfixOptions, PostfixTls},
+    smtp_sink::{Received, SmtpSink},
+    swaks,
+    tls::{Leaf, Pki},
+    Daemon, TestKey,
+};
+use openssl::pkey::PKey;
+use std::{net::Ipv4Addr, path::Path, time::Duration};
+
+const FROM: &str = "alice@origin.test";
+/// The origin's SPF authorises only this address (swaks sends from it).
+const ORIGIN_IP: &str = "127.0.0.10";
+/// A's outgoing address: in fwd.test's SPF, trusted by A's own milter.
+const A_IP: &str = "127.0.0.30";
+/// B's outgoing address (its bounces to A come from here).
+const B_IP: &str = "127.0.0.40";
+/// The list's address: in nobody's SPF.
+const LIST_IP: &str = "127.0.0.50";
+const DELIVERY: Duration = Duration::from_secs(60);
+/// What the list's checks recorded when the origin's message reached it.
+const LIST_RESULTS: &str = "mailkey=pass header.d=origin.test header.s=mailkey; \
+                            spf=pass smtp.mailfrom=alice@origin.test";
+
+/// Keys, certificates and the DNS every party shares.
+struct World {
+    dns: TestDns,
+    origin: TestKey,
+    list_key: SealKey,
+    pki: Pki,
+    /// fwd.test's signing key (PEM) and the SRS secrets, for A's milter.
+    fwd_key_file: std::path::PathBuf,
+    srs_secret_file: std::path::PathBuf,
+    dir: common::process::TempDir,
+}
+
+impl World {
+    async fn new(tag: &str) -> World {
+        let dir = common::process::temp_dir(&format!("e2e-fwd-{tag}"));
+        let origin = TestKey::ed25519();
+        let list_key = SealKey::new();
+        let fwd = PKey::generate_ed25519().expect("ed25519");
+        let fwd_record = format!(
+            "v=DKIM1; k=ed25519; p={}",
+            openssl::base64::encode_block(&fwd.raw_public_key().expect("public"))
+        );
+        let fwd_key_file = dir.join("fwd.test.pem");
+        let pem = fwd.private_key_to_pem_pkcs8().expect("pem");
+        common::process::write(&fwd_key_file, &String::from_utf8_lossy(&pem));
+        let srs_secret_file = dir.join("srs.secrets");
+        common::process::write(&srs_secret_file, "forwarding-secret\n");
+        let zone = Zone::default()
+            .txt("origin.test", &format!("v=spf1 ip4:{ORIGIN_IP} -all"))
+            .mx("origin.test", 10, "mx.origin.test")
+            .a("mx.origin.test", Ipv4Addr::new(127, 0, 0, 10))
+            .txt("mailkey.origin.test", &origin.record)
+            .txt("fwd.test", &format!("v=spf1 ip4:{A_IP} -all"))
+            .mx("fwd.test", 10, "mx.fwd.test")
+            .a("mx.fwd.test", Ipv4Addr::new(127, 0, 0, 30))
+            .txt("mailkey.fwd.test", &fwd_record)
+            // The ARC seal's key (selector mailkey, docs/decisions.md).
+            .txt("mailkey._domainkey.fwd.test", &fwd_record)
+            .txt("arc._domainkey.lists.test", &list_key.record)
+            .txt("arc._domainkey.rogue.test", &list_key.record);
+        World {
+            dns: TestDns::start(zone).await,
+            origin,
+            list_key,
+            pki: Pki::new(&format!("fwd-{tag}")),
+            fwd_key_file,
+            srs_secret_file,
+            dir,
+        }
+    }
+
+    /// Certificate and key files for `name`, from the test CA.
+    fn cert(&self, name: &str, serial: u32) -> (String, String) {
+        let (cert, key) = self
+            .pki
+            .write(name, &self.pki.leaf(Leaf::valid(&[name], serial)));
+        (cert.display().to_string(), key.display().to_string())
+    }
+
+    /// A's milter: monitor mode (A judges nothing), SRS, signing and ARC
+    /// sealing for fwd.test; A's own outgoing address is trusted.
+    fn forwarder_config(&self, forwarding: bool) -> String {
+        let mut extra = String::from("[tls]\nenforce = false\n");
+        if forwarding {
+            extra.push_str(&format!(
+                "[[signing.domains]]\ndomain = \"fwd.test\"\nkey_file = \"{}\"\n\
+                 [arc]\nseal = true\nseal_domain = \"fwd.test\"\n\
+                 [srs]\ndomain = \"fwd.test\"\nsecret_file = \"{}\"\n",
+                self.fwd_key_file.display(),
+                self.srs_secret_file.display()
+            ));
+        }
+        common::config(&self.dns, &extra)
+            .replace("mode = \"enforce\"", "mode = \"monitor\"")
+            .replace("mx.receiver.test", "mx.fwd.test")
+            .replace(
+                "trusted_networks = [\"127.0.0.1/32\"]",
+                &format!("trusted_networks = [\"127.0.0.1/32\", \"{A_IP}/32\"]"),
+            )
+    }
+
+    /// B's milter: enforce mode, every check (the certificate as Postfix
+    /// verified it), the ARC seals of lists.test trusted.
+    async fn receiver(&self) -> Daemon {
+        let extra = "[tls]\nprobe = false\n[forwarding]\ntrusted_arc_sealers = [\"lists.test\"]\n";
+        Daemon::start(&common::config(&self.dns, extra)).await
+    }
+
+    /// B's Postfix: relays b.test to `sink`, offers STARTTLS and verifies
+    /// client certificates against the test CA; mail for fwd.test (bounces
+    /// to SRS addresses) goes to A at `a_port`.
+    fn start_b(&self, milter: &Daemon, sink: &SmtpSink, a_port: Option<u16>) -> Postfix {
+        let (cert_file, key_file) = self.cert("mx.b.test", 2);
+        let mut extra_main_cf = example_main_cf(&["main.cf"], milter, None);
+        extra_main_cf.push(("smtp_bind_address".into(), B_IP.into()));
+        if let Some(port) = a_port {
+            extra_main_cf.push((
+                "transport_maps".into(),
+                format!("inline:{{fwd.test=smtp:[127.0.0.1]:{port}}}"),
+            ));
+        }
+        let opts = PostfixOptions {
+            extra_main_cf,
+            relay_domains: vec!["b.test".into()],
+            tls: Some(PostfixTls {
+                cert_file: cert_file.into(),
+                key_file: key_file.into(),
+                ca_file: Some(self.pki.ca_file()),
+                ask_ccert: true,
+            }),
+            ..Default::default()
+        };
+        tokio::task::block_in_place(|| Postfix::start(opts, sink))
+    }
+}
+
+/// The settings of the shipped example files, the documented milter and
+/// re-injection addresses replaced by the test's.
+fn example_main_cf(
+    files: &[&str],
+    milter: &Daemon,
+    reinject: Option<u16>,
+) -> Vec<(String, String)> {
+    let mut settings = Vec::new();
+    for file in files {
+        for line in example_lines(file) {
+            if let Some((k, v)) = line.split_once('=') {
+                let v = substitute(v.trim(), milter, reinject);
+                settings.push((k.trim().to_string(), v));
+            }
+        }
+    }
+    settings
+}
+
+/// The master.cf lines of `postfix-examples/FILE`, addresses replaced.
+fn example_master_cf(file: &str, milter: &Daemon, reinject: u16) -> Vec<String> {
+    example_lines(file)
+        .iter()
+        .map(|l| substitute(l, milter, Some(reinject)))
+        .collect()
+}
+
+fn example_lines(file: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("postfix-examples")
+        .join(file);
+    let text = std::fs::read_to_string(&path).expect("example file");
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn substitute(value: &str, milter: &Daemon, reinject: Option<u16>) -> String {
+    let value = value.replace("inet:127.0.0.1:8895", &format!("inet:{}", milter.addr));
+    match reinject {
+        Some(port) => value.replace("10027", &port.to_string()),
+        None => value,
+    }
+}
+
+/// Sends `data` from `ip` (EHLO `helo`) to `server` with swaks.
+async fn send(
+    dir: &Path,
+    server: &Postfix,
+    (ip, helo): (&str, &str),
+    to: &str,
+    data: &str,
+    extra: &[&str],
+) -> swaks::Swaks {
+    let file = dir.join(format!("{}.eml", free_port()));
+    std::fs::write(&file, data).expect("write message");
+    let server = server.smtp_addr().to_string();
+    let data_arg = format!("@{}", file.display());
+    let mut args = vec![
+        "--server",
+        &server,
+        "--local-interface",
+        ip,
+        "--ehlo",
+        helo,
+        "--from",
+        FROM,
+        "--to",
+        to,
+        "--data",
+        &data_arg,
+    ];
+    args.extend_from_slice(extra);
+    swaks::run_async(&args).await
+}
+
+async fn wait_for(sink: &SmtpSink, n: usize) -> Vec<Received> {
+    tokio::task::block_in_place(|| sink.wait_for(n, DELIVERY))
+}
+
+/// The `Authentication-Results` B added, unfolded.
+fn b_results(text: &str) -> String {
+    let start = text
+        .find("Authentication-Results: mx.receiver.test;")
+        .unwrap_or_else(|| panic!("no A-R of B in {text}"));
+    let mut header = String::new();
+    for (i, line) in text[start..].split("\r\n").enumerate() {
+        if i > 0 && !line.starts_with([' ', '\t']) {
+            break;
+        }
+        header.push_str(line.trim_start());
+        header.push(' ');
+    }
+    header
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_through_a_is_accepted_at_b_and_bounces_come_back() {
+    let logs = common::LogCapture::global();
+    let w = World::new("forward").await;
+    let a_milter = Daemon::start(&w.forwarder_config(true)).await;
+    let b_milter = w.receiver().await;
+    let (a_sink, b_sink) = (SmtpSink::start(), SmtpSink::start());
+    let reinject = free_port();
+    let a_port = free_port();
+    let b = w.start_b(&b_milter, &b_sink, Some(a_port));
+
+    // A: the shipped examples, its aliases, routes to B and its client
+    // certificate. A's port is fixed before start: B routes bounces to it.
+    let (cert_file, key_file) = w.cert("mx.fwd.test", 3);
+    let mut extra_main_cf = example_main_cf(
+        &["main.cf", "main.cf.forwarding"],
+        &a_milter,
+        Some(reinject),
+    );
+    let b_port = b.smtp_addr().port();
+    extra_main_cf.extend([
+        ("myhostname".into(), "mx.fwd.test".into()),
+        ("smtp_bind_address".into(), A_IP.into()),
+        (
+            "virtual_alias_maps".into(),
+            "inline:{carol@fwd.test=bob@b.test, gone@fwd.test=no-such-user@b.test}".into(),
+        ),
+        (
+            "transport_maps".into(),
+            format!("inline:{{b.test=smtp:[127.0.0.1]:{b_port}}}"),
+        ),
+        ("smtp_tls_security_level".into(), "may".into()),
+        ("smtp_tls_cert_file".into(), cert_file),
+        ("smtp_tls_key_file".into(), key_file),
+    ]);
+    let opts = PostfixOptions {
+        extra_main_cf,
+        extra_master_cf: example_master_cf("master.cf.forwarding", &a_milter, reinject),
+        local_domain: Some("fwd.test".into()),
+        listen_port: Some(a_port),
+        ..Default::default()
+    };
+    let a = tokio::task::block_in_place(|| Postfix::start(opts, &a_sink));
+    let origin = (ORIGIN_IP, "mx.origin.test");
+    let signed = w.origin.sign(&message(FROM), "origin.test", "mailkey");
+
+    // 1. Forwarded with SRS and A's signature: B accepts.
+    let out = send(&w.dir, &a, origin, "carol@fwd.test", &signed, &[]).await;
+    assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
+    let got = wait_for(&b_sink, 1).await;
+    let forwarded = &got[0];
+    println!(
+        "B delivered: MAIL FROM:<{}>\n{}",
+        forwarded.mail_from,
+        forwarded.text()
+    );
+    assert!(
+        forwarded.mail_from.starts_with("SRS0=")
+            && forwarded.mail_from.ends_with("=origin.test=alice@fwd.test"),
+        "{forwarded:?}"
+    );
+    assert_eq!(forwarded.rcpt_to, ["bob@b.test"]);
+    let text = forwarded.text();
+    let results = b_results(&text);
+    for part in [
+        "mailkey=pass header.d=fwd.test header.s=mailkey",
+        "spf=pass smtp.mailfrom=SRS0=",
+        "x-tls=pass (TLSv1.3, cert verified by MTA, CN=mx.fwd.test)",
+        "x-mx=pass",
+        "arc=pass header.d=fwd.test",
+    ] {
+        assert!(results.contains(part), "{part:?} missing: {results}");
+    }
+    assert!(
+        text.contains(
+            "ARC-Authentication-Results: i=1; mx.fwd.test; mailkey=pass header.d=origin.test"
+        ),
+        "{text}"
+    );
+    // B's milter logs the sender it checked and the original one.
+    let log = logs.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("domain=\"fwd.test\"") && l.contains("verdict=accept"))
+        .unwrap_or_else(|| panic!("no line of B for the forward in:\n{log}"));
+    println!("B's milter: {line}");
+    assert!(
+        line.contains("srs_original=\"alice@origin.test\""),
+        "{line}"
+    );
+
+    // 2. A bounce from B to the SRS address returns through A to Alice.
+    let out = send(&w.dir, &a, origin, "gone@fwd.test", &signed, &[]).await;
+    assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
+    let got = wait_for(&a_sink, 1).await;
+    let bounce = &got[0];
+    println!(
+        "A delivered the bounce: MAIL FROM:<{}> RCPT TO:{:?}",
+        bounce.mail_from, bounce.rcpt_to
+    );
+    assert_eq!(bounce.mail_from, "", "{bounce:?}");
+    assert_eq!(bounce.rcpt_to, [FROM], "{bounce:?}");
+    assert!(bounce.text().contains("no-such-user@b.test"), "{bounce:?}");
+    tokio::task::block_in_place(|| {
+        a.wait_for_log(&["to=<alice@origin.test>", "status=sent"], DELIVERY)
+    });
+
+    // 3. The same forward with SRS and signing off: B refuses it, A tells
+    // Alice why.
+    a_milter.reload(&w.forwarder_config(false));
+    let out = send(&w.dir, &a, origin, "carol@fwd.test", &signed, &[]).await;
+    assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
+    let refused = tokio::task::block_in_place(|| {
+        a.wait_for_log(&["to=<bob@b.test>", "status=bounced"], DELIVERY)
+    });
+    println!("A: {refused}");
+    assert!(refused.contains("said: 550-5.7.23"), "{refused}");
+    assert!(
+        refused.contains("is not authorised by the SPF record of origin.test"),
+        "{refused}"
+    );
+    let got = wait_for(&a_sink, 2).await;
+    assert!(got[1].text().contains("5.7.23"), "{:?}", got[1]);
+    assert_eq!(b_sink.messages().len(), 1, "B took only the first forward");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_mail_is_accepted_only_under_a_trusted_seal() {
+    let w = World::new("list").await;
+    let b_milter = w.receiver().await;
+    let b_sink = SmtpSink::start();
+    let b = w.start_b(&b_milter, &b_sink, None);
+    let (cert, key) = w.cert("mail.lists.test", 4);
+    let tls = [
+        "--tls",
+        "--tls-cert",
+        cert.as_str(),
+        "--tls-key",
+        key.as_str(),
+    ];
+    let list = (LIST_IP, "mail.lists.test");
+    let signed = w.origin.sign(&message(FROM), "origin.test", "mailkey");
+    let changed = list_rewrite(&signed);
+
+    // Sealed by lists.test, which B trusts: accepted via ARC.
+    let sealed = w.list_key.seal(&changed, "lists.test", LIST_RESULTS);
+    let out = send(&w.dir, &b, list, "bob@b.test", &sealed, &tls).await;
+    assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
+    let text = wait_for(&b_sink, 1).await[0].text();
+    let results = b_results(&text);
+    println!("{results}");
+    for part in [
+        "mailkey=pass (arc: lists.test)",
+        "spf=pass (arc: lists.test)",
+        "arc=pass header.d=lists.test",
+        "x-tls=pass",
+    ] {
+        assert!(results.contains(part), "{part:?} missing: {results}");
+    }
+
+    // The same message sealed by rogue.test (a valid seal B does not trust).
+    let sealed = w.list_key.seal(&changed, "rogue.test", LIST_RESULTS);
+    let out = send(&w.dir, &b, list, "bob@b.test", &sealed, &tls).await;
+    let reply = out.final_reply().expect("a reply");
+    println!("{}", out.output);
+    // Both the changed body and the list's IP count against origin.test.
+    assert_eq!(reply.code(), "550 5.7.26", "{}", out.output);
+    assert!(
+        reply.text().contains("2 checks failed for origin.test"),
+        "{}",
+        out.output
+    );
+    assert_eq!(b_sink.messages().len(), 1);
+}
