@@ -154,8 +154,8 @@ pub fn claimed_original(address: &str) -> Option<String> {
     let (local, _) = address.rsplit_once('@')?;
     let srs0 = match strip_tag(local, "SRS1") {
         // SRS1=HHH=hop==HHH=TT=domain=user: after the hop, the SRS0 part.
-        Some(rest) => rest.split_once("==")?.1.splitn(2, '=').nth(1)?,
-        None => strip_tag(local, "SRS0")?.splitn(2, '=').nth(1)?,
+        Some(rest) => rest.split_once("==")?.1.split_once('=')?.1,
+        None => strip_tag(local, "SRS0")?.split_once('=')?.1,
     };
     // TT=domain=user
     let mut parts = srs0.splitn(3, '=');
