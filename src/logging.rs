@@ -50,6 +50,16 @@ fn status(results: &[CheckResult], check: CheckName) -> &'static str {
         .map_or("-", |r| r.status.as_str())
 }
 
+/// `Some(true)` when SPF did not pass but the mailkey signature of the
+/// same domain did: what `[spf] satisfied_by_mailkey` would have let
+/// through (docs/decisions.md, "Forwarding and mailing lists"). Logged so
+/// that a monitor-mode rollout counts how often it would matter.
+fn mailkey_covers_spf(results: &[CheckResult]) -> Option<bool> {
+    let spf = status(results, crate::checks::spf::NAME);
+    let mailkey = status(results, crate::checks::mailkey::NAME);
+    (spf != "pass" && spf != "-" && mailkey == "pass").then_some(true)
+}
+
 /// The reasons of every result that did not pass, `check: why; …`.
 fn reasons(results: &[CheckResult]) -> String {
     results
@@ -102,6 +112,7 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
     let mail_from = format!("<{}>", envelope.mail_from);
     // A forwarder's SRS sender: the address it claims to forward for.
     let srs_original = crate::srs::claimed_original(&envelope.mail_from);
+    let spf_failed_mailkey_passed = mailkey_covers_spf(&e.results);
     // Written only on exempt lines (a `None` field is left out).
     let exempt = e.verdict.exempt.as_ref().map(|_| true);
     let exempt_by = e.verdict.exempt.as_ref().map(|r| r.to_string());
@@ -123,6 +134,7 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
                 stage = %at.as_str(),
                 reply = verdict_reply.as_deref().unwrap_or("-"),
                 would_reject = would_reject.as_deref().unwrap_or("-"),
+                spf_failed_mailkey_passed,
                 exempt,
                 exempt_by = exempt_by.as_deref(),
                 reasons = reasons.as_str(),

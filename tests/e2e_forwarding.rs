@@ -379,6 +379,15 @@ async fn forward_through_a_is_accepted_at_b_and_bounces_come_back() {
         refused.contains("is not authorised by the SPF record of origin.test"),
         "{refused}"
     );
+    // B's log counts what `satisfied_by_mailkey` would have let through.
+    let log = logs.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("client=127.0.0.30") && l.contains("domain=\"origin.test\""))
+        .unwrap_or_else(|| panic!("no line of B for the plain forward in:\n{log}"));
+    println!("B's milter: {line}");
+    assert!(line.contains("spf=fail") && line.contains("mailkey=pass"), "{line}");
+    assert!(line.contains("spf_failed_mailkey_passed=true"), "{line}");
     let got = wait_for(&a_sink, 2).await;
     assert!(got[1].text().contains("5.7.23"), "{:?}", got[1]);
     assert_eq!(b_sink.messages().len(), 1, "B took only the first forward");
