@@ -386,7 +386,10 @@ async fn forward_through_a_is_accepted_at_b_and_bounces_come_back() {
         .find(|l| l.contains("client=127.0.0.30") && l.contains("domain=\"origin.test\""))
         .unwrap_or_else(|| panic!("no line of B for the plain forward in:\n{log}"));
     println!("B's milter: {line}");
-    assert!(line.contains("spf=fail") && line.contains("mailkey=pass"), "{line}");
+    assert!(
+        line.contains("spf=fail") && line.contains("mailkey=pass"),
+        "{line}"
+    );
     assert!(line.contains("spf_failed_mailkey_passed=true"), "{line}");
     let got = wait_for(&a_sink, 2).await;
     assert!(got[1].text().contains("5.7.23"), "{:?}", got[1]);

@@ -22,6 +22,7 @@ use std::{
 /// Debian's paths (tests/setup.sh installs the package).
 const POSTFIX: &str = "/usr/sbin/postfix";
 const POSTQUEUE: &str = "/usr/sbin/postqueue";
+const POSTCONF: &str = "/usr/sbin/postconf";
 
 /// Where the readiness probe connects from. Milters are disabled for this
 /// address (`smtpd_milter_maps`), so the probe never shows up as a session
@@ -214,6 +215,22 @@ impl Postfix {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Changes main.cf settings as an admin does (`postconf -e`) and
+    /// reloads (`postfix reload`); new connections and deliveries use them.
+    pub fn reconfigure(&self, settings: &[(&str, String)]) {
+        let etc = self.dir.join("etc");
+        for (name, value) in settings {
+            run_ok(
+                Command::new(POSTCONF)
+                    .arg("-c")
+                    .arg(&etc)
+                    .arg("-e")
+                    .arg(format!("{name}={value}")),
+            );
+        }
+        run_ok(Command::new(POSTFIX).arg("-c").arg(&etc).arg("reload"));
     }
 
     /// `postqueue -f`: attempt delivery of everything queued now, instead of
