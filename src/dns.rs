@@ -157,7 +157,60 @@ fn weight(answer: &TxtAnswer) -> u32 {
         TxtAnswer::NotFound => 0,
         TxtAnswer::TempError(e) => e.len(),
     };
+    units(bytes)
+}
+
+/// Cache units of `bytes`: one per [`CACHE_UNIT`] started, at least one.
+fn units(bytes: usize) -> u32 {
     u32::try_from(bytes.div_ceil(CACHE_UNIT).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The record data an entry of mail-auth's caches holds, for the same
+/// weighing as the raw TXT cache: a hostile zone answering a 64 KiB MX or
+/// PTR set for every sender domain fills the cache by bytes, not by count.
+pub trait CacheWeight {
+    fn bytes(&self) -> usize;
+}
+
+impl CacheWeight for TxtRecord {
+    /// A parsed key or policy record: its TXT source is bounded by the key
+    /// record rules (docs/protocol.md), so one unit.
+    fn bytes(&self) -> usize {
+        CACHE_UNIT
+    }
+}
+
+impl CacheWeight for Mx {
+    fn bytes(&self) -> usize {
+        self.exchanges.iter().map(|e| e.len() + 2).sum::<usize>() + 2
+    }
+}
+
+impl CacheWeight for Ipv4Addr {
+    fn bytes(&self) -> usize {
+        4
+    }
+}
+
+impl CacheWeight for Ipv6Addr {
+    fn bytes(&self) -> usize {
+        16
+    }
+}
+
+impl CacheWeight for Box<str> {
+    fn bytes(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<T: CacheWeight> CacheWeight for Result<RecordSet<T>, Negative> {
+    fn bytes(&self) -> usize {
+        match self {
+            Ok(set) => set.records.iter().map(CacheWeight::bytes).sum(),
+            Err(_) => 0,
+        }
+    }
 }
 
 /// For NXDOMAIN/NODATA, how long to remember it (RFC 2308, capped); `None`
@@ -220,10 +273,11 @@ impl<K, V> Expiry<K, Timed<V>> for TtlExpiry {
 fn ttl_cache<K, V>(size: u64) -> Cache<K, Timed<V>>
 where
     K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
+    V: CacheWeight + Clone + Send + Sync + 'static,
 {
     Cache::builder()
         .max_capacity(size)
+        .weigher(|_, entry: &Timed<V>| units(entry.value.bytes()))
         .expire_after(TtlExpiry)
         // Only evictions for room count (a full cache wants a larger
         // `cache_size`); expiry by TTL is the normal life of an entry.
@@ -354,6 +408,31 @@ impl Dns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn big_mx_and_ptr_sets_weigh_by_size() {
+        let mx = |n: usize| -> Result<RecordSet<Mx>, Negative> {
+            Ok(RecordSet {
+                records: vec![Mx {
+                    exchanges: vec!["x".repeat(60).into_boxed_str(); n].into(),
+                    preference: 10,
+                }]
+                .into(),
+                dnssec_status: Default::default(),
+            })
+        };
+        assert_eq!(units(mx(1).bytes()), 1);
+        // A 64 KiB answer of 62-byte names: about 1,000 of them.
+        assert!(units(mx(1000).bytes()) >= 120, "{}", mx(1000).bytes());
+        let caches = DnsCaches::new(64);
+        let until = Instant::now() + Duration::from_secs(300);
+        for name in ["a.test", "b.test", "c.test"] {
+            caches.mx.insert(name.into(), mx(300), until);
+        }
+        caches.mx.0.run_pending_tasks();
+        assert!(caches.mx.0.weighted_size() <= 64, "{}", caches.mx.0.weighted_size());
+        assert!(caches.mx.0.entry_count() < 3);
+    }
 
     #[test]
     fn big_txt_answers_weigh_by_size() {
