@@ -430,7 +430,11 @@ mod tests {
             caches.mx.insert(name.into(), mx(300), until);
         }
         caches.mx.0.run_pending_tasks();
-        assert!(caches.mx.0.weighted_size() <= 64, "{}", caches.mx.0.weighted_size());
+        assert!(
+            caches.mx.0.weighted_size() <= 64,
+            "{}",
+            caches.mx.0.weighted_size()
+        );
         assert!(caches.mx.0.entry_count() < 3);
     }
 

@@ -79,25 +79,9 @@ struct Sender {
 }
 
 async fn send(dir: &Path, s: &Sender) -> swaks::Swaks {
-    let file = dir.join("message.eml");
-    std::fs::write(&file, message(FROM)).expect("write message");
-    let server = s.postfix.smtp_addr().to_string();
-    let data = format!("@{}", file.display());
-    swaks::run_async(&[
-        "--server",
-        &server,
-        "--local-interface",
-        "127.0.0.1",
-        "--ehlo",
-        "laptop.newcomer.test",
-        "--from",
-        FROM,
-        "--to",
-        TO,
-        "--data",
-        &data,
-    ])
-    .await
+    let client = ("127.0.0.1", "laptop.newcomer.test");
+    let addr = s.postfix.smtp_addr();
+    swaks::submit_from(dir, addr, client, (FROM, TO), &message(FROM), &[]).await
 }
 
 /// Sends one message through S and returns the `n`th bounce S delivered

@@ -207,35 +207,16 @@ fn substitute(value: &str, milter: &Daemon, reinject: Option<u16>) -> String {
     }
 }
 
-/// Sends `data` from `ip` (EHLO `helo`) to `server` with swaks.
+/// Sends `data` from `client` (address, EHLO name) to `server` with swaks.
 async fn send(
     dir: &Path,
     server: &Postfix,
-    (ip, helo): (&str, &str),
+    client: (&str, &str),
     to: &str,
     data: &str,
     extra: &[&str],
 ) -> swaks::Swaks {
-    let file = dir.join(format!("{}.eml", free_port()));
-    std::fs::write(&file, data).expect("write message");
-    let server = server.smtp_addr().to_string();
-    let data_arg = format!("@{}", file.display());
-    let mut args = vec![
-        "--server",
-        &server,
-        "--local-interface",
-        ip,
-        "--ehlo",
-        helo,
-        "--from",
-        FROM,
-        "--to",
-        to,
-        "--data",
-        &data_arg,
-    ];
-    args.extend_from_slice(extra);
-    swaks::run_async(&args).await
+    swaks::submit_from(dir, server.smtp_addr(), client, (FROM, to), data, extra).await
 }
 
 async fn wait_for(sink: &SmtpSink, n: usize) -> Vec<Received> {

@@ -180,6 +180,19 @@ pub async fn submit(
     data: &str,
     extra: &[&str],
 ) -> Swaks {
+    let client = (CLIENT_IP, "mail.sender.test");
+    submit_from(dir, server, client, (from, to), data, extra).await
+}
+
+/// Like [`submit`] from another client: `(address, EHLO name)`.
+pub async fn submit_from(
+    dir: &std::path::Path,
+    server: std::net::SocketAddr,
+    (ip, helo): (&str, &str),
+    (from, to): (&str, &str),
+    data: &str,
+    extra: &[&str],
+) -> Swaks {
     let file = dir.join("message.eml");
     std::fs::write(&file, data).expect("write message");
     let server = server.to_string();
@@ -188,9 +201,9 @@ pub async fn submit(
         "--server",
         &server,
         "--local-interface",
-        CLIENT_IP,
+        ip,
         "--ehlo",
-        "mail.sender.test",
+        helo,
         "--from",
         from,
         "--to",
