@@ -283,7 +283,7 @@ async fn transaction(conn: &mut TestConnection, msg: &Msg) -> Result<Option<Stat
     }
     conn.macros(MacroStage::Mail, macros).await?;
     let status = conn.mail(["<alice@sender.test>"]).await?;
-    if status != Status::Continue {
+    if !common::goes_on(&status) {
         conn.abort().await?;
         return Ok(Some(status));
     }
@@ -293,7 +293,7 @@ async fn transaction(conn: &mut TestConnection, msg: &Msg) -> Result<Option<Stat
     }
     for (name, value) in &msg.fields {
         let status = conn.header(name.clone(), value.clone()).await?;
-        if status != Status::Continue {
+        if !common::goes_on(&status) {
             conn.abort().await?;
             return Ok(Some(status));
         }

@@ -109,10 +109,9 @@ async fn every_recipient_gets_the_same_reply_and_the_message_one_log_line() {
     conn.macros(MacroStage::Mail, [("i", "QUEUEID1")])
         .await
         .unwrap();
-    assert_eq!(
-        conn.mail([format!("<{FROM}>")]).await.unwrap(),
-        Status::Continue
-    );
+    assert!(common::goes_on(
+        &conn.mail([format!("<{FROM}>")]).await.unwrap()
+    ));
     let mut replies = Vec::new();
     for rcpt in [
         "<bob@receiver.test>",

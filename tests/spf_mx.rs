@@ -316,7 +316,7 @@ async fn lookups_are_under_way_before_the_message_arrives() {
     conn.macros(indymilter_test::MacroStage::Mail, [("i", "Q1")])
         .await
         .unwrap();
-    assert_eq!(conn.mail(["<a@x.test>"]).await.unwrap(), Status::Continue);
+    assert!(common::goes_on(&conn.mail(["<a@x.test>"]).await.unwrap()));
     // No header or body sent yet: the queries come from MAIL FROM alone.
     for _ in 0..200 {
         if dns.queries("mailkey.x.test") > 0 && dns.queries("x.test") >= 2 {

@@ -210,7 +210,11 @@ mod tests {
             m.header(b"X-Filler", b" hostile header", "mx.test");
         }
         let len = m.raw.len();
-        assert!(m.raw.capacity() <= len + len / 4 + 64, "{} for {len}", m.raw.capacity());
+        assert!(
+            m.raw.capacity() <= len + len / 4 + 64,
+            "{} for {len}",
+            m.raw.capacity()
+        );
     }
 
     #[test]

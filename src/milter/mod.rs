@@ -17,7 +17,7 @@ use crate::{
     verdict::{Action, Reply, Verdict},
     SharedHandle,
 };
-use indymilter::{Callbacks, SetErrorReply, SmtpReply, Status};
+use indymilter::{Callbacks, ProtoOpts, SetErrorReply, SmtpReply, Status};
 use session::Session;
 use tracing::error;
 
@@ -28,11 +28,21 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
             Box::pin(async move { negotiate::negotiate(cx, snapshot, actions, opts) })
         })
         .on_connect(|cx, _, socket| {
-            Box::pin(async move { with(&mut cx.data, |s| s.connect(socket)) })
+            Box::pin(async move {
+                with(&mut cx.data, ProtoOpts::NOREPLY_CONNECT, |s| {
+                    s.connect(socket)
+                })
+            })
         })
-        .on_helo(|cx, helo| Box::pin(async move { with(&mut cx.data, |s| s.helo(&helo)) }))
+        .on_helo(|cx, helo| {
+            Box::pin(async move { with(&mut cx.data, ProtoOpts::NOREPLY_HELO, |s| s.helo(&helo)) })
+        })
         .on_mail(|cx, args| {
-            Box::pin(async move { with(&mut cx.data, |s| s.mail(&args, &cx.macros)) })
+            Box::pin(async move {
+                with(&mut cx.data, ProtoOpts::NOREPLY_MAIL, |s| {
+                    s.mail(&args, &cx.macros)
+                })
+            })
         })
         .on_rcpt(|cx, args| {
             Box::pin(async move {
@@ -54,9 +64,15 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
             })
         })
         .on_header(|cx, name, value| {
-            Box::pin(async move { with(&mut cx.data, |s| s.header(&name, &value)) })
+            Box::pin(async move {
+                with(&mut cx.data, ProtoOpts::NOREPLY_HEADER, |s| {
+                    s.header(&name, &value)
+                })
+            })
         })
-        .on_body(|cx, chunk| Box::pin(async move { with(&mut cx.data, |s| s.body(&chunk)) }))
+        .on_body(|cx, chunk| {
+            Box::pin(async move { with(&mut cx.data, ProtoOpts::NOREPLY_BODY, |s| s.body(&chunk)) })
+        })
         .on_eom(|cx| {
             Box::pin(async move {
                 let Some(session) = cx.data.as_mut() else {
@@ -68,17 +84,23 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
                     .reply(&mut cx.reply)
             })
         })
-        .on_abort(|cx| Box::pin(async move { with(&mut cx.data, Session::abort) }))
-        .on_close(|cx| Box::pin(async move { with(&mut cx.data, Session::abort) }))
+        // Abort and close get no reply whatever we return.
+        .on_abort(|cx| {
+            Box::pin(async move { with(&mut cx.data, ProtoOpts::empty(), Session::abort) })
+        })
+        .on_close(|cx| {
+            Box::pin(async move { with(&mut cx.data, ProtoOpts::empty(), Session::abort) })
+        })
 }
 
-/// Runs `f` on the session; without one (negotiation failed) the MTA is
-/// told to try later.
-fn with(data: &mut Option<Session>, f: impl FnOnce(&mut Session)) -> Status {
+/// Runs `f` on the session of a stage that always goes on (`Noreply` when
+/// the MTA agreed to `noreply` for it); without a session (negotiation
+/// failed) the MTA is told to try later.
+fn with(data: &mut Option<Session>, noreply: ProtoOpts, f: impl FnOnce(&mut Session)) -> Status {
     match data.as_mut() {
         Some(session) => {
             f(session);
-            Status::Continue
+            session.go_on(noreply)
         }
         None => Status::Tempfail,
     }

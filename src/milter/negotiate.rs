@@ -58,6 +58,22 @@ pub fn negotiate(
             cx.requested_opts |= unneeded;
         }
     }
+    // Stages at which we never refuse or defer (verdicts wait for RCPT or
+    // the end of message): the MTA need not wait for our reply, which saves
+    // a round trip per header field — most of the protocol's traffic.
+    let mut noreply = ProtoOpts::empty();
+    for stage in [
+        ProtoOpts::NOREPLY_CONNECT,
+        ProtoOpts::NOREPLY_HELO,
+        ProtoOpts::NOREPLY_MAIL,
+        ProtoOpts::NOREPLY_HEADER,
+        ProtoOpts::NOREPLY_BODY,
+    ] {
+        if opts.contains(stage) {
+            noreply |= stage;
+        }
+    }
+    cx.requested_opts |= noreply;
     let macros = [
         (MacroStage::Connect, "j {daemon_name}"),
         (
@@ -77,6 +93,6 @@ pub fn negotiate(
             cx.requested_macros.insert(stage, names);
         }
     }
-    cx.data = Some(Session::new(shared, leading_space));
+    cx.data = Some(Session::new(shared, leading_space, noreply));
     Status::Continue
 }

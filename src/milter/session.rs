@@ -18,7 +18,7 @@ use crate::{
     verdict::Reply,
     Shared,
 };
-use indymilter::{ContextActions, EomActions, Macros, SocketInfo};
+use indymilter::{ContextActions, EomActions, Macros, ProtoOpts, SocketInfo};
 use std::{
     ffi::{CStr, CString},
     net::IpAddr,
@@ -31,6 +31,8 @@ pub struct Session {
     /// Header values pass with their leading space (SMFIP_HDR_LEADSPC), both
     /// ways: values we add must then bring their own.
     leading_space: bool,
+    /// The stages whose reply the MTA does not wait for (negotiated).
+    noreply: ProtoOpts,
     client_ip: Option<IpAddr>,
     helo: String,
     message: Option<Message>,
@@ -43,10 +45,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>, leading_space: bool) -> Self {
+    pub fn new(shared: Arc<Shared>, leading_space: bool, noreply: ProtoOpts) -> Self {
         Self {
             shared,
             leading_space,
+            noreply,
             client_ip: None,
             helo: String::new(),
             message: None,
@@ -155,6 +158,16 @@ impl Session {
     }
 
     /// End of message: the lifecycle's steps, in order.
+    /// The status for a stage that always goes on: `Noreply` when the MTA
+    /// agreed not to wait for it (`stage` is the `NOREPLY_*` option).
+    pub fn go_on(&self, stage: ProtoOpts) -> indymilter::Status {
+        if !stage.is_empty() && self.noreply.contains(stage) {
+            indymilter::Status::Noreply
+        } else {
+            indymilter::Status::Continue
+        }
+    }
+
     pub async fn end_of_message(&mut self, actions: &EomActions, macros: &Macros) -> Outcome {
         let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
         let _in_flight = self.in_flight.take();
