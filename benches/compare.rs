@@ -129,6 +129,38 @@ async fn main() {
             });
         }
     }
+    // Memory at the connection count limits.max_connections allows.
+    let thousand = match (
+        algorithms.last(),
+        std::env::var("BENCH_THOUSAND").as_deref(),
+    ) {
+        (_, Ok("0")) | (None, _) => None,
+        (Some(a), _) => {
+            let from = format!("sender@{}", a.domain);
+            let work = Workload {
+                messages: Arc::new(messages::signed(&a.key, &from, a.domain, count)),
+                mail_from: from,
+            };
+            let o = run(&ours, &work, 1000, duration).await;
+            let t = run(&theirs, &work, 1000, duration).await;
+            println!(
+                "{:<9} {:>5}  {:>8.0}  {:>8.0}  (the 1,000-connection point)",
+                a.name,
+                1000,
+                o.rate(),
+                t.rate()
+            );
+            Some((a.name, o, t))
+        }
+    };
+    let peak_rss_mib = (
+        report::peak_rss_mib(ours.pid()),
+        report::peak_rss_mib(theirs.pid()),
+    );
+    println!(
+        "peak RSS: ours {:.1} MiB, OpenDKIM {:.1} MiB",
+        peak_rss_mib.0, peak_rss_mib.1
+    );
     ours.stop().await;
     theirs.stop().await;
 
@@ -140,6 +172,8 @@ async fn main() {
         opendkim: milters::opendkim_version(),
         load_before,
         load_after: report::load_average(),
+        thousand,
+        peak_rss_mib,
     };
     report::write(
         &root.join("BENCHMARKS.md"),

@@ -19,6 +19,20 @@ pub struct RunInfo {
     pub opendkim: String,
     pub load_before: String,
     pub load_after: String,
+    /// The 1,000-connection point: (algorithm, ours, OpenDKIM), with the
+    /// peak resident memory of each milter (VmHWM) over the whole run.
+    pub thousand: Option<(&'static str, LoadResult, LoadResult)>,
+    pub peak_rss_mib: (f64, f64),
+}
+
+/// The peak resident memory of process `pid` so far (VmHWM), in MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// The CPU model and count, from /proc/cpuinfo and nproc.
@@ -122,6 +136,24 @@ pub fn write(md: &Path, png: &Path, work: &Path, info: &RunInfo, rows: &[Row]) {
     for a in &algorithms {
         let mine: Vec<&Row> = rows.iter().filter(|r| r.algorithm == *a).collect();
         let _ = writeln!(out, "## {a}\n\n{}", table(&mine));
+    }
+    if let Some((a, o, t)) = &info.thousand {
+        let _ = writeln!(
+            out,
+            "## 1,000 connections ({a})\n\n\
+             | | msg/s | p99 ms | CPU µs/msg | peak RSS over the run (VmHWM) |\n\
+             |---|---:|---:|---:|---:|\n\
+             | mailkey-milter | {:.0} | {:.2} | {:.0} | {:.1} MiB |\n\
+             | OpenDKIM | {:.0} | {:.2} | {:.0} | {:.1} MiB |\n",
+            o.rate(),
+            o.pct_ms(0.99),
+            o.cpu_us_per_msg(),
+            info.peak_rss_mib.0,
+            t.rate(),
+            t.pct_ms(0.99),
+            t.cpu_us_per_msg(),
+            info.peak_rss_mib.1,
+        );
     }
     let png_name = png
         .file_name()
