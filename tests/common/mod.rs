@@ -161,6 +161,16 @@ impl LogCapture {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
     }
+
+    /// The first line containing every one of `parts`; panics with the
+    /// whole log when there is none.
+    pub fn line_with(&self, parts: &[&str]) -> String {
+        let log = self.text();
+        log.lines()
+            .find(|l| parts.iter().all(|p| l.contains(p)))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no log line with {parts:?} in:\n{log}"))
+    }
 }
 
 /// A config for tests: enforce mode, the test DNS server, only 127.0.0.1
