@@ -43,11 +43,13 @@ fn effect(results: &[CheckResult], check: CheckName) -> &'static str {
         })
 }
 
+/// The check's result, `None` if it did not run.
+fn result_of(results: &[CheckResult], check: CheckName) -> Option<Status> {
+    results.iter().find(|r| r.check == check).map(|r| r.status)
+}
+
 fn status(results: &[CheckResult], check: CheckName) -> &'static str {
-    results
-        .iter()
-        .find(|r| r.check == check)
-        .map_or("-", |r| r.status.as_str())
+    result_of(results, check).map_or("-", Status::as_str)
 }
 
 /// `Some(true)` when SPF did not pass but the mailkey signature of the
@@ -55,9 +57,9 @@ fn status(results: &[CheckResult], check: CheckName) -> &'static str {
 /// through (docs/decisions.md, "Forwarding and mailing lists"). Logged so
 /// that a monitor-mode rollout counts how often it would matter.
 fn mailkey_covers_spf(results: &[CheckResult]) -> Option<bool> {
-    let spf = status(results, crate::checks::spf::NAME);
-    let mailkey = status(results, crate::checks::mailkey::NAME);
-    (spf != "pass" && spf != "-" && mailkey == "pass").then_some(true)
+    let spf = result_of(results, crate::checks::spf::NAME);
+    let mailkey = result_of(results, crate::checks::mailkey::NAME);
+    (spf.is_some_and(|s| s != Status::Pass) && mailkey == Some(Status::Pass)).then_some(true)
 }
 
 /// The reasons of every result that did not pass, `check: why; …`.

@@ -61,18 +61,12 @@ pub fn negotiate(
     // Stages at which we never refuse or defer (verdicts wait for RCPT or
     // the end of message): the MTA need not wait for our reply, which saves
     // a round trip per header field — most of the protocol's traffic.
-    let mut noreply = ProtoOpts::empty();
-    for stage in [
-        ProtoOpts::NOREPLY_CONNECT,
-        ProtoOpts::NOREPLY_HELO,
-        ProtoOpts::NOREPLY_MAIL,
-        ProtoOpts::NOREPLY_HEADER,
-        ProtoOpts::NOREPLY_BODY,
-    ] {
-        if opts.contains(stage) {
-            noreply |= stage;
-        }
-    }
+    let noreply = opts
+        & (ProtoOpts::NOREPLY_CONNECT
+            | ProtoOpts::NOREPLY_HELO
+            | ProtoOpts::NOREPLY_MAIL
+            | ProtoOpts::NOREPLY_HEADER
+            | ProtoOpts::NOREPLY_BODY);
     cx.requested_opts |= noreply;
     let macros = [
         (MacroStage::Connect, "j {daemon_name}"),

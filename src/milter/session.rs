@@ -157,17 +157,18 @@ impl Session {
         self.at_rcpt = None;
     }
 
-    /// End of message: the lifecycle's steps, in order.
     /// The status for a stage that always goes on: `Noreply` when the MTA
-    /// agreed not to wait for it (`stage` is the `NOREPLY_*` option).
+    /// agreed not to wait for it (`stage` is the `NOREPLY_*` option; none
+    /// for abort and close, which get no reply anyway).
     pub fn go_on(&self, stage: ProtoOpts) -> indymilter::Status {
-        if !stage.is_empty() && self.noreply.contains(stage) {
+        if self.noreply.intersects(stage) {
             indymilter::Status::Noreply
         } else {
             indymilter::Status::Continue
         }
     }
 
+    /// End of message: the lifecycle's steps, in order.
     pub async fn end_of_message(&mut self, actions: &EomActions, macros: &Macros) -> Outcome {
         let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
         let _in_flight = self.in_flight.take();
