@@ -17,7 +17,7 @@ mod common;
 use common::{
     dns::TestDns,
     message,
-    postfix::{Postfix, PostfixOptions},
+    postfix::{self, Postfix, PostfixOptions},
     smtp_sink::{Received, SmtpSink},
     swaks, Daemon, TestKey,
 };
@@ -37,24 +37,12 @@ struct Setup {
 /// The settings of the shipped example files, with the documented milter
 /// address replaced by the test daemon's.
 fn example_main_cf(files: &[&str], milter: &str) -> Vec<(String, String)> {
-    let mut settings = Vec::new();
-    for file in files {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("postfix-examples")
-            .join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        settings.extend(
-            text.lines()
-                .filter(|l| !l.trim_start().starts_with('#'))
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| {
-                    (
-                        k.trim().to_string(),
-                        v.trim().replace("inet:127.0.0.1:8895", milter),
-                    )
-                }),
-        );
-    }
+    let settings: Vec<(String, String)> = files
+        .iter()
+        .flat_map(|file| {
+            postfix::example_settings(file, |v| v.replace("inet:127.0.0.1:8895", milter))
+        })
+        .collect();
     for key in [
         "smtpd_milters",
         "non_smtpd_milters",

@@ -22,7 +22,7 @@ use common::{
     arc::{list_rewrite, SealKey},
     dns::{TestDns, Zone},
     message,
-    postfix::{free_port, Postfix, PostfixOptions, PostfixTls},
+    postfix::{self, free_port, Postfix, PostfixOptions, PostfixTls},
     smtp_sink::{Received, SmtpSink},
     swaks,
     tls::{Leaf, Pki},
@@ -168,34 +168,17 @@ fn example_main_cf(
     milter: &Daemon,
     reinject: Option<u16>,
 ) -> Vec<(String, String)> {
-    let mut settings = Vec::new();
-    for file in files {
-        for line in example_lines(file) {
-            if let Some((k, v)) = line.split_once('=') {
-                let v = substitute(v.trim(), milter, reinject);
-                settings.push((k.trim().to_string(), v));
-            }
-        }
-    }
-    settings
+    files
+        .iter()
+        .flat_map(|file| postfix::example_settings(file, |v| substitute(v, milter, reinject)))
+        .collect()
 }
 
 /// The master.cf lines of `postfix-examples/FILE`, addresses replaced.
 fn example_master_cf(file: &str, milter: &Daemon, reinject: u16) -> Vec<String> {
-    example_lines(file)
+    postfix::example_lines(file)
         .iter()
         .map(|l| substitute(l, milter, Some(reinject)))
-        .collect()
-}
-
-fn example_lines(file: &str) -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("postfix-examples")
-        .join(file);
-    let text = std::fs::read_to_string(&path).expect("example file");
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
-        .map(str::to_string)
         .collect()
 }
 
@@ -221,22 +204,6 @@ async fn send(
 
 async fn wait_for(sink: &SmtpSink, n: usize) -> Vec<Received> {
     tokio::task::block_in_place(|| sink.wait_for(n, DELIVERY))
-}
-
-/// The `Authentication-Results` B added, unfolded.
-fn b_results(text: &str) -> String {
-    let start = text
-        .find("Authentication-Results: mx.receiver.test;")
-        .unwrap_or_else(|| panic!("no A-R of B in {text}"));
-    let mut header = String::new();
-    for (i, line) in text[start..].split("\r\n").enumerate() {
-        if i > 0 && !line.starts_with([' ', '\t']) {
-            break;
-        }
-        header.push_str(line.trim_start());
-        header.push(' ');
-    }
-    header
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,7 +269,7 @@ async fn forward_through_a_is_accepted_at_b_and_bounces_come_back() {
     );
     assert_eq!(forwarded.rcpt_to, ["bob@b.test"]);
     let text = forwarded.text();
-    let results = b_results(&text);
+    let results = forwarded.auth_results("mx.receiver.test");
     for part in [
         "mailkey=pass header.d=fwd.test header.s=mailkey",
         "spf=pass smtp.mailfrom=SRS0=",
@@ -391,8 +358,7 @@ async fn list_mail_is_accepted_only_under_a_trusted_seal() {
     let sealed = w.list_key.seal(&changed, "lists.test", LIST_RESULTS);
     let out = send(&w.dir, &b, list, "bob@b.test", &sealed, &tls).await;
     assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
-    let text = wait_for(&b_sink, 1).await[0].text();
-    let results = b_results(&text);
+    let results = wait_for(&b_sink, 1).await[0].auth_results("mx.receiver.test");
     println!("{results}");
     for part in [
         "mailkey=pass (arc: lists.test)",

@@ -10,7 +10,7 @@ mod common;
 use common::{
     dns::TestDns,
     message,
-    postfix::{Postfix, PostfixOptions},
+    postfix::{self, Postfix, PostfixOptions},
     smtp_sink::SmtpSink,
     swaks, Daemon, TestKey,
 };
@@ -52,7 +52,7 @@ async fn setup_with(
     let sink = SmtpSink::start();
     let mut extra_main_cf = example_main_cf("main.cf", &format!("inet:{}", daemon.addr));
     if let Some(tls) = tls {
-        for (k, v) in example_main_cf_file("main.cf.tls") {
+        for (k, v) in postfix::example_settings("main.cf.tls", str::to_string) {
             let v = match k.as_str() {
                 "smtpd_tls_cert_file" => tls.server_cert.display().to_string(),
                 "smtpd_tls_key_file" => tls.server_key.display().to_string(),
@@ -81,27 +81,12 @@ async fn setup_with(
 /// The settings of `postfix-examples/FILE`, with the documented milter
 /// address replaced by the test daemon's: the tests run the shipped example.
 fn example_main_cf(file: &str, milter: &str) -> Vec<(String, String)> {
-    let settings: Vec<(String, String)> = example_main_cf_file(file)
-        .into_iter()
-        .map(|(k, v)| (k, v.replace("inet:127.0.0.1:8895", milter)))
-        .collect();
+    let settings = postfix::example_settings(file, |v| v.replace("inet:127.0.0.1:8895", milter));
     assert!(
         settings.iter().any(|(k, _)| k == "smtpd_milters"),
         "{file} attaches no milter"
     );
     settings
-}
-
-fn example_main_cf_file(file: &str) -> Vec<(String, String)> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("postfix-examples")
-        .join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
 }
 
 /// Certificates from a test CA made in code, written to files.

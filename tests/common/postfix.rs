@@ -323,6 +323,29 @@ impl Drop for Postfix {
     }
 }
 
+/// The lines of `postfix-examples/FILE` that are neither comments nor
+/// blank: the tests run the shipped examples, so they cannot drift.
+pub fn example_lines(file: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("postfix-examples")
+        .join(file);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `name = value` settings of the main.cf example `file`, each value
+/// passed through `value` (to put in the test's own addresses).
+pub fn example_settings(file: &str, value: impl Fn(&str) -> String) -> Vec<(String, String)> {
+    example_lines(file)
+        .iter()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), value(v.trim())))
+        .collect()
+}
+
 /// A port of 127.0.0.1 that is free now, for a further smtpd of an
 /// instance (`extra_master_cf`). Something may take it before Postfix binds
 /// it; on this test machine nothing does.

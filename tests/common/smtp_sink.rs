@@ -45,6 +45,24 @@ impl Received {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.data).into_owned()
     }
+
+    /// The `Authentication-Results` field of `authserv_id`, unfolded
+    /// (continuation lines joined with a space); panics when there is none.
+    pub fn auth_results(&self, authserv_id: &str) -> String {
+        let text = self.text();
+        let start = text
+            .find(&format!("Authentication-Results: {authserv_id};"))
+            .unwrap_or_else(|| panic!("no Authentication-Results of {authserv_id} in {text}"));
+        let mut field = String::new();
+        for (i, line) in text[start..].split("\r\n").enumerate() {
+            if i > 0 && !line.starts_with([' ', '\t']) {
+                break;
+            }
+            field.push_str(line.trim_start());
+            field.push(' ');
+        }
+        field
+    }
 }
 
 impl fmt::Debug for Received {
