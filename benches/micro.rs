@@ -101,7 +101,9 @@ fn verify(c: &mut Criterion) {
         .map_or(0, |d| d.as_secs());
     let mut group = c.benchmark_group("verify");
     for (name, msg, record) in signed() {
-        let keys = KeyLookup::from_answer(TxtAnswer::Records(vec![record.into_bytes()]));
+        let keys = std::sync::Arc::new(KeyLookup::from_answer(TxtAnswer::Records(vec![
+            record.into_bytes()
+        ])));
         let check = || {
             mailkey::check(
                 &dns,

@@ -163,9 +163,8 @@ impl Pending {
                 Ok(Ok(Stage::Done(result))) => Some(result),
                 Ok(Ok(Stage::NeedsMessage(step))) => match message {
                     Received::Whole(message) => {
-                        timeout_at(deadline, step.finish(&self.inputs, message, now()))
-                            .await
-                            .ok()
+                        let work = step.finish(&self.inputs, message, now(), deadline.into_std());
+                        timeout_at(deadline, work).await.ok()
                     }
                     Received::TooBig(size) => {
                         Some(step.too_big(check, size, config.limits.max_message_size))
@@ -231,7 +230,7 @@ pub fn internal_error(check: CheckName, why: &str, on_error: OnError) -> CheckRe
 
 /// The result of a check that did not finish within `eom_timeout_ms`:
 /// like an internal error, `on_error` decides.
-fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> CheckResult {
+pub fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> CheckResult {
     CheckResult::new(check, Status::TempError, on_error_effect(on_error)).reason(format!(
         "not finished within the end-of-message deadline of {} ms",
         timeout.as_millis()

@@ -32,6 +32,7 @@ impl MessageStep for Verify {
         inputs: &'a Inputs,
         message: &'a [u8],
         _now: u64,
+        _deadline: std::time::Instant,
     ) -> BoxFuture<'a, CheckResult> {
         Box::pin(check(&inputs.shared.dns, message))
     }

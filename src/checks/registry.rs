@@ -55,12 +55,16 @@ pub enum Stage {
 /// The second half of a check that reads the message. `Sync`: it waits in
 /// the session between RCPT and the end of message.
 pub trait MessageStep: Send + Sync {
-    /// `now`: seconds since the epoch, for expiry decisions.
+    /// `now`: seconds since the epoch, for expiry decisions. `deadline`:
+    /// the end of message's (`limits.eom_timeout_ms`); CPU-bound work
+    /// checks it between its pieces and stops past it (the reply does not
+    /// wait, and neither may the work).
     fn finish<'a>(
         self: Box<Self>,
         inputs: &'a Inputs,
         message: &'a [u8],
         now: u64,
+        deadline: std::time::Instant,
     ) -> BoxFuture<'a, CheckResult>;
 
     /// The message was larger than `limits.max_message_size` (`size` bytes
