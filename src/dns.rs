@@ -108,35 +108,35 @@ impl Dns {
     /// (errors are not cached): a record is parsed once per TTL, not once
     /// per message.
     pub async fn key_records(&self, name: &str) -> Arc<KeyLookup> {
-        let key = fqdn(name);
-        let hit = self.keys.get(key.as_str());
-        crate::metrics::cache_hit(hit.is_some());
-        if let Some(hit) = hit {
-            return hit.value;
-        }
-        let (answer, until) = self.query_txt(&key).await;
-        let parsed = Arc::new(KeyLookup::from_answer(answer));
-        if let Some(until) = until {
-            self.keys
-                .insert(key.into(), Timed::new(parsed.clone(), until));
-        }
-        parsed
+        let parse = |answer| Arc::new(KeyLookup::from_answer(answer));
+        self.txt_cached(&self.keys, name, parse).await
     }
 
     /// All TXT records at `name`, cached for their TTL (errors are not cached).
     pub async fn txt(&self, name: &str) -> TxtAnswer {
+        self.txt_cached(&self.raw_txt, name, |answer| answer).await
+    }
+
+    /// The TXT answer at `name` made into a `V` by `make`, from `cache` or
+    /// queried and kept there for its TTL (errors are not cached).
+    async fn txt_cached<V: Clone + Send + Sync + 'static>(
+        &self,
+        cache: &Cache<Box<str>, Timed<V>>,
+        name: &str,
+        make: impl FnOnce(TxtAnswer) -> V,
+    ) -> V {
         let key = fqdn(name);
-        let hit = self.raw_txt.get(key.as_str());
+        let hit = cache.get(key.as_str());
         crate::metrics::cache_hit(hit.is_some());
         if let Some(hit) = hit {
             return hit.value;
         }
         let (answer, until) = self.query_txt(&key).await;
+        let value = make(answer);
         if let Some(until) = until {
-            self.raw_txt
-                .insert(key.into(), Timed::new(answer.clone(), until));
+            cache.insert(key.into(), Timed::new(value.clone(), until));
         }
-        answer
+        value
     }
 
     async fn query_txt(&self, name: &str) -> (TxtAnswer, Option<Instant>) {

@@ -441,8 +441,10 @@ async fn expired_signature_does_not_count() {
             keys,
             signed.as_bytes(),
             at,
+            std::time::Instant::now() + std::time::Duration::from_secs(60),
         )
-        .await;
+        .await
+        .unwrap_or_else(mailkey::Stopped::into_result);
         assert_eq!(r.status, expected, "{r:?}");
         if expected == S::Fail {
             assert_eq!(r.reason.as_deref(), Some("signature expired (x=)"));
@@ -491,7 +493,11 @@ async fn a_signature_covering_other_signatures_verifies_over_them() {
         o.headers = vec!["From", "To", "Subject", "DKIM-Signature"];
         o
     });
-    assert!(signed.contains("dkim-signature") || signed.contains("DKIM-Signature:"));
+    let ours = signed.split_once("\r\nDKIM-Signature:").expect("two").0;
+    assert!(
+        ours.to_ascii_lowercase().contains(":dkim-signature"),
+        "{ours}"
+    );
     let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
     assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
     assert!(outcome.auth_results().unwrap().contains("mailkey=pass"));

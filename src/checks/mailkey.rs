@@ -79,7 +79,7 @@ impl MessageStep for Verify {
             let config = &inputs.shared.config;
             let sender = inputs.envelope.sender_domain();
             let dns = &inputs.shared.dns;
-            check_until(
+            check(
                 dns,
                 &config.mailkey,
                 &sender,
@@ -123,31 +123,20 @@ pub async fn lookup(dns: &Dns, domain: &str) -> Arc<KeyLookup> {
 #[derive(Debug)]
 pub struct Stopped;
 
-/// Runs the check without a deadline (`check-domain`, `evaluate`, tests);
-/// see [`check_until`].
-pub async fn check(
-    dns: &Dns,
-    config: &MailkeyConfig,
-    sender: &SenderDomain,
-    keys: Arc<KeyLookup>,
-    message: &[u8],
-    now: u64,
-) -> CheckResult {
-    // A day: no verification comes near it.
-    let deadline = Instant::now() + Duration::from_secs(86_400);
-    check_until(dns, config, sender, keys, message, now, deadline)
-        .await
-        .unwrap_or_else(|Stopped| {
-            CheckResult::new(NAME, Status::TempError, Effect::Tempfail(Code::INTERNAL))
-                .reason("verification stopped at its deadline")
-        })
+impl Stopped {
+    /// The result for a caller without an end-of-message deadline of its
+    /// own to report (`check-domain`, tools): an internal `temperror`.
+    pub fn into_result(self) -> CheckResult {
+        CheckResult::new(NAME, Status::TempError, Effect::Tempfail(Code::INTERNAL))
+            .reason("verification stopped at its deadline")
+    }
 }
 
 /// Runs the check. `keys` is the lookup for `D` (from [`lookup`]); keys of
 /// other signing domains (relaxed alignment) are looked up here. `now` is
 /// seconds since the epoch, for `x=`; past `deadline` the verification
 /// stops between two pieces of work (a body hash, a signature, a key).
-pub async fn check_until(
+pub async fn check(
     dns: &Dns,
     config: &MailkeyConfig,
     sender: &SenderDomain,
