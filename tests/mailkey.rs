@@ -549,3 +549,41 @@ fn with_tag(tags: &str, name: &str, value: &str) -> String {
     kept.push(format!("{name}={value}"));
     kept.join("; ")
 }
+
+#[tokio::test]
+async fn relaxed_alignment_verifies_with_the_keys_of_the_signing_domain() {
+    // D = bounces.sender.test publishes a key; the message is signed for
+    // the parent sender.test, whose key is looked up before verifying.
+    const BOUNCES: &str = "alice@bounces.sender.test";
+    let own = TestKey::ed25519();
+    let parent = TestKey::rsa(2048);
+    let zone = common::sender_zone()
+        .txt("bounces.sender.test", "v=spf1 ip4:127.0.0.0/8 -all")
+        .mx("bounces.sender.test", 10, "mx.sender.test")
+        .txt("mailkey.bounces.sender.test", &own.record)
+        .txt("mailkey.sender.test", &parent.record);
+    let dns = TestDns::start(zone).await;
+    let relaxed = common::config(&dns, "[mailkey]\nalignment = \"relaxed\"");
+    let daemon = Daemon::start(&relaxed).await;
+    let signed = parent.sign(&message(BOUNCES), "sender.test", "mailkey");
+    let outcome = send(
+        daemon.addr,
+        &Transaction::new(CLIENT, BOUNCES, signed.clone()),
+    )
+    .await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+    assert!(outcome
+        .auth_results()
+        .unwrap()
+        .contains("mailkey=pass header.d=sender.test"));
+    // Strict alignment: the parent's signature does not count.
+    let strict = Daemon::start(&common::config(&dns, "")).await;
+    let outcome = send(strict.addr, &Transaction::new(CLIENT, BOUNCES, signed)).await;
+    assert!(
+        outcome
+            .reply()
+            .starts_with("550-5.7.20 mailkey check fail for bounces.sender.test: mailkey signature is for d=sender.test"),
+        "{}",
+        outcome.reply()
+    );
+}

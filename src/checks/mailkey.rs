@@ -260,14 +260,55 @@ async fn verify(
     now: u64,
     deadline: Instant,
 ) -> Result<Pass, Failure> {
-    // Linear in the header block, but a large one is still CPU work.
-    let Some(parsed) =
-        cpu_bound(|| AuthenticatedMessage::parse_without_body_hashes(message, false))
-    else {
-        return Err(Failure::Fail(
-            "message has no header".into(),
-            Fix::NoSignature,
-        ));
+    // Usually every counted signature is `D`'s, whose keys are at hand:
+    // one piece of CPU work, off the async workers (one hand-over).
+    let mut known = vec![(domain.trim_end_matches('.').to_ascii_lowercase(), keys)];
+    let work = |known: &[(String, Arc<KeyLookup>)]| {
+        cpu_bound(|| verify_with(message, domain, alignment, now, deadline, known))
+    };
+    let missing = match work(&known) {
+        Attempt::Done(result) => return result,
+        Attempt::NeedKeys(missing) => missing,
+    };
+    // Relaxed alignment with other domains: their keys first, then the
+    // same work again (parsing the header block a second time).
+    for d in missing {
+        let keys = lookup(dns, &d).await;
+        if let KeyLookup::TempError(e) = &*keys {
+            return Err(Failure::Temp(format!(
+                "DNS lookup of {} failed: {e}",
+                owner_name(&d)
+            )));
+        }
+        known.push((d, keys));
+    }
+    match work(&known) {
+        Attempt::Done(result) => result,
+        Attempt::NeedKeys(_) => Err(Failure::Temp("keys changed while verifying".into())),
+    }
+}
+
+/// What one pass over the message came to.
+enum Attempt {
+    Done(Result<Pass, Failure>),
+    /// The keys of these signing domains are needed first.
+    NeedKeys(Vec<String>),
+}
+
+/// Parses `message` once (no body hashes), sorts its signatures out and
+/// verifies the counted ones with the keys in `known`, unless a signing
+/// domain's keys are not there yet. CPU work only.
+fn verify_with(
+    message: &[u8],
+    domain: &str,
+    alignment: Alignment,
+    now: u64,
+    deadline: Instant,
+    known: &[(String, Arc<KeyLookup>)],
+) -> Attempt {
+    let fail = |why: String, fix| Attempt::Done(Err(Failure::Fail(why, fix)));
+    let Some(parsed) = AuthenticatedMessage::parse_without_body_hashes(message, false) else {
+        return fail("message has no header".into(), Fix::NoSignature);
     };
     let selection = select::select(&parsed, domain, alignment, now);
     let note = selection.note();
@@ -276,42 +317,34 @@ async fn verify(
         None => why,
     };
     let domains = select::domains(&selection.candidates);
+    let missing: Vec<String> = domains
+        .iter()
+        .filter(|d| !known.iter().any(|(k, _)| k == *d))
+        .map(|d| d.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Attempt::NeedKeys(missing);
+    }
     let mut reasons = selection.reasons;
     if domains.is_empty() {
         let (why, fix) = reasons.fail();
-        return Err(Failure::Fail(with_note(why), fix));
+        return fail(with_note(why), fix);
     }
-    // The keys of every signing domain, looked up first: what follows is
-    // pure computation.
-    let mut lookups: Vec<(&str, Arc<KeyLookup>)> = Vec::with_capacity(domains.len());
+    let mut keyring: Vec<(&str, &[MailkeyRecord])> = Vec::with_capacity(domains.len());
     for d in domains {
-        let keys = if d == domain {
-            keys.clone()
-        } else {
-            lookup(dns, d).await
-        };
-        match &*keys {
-            KeyLookup::Published { .. } => lookups.push((d, keys)),
-            KeyLookup::TempError(e) => {
-                return Err(Failure::Temp(format!(
-                    "DNS lookup of {} failed: {e}",
-                    owner_name(d)
-                )));
-            }
-            KeyLookup::NoKey => reasons.add(7, format!("{d} publishes no mailkey")),
+        let keys = known.iter().find(|(k, _)| k == d).map(|(_, keys)| &**keys);
+        match keys {
+            Some(keys @ KeyLookup::Published { .. }) => keyring.push((d, usable(keys))),
+            _ => reasons.add(7, format!("{d} publishes no mailkey")),
         }
     }
-    let keyring: Vec<(&str, &[MailkeyRecord])> =
-        lookups.iter().map(|(d, keys)| (*d, usable(keys))).collect();
-    let candidates = &selection.candidates;
-    let verified = cpu_bound(|| verify::verify(&parsed, candidates, &keyring, reasons, deadline));
-    match verified {
-        Verified::Pass(pass) => Ok(pass),
+    match verify::verify(&parsed, &selection.candidates, &keyring, reasons, deadline) {
+        Verified::Pass(pass) => Attempt::Done(Ok(pass)),
         Verified::Fail(reasons) => {
             let (why, fix) = reasons.fail();
-            Err(Failure::Fail(with_note(why), fix))
+            fail(with_note(why), fix)
         }
-        Verified::Stopped => Err(Failure::Stopped),
+        Verified::Stopped => Attempt::Done(Err(Failure::Stopped)),
     }
 }
 
