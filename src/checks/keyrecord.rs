@@ -141,11 +141,20 @@ impl KeyLookup {
         };
         let total: usize = records.iter().map(Vec::len).sum();
         if total > MAX_ANSWER_BYTES {
+            // Not one is read; check-domain still lists them.
+            let error = RecordError::AnswerTooLarge(total);
+            let records = records
+                .into_iter()
+                .map(|raw| PublishedRecord {
+                    raw,
+                    parsed: Err(error.clone()),
+                })
+                .collect();
             return Self::Published {
                 keys: Vec::new(),
-                errors: vec![RecordError::AnswerTooLarge(total)],
+                errors: vec![error],
                 testing: false,
-                records: Vec::new(),
+                records,
             };
         }
         let mut keys = Vec::new();
@@ -453,6 +462,29 @@ mod tests {
             panic!()
         };
         assert_eq!(errors, vec![RecordError::RsaTooShort(512)]);
+    }
+
+    #[test]
+    fn records_beyond_the_size_caps_are_not_read() {
+        let long = format!("v=DKIM1; n={}; {}", "x".repeat(MAX_RECORD_BYTES), &ED[9..]);
+        let KeyLookup::Published { keys, errors, .. } = lookup(&[&long, ED]) else {
+            panic!()
+        };
+        assert_eq!(keys.len(), 1, "the short record is still a key");
+        assert_eq!(errors, vec![RecordError::TooLong(long.len())]);
+        let records = vec![ED; MAX_ANSWER_BYTES / ED.len() + 1];
+        let KeyLookup::Published {
+            keys,
+            errors,
+            records,
+            ..
+        } = lookup(&records)
+        else {
+            panic!()
+        };
+        assert!(keys.is_empty());
+        assert!(matches!(errors[..], [RecordError::AnswerTooLarge(_)]));
+        assert_eq!(records.len(), MAX_ANSWER_BYTES / ED.len() + 1);
     }
 
     #[test]
