@@ -63,6 +63,8 @@ pub struct Shared {
     /// The certificate prober, with its cache of probed hosts.
     pub probe: Arc<Prober>,
     pub signers: sign::Signers,
+    /// `[arc] seal`: the key that seals; `None` when sealing is off.
+    pub sealer: Option<arc_seal::Sealer>,
     /// `[srs]`, with its secrets; `None` when SRS is off.
     pub srs: Option<srs::Srs>,
     /// `[exempt]` with its file, read when the configuration is loaded.
@@ -79,6 +81,8 @@ pub enum SetupError {
     #[error(transparent)]
     Signing(#[from] sign::SignError),
     #[error(transparent)]
+    Seal(#[from] arc_seal::SealKeyError),
+    #[error(transparent)]
     Srs(#[from] srs::SrsLoadError),
     #[error(transparent)]
     Exempt(#[from] exempt::ExemptError),
@@ -89,6 +93,7 @@ impl Shared {
         let dns = Dns::new(&config.dns)?;
         let probe = Arc::new(Prober::new(&config.tls, &config.authserv_id)?);
         let signers = sign::Signers::load(&config.signing)?;
+        let sealer = arc_seal::Sealer::load(&config.arc)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         Ok(Self {
@@ -96,6 +101,7 @@ impl Shared {
             dns,
             probe,
             signers,
+            sealer,
             srs,
             exempt,
         })
@@ -151,6 +157,7 @@ impl SharedHandle {
     /// leaves the running configuration in place.
     pub fn replace(&self, config: Config) -> Result<(), SetupError> {
         let signers = sign::Signers::load(&config.signing)?;
+        let sealer = arc_seal::Sealer::load(&config.arc)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         let old = self.current();
@@ -171,6 +178,7 @@ impl SharedHandle {
             dns,
             probe,
             signers,
+            sealer,
             srs,
             exempt,
         });

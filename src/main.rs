@@ -157,8 +157,10 @@ fn main() -> ExitCode {
         }
         Some(Command::CheckConfig { file }) => {
             load(&cli.common, file.as_deref()).and_then(|c| {
-                // The signing keys are part of a usable configuration.
+                // The signing and sealing keys are part of a usable
+                // configuration.
                 sign::Signers::load(&c.signing)?;
+                mailkey_milter::arc_seal::Sealer::load(&c.arc)?;
                 print!("{}", c.to_toml());
                 Ok(ExitCode::SUCCESS)
             })
@@ -224,6 +226,9 @@ fn daemon(config: Config, common: Common) -> Result<ExitCode, Box<dyn Error>> {
         }
         for key in shared.current().signers.keys() {
             info!(domain = %key.domain, key_file = %key.path.display(), key_type = %key.key_type, "signing key loaded");
+        }
+        if let Some(sealer) = &shared.current().sealer {
+            info!(domain = %sealer.domain(), selector = %sealer.selector(), "ARC sealing key loaded");
         }
         if let Some(addr) = config.metrics.listen {
             let listener = tokio::net::TcpListener::bind(addr)

@@ -70,6 +70,7 @@ impl MessageStep for Verify {
         inputs: &'a Inputs,
         message: &'a [u8],
         now: u64,
+        _deadline: std::time::Instant,
     ) -> BoxFuture<'a, CheckResult> {
         Box::pin(async move {
             let (dns, config) = (&inputs.shared.dns, &inputs.shared.config.mailkey);

@@ -6,7 +6,7 @@ use mail_auth::{
     arc::ArcSealer,
     crypto::{RsaKey, Sha256},
     headers::HeaderWriter,
-    ArcOutput, AuthenticatedMessage, AuthenticationResults,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimResult,
 };
 use openssl::{pkey::PKey, rsa::Rsa};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -28,12 +28,22 @@ impl SealKey {
         }
     }
 
+    /// The private key as PEM (PKCS#8), for an `[arc] key_file`.
+    pub fn pem(&self) -> String {
+        let pkey = PKey::private_key_from_pkcs8(&self.pkcs8).expect("pkcs8");
+        let pem = pkey.private_key_to_pem_pkcs8().expect("pem");
+        String::from_utf8_lossy(&pem).into_owned()
+    }
+
     /// `message` with an ARC set by `domain` (selector `arc`) recording
-    /// `results` in front.
+    /// `results` in front: the first set (`cv=none`), or one on top of the
+    /// chain `message` carries, which the caller vouches is valid
+    /// (`cv=pass`).
     pub fn seal(&self, message: &str, domain: &str, results: &str) -> String {
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.clone()));
         let key = RsaKey::<Sha256>::from_key_der(der).expect("rsa key");
         let parsed = AuthenticatedMessage::parse(message.as_bytes()).expect("parse");
+        let chain = ArcOutput::validated(&parsed, DkimResult::Pass);
         // mail-auth writes the authserv-id verbatim: the recorded results
         // ride along after it (single spaces survive relaxed
         // canonicalisation unchanged).
@@ -43,7 +53,7 @@ impl SealKey {
             .domain(domain)
             .selector("arc")
             .headers(["From", "To", "Subject", "Date", "Message-ID"])
-            .seal(&parsed, &ar, &ArcOutput::default())
+            .seal(&parsed, &ar, &chain)
             .expect("seal");
         format!("{}{message}", set.to_header())
     }
@@ -55,4 +65,14 @@ pub fn list_rewrite(message: &str) -> String {
         "Subject: Quarterly report",
         "Subject: [team] Quarterly report",
     ) + "\r\n-- \r\nteam mailing list\r\n"
+}
+
+/// `message` sealed `n` times: by `a1.test` … `a{n-1}.test`, then by
+/// `last` recording `results` (every set with `key`, selector `arc`).
+pub fn chain(key: &SealKey, message: &str, n: usize, last: &str, results: &str) -> String {
+    let mut sealed = message.to_string();
+    for i in 1..n {
+        sealed = key.seal(&sealed, &format!("a{i}.test"), "none");
+    }
+    key.seal(&sealed, last, results)
 }
