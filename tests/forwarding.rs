@@ -232,3 +232,45 @@ async fn only_what_the_list_vouched_for_is_satisfied() {
         ar(&o)
     );
 }
+
+/// #21, item 7: validation stops at the end-of-message deadline instead of
+/// running on after the reply: mail-auth's validation checks it before
+/// each signature, and the check says so.
+#[tokio::test]
+async fn validation_stops_at_the_deadline() {
+    use mail_auth::{arc::ArcError, dns::Parameters, AuthenticatedMessage, DkimResult, Error};
+    use mailkey_milter::{checks::arc, config::Config, dns::Dns};
+    use std::time::{Duration, Instant};
+    let w = world(&[LIST]).await;
+    let signed = w.origin.sign(&message(FROM), "sender.test", "mailkey");
+    let sealed = chain(&w.list_key, &list_rewrite(&signed), 3, LIST, LIST_RESULTS);
+    let config = Config::parse(&common::config(&w.dns, ""), std::path::Path::new("t.toml"));
+    let dns = Dns::new(&config.expect("config").dns).expect("resolver");
+
+    let parsed = AuthenticatedMessage::parse_arc(sealed.as_bytes()).expect("parses");
+    let params = Parameters::new(&parsed).with_cache(&*dns.caches);
+    let output = dns
+        .authenticator
+        .verify_arc_until(params, Some(Instant::now()))
+        .await;
+    assert_eq!(
+        output.result(),
+        &DkimResult::TempError(Error::Arc(ArcError::Deadline))
+    );
+    assert_eq!(output.chain().len(), 3);
+
+    let trusted = [LIST.to_string()];
+    let uses = arc::Uses {
+        trusted_sealers: &trusted,
+        seal: false,
+    };
+    let late = arc::check(&dns, uses, sealed.as_bytes(), Instant::now()).await;
+    assert_eq!(late.status.as_str(), "temperror");
+    assert_eq!(
+        late.reason.as_deref(),
+        Some("validation stopped at the end-of-message deadline")
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let on_time = arc::check(&dns, uses, sealed.as_bytes(), deadline).await;
+    assert_eq!(on_time.status.as_str(), "pass", "{:?}", on_time.reason);
+}
