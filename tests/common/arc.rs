@@ -20,7 +20,11 @@ pub struct SealKey {
 
 impl SealKey {
     pub fn new() -> Self {
-        let pkey = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey");
+        Self::rsa(2048)
+    }
+
+    pub fn rsa(bits: u32) -> Self {
+        let pkey = PKey::from_rsa(Rsa::generate(bits).expect("rsa")).expect("pkey");
         let spki = pkey.public_key_to_der().expect("spki");
         Self {
             pkcs8: pkey.private_key_to_pkcs8().expect("pkcs8"),
@@ -70,9 +74,27 @@ pub fn list_rewrite(message: &str) -> String {
 /// `message` sealed `n` times: by `a1.test` … `a{n-1}.test`, then by
 /// `last` recording `results` (every set with `key`, selector `arc`).
 pub fn chain(key: &SealKey, message: &str, n: usize, last: &str, results: &str) -> String {
+    padded_chain(key, message, n, last, results, 0)
+}
+
+/// Like [`chain`], each `ARC-Authentication-Results` padded with a comment
+/// of `pad` octets.
+pub fn padded_chain(
+    key: &SealKey,
+    message: &str,
+    n: usize,
+    last: &str,
+    results: &str,
+    pad: usize,
+) -> String {
+    let padding = if pad == 0 {
+        String::new()
+    } else {
+        format!(" ({})", "p".repeat(pad))
+    };
     let mut sealed = message.to_string();
     for i in 1..n {
-        sealed = key.seal(&sealed, &format!("a{i}.test"), "none");
+        sealed = key.seal(&sealed, &format!("a{i}.test"), &format!("none{padding}"));
     }
-    key.seal(&sealed, last, results)
+    key.seal(&sealed, last, &format!("{results}{padding}"))
 }
