@@ -186,8 +186,9 @@ async fn a_quoted_local_part_recorded_by_a_trusted_sealer_vouches_for_nothing() 
 /// #21: the seal covers the chain the message carries with `cv=pass` from
 /// the `arc` check's validation: the list's key (TTL 0) is looked up once
 /// for the message, not once for the check and again for the seal. A chain
-/// that does not validate is not sealed over.
-#[tokio::test]
+/// that does not validate is not sealed over. On a multi-thread runtime, as
+/// the daemon runs (validation and sealing leave the async workers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seal_reuses_the_checks_validation() {
     let w = world("reuse").await;
     let forwarder = w.forwarder("monitor").await;

@@ -154,11 +154,12 @@ async fn validate(
     (output.result().clone(), sealer)
 }
 
-/// Runs CPU-bound `work` (it never waits: its keys are at hand) on a thread
-/// that is not an async worker: `block_in_place` hands this worker's other
-/// tasks to a new one for as long as it runs. A current-thread runtime
-/// (tools, tests) has no other worker: there it runs in place.
-async fn off_the_workers<T>(work: impl Future<Output = T>) -> T {
+/// Runs CPU-bound `work` (it never waits on I/O: an ARC validation's keys
+/// are at hand) on a thread that is not an async worker: `block_in_place`
+/// hands this worker's other tasks to a new one for as long as it runs,
+/// and `work` may borrow (the message is not copied). A current-thread
+/// runtime (tools, tests) has no other worker: there it runs in place.
+pub(crate) async fn off_the_workers<T>(work: impl Future<Output = T>) -> T {
     match Handle::current().runtime_flavor() {
         RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(|| Handle::current().block_on(work))

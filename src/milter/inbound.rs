@@ -6,7 +6,7 @@ use super::{message::Message, Outcome};
 use crate::{
     arc_seal::{SealError, Sealer},
     auth_results,
-    checks::{arc, CheckResult},
+    checks::{self, CheckResult},
     config::Mode,
     logging::{self, DecidedAt},
     metrics,
@@ -81,7 +81,10 @@ pub async fn check(
     }
     if evaluation.verdict.action == Action::Accept {
         if let (Some(sealer), Some(complete)) = (&shared.sealer, &whole) {
-            let arc = evaluation.results.iter().find(|r| r.check == arc::NAME);
+            let arc = evaluation
+                .results
+                .iter()
+                .find(|r| r.check == checks::arc::NAME);
             add_seal(
                 actions,
                 sealer,
@@ -114,7 +117,9 @@ async fn add_seal(
     queue_id: &str,
 ) {
     let domain = sealer.domain();
-    let fields = match sealer.seal(message, results, arc) {
+    // Parsing, a body hash and two signatures: off the async workers.
+    let sealed = checks::arc::off_the_workers(async { sealer.seal(message, results, arc) }).await;
+    let fields = match sealed {
         Ok(fields) => fields,
         Err(e @ SealError::Chain(_)) => {
             debug!("{queue_id}: not sealed for {domain}: {e}");
