@@ -40,6 +40,10 @@ struct Scenario {
     /// `[arc] seal = true` (validation needed for cv=) instead of trusting
     /// the newest sealer.
     seal: bool,
+    /// Extra header fields in both messages, and header names in the
+    /// newest `ARC-Message-Signature`'s `h=` (0: five present ones).
+    fields: usize,
+    signed: usize,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -50,6 +54,8 @@ const SCENARIOS: &[Scenario] = &[
         body: 0,
         key_bits: 2048,
         seal: false,
+        fields: 0,
+        signed: 0,
     },
     Scenario {
         name: "8 sets, ~30 KiB, RSA-4096, trusted",
@@ -58,6 +64,8 @@ const SCENARIOS: &[Scenario] = &[
         body: 0,
         key_bits: 4096,
         seal: false,
+        fields: 0,
+        signed: 0,
     },
     Scenario {
         name: "8 sets, ~30 KiB, RSA-4096, sealing",
@@ -66,6 +74,8 @@ const SCENARIOS: &[Scenario] = &[
         body: 0,
         key_bits: 4096,
         seal: true,
+        fields: 0,
+        signed: 0,
     },
     Scenario {
         name: "1 set, 1 MiB body, trusted sealer",
@@ -74,6 +84,18 @@ const SCENARIOS: &[Scenario] = &[
         body: 1024 * 1024,
         key_bits: 2048,
         seal: false,
+        fields: 0,
+        signed: 0,
+    },
+    Scenario {
+        name: "1 set, h= 64 names, 990 fields, sealing",
+        sets: 1,
+        pad: 0,
+        body: 0,
+        key_bits: 2048,
+        seal: true,
+        fields: 990,
+        signed: 64,
     },
 ];
 
@@ -151,9 +173,18 @@ async fn run(s: &Scenario, daemon_rt: &tokio::runtime::Runtime, rounds: usize, p
         .await
         .expect("daemon started");
 
-    let plain = message(FROM) + &"Some text of a message body.\r\n".repeat(s.body / 30);
+    let filler: String = (0..s.fields)
+        .map(|i| format!("X-Filler-{i}: v\r\n"))
+        .collect();
+    let body = "Some text of a message body.\r\n".repeat(s.body / 30);
+    let plain = format!("{filler}{}{body}", message(FROM));
     let signed = origin.sign(&plain, "sender.test", "mailkey");
-    let chained = padded_chain(&key, &signed, s.sets, LIST, RESULTS, s.pad);
+    let chained = if s.signed == 0 {
+        padded_chain(&key, &signed, s.sets, LIST, RESULTS, s.pad)
+    } else {
+        let names: Vec<String> = (0..s.signed).map(|i| format!("X-Absent-{i}")).collect();
+        key.seal_signing(&signed, LIST, RESULTS, &names)
+    };
     // The ordinary message: as large, the difference in its body.
     let filler = "Some more text of a message body, to the same size.\r\n";
     let mut ordinary = plain.clone();

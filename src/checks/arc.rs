@@ -20,7 +20,9 @@
 mod fields;
 mod keys;
 
-pub use fields::{Fields, MAX_BYTES, MAX_SETS, MAX_SIGNATURE_BITS, MAX_SIGNED_HEADERS};
+pub use fields::{
+    Fields, MAX_BYTES, MAX_HEADER_FIELDS, MAX_SETS, MAX_SIGNATURE_BITS, MAX_SIGNED_HEADERS,
+};
 
 use super::{BoxFuture, Check, CheckName, CheckResult, Effect, Inputs, MessageStep, Stage, Status};
 use crate::{auth_results::syntax::ResInfo, dns::Dns};

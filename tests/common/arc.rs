@@ -44,6 +44,19 @@ impl SealKey {
     /// chain `message` carries, which the caller vouches is valid
     /// (`cv=pass`).
     pub fn seal(&self, message: &str, domain: &str, results: &str) -> String {
+        let signed = ["From", "To", "Subject", "Date", "Message-ID"].map(String::from);
+        self.seal_signing(message, domain, results, &signed)
+    }
+
+    /// Like [`seal`](Self::seal), the `ARC-Message-Signature` over the
+    /// header names `signed` (present or not).
+    pub fn seal_signing(
+        &self,
+        message: &str,
+        domain: &str,
+        results: &str,
+        signed: &[String],
+    ) -> String {
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.clone()));
         let key = RsaKey::<Sha256>::from_key_der(der).expect("rsa key");
         let parsed = AuthenticatedMessage::parse(message.as_bytes()).expect("parse");
@@ -56,7 +69,7 @@ impl SealKey {
         let set = ArcSealer::from_key(key)
             .domain(domain)
             .selector("arc")
-            .headers(["From", "To", "Subject", "Date", "Message-ID"])
+            .headers(signed.iter().map(String::as_str))
             .seal(&parsed, &ar, &chain)
             .expect("seal");
         format!("{}{message}", set.to_header())

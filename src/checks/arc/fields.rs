@@ -26,6 +26,10 @@ pub const MAX_SIGNATURE_BITS: usize = 4096;
 /// each is looked for among the message's header fields. Sealers sign ten
 /// to thirty.
 pub const MAX_SIGNED_HEADERS: usize = 64;
+/// The most header fields of a message whose chain is validated: finding
+/// the signed fields costs up to [`MAX_SIGNED_HEADERS`] passes over them.
+/// Real messages have 20 to a few hundred (long `Received` chains).
+pub const MAX_HEADER_FIELDS: usize = 1000;
 
 /// The ARC header fields of one message, borrowed from it.
 #[derive(Default)]
@@ -51,7 +55,9 @@ impl<'a> Fields<'a> {
     /// part of the header block.
     pub fn scan(message: &'a [u8]) -> Result<Self, String> {
         let mut f = Self::default();
+        let mut fields = 0;
         for (name, value) in header_fields(message) {
+            fields += 1;
             let list = if name.eq_ignore_ascii_case(b"ARC-Seal") {
                 &mut f.seals
             } else if name.eq_ignore_ascii_case(b"ARC-Message-Signature") {
@@ -70,6 +76,9 @@ impl<'a> Fields<'a> {
             if f.bytes > MAX_BYTES {
                 return Err(format!("more than {MAX_BYTES} bytes of ARC header fields"));
             }
+        }
+        if fields > MAX_HEADER_FIELDS && !f.is_empty() {
+            return Err(format!("more than {MAX_HEADER_FIELDS} header fields"));
         }
         Ok(f)
     }
@@ -240,5 +249,11 @@ mod tests {
         let e = Fields::scan(big.as_bytes()).err().unwrap_or_default();
         assert!(e.contains("bytes of ARC header fields"), "{e}");
         assert!(Fields::scan(b"From: a@b.test\r\n\r\n").is_ok_and(|f| f.is_empty()));
+        let many = "X: y\r\n".repeat(MAX_HEADER_FIELDS);
+        assert!(Fields::scan(many.as_bytes()).is_ok_and(|f| f.is_empty()));
+        let e = Fields::scan((many + set).as_bytes())
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("more than 1000 header fields"), "{e}");
     }
 }
