@@ -26,7 +26,6 @@ pub use fields::{
 
 use super::{BoxFuture, Check, CheckName, CheckResult, Effect, Inputs, MessageStep, Stage, Status};
 use crate::{auth_results::syntax::ResInfo, dns::Dns};
-use keys::Keyring;
 use mail_auth::{
     arc::ArcError, dns::Parameters, AuthenticatedMessage, DkimResult, Error, MessageAuthenticator,
 };
@@ -113,7 +112,7 @@ pub async fn check(dns: &Dns, uses: Uses<'_>, message: &[u8], deadline: Instant)
         return not_validated(format!("sealed by {}, not a trusted sealer", c.sealer));
     }
     let keys = chain.map(|c| c.keys).unwrap_or_default();
-    let keyring = Keyring::fetch(dns, &keys).await;
+    let keyring = keys::fetch(dns, &keys).await;
     let (validated, sealer) =
         off_the_workers(validate(&dns.authenticator, &keyring, message, deadline)).await;
     let r = match validated {
@@ -137,7 +136,7 @@ pub async fn check(dns: &Dns, uses: Uses<'_>, message: &[u8], deadline: Instant)
 /// `d=` of the newest seal.
 async fn validate(
     authenticator: &MessageAuthenticator,
-    keyring: &Keyring,
+    keyring: &super::mailkey::KeyOverlay,
     message: &[u8],
     deadline: Instant,
 ) -> (DkimResult, Option<String>) {

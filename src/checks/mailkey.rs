@@ -28,7 +28,7 @@ use mail_auth::{
     dns::{Parameters, TxtRecord},
     AuthenticatedMessage, DkimResult, MessageAuthenticator,
 };
-use overlay::KeyOverlay;
+pub(crate) use overlay::KeyOverlay;
 use reasons::{describe, Reasons};
 
 mod overlay;
@@ -316,10 +316,10 @@ async fn verify_copy(
     });
     for (d, records) in keyring {
         for record in records {
-            let overlay = KeyOverlay {
-                name: fqdn(&dkim_name(d)).into_boxed_str(),
-                record: TxtRecord::DomainKey(record.key.clone()),
-            };
+            let overlay = KeyOverlay::one(
+                fqdn(&dkim_name(d)).into_boxed_str(),
+                TxtRecord::DomainKey(record.key.clone()),
+            );
             let params = Parameters::new(&msg).with_cache(&overlay);
             for output in authenticator.verify_dkim(params).await {
                 let Some(sig) = output.signature() else {
