@@ -145,7 +145,8 @@ impl SharedHandle {
     }
 
     /// Installs a new configuration. The resolver and the prober keep their
-    /// caches when their settings did not change; the signing keys are read
+    /// caches when their settings did not change (and the probe slots
+    /// always); the signing keys are read
     /// again (a key file may have changed under the same name), and so is
     /// the exemption file. Any error
     /// leaves the running configuration in place.
@@ -159,12 +160,15 @@ impl SharedHandle {
         } else {
             Dns::new(&config.dns)?
         };
-        // A changed trust store (or CRL list) must take effect: rebuilt.
+        // A changed trust store (or CRL list) must take effect: rebuilt,
+        // with the same probe slots (the old prober still probes for the
+        // connections opened before: the budget is one).
         let probe = if old.config.tls == config.tls && old.config.authserv_id == config.authserv_id
         {
             old.probe.clone()
         } else {
-            Arc::new(Prober::new(&config.tls, &config.authserv_id)?)
+            let slots = old.probe.slots().clone();
+            Arc::new(Prober::with_slots(&config.tls, &config.authserv_id, slots)?)
         };
         let new = Arc::new(Shared {
             config,

@@ -459,6 +459,51 @@ async fn trusted_clients_are_never_probed() {
     assert_eq!(responder.connections(), 0);
 }
 
+#[tokio::test]
+async fn an_ipv4_mapped_client_is_its_ipv4_address_for_the_probe() {
+    let pki = Pki::new("mapped");
+    let leaf = pki.leaf(Leaf::valid(&[HELO], 113));
+    let responder = Responder::start("127.0.0.44", starttls(leaf));
+    let (_dns, daemon) = setup(&pki, "").await;
+    // The same host, as an MTA on an IPv6 socket and one on IPv4 give it.
+    for ip in ["::ffff:127.0.0.44", "127.0.0.44"] {
+        let outcome = send(daemon.addr, &unverified_tls(ip)).await;
+        assert_eq!(outcome.status, Status::Accept, "{ip}: {}", outcome.reply());
+        assert!(ar(&outcome).contains("cert verified by probe"), "{ip}");
+    }
+    assert_eq!(
+        responder.connections(),
+        1,
+        "one cache entry for both forms of the address"
+    );
+}
+
+#[tokio::test]
+async fn an_unspecified_client_address_is_never_probed() {
+    // A probe of 0.0.0.0 or :: connects to our own host, whose certificate
+    // would then answer for the client.
+    let pki = Pki::new("unspecified");
+    let (_dns, daemon) = setup(&pki, "").await;
+    let cases = [
+        ("0.0.0.0", "0.0.0.0 is an unspecified address"),
+        ("::ffff:0.0.0.0", "0.0.0.0 is an unspecified address"),
+        ("::", ":: is the unspecified address"),
+    ];
+    for (ip, why) in cases {
+        let outcome = send(daemon.addr, &unverified_tls(ip)).await;
+        // SPF fails too (the zone authorises 127.0.0.0/8 only): 5.7.26.
+        assert!(
+            matches!(outcome.status, Status::Reject { .. }),
+            "{ip}: {:?}",
+            outcome.status
+        );
+        let tls = format!(
+            "x-tls=fail (no certificate to verify: the client address {why}, which is never probed)"
+        );
+        assert!(ar(&outcome).contains(&tls), "{ip}: {}", ar(&outcome));
+    }
+}
+
 /// The verification itself with the clock injected: the same chain is
 /// valid today and expired in two years.
 #[test]
