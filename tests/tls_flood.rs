@@ -228,10 +228,11 @@ async fn assert_all_deferred(tasks: Vec<tokio::task::JoinHandle<Outcome>>) {
 
 /// Many hosts of one network (here a /24; a /64 for IPv6, see the unit
 /// tests of `tls::slots`), each a single flight of its own, must not hold
-/// every probe slot: a good sender of another network is probed at once.
+/// every probe slot: a good sender of another network is probed while
+/// they wait, and the network gets its share of probes, not one per host.
 /// Two waves of 32 hosts, the second queued before the good sender: with
-/// slots per IP only, the second wave takes every slot the first gives
-/// back and the good sender's wait runs out.
+/// slots per IP only, all 64 hosts are probed, each wave holding all 32
+/// slots, and the good sender waits behind them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_network_cannot_hold_every_probe_slot() {
     tokio::time::timeout(GUARD, network_flood_and_good_sender())
