@@ -257,6 +257,56 @@ async fn metrics_count_the_traffic_and_the_dashboard_uses_only_them() {
     wait_for_value(metrics, in_flight, 0.0).await;
 }
 
+/// A raw `GET /metrics`: the whole response.
+async fn get(addr: SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response).await;
+    response
+}
+
+/// Whoever reaches the metrics port cannot pile up connections there: the
+/// ones beyond `MAX_CONNECTIONS` are answered 503 at once, and the slots
+/// come back when connections end.
+#[tokio::test]
+async fn the_metrics_port_serves_a_bounded_number_of_connections() {
+    let dir = temp_dir("metrics-cap");
+    let (milter, metrics) = (free_addr(), free_addr());
+    let config = dir.join("mk.toml");
+    write(
+        &config,
+        &format!("listen = \"inet:{milter}\"\n[metrics]\nlisten = \"{metrics}\"\n"),
+    );
+    let daemon = Process::start(&["--config", config.to_str().unwrap()]);
+    daemon.wait_for(&["metrics on"]).await;
+    // Connections that send nothing hold every slot (for up to the scrape
+    // deadline); the listener takes them in order.
+    let mut idle = Vec::new();
+    for _ in 0..mailkey_milter::metrics::MAX_CONNECTIONS {
+        idle.push(
+            tokio::net::TcpStream::connect(metrics)
+                .await
+                .expect("connect"),
+        );
+    }
+    let busy = get(metrics).await;
+    assert!(busy.starts_with("HTTP/1.0 503 "), "{busy}");
+    drop(idle);
+    let mut last = String::new();
+    for _ in 0..400 {
+        last = get(metrics).await;
+        if last.starts_with("HTTP/1.0 200 OK") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no scrape after the idle connections closed: {last}");
+}
+
 /// Scrapes until `name` has `expected` (the milter handles an abort or a
 /// closed connection without answering); panics after 20 s.
 async fn wait_for_value(addr: SocketAddr, name: &str, expected: f64) {
