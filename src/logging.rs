@@ -147,6 +147,42 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
     crate::checks::registered!(line);
 }
 
+/// The line for a recipient refused at RCPT TO, for that recipient only
+/// (an invalid SRS address of ours): `enforced` when it was refused, else
+/// (monitor mode) accepted and logged with what enforce mode would have
+/// answered. `message` is `recipient`, not `message`: it is not a message
+/// (the transaction goes on, or ends, with its other recipients), and
+/// readers of per-message lines pass it by (docs/log-format.md).
+pub fn refused_recipient(
+    queue_id: &str,
+    envelope: &Envelope,
+    rcpt: &str,
+    reply: &crate::verdict::Reply,
+    enforced: bool,
+) {
+    let code = reply.code.to_string();
+    let (verdict, reply_code, would_reject) = if enforced {
+        ("reject", code.as_str(), "-")
+    } else {
+        ("accept", "-", code.as_str())
+    };
+    let reasons = reply.lines.join(" ").replace("%%", "%");
+    info!(
+        log_version = LOG_VERSION,
+        queue_id = %queue_id,
+        client = %client(envelope),
+        helo = envelope.helo.as_str(),
+        mail_from = format!("<{}>", envelope.mail_from).as_str(),
+        rcpt_to = format!("<{rcpt}>").as_str(),
+        verdict = %verdict,
+        stage = %DecidedAt::Rcpt.as_str(),
+        reply = %reply_code,
+        would_reject = %would_reject,
+        reasons = format!("srs: {reasons}").as_str(),
+        "recipient"
+    );
+}
+
 /// `signed`: the domain whose mailkey signature was added, if any.
 pub fn trusted_message(queue_id: &str, envelope: &Envelope, how: &str, signed: Option<&str>) {
     info!(

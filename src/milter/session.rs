@@ -114,19 +114,22 @@ impl Session {
         }
     }
 
-    pub fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
-    /// RCPT TO: `Some(reply)` rejects the recipient (and, since every
-    /// recipient gets the same answer, the message before DATA).
+    /// RCPT TO: `Some(reply)` rejects the recipient: an invalid SRS address
+    /// of ours, for this recipient only; then the early reject (the same
+    /// answer for every recipient, so the message is refused before DATA).
     pub async fn rcpt(&mut self, args: &[CString], macros: &Macros) -> Option<Reply> {
         let m = self.message.as_mut()?;
+        // Postfix has no queue ID before the first accepted recipient and
+        // logs `NOQUEUE` for these rejects; so do we.
+        let queue_id = || macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
+        let first = args.first().map(|a| a.to_string_lossy());
+        if let Some(reply) =
+            first.and_then(|a| srs_step::refuse_rcpt(&self.shared, m, &a, &queue_id()))
+        {
+            return Some(reply);
+        }
         if m.trust.is_none() && self.at_rcpt.is_none() {
-            // Postfix has no queue ID before the first accepted recipient
-            // and logs `NOQUEUE` for these rejects; so do we.
-            let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
-            self.at_rcpt = Some(early::reject(&self.shared, m, &queue_id).await);
+            self.at_rcpt = Some(early::reject(&self.shared, m, &queue_id()).await);
         }
         if let Some(Some(reply)) = &self.at_rcpt {
             return Some(reply.clone());

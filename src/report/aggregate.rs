@@ -115,6 +115,9 @@ pub struct Summary {
     pub checked: u64,
     pub trusted: u64,
     pub exempt: u64,
+    /// Recipients refused at RCPT as invalid SRS addresses of ours (in
+    /// monitor mode: that enforce mode would have refused); not messages.
+    pub invalid_srs_recipients: u64,
     pub impact: Vec<Impact>,
     pub days: Vec<Day>,
     /// With `--lookup`: what each top domain publishes now.
@@ -149,6 +152,7 @@ pub struct Aggregate {
     checked: u64,
     trusted: u64,
     exempt: u64,
+    invalid_srs_recipients: u64,
     scopes: [ScopeCounts; 5],
     days: BTreeMap<i64, DayCounts>,
 }
@@ -167,6 +171,10 @@ impl Aggregate {
         if self.since.is_some_and(|s| r.time < s) || self.until.is_some_and(|u| r.time >= u) {
             return;
         }
+        if r.kind == Kind::InvalidSrsRecipient {
+            self.invalid_srs_recipients += 1;
+            return;
+        }
         self.first = Some(self.first.map_or(r.time, |f| f.min(r.time)));
         self.last = Some(self.last.map_or(r.time, |l| l.max(r.time)));
         let day = self.days.entry(r.time.div_euclid(86_400)).or_default();
@@ -174,6 +182,7 @@ impl Aggregate {
         let effects = match r.kind {
             Kind::Trusted => return self.trusted += 1,
             Kind::Exempt => return self.exempt += 1,
+            Kind::InvalidSrsRecipient => return,
             Kind::Checked(effects) => effects,
         };
         self.checked += 1;
@@ -247,6 +256,7 @@ impl Aggregate {
             checked: self.checked,
             trusted: self.trusted,
             exempt: self.exempt,
+            invalid_srs_recipients: self.invalid_srs_recipients,
             impact,
             days,
             lookup: None,

@@ -34,6 +34,9 @@ pub enum Kind {
     Trusted,
     /// Exempted by configuration: not checked.
     Exempt,
+    /// Not a message: a recipient refused at RCPT TO as an invalid SRS
+    /// address of ours (or, in monitor mode, that would have been).
+    InvalidSrsRecipient,
 }
 
 /// One per-message log line.
@@ -146,8 +149,14 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         return Ok(None);
     }
     let line: Line = serde_json::from_str(text).map_err(|_| LineError::NotJson)?;
-    // Per-message lines are the `message` events that carry a queue ID.
-    if line.message.as_deref() != Some("message") || line.queue_id.is_none() {
+    // Per-message lines are the `message` events that carry a queue ID;
+    // `recipient` events are refused recipients (docs/log-format.md).
+    let recipient = match line.message.as_deref() {
+        Some("message") => false,
+        Some("recipient") => true,
+        _ => return Ok(None),
+    };
+    if line.queue_id.is_none() {
         return Ok(None);
     }
     match &line.log_version {
@@ -170,7 +179,9 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         .as_deref()
         .and_then(time::parse_datetime)
         .ok_or_else(|| LineError::Bad("no RFC 3339 timestamp".into()))?;
-    let kind = if line.exempt == Some(true) {
+    let kind = if recipient {
+        Kind::InvalidSrsRecipient
+    } else if line.exempt == Some(true) {
         Kind::Exempt
     } else if line.trusted.is_some() {
         Kind::Trusted
@@ -236,6 +247,9 @@ mod tests {
         assert_eq!(parse_line("Nov 23 text line"), Err(LineError::NotJson));
         let exempt = LINE.replace("\"Q\",", "\"Q\",\"exempt\":true,");
         assert_eq!(parse_line(&exempt).unwrap().unwrap().kind, Kind::Exempt);
+        let srs = r#"{"timestamp":"2026-11-23T10:00:00.5Z","level":"INFO","message":"recipient","log_version":1,"queue_id":"NOQUEUE","client":"192.0.2.1","helo":"mx.a.test","mail_from":"<>","rcpt_to":"<SRS0=xxxx=AB=a.test=u@fwd.test>","verdict":"accept","stage":"rcpt","reply":"-","would_reject":"550 5.1.1","reasons":"srs: invalid SRS address: hash does not verify"}"#;
+        let r = parse_line(srs).unwrap().unwrap();
+        assert_eq!(r.kind, Kind::InvalidSrsRecipient);
     }
 
     #[test]

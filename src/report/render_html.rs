@@ -189,7 +189,15 @@ pub fn page(s: &Summary) -> String {
         ("checked", s.checked, "checked"),
         ("trusted", s.trusted, "trusted (not checked)"),
         ("exempt", s.exempt, "exempt (not checked)"),
-    ] {
+        (
+            "invalid_srs_recipients",
+            s.invalid_srs_recipients,
+            "invalid SRS recipients (not messages)",
+        ),
+    ]
+    .into_iter()
+    .filter(|(field, n, _)| *n > 0 || *field != "invalid_srs_recipients")
+    {
         let _ = write!(
             p,
             "<div class=\"card\"><b data-field=\"{field}\">{n}</b><span>{what}</span></div>"

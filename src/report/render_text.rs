@@ -49,6 +49,14 @@ pub fn text(s: &Summary) -> String {
         "Messages: {} = {} checked + {} trusted + {} exempt\n",
         s.messages, s.checked, s.trusted, s.exempt
     );
+    if s.invalid_srs_recipients > 0 {
+        let _ = writeln!(
+            out,
+            "Invalid SRS recipients: {} (bounces to forged or expired SRS addresses; \
+             refused at RCPT with 550 5.1.1 in enforce mode)\n",
+            s.invalid_srs_recipients
+        );
+    }
     let _ = writeln!(
         out,
         "{:<16}{:>14}{:>15}",
