@@ -82,6 +82,40 @@ pub enum SetupError {
     Srs(#[from] srs::SrsLoadError),
     #[error(transparent)]
     Exempt(#[from] exempt::ExemptError),
+    #[error(transparent)]
+    Socket(#[from] socket::OwnerError),
+}
+
+impl SetupError {
+    /// The configuration key whose value could not be put to work, and
+    /// what it allows; `None` when no key is to blame.
+    pub fn key(&self) -> Option<(&'static str, &'static str)> {
+        use tls::TrustStoreError as T;
+        Some(match self {
+            Self::Dns(_) | Self::Tls(T::OpenSsl(_)) => return None,
+            Self::Tls(T::Read { .. } | T::NoCertificates { .. }) => {
+                ("tls.ca_file", "a readable PEM file of CA certificates")
+            }
+            Self::Tls(T::ReadCrl { .. } | T::BadCrl { .. }) => {
+                ("tls.crl_files", "readable PEM CRL files")
+            }
+            Self::Signing(_) => (
+                "signing.domains",
+                "a domain name and a readable PEM private key (Ed25519, or RSA of at least \
+                 2048 bits) per entry",
+            ),
+            Self::Srs(_) => (
+                "srs.secret_file",
+                "a readable file with at least one secret line (blank lines and # comments \
+                 do not count)",
+            ),
+            Self::Exempt(_) => (
+                "exempt.file",
+                "a readable file of at most 1 MiB, one domain or network per line",
+            ),
+            Self::Socket(e) => (e.key, "a user or group name of this host, or a number"),
+        })
+    }
 }
 
 impl Shared {
@@ -100,6 +134,27 @@ impl Shared {
             exempt,
         })
     }
+}
+
+/// Everything the daemon's start does with a configuration before it binds
+/// its socket: [`Shared::new`] (resolver, trust store, signing keys, SRS
+/// secrets, exemption file) and the socket's owner and group looked up.
+/// `check-config` runs exactly this, so it refuses what the start would.
+/// For a configuration read from `file`, an error names the file, the line
+/// and the key, and what the key allows.
+pub fn setup(
+    config: Config,
+    file: Option<&std::path::Path>,
+) -> Result<Shared, Box<dyn std::error::Error + Send + Sync>> {
+    let checked = socket::owner_ids(&config)
+        .map_err(SetupError::from)
+        .and_then(|_| Shared::new(config));
+    checked.map_err(|e| match (file, e.key()) {
+        (Some(path), Some((key, allowed))) => {
+            config::ConfigError::at_key(path, key, format!("{e}: allowed is {allowed}")).into()
+        }
+        _ => e.into(),
+    })
 }
 
 /// The current [`Shared`], swapped atomically by a reload; each milter

@@ -172,23 +172,40 @@ fn set_permissions(path: &Path, config: &Config) -> Result<(), SocketError> {
     };
     fs::set_permissions(path, fs::Permissions::from_mode(config.socket_mode.0))
         .map_err(|e| err(format!("cannot set mode {:04o}: {e}", config.socket_mode.0)))?;
-    let uid = match &config.socket_owner {
-        Some(name) => Some(
-            lookup_id("/etc/passwd", name).ok_or_else(|| err(format!("unknown user {name:?}")))?,
-        ),
-        None => None,
-    };
-    let gid = match &config.socket_group {
-        Some(name) => Some(
-            lookup_id("/etc/group", name).ok_or_else(|| err(format!("unknown group {name:?}")))?,
-        ),
-        None => None,
-    };
+    let (uid, gid) = owner_ids(config).map_err(|e| err(e.to_string()))?;
     if uid.is_some() || gid.is_some() {
         std::os::unix::fs::chown(path, uid, gid)
             .map_err(|e| err(format!("cannot change owner: {e}")))?;
     }
     Ok(())
+}
+
+/// A `socket_owner` or `socket_group` that is not a user or group here.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {what} {name:?}")]
+pub struct OwnerError {
+    /// The configuration key.
+    pub key: &'static str,
+    what: &'static str,
+    name: String,
+}
+
+/// The numeric user and group the unix socket is given (`socket_owner`,
+/// `socket_group`), looked up at start (and by `check-config`) before any
+/// socket exists.
+pub fn owner_ids(config: &Config) -> Result<(Option<u32>, Option<u32>), OwnerError> {
+    let id = |name: &Option<String>, file, key, what| match name {
+        Some(name) => lookup_id(file, name).map(Some).ok_or_else(|| OwnerError {
+            key,
+            what,
+            name: name.clone(),
+        }),
+        None => Ok(None),
+    };
+    Ok((
+        id(&config.socket_owner, "/etc/passwd", "socket_owner", "user")?,
+        id(&config.socket_group, "/etc/group", "socket_group", "group")?,
+    ))
 }
 
 /// The numeric id of `name` in a passwd/group style file (or `name` itself

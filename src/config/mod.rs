@@ -115,6 +115,20 @@ impl Default for Config {
     }
 }
 
+impl ConfigError {
+    /// An error in the value of `key` (`table.key`) of the file at `path`,
+    /// found after the file was read (a file the value names, a key that
+    /// does not load): with the line of the key when it is in the file.
+    pub fn at_key(path: &Path, key: &str, message: String) -> Self {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        Self::Invalid {
+            path: path.into(),
+            line: line_of(&text, key),
+            message: format!("key `{key}`: {message}"),
+        }
+    }
+}
+
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -200,6 +214,7 @@ impl Config {
         if self.srs.domain.is_some() && self.srs.secret_file.is_none() {
             return Err("key `srs.domain`: SRS needs `secret_file`".into());
         }
+        self.validate_forwarding()?;
         if self.srs.max_age_days == 0 || self.srs.max_age_days > 1000 {
             return Err(format!(
                 "key `srs.max_age_days`: invalid value {}: allowed is 1 to 1000 \
@@ -228,6 +243,30 @@ impl Config {
         self.guidance.text_for.validate()
     }
 
+    /// `[srs] domain` and `[forwarding] trusted_arc_sealers`: domains, and
+    /// the SRS domain one of ours (mail rewritten to it is signed with its
+    /// `[signing]` key, docs/decisions.md "SRS then sign").
+    fn validate_forwarding(&self) -> Result<(), String> {
+        for sealer in &self.forwarding.trusted_arc_sealers {
+            crate::exempt::domain(sealer)
+                .map_err(|why| format!("key `forwarding.trusted_arc_sealers`: {why}"))?;
+        }
+        let Some(domain) = &self.srs.domain else {
+            return Ok(());
+        };
+        let srs =
+            crate::exempt::domain(domain).map_err(|why| format!("key `srs.domain`: {why}"))?;
+        let signs =
+            |s: &SigningDomain| crate::envelope::domain_name(&s.domain) == Some(srs.clone());
+        if !self.signing.domains.iter().any(signs) {
+            return Err(format!(
+                "key `srs.domain`: invalid value {domain:?}: allowed is a domain of \
+                 [[signing.domains]] (mail rewritten to SRS is signed for it)"
+            ));
+        }
+        Ok(())
+    }
+
     /// The effective configuration as TOML, for `check-config`.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
@@ -248,8 +287,8 @@ fn line_of(text: &str, dotted: &str) -> Option<usize> {
     let mut current = String::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
-        if let Some(header) = line.strip_prefix('[') {
-            current = header.trim_end_matches(']').trim().to_string();
+        if line.starts_with('[') {
+            current = line.trim_matches(['[', ']']).trim().to_string();
             continue;
         }
         let assigned = line

@@ -227,6 +227,13 @@ impl TestKey {
         }
     }
 
+    /// Writes the private key to `path` as PEM, as `[signing]` reads it.
+    pub fn write_pem(&self, path: &Path) {
+        let pkey = PKey::private_key_from_pkcs8(&self.pkcs8).expect("pkcs8");
+        let pem = pkey.private_key_to_pem_pkcs8().expect("pem");
+        std::fs::write(path, pem).expect("write key file");
+    }
+
     /// The record with extra tags, e.g. `t=y`.
     pub fn record_with(&self, tags: &str) -> String {
         self.record
