@@ -7,7 +7,7 @@
     rust_2018_idioms
 )]
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mailkey_milter::{
     check_domain,
     config::{Config, Mode, NameServer},
@@ -30,16 +30,14 @@ use tracing::info;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Milter that holds envelope senders accountable (mailkey, strict SPF, peer certificate, MX)",
-    // `mailkey-milter [--listen …] [--mode …]` is the daemon; a command
-    // takes only its own flags (and the global `--config`).
-    args_conflicts_with_subcommands = true
+    about = "Milter that holds envelope senders accountable (mailkey, strict SPF, peer certificate, MX)"
 )]
 struct Cli {
     /// Configuration file (TOML). Without it: safe defaults (monitor mode).
     #[arg(long, short = 'c', global = true)]
     config: Option<PathBuf>,
-    /// The daemon's flags, without a command.
+    /// The daemon's flags, without a command (or after `run`); not global,
+    /// so that no other command lists them (see `main`).
     #[command(flatten)]
     daemon: DaemonArgs,
     #[command(subcommand)]
@@ -55,6 +53,12 @@ struct DaemonArgs {
     /// Override `mode`: monitor or enforce.
     #[arg(long)]
     mode: Option<String>,
+}
+
+impl DaemonArgs {
+    fn given(&self) -> bool {
+        self.listen.is_some() || self.mode.is_some()
+    }
 }
 
 #[derive(Subcommand)]
@@ -156,6 +160,21 @@ struct EvaluateArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.daemon.given()
+        && cli
+            .command
+            .as_ref()
+            .is_some_and(|c| !matches!(c, Command::Run(_)))
+    {
+        // `mailkey-milter --mode enforce report …` would ignore --mode.
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--listen and --mode are the daemon's: `mailkey-milter [run] [--listen …] \
+                 [--mode …]`; other commands do not take them",
+            )
+            .exit();
+    }
     let file = cli.config;
     // Commands other than the daemon take the file as it is.
     let as_is = || Source {
@@ -169,7 +188,10 @@ fn main() -> ExitCode {
         }),
         Some(Command::Run(args)) => daemon(Source {
             file: file.clone(),
-            daemon: args,
+            daemon: DaemonArgs {
+                listen: args.listen.or(cli.daemon.listen),
+                mode: args.mode.or(cli.daemon.mode),
+            },
         }),
         Some(Command::CheckConfig { file: named }) => check_config(Source {
             file: named.or(file.clone()),

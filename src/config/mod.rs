@@ -280,7 +280,8 @@ fn key_in(message: &str) -> Option<&str> {
 }
 
 /// The line (1-based) where `dotted` (`table.key` or `key`) is set in
-/// `text`: the first `key =` line inside `[table]` (or before any table).
+/// `text`: the first `key =` line inside `[table]` (or before any table),
+/// or the first `[dotted]`/`[[dotted]]` header when it names a table.
 /// Good for the plain layout of our files; `None` when not found.
 fn line_of(text: &str, dotted: &str) -> Option<usize> {
     let (table, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
@@ -289,6 +290,9 @@ fn line_of(text: &str, dotted: &str) -> Option<usize> {
         let line = line.trim();
         if line.starts_with('[') {
             current = line.trim_matches(['[', ']']).trim().to_string();
+            if current == dotted {
+                return Some(n + 1);
+            }
             continue;
         }
         let assigned = line
