@@ -319,3 +319,41 @@ async fn report_counts_what_enforcing_would_reject() {
     refusals(&dir, &log_a).await;
     html(&dir, a, b, &v).await;
 }
+
+/// `--since`/`--until` keep fractions of a second (#21: `…46.863Z` was
+/// read as `…46Z`): of three lines within one second, the period from
+/// `.863` until `.9` holds exactly the one logged at `.8635`.
+#[tokio::test]
+async fn since_and_until_keep_fractions_of_a_second() {
+    let line = |at: &str| {
+        format!(
+            "{{\"timestamp\":\"2026-11-23T10:00:46.{at}Z\",\"level\":\"INFO\",\"message\":\"message\",\
+             \"log_version\":1,\"queue_id\":\"Q{at}\",\"client\":\"192.0.2.1\",\"domain\":\"a.test\",\
+             \"mailkey.effect\":\"reject\",\"spf.effect\":\"accept\",\"tls.effect\":\"accept\",\
+             \"mx.effect\":\"accept\"}}\n"
+        )
+    };
+    let log = [line("100000"), line("863500"), line("950000")].concat();
+    let out = report(
+        &[
+            "-",
+            "--json",
+            "--since",
+            "2026-11-23T10:00:46.863Z",
+            "--until",
+            "2026-11-23T11:00:46.9+01:00",
+        ],
+        log.as_bytes(),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["checked"], 1, "{v:#}");
+    assert_eq!(v["since"], "2026-11-23T10:00:46.863Z", "{v:#}");
+    assert_eq!(v["until"], "2026-11-23T10:00:46.9Z", "{v:#}");
+    assert_eq!(v["first"], "2026-11-23T10:00:46.8635Z", "{v:#}");
+}

@@ -3,7 +3,7 @@
 
 use super::{
     parse::{Effect, Kind, Record, CHECKS},
-    time,
+    time::{self, Nanos},
 };
 use serde::Serialize;
 use std::{
@@ -145,10 +145,10 @@ struct DayCounts {
 /// message is kept).
 #[derive(Default)]
 pub struct Aggregate {
-    since: Option<i64>,
-    until: Option<i64>,
-    first: Option<i64>,
-    last: Option<i64>,
+    since: Option<Nanos>,
+    until: Option<Nanos>,
+    first: Option<Nanos>,
+    last: Option<Nanos>,
     checked: u64,
     trusted: u64,
     exempt: u64,
@@ -158,8 +158,8 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    /// `since` inclusive, `until` exclusive (epoch seconds).
-    pub fn new(since: Option<i64>, until: Option<i64>) -> Self {
+    /// `since` inclusive, `until` exclusive.
+    pub fn new(since: Option<Nanos>, until: Option<Nanos>) -> Self {
         Self {
             since,
             until,
@@ -177,7 +177,7 @@ impl Aggregate {
         }
         self.first = Some(self.first.map_or(r.time, |f| f.min(r.time)));
         self.last = Some(self.last.map_or(r.time, |l| l.max(r.time)));
-        let day = self.days.entry(r.time.div_euclid(86_400)).or_default();
+        let day = self.days.entry(time::day_number(r.time)).or_default();
         day.messages += 1;
         let effects = match r.kind {
             Kind::Trusted => return self.trusted += 1,

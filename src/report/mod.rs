@@ -76,7 +76,7 @@ fn bound(
     option: &'static str,
     value: Option<&str>,
     until: bool,
-) -> Result<Option<i64>, ReportError> {
+) -> Result<Option<time::Nanos>, ReportError> {
     value
         .map(|v| {
             time::parse_bound(v, until).ok_or_else(|| ReportError::Bound {

@@ -42,8 +42,8 @@ pub enum Kind {
 /// One per-message log line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    /// Epoch seconds.
-    pub time: i64,
+    /// When it was logged.
+    pub time: super::time::Nanos,
     /// The client address, or `local`.
     pub client: String,
     /// The sender domain (`None` for the null sender and address literals).
