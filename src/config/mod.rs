@@ -7,6 +7,8 @@
 //! mode "maybe": allowed values are "monitor" and "enforce"`. Unknown keys are
 //! errors (`deny_unknown_fields`): a typo must never silently disable a check.
 
+#[cfg(test)]
+mod documented;
 mod sections;
 #[cfg(test)]
 mod tests;
