@@ -286,9 +286,10 @@ pub fn render(shared: Option<&SharedHandle>) -> String {
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Scrapes served at once: a scraper or two, and a person with curl. A
-/// connection beyond them is answered `503` at once and closed, so that
-/// nobody who can reach the port can pile up connections (and file
-/// descriptors, which the milter socket needs too).
+/// connection beyond them is answered `503` at once and closed (a client
+/// whose request arrived first may see a reset instead), so that nobody
+/// who can reach the port can pile up connections (and file descriptors,
+/// which the milter socket needs too).
 pub const MAX_CONNECTIONS: usize = 16;
 /// One deadline for a whole scrape, reading the request and writing the
 /// answer: a client that sends (or reads) a byte now and then holds its
