@@ -44,7 +44,7 @@ mod trust;
 
 pub use cache::{CACHE_BYTES, MAX_HELO_VARIANTS};
 pub use names::{cert_names, confirmed_ptr_names, name_matches};
-pub use slots::{network, Slots, MAX_CONCURRENT_PROBES, MAX_PROBES_PER_NETWORK};
+pub use slots::{Slots, MAX_CONCURRENT_PROBES, MAX_PROBES_PER_NETWORK};
 pub use trust::{CertProblem, TrustStore, TrustStoreError};
 
 use crate::{config::TlsConfig, dns::Dns};

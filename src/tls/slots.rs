@@ -102,7 +102,7 @@ impl Slots {
         })
     }
 
-    /// Slots free now (for tests and the metrics).
+    /// Shared slots free now.
     pub fn available(&self) -> usize {
         self.0.all.available_permits()
     }
