@@ -98,7 +98,9 @@ fn custom_text(config: &GuidanceConfig, failure: Option<Failure>) -> Option<&Str
         Failure::NoSignature => &t.no_signature,
         Failure::BodyChanged | Failure::BadSignature => &t.bad_signature,
         Failure::Spf => &t.spf,
-        Failure::NoTls | Failure::NoStartTls | Failure::BadCertificate => &t.tls,
+        Failure::NoTls | Failure::NoStartTls | Failure::BadCertificate | Failure::NoEvidence(_) => {
+            &t.tls
+        }
         Failure::NoMx | Failure::NullMx | Failure::IpLiteral => &t.mx,
     };
     specific.as_ref()

@@ -88,10 +88,7 @@ impl Pending {
     /// Starts every check for `envelope` at once (call at MAIL FROM): the
     /// end of message then waits for the slowest, not for the sum.
     pub fn start(shared: &Arc<Shared>, envelope: Envelope) -> Self {
-        let inputs = Arc::new(Inputs {
-            shared: shared.clone(),
-            envelope,
-        });
+        let inputs = Arc::new(Inputs::new(shared.clone(), envelope));
         let tasks = CHECKS
             .iter()
             .map(|check| {

@@ -1,14 +1,33 @@
-//! The peer-certificate check (docs/protocol.md §6.3): the session
-//! must be encrypted, and the sending server must hold a CA-signed,
-//! unexpired, unrevoked certificate for its own name. A server that proves
-//! who it is can be held to account; an anonymous one cannot.
+//! The peer-certificate check (docs/protocol.md §6.3): the session must be
+//! encrypted, and something must show who runs the sending server — the
+//! evidence ladder (docs/decisions.md, "Evidence ladder"). Each kind of
+//! evidence is a rung ([`evidence::Rung`]); `[tls] evidence` says which
+//! count, any one suffices, and every one of them is measured and logged
+//! so that the report can say what each other setting would have done:
 //!
-//! Evidence comes first from the MTA's TLS macros (free), then, only when
-//! `require = "certificate"` and the MTA saw no verified certificate, from
-//! an active STARTTLS probe of the client ([`crate::tls`]). [`judge`]
-//! turns the evidence into a result; it does no I/O.
+//! - `mta-verified`: the MTA verified a client certificate (its macros,
+//!   free), optionally of the sender's organisation ([`org`]);
+//! - `mta-presented`: a certificate the MTA did not verify (Sendmail's
+//!   `{verify}`, or the Postfix policy companion): logged, never a pass;
+//! - `probe`: our STARTTLS probe of the client's port ([`crate::tls`]),
+//!   with its outcome taxonomy;
+//! - `sender-domain`: SPF passed for `D`, and `D`'s own mail servers are
+//!   CA-certified ([`sender_domain`]).
+//!
+//! [`check`] gathers (I/O, concurrently); [`judge`] decides (no I/O).
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Stage, Status};
+pub mod evidence;
+pub mod org;
+pub mod sender_domain;
+
+use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Inputs, Stage, Status};
+use crate::{
+    config::{CertAlignment, Evidence, TlsConfig, TlsRequire},
+    envelope::TlsEvidence,
+    tls::{confirmed_ptr_names, ProbeKind, ProbeOutcome},
+};
+use evidence::{Class, Decision, EvidenceSet, Rung};
+use std::time::Duration;
 
 pub const NAME: CheckName = CheckName::new("tls");
 
@@ -16,19 +35,7 @@ pub const CHECK: Check = Check {
     name: NAME,
     ar_method: "x-tls",
     enforced: |config| config.tls.enforce,
-    start: |inputs| {
-        Box::pin(async move {
-            let shared = &inputs.shared;
-            let (dns, tls) = (&shared.dns, &shared.config.tls);
-            Stage::Done(check(dns, &shared.probe, tls, &inputs.envelope).await)
-        })
-    },
-};
-use crate::{
-    config::{TlsConfig, TlsRequire},
-    dns::Dns,
-    envelope::{Envelope, TlsEvidence},
-    tls::{ProbeOutcome, Prober},
+    start: |inputs| Box::pin(async move { Stage::Done(check(&inputs).await) }),
 };
 
 /// The session was not encrypted (RFC 5248: "Encryption Needed").
@@ -36,12 +43,12 @@ pub const NO_TLS: Code = Code {
     reply: 550,
     enhanced: "5.7.10",
 };
-/// No acceptable certificate (RFC 3463 X.7.5: "Cryptographic failure").
+/// No acceptable evidence (RFC 3463 X.7.5: "Cryptographic failure").
 pub const BAD_CERT: Code = Code {
     reply: 550,
     enhanced: "5.7.5",
 };
-/// The probe could not finish.
+/// No evidence yet, and some may come (a probe that timed out).
 pub const TEMPFAIL: Code = Code {
     reply: 451,
     enhanced: "4.7.5",
@@ -75,37 +82,139 @@ pub fn mta_certificate(e: &TlsEvidence) -> MtaCertificate {
     }
 }
 
-/// Is a probe needed to decide? Only when a certificate is required, the
-/// session is encrypted (else it fails anyway) and the MTA verified none.
-pub fn wants_probe(e: &TlsEvidence, config: &TlsConfig) -> bool {
-    config.require == TlsRequire::Certificate
-        && config.probe
-        && e.version.is_some()
-        && mta_certificate(e) == MtaCertificate::Unverified
+/// The `mta-presented` rung: did the client show a certificate the MTA did
+/// not verify? Sendmail says so in `{verify}`; Postfix only through the
+/// policy companion ([`crate::policy`], applied by [`with_session_record`]).
+pub fn presented(e: &TlsEvidence) -> &'static str {
+    match e.verify.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        Some("OK") => "-",
+        Some("FAIL") => "untrusted",
+        Some("NO") | Some("NONE") => "no-certificate",
+        Some(_) => "unknown",
+        None if mta_certificate(e) != MtaCertificate::Unverified => "-",
+        None => "unknown",
+    }
 }
 
-/// The check: the macros, and the probe when [`wants_probe`].
-pub async fn check(
-    dns: &Dns,
-    prober: &Prober,
-    config: &TlsConfig,
-    envelope: &Envelope,
-) -> CheckResult {
-    let probe = match envelope.client_ip {
-        Some(ip) if wants_probe(&envelope.tls, config) => {
-            Some(prober.probe(dns, ip, &envelope.helo).await)
+/// What the check's I/O found, for [`judge`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The client probe's outcome; `None` when it did not run.
+    pub probe: Option<ProbeOutcome>,
+    /// The `sender-domain` rung; `None` when it did not run.
+    pub sender_domain: Option<sender_domain::Finding>,
+    /// Confirmed PTR names of the client (when looked up).
+    pub ptr_names: Vec<String>,
+    /// The HELO name and the sender domain `D`.
+    pub helo: String,
+    pub domain: Option<String>,
+}
+
+impl Found {
+    /// Only a probe's outcome (`check-domain`'s receiver view).
+    pub fn probe_only(outcome: ProbeOutcome, helo: &str) -> Self {
+        Self {
+            probe: Some(outcome),
+            helo: helo.to_string(),
+            ..Self::default()
         }
+    }
+}
+
+/// The check: the macros, then every accepted rung (concurrently).
+pub async fn check(inputs: &Inputs) -> CheckResult {
+    let found = gather(inputs).await;
+    judge(&inputs.envelope.tls, &found, &inputs.shared.config.tls)
+}
+
+/// The rungs' I/O. The client probe is left out when the MTA verified a
+/// certificate that counts (it cannot change the verdict, and the big
+/// senders' outbound addresses do not listen); the report counts those
+/// messages as unmeasured for settings without `mta-verified`.
+async fn gather(inputs: &Inputs) -> Found {
+    let (shared, envelope) = (&inputs.shared, &inputs.envelope);
+    let (config, dns) = (&shared.config.tls, &shared.dns);
+    let mut found = Found {
+        helo: envelope.helo.trim_end_matches('.').to_ascii_lowercase(),
+        domain: envelope.sender_domain().name().map(str::to_string),
+        ..Found::default()
+    };
+    if envelope.tls.version.is_none() || config.require != TlsRequire::Certificate {
+        return found;
+    }
+    let timeout = Duration::from_millis(config.probe_timeout_ms);
+    let ptr_names = || async {
+        match envelope.client_ip {
+            Some(ip) => tokio::time::timeout(timeout, confirmed_ptr_names(dns, ip))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    };
+    let verified = match mta_certificate(&envelope.tls) {
+        MtaCertificate::Verified(subject) => Some(subject),
         _ => None,
     };
-    judge(&envelope.tls, probe.as_ref(), config)
+    if verified.is_some() && config.mta_verified_alignment.contains(&CertAlignment::Ptr) {
+        found.ptr_names = ptr_names().await;
+    }
+    let mta_passes = config.accepts(Evidence::MtaVerified)
+        && verified
+            .as_deref()
+            .is_some_and(|s| aligned(s, config, &found));
+    let probe = async {
+        match envelope.client_ip {
+            Some(ip) if config.accepts(Evidence::Probe) && !mta_passes => {
+                Some(shared.probe.probe(dns, ip, &envelope.helo).await)
+            }
+            _ => None,
+        }
+    };
+    let domain = async {
+        match config.accepts(Evidence::SenderDomain) {
+            true => Some(sender_domain::evaluate(inputs).await),
+            false => None,
+        }
+    };
+    // The organisation of a message without a verified certificate is its
+    // confirmed PTR name's (looked up while the probes run).
+    let ptrs = async {
+        match verified.is_none() && found.ptr_names.is_empty() {
+            true => Some(ptr_names().await),
+            false => None,
+        }
+    };
+    let (probe, domain, ptrs) = tokio::join!(probe, domain, ptrs);
+    found.probe = probe;
+    found.sender_domain = domain;
+    if let Some(ptrs) = ptrs {
+        found.ptr_names = ptrs;
+    }
+    found
 }
 
-/// The decision, from the MTA's evidence and the probe's outcome (if one
-/// ran). The reason of a pass is the `Authentication-Results` comment.
-pub fn judge(e: &TlsEvidence, probe: Option<&ProbeOutcome>, config: &TlsConfig) -> CheckResult {
+/// Does an MTA-verified certificate's organisation align with one of the
+/// names `mta_verified_alignment` lists (always, when it lists none)?
+fn aligned(subject: &str, config: &TlsConfig, found: &Found) -> bool {
+    let cert = org::subject_name(subject);
+    let rules = &config.mta_verified_alignment;
+    rules.is_empty()
+        || rules.iter().any(|rule| match rule {
+            CertAlignment::Helo => org::aligned(cert, &found.helo),
+            CertAlignment::Ptr => found.ptr_names.iter().any(|p| org::aligned(cert, p)),
+            CertAlignment::SenderDomain => found.domain.as_deref().is_some_and(|d| org::aligned(cert, d)),
+        })
+}
+
+/// The decision, from the MTA's evidence and what the rungs found. The
+/// reason of a pass is the `Authentication-Results` comment; the log line
+/// gets every rung's word (`facts`).
+pub fn judge(e: &TlsEvidence, found: &Found, config: &TlsConfig) -> CheckResult {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     let Some(version) = e.version.as_deref() else {
-        return match config.require {
+        let r = match config.require {
             TlsRequire::None => {
                 result(Status::None, Effect::Accept).reason("not encrypted; not required")
             }
@@ -113,58 +222,189 @@ pub fn judge(e: &TlsEvidence, probe: Option<&ProbeOutcome>, config: &TlsConfig) 
                 .failure(Failure::NoTls)
                 .reason("session not encrypted: STARTTLS was not used"),
         };
+        let org = org::organisation(None, &found.ptr_names, &found.helo);
+        return r
+            .fact(evidence::FIELD_EVIDENCE, evidence::PLAINTEXT)
+            .fact(evidence::FIELD_ORG, org);
     };
     let session = match (&e.cipher, &e.cipher_bits) {
         (Some(c), Some(b)) => format!("{version}, {c} {b} bits"),
         (Some(c), None) => format!("{version}, {c}"),
         _ => version.to_string(),
     };
+    let unmeasured = |r: CheckResult| {
+        let org = org::organisation(None, &found.ptr_names, &found.helo);
+        r.fact(evidence::FIELD_EVIDENCE, "-")
+            .fact(evidence::FIELD_ORG, org)
+    };
     match config.require {
         TlsRequire::None => {
-            return result(Status::Pass, Effect::Accept).reason(format!("{session}, not required"))
+            return unmeasured(
+                result(Status::Pass, Effect::Accept).reason(format!("{session}, not required")),
+            )
         }
         TlsRequire::Encryption => {
-            return result(Status::Pass, Effect::Accept)
-                .reason(format!("{session}, no certificate required"))
+            return unmeasured(
+                result(Status::Pass, Effect::Accept)
+                    .reason(format!("{session}, no certificate required")),
+            )
         }
         TlsRequire::Certificate => {}
     }
-    match mta_certificate(e) {
-        MtaCertificate::Verified(subject) => {
-            return result(Status::Pass, Effect::Accept).reason(format!(
-                "{version}, cert verified by MTA, {}",
-                subject_text(&subject)
-            ))
+    Ladder::new(e, found, config).result(version, config)
+}
+
+/// Every rung's finding for one message.
+struct Ladder<'a> {
+    found: &'a Found,
+    mta: MtaCertificate,
+    /// `verified`, `unaligned` or `none`.
+    mta_word: &'static str,
+    presented: &'static str,
+}
+
+impl<'a> Ladder<'a> {
+    fn new(e: &TlsEvidence, found: &'a Found, config: &TlsConfig) -> Self {
+        let mta = mta_certificate(e);
+        let mta_word = match &mta {
+            MtaCertificate::Verified(s) if aligned(s, config, found) => "verified",
+            MtaCertificate::Verified(_) => "unaligned",
+            _ => "none",
+        };
+        Self {
+            found,
+            presented: presented(e),
+            mta,
+            mta_word,
         }
-        MtaCertificate::Failed(how) => {
-            return result(Status::Fail, Effect::Reject(BAD_CERT))
-                .failure(Failure::BadCertificate)
-                .reason(format!(
-                    "the client certificate failed verification by the MTA (verify={how})"
-                ))
-        }
-        MtaCertificate::Unverified => {}
     }
-    let bad = |why: String| {
-        result(Status::Fail, Effect::Reject(BAD_CERT))
-            .failure(Failure::BadCertificate)
-            .reason(why)
-    };
-    match probe {
-        None if !config.probe => {
-            bad("no verified client certificate, and probing is disabled".into())
+
+    fn word(&self, rung: Rung) -> &'static str {
+        match rung {
+            Rung::MtaVerified => self.mta_word,
+            Rung::MtaPresented => self.presented,
+            Rung::Probe => self.found.probe.as_ref().map_or("-", |p| p.kind().as_str()),
+            Rung::SenderDomain => self
+                .found
+                .sender_domain
+                .as_ref()
+                .map_or("-", |d| d.outcome.as_str()),
         }
-        None => bad("no verified client certificate and no client address to probe".into()),
-        Some(ProbeOutcome::Verified { name, subject, .. }) => result(Status::Pass, Effect::Accept)
-            .reason(format!(
-                "{version}, cert verified by probe for {name}, CN={subject}"
-            )),
-        Some(ProbeOutcome::NoStartTls(why)) => {
-            bad(format!("no certificate to verify: {why}")).failure(Failure::NoStartTls)
+    }
+
+    /// The organisation: of a verified certificate, else PTR, else HELO.
+    fn organisation(&self) -> String {
+        let cert = match (&self.mta, &self.found.probe) {
+            (MtaCertificate::Verified(s), _) => Some(org::subject_name(s).to_string()),
+            (_, Some(ProbeOutcome::Verified { subject, .. })) => Some(subject.clone()),
+            _ => None,
+        };
+        org::organisation(cert.as_deref(), &self.found.ptr_names, &self.found.helo)
+    }
+
+    fn result(&self, version: &str, config: &TlsConfig) -> CheckResult {
+        let accepted = config.accepted();
+        // In the daemon an accepted rung that could not run (no client
+        // address to probe) proved nothing: a failure, never "unmeasured".
+        let decision = evidence::decide(&accepted, |rung| {
+            Some(rung.class(self.word(rung)).unwrap_or(Class::Fail))
+        });
+        let mut r = match decision {
+            Decision::Pass(kind) => {
+                CheckResult::new(NAME, Status::Pass, Effect::Accept).reason(self.passed(kind, version))
+            }
+            Decision::Temporary => CheckResult::new(NAME, Status::TempError, Effect::Tempfail(TEMPFAIL))
+                .reason(format!("no evidence yet: {}", self.findings(&accepted))),
+            Decision::Fail | Decision::Unmeasured => {
+                CheckResult::new(NAME, Status::Fail, Effect::Reject(BAD_CERT))
+                    .failure(self.failure(&accepted))
+                    .reason(self.findings(&accepted))
+            }
+        };
+        let evidence = match decision {
+            Decision::Pass(kind) => Rung::from(kind).as_str(),
+            _ => evidence::NONE,
+        };
+        r = r.fact(evidence::FIELD_EVIDENCE, evidence);
+        for rung in Rung::ALL {
+            r = r.fact(rung.field(), self.word(rung));
         }
-        Some(ProbeOutcome::BadCertificate(why)) => bad(why.clone()),
-        Some(ProbeOutcome::TempError(why)) => result(Status::TempError, Effect::Tempfail(TEMPFAIL))
-            .reason(format!("certificate probe failed: {why}")),
+        r.fact(evidence::FIELD_ORG, self.organisation())
+    }
+
+    /// The `Authentication-Results` comment of a pass by `kind`.
+    fn passed(&self, kind: Evidence, version: &str) -> String {
+        match (kind, &self.mta, &self.found.probe, &self.found.sender_domain) {
+            (Evidence::MtaVerified, MtaCertificate::Verified(subject), _, _) => {
+                format!("{version}, cert verified by MTA, {}", subject_text(subject))
+            }
+            (Evidence::Probe, _, Some(ProbeOutcome::Verified { name, subject, .. }), _) => {
+                format!("{version}, cert verified by probe for {name}, CN={subject}")
+            }
+            (Evidence::SenderDomain, _, _, Some(d)) => format!(
+                "{version}, sender domain {}: SPF pass, {}",
+                self.found.domain.as_deref().unwrap_or("-"),
+                d.text
+            ),
+            _ => version.to_string(),
+        }
+    }
+
+    /// What each accepted rung found, the most telling first: the probe's
+    /// finding, then the MTA's, then the sender domain's.
+    fn findings(&self, accepted: &[Evidence]) -> String {
+        let mut out: Vec<String> = Vec::new();
+        if accepted.contains(&Evidence::Probe) {
+            out.push(match &self.found.probe {
+                Some(p) => probe_text(p),
+                None => "no client address to probe".into(),
+            });
+        }
+        if accepted.contains(&Evidence::MtaVerified) {
+            out.push(match (&self.mta, self.mta_word) {
+                (MtaCertificate::Failed(how), _) => {
+                    format!("the client certificate failed verification by the MTA (verify={how})")
+                }
+                (MtaCertificate::Verified(s), "unaligned") => format!(
+                    "the client certificate for {} is not of the sender's organisation",
+                    org::subject_name(s)
+                ),
+                _ => "no client certificate verified by the MTA".into(),
+            });
+        } else if self.presented == "untrusted" {
+            out.push("the client certificate is not trusted by the MTA".into());
+        }
+        if accepted.contains(&Evidence::SenderDomain) {
+            if let Some(d) = &self.found.sender_domain {
+                out.push(format!("sender domain: {}", d.text));
+            }
+        }
+        out.join("; ")
+    }
+
+    /// What the sender should fix: a certificate that was shown and found
+    /// wanting; no STARTTLS when only the probe could help; else a way to
+    /// meet each accepted kind of evidence.
+    fn failure(&self, accepted: &[Evidence]) -> Failure {
+        let probe = self.found.probe.as_ref().map(ProbeOutcome::kind);
+        if probe.is_some_and(ProbeKind::is_bad_certificate) || self.presented == "untrusted" {
+            Failure::BadCertificate
+        } else if probe == Some(ProbeKind::NoStartTls) && !accepted.contains(&Evidence::SenderDomain)
+        {
+            Failure::NoStartTls
+        } else {
+            Failure::NoEvidence(EvidenceSet::of(accepted))
+        }
+    }
+}
+
+/// The probe's finding for the reply.
+fn probe_text(p: &ProbeOutcome) -> String {
+    match p {
+        ProbeOutcome::Verified { name, .. } => format!("probe verified a certificate for {name}"),
+        ProbeOutcome::NoStartTls(why) => format!("no certificate to verify: {why}"),
+        ProbeOutcome::BadCertificate(why) => why.text.clone(),
+        ProbeOutcome::TempError(why) => format!("certificate probe failed: {why}"),
     }
 }
 

@@ -32,10 +32,15 @@
 
 mod cache;
 mod client;
+mod mta_sts;
 mod names;
+mod outcome;
+mod servers;
 mod trust;
 
 pub use cache::MAX_HELO_VARIANTS;
+pub use outcome::{ProbeKind, Problem};
+pub use servers::{ServerFinding, Servers, MAX_MX_HOSTS};
 pub use names::{cert_names, confirmed_ptr_names, name_matches};
 pub use trust::{CertProblem, TrustStore, TrustStoreError};
 
@@ -66,12 +71,23 @@ pub enum ProbeOutcome {
         /// The TLS version the probe negotiated.
         version: String,
     },
-    /// The client's SMTP port does not offer STARTTLS.
-    NoStartTls(String),
+    /// Decided before the TLS handshake, for every name: nothing listens
+    /// on the client's SMTP port, or it does not offer STARTTLS.
+    NoStartTls(Problem),
     /// A certificate was shown and is not acceptable (why).
-    BadCertificate(String),
-    /// The probe could not finish (why).
-    TempError(String),
+    BadCertificate(Problem),
+    /// The probe could not finish (why): it may pass later.
+    TempError(Problem),
+}
+
+impl ProbeOutcome {
+    /// Its name in the taxonomy (the log's `tls.probe`).
+    pub fn kind(&self) -> ProbeKind {
+        match self {
+            Self::Verified { .. } => ProbeKind::Verified,
+            Self::NoStartTls(p) | Self::BadCertificate(p) | Self::TempError(p) => p.kind,
+        }
+    }
 }
 
 /// Probes clients; shared by all transactions (one cache, one semaphore).
@@ -136,16 +152,22 @@ impl Prober {
                 } else {
                     ptrs.join(", ")
                 };
-                ProbeOutcome::BadCertificate(format!(
-                    "certificate name mismatch: it is for {} but the client is {helo} \
-                     (confirmed reverse DNS: {ptrs})",
-                    names.join(", ")
+                ProbeOutcome::BadCertificate(Problem::new(
+                    ProbeKind::NameMismatch,
+                    format!(
+                        "certificate name mismatch: it is for {} but the client is {helo} \
+                         (confirmed reverse DNS: {ptrs})",
+                        names.join(", ")
+                    ),
                 ))
             }
-            Ok(Err(why)) => ProbeOutcome::TempError(why),
-            Err(_) => ProbeOutcome::TempError(format!(
-                "confirming the PTR names of {ip} took longer than {} ms",
-                self.timeout.as_millis()
+            Ok(Err(why)) => ProbeOutcome::TempError(Problem::new(ProbeKind::Temporary, why)),
+            Err(_) => ProbeOutcome::TempError(Problem::new(
+                ProbeKind::Timeout,
+                format!(
+                    "confirming the PTR names of {ip} took longer than {} ms",
+                    self.timeout.as_millis()
+                ),
             )),
         }
     }
@@ -161,9 +183,12 @@ impl Prober {
         let sni = is_dns_name(helo).then(|| helo.to_string());
         let turn = tokio::time::Instant::now() + self.timeout;
         let waited = || {
-            Finding::Outcome(ProbeOutcome::TempError(format!(
-                "no probe slot for {ip} within {} ms (probes in flight)",
-                self.timeout.as_millis()
+            Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                ProbeKind::Timeout,
+                format!(
+                    "no probe slot for {ip} within {} ms (probes in flight)",
+                    self.timeout.as_millis()
+                ),
             )))
         };
         let record = self.cache.record(ip).await;
@@ -179,7 +204,10 @@ impl Prober {
         {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => {
-                return Finding::Outcome(ProbeOutcome::TempError("probing is shutting down".into()))
+                return Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                    ProbeKind::Temporary,
+                    "probing is shutting down",
+                )))
             }
             Err(_) => return waited(),
         };
@@ -199,9 +227,10 @@ impl Prober {
             });
             let found = match examined.await {
                 Ok(found) => found,
-                Err(e) => {
-                    Finding::Outcome(ProbeOutcome::TempError(format!("probe task failed: {e}")))
-                }
+                Err(e) => Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                    ProbeKind::Temporary,
+                    format!("probe task failed: {e}"),
+                ))),
             };
             let outcome = match &found {
                 Finding::Outcome(o) => Some(o),
@@ -212,7 +241,10 @@ impl Prober {
             found
         });
         probe.await.unwrap_or_else(|e| {
-            Finding::Outcome(ProbeOutcome::TempError(format!("probe task failed: {e}")))
+            Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                ProbeKind::Temporary,
+                format!("probe task failed: {e}"),
+            )))
         })
     }
 }
@@ -227,9 +259,7 @@ fn examine(conversation: Conversation, trust: &TrustStore) -> Finding {
             ocsp,
             version,
         } => (chain, ocsp, version),
-        Conversation::NoStartTls(why) => return outcome(ProbeOutcome::NoStartTls(why)),
-        Conversation::Refused(why) => return outcome(ProbeOutcome::BadCertificate(why)),
-        Conversation::Failed(why) => return outcome(ProbeOutcome::TempError(why)),
+        Conversation::Ended(why) => return outcome(ended(why)),
     };
     match trust.verify(&chain, ocsp.as_deref(), unix_now()) {
         Ok(verified) => match verified.first() {
@@ -242,12 +272,25 @@ fn examine(conversation: Conversation, trust: &TrustStore) -> Finding {
                     version,
                 }
             }
-            None => outcome(ProbeOutcome::BadCertificate(
-                "no certificate presented".into(),
-            )),
+            None => outcome(ProbeOutcome::BadCertificate(Problem::new(
+                ProbeKind::BadCertificate,
+                "no certificate presented",
+            ))),
         },
         Err(CertProblem::Bad(why)) => outcome(ProbeOutcome::BadCertificate(why)),
-        Err(CertProblem::Internal(why)) => outcome(ProbeOutcome::TempError(why)),
+        Err(CertProblem::Internal(why)) => {
+            outcome(ProbeOutcome::TempError(Problem::new(ProbeKind::Temporary, why)))
+        }
+    }
+}
+
+/// A conversation that ended before a certificate: decided before the
+/// handshake (for every HELO name), temporary, or a failed handshake.
+fn ended(why: Problem) -> ProbeOutcome {
+    match why.kind {
+        ProbeKind::NoListener | ProbeKind::NoStartTls => ProbeOutcome::NoStartTls(why),
+        k if k.is_temporary() => ProbeOutcome::TempError(why),
+        _ => ProbeOutcome::BadCertificate(why),
     }
 }
 
