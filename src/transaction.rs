@@ -131,6 +131,7 @@ impl Pending {
                 _ => {}
             }
         }
+        crate::checks::tls::with_session_record(&mut results, &self.inputs);
         Some(results)
     }
 
@@ -176,6 +177,7 @@ impl Pending {
             }
             results.push(finished.unwrap_or_else(|| timed_out(check, timeout, on_error)));
         }
+        crate::checks::tls::with_session_record(&mut results, &self.inputs);
         let sender = self.inputs.envelope.sender_domain();
         let trusted = &config.forwarding.trusted_arc_sealers;
         let whole: &[u8] = match message {

@@ -398,6 +398,51 @@ impl<'a> Ladder<'a> {
     }
 }
 
+/// Postfix's side of `mta-presented`, from the policy companion's record
+/// of the session (looked up when the verdict is made: Postfix consults
+/// the policy service before it passes RCPT to the milter). Changes only
+/// the TLS result's `unknown`: the rung is reported, never a pass, but a
+/// client that showed an untrusted certificate is told to fix that one.
+pub fn with_session_record(results: &mut [CheckResult], inputs: &Inputs) {
+    let shared = &inputs.shared;
+    let e = &inputs.envelope.tls;
+    if shared.config.policy.listen.is_none() || e.verify.is_some() {
+        return;
+    }
+    let (Some(ip), Some(port)) = (inputs.envelope.client_ip, e.client_port) else {
+        return;
+    };
+    let Some(r) = results.iter_mut().find(|r| r.check == NAME) else {
+        return;
+    };
+    let field = Rung::MtaPresented.field();
+    if r.fact_value(field) != Some("unknown") {
+        return;
+    }
+    let Some(session) = shared.policy.get(ip, port) else {
+        return;
+    };
+    let word = match (&session.fingerprint, session.verified) {
+        (Some(_), false) => "untrusted",
+        (Some(_), true) => "-",
+        (None, _) => "no-certificate",
+    };
+    for fact in r.facts.iter_mut().filter(|(n, _)| *n == field) {
+        fact.1 = word.into();
+    }
+    if word == "untrusted" && matches!(r.failure, Some(Failure::NoEvidence(_))) {
+        r.failure = Some(Failure::BadCertificate);
+        let fingerprint = session.fingerprint.unwrap_or_default();
+        let why = format!(
+            "the client presented a certificate the MTA did not verify (fingerprint {fingerprint})"
+        );
+        r.reason = Some(match r.reason.take() {
+            Some(before) => format!("{why}; {before}"),
+            None => why,
+        });
+    }
+}
+
 /// The probe's finding for the reply.
 fn probe_text(p: &ProbeOutcome) -> String {
     match p {
@@ -418,114 +463,4 @@ fn subject_text(subject: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn evidence(pairs: &[(&str, &str)]) -> TlsEvidence {
-        TlsEvidence::from_macros(|n| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| v.to_string())
-        })
-    }
-
-    fn cfg(require: TlsRequire) -> TlsConfig {
-        TlsConfig {
-            require,
-            ..TlsConfig::default()
-        }
-    }
-
-    #[test]
-    fn postfix_subject_and_issuer_mean_verified() {
-        let e = evidence(&[
-            ("{tls_version}", "TLSv1.3"),
-            ("{cert_subject}", "mx.a.test"),
-            ("{cert_issuer}", "CA"),
-        ]);
-        assert!(!wants_probe(&e, &TlsConfig::default()));
-        let r = judge(&e, None, &TlsConfig::default());
-        assert_eq!(r.status, Status::Pass);
-        assert_eq!(
-            r.reason.as_deref(),
-            Some("TLSv1.3, cert verified by MTA, CN=mx.a.test")
-        );
-    }
-
-    #[test]
-    fn sendmail_verify_decides_over_subject() {
-        let with = |v| {
-            evidence(&[
-                ("{tls_version}", "TLSv1.3"),
-                ("{cert_subject}", "/CN=mx.a.test"),
-                ("{cert_issuer}", "/CN=CA"),
-                ("{verify}", v),
-            ])
-        };
-        assert_eq!(
-            mta_certificate(&with("OK")),
-            MtaCertificate::Verified("/CN=mx.a.test".into())
-        );
-        assert_eq!(
-            judge(&with("FAIL"), None, &TlsConfig::default()).effect,
-            Effect::Reject(BAD_CERT)
-        );
-        for v in ["NO", "NOT", "NONE", "TEMP", "PROTOCOL", "SOFTWARE"] {
-            assert!(wants_probe(&with(v), &TlsConfig::default()), "{v}");
-        }
-    }
-
-    #[test]
-    fn requirements() {
-        let plain = TlsEvidence::default();
-        let tls = evidence(&[("{tls_version}", "TLSv1.2")]);
-        assert_eq!(
-            judge(&plain, None, &TlsConfig::default()).effect,
-            Effect::Reject(NO_TLS)
-        );
-        assert_eq!(
-            judge(&plain, None, &cfg(TlsRequire::None)).effect,
-            Effect::Accept
-        );
-        assert_eq!(
-            judge(&tls, None, &cfg(TlsRequire::Encryption)).effect,
-            Effect::Accept
-        );
-        assert!(!wants_probe(&tls, &cfg(TlsRequire::Encryption)));
-        assert!(!wants_probe(&plain, &TlsConfig::default()));
-        let no_probe = TlsConfig {
-            probe: false,
-            ..TlsConfig::default()
-        };
-        assert_eq!(
-            judge(&tls, None, &no_probe).effect,
-            Effect::Reject(BAD_CERT)
-        );
-    }
-
-    #[test]
-    fn probe_outcomes() {
-        let tls = evidence(&[("{tls_version}", "TLSv1.3")]);
-        let c = TlsConfig::default();
-        let temp = ProbeOutcome::TempError("timed out".into());
-        let r = judge(&tls, Some(&temp), &c);
-        assert_eq!(
-            (r.status, r.effect),
-            (Status::TempError, Effect::Tempfail(TEMPFAIL))
-        );
-        let none = ProbeOutcome::NoStartTls("x does not offer STARTTLS".into());
-        assert_eq!(
-            judge(&tls, Some(&none), &c).effect,
-            Effect::Reject(BAD_CERT)
-        );
-        let ok = ProbeOutcome::Verified {
-            name: "mx.a.test".into(),
-            subject: "mx.a.test".into(),
-            version: "TLSv1.3".into(),
-        };
-        let r = judge(&tls, Some(&ok), &c);
-        assert_eq!(r.status, Status::Pass);
-        assert!(r.reason.unwrap().contains("cert verified by probe"));
-    }
-}
+mod tests;

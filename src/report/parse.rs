@@ -10,8 +10,12 @@ use std::{
     io::{BufRead, BufReader, Read},
 };
 
-/// The `log_version` this report reads (see docs/log-format.md).
-pub const LOG_VERSION: u64 = 1;
+/// The newest `log_version` this report reads (see docs/log-format.md);
+/// it reads every version in [`LOG_VERSIONS`].
+pub const LOG_VERSION: u64 = 2;
+/// Version 1 lines have no TLS evidence fields: they count everywhere but
+/// in the evidence tables, where they are "not measured".
+pub const LOG_VERSIONS: [u64; 2] = [1, 2];
 
 /// The checks in log order; `effects` of a [`Record`] follow it. The
 /// daemon's registry is the source; a unit test keeps this list equal to it.
@@ -151,11 +155,11 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         return Ok(None);
     }
     match &line.log_version {
-        Some(v) if v.as_u64() == Some(LOG_VERSION) => {}
+        Some(v) if v.as_u64().is_some_and(|v| LOG_VERSIONS.contains(&v)) => {}
         Some(v) => {
             return Err(LineError::Bad(format!(
-                "log_version {v} is unknown to this report, which reads version {LOG_VERSION}; \
-                 use the report of the mailkey-milter that wrote the log"
+                "log_version {v} is unknown to this report, which reads versions 1 to \
+                 {LOG_VERSION}; use the report of the mailkey-milter that wrote the log"
             )))
         }
         None => {
@@ -240,8 +244,8 @@ mod tests {
 
     #[test]
     fn unknown_versions_and_missing_effects_are_refused() {
-        let v2 = LINE.replace("\"log_version\":1", "\"log_version\":2");
-        assert!(matches!(parse_line(&v2), Err(LineError::Bad(w)) if w.contains("log_version 2")));
+        let v3 = LINE.replace("\"log_version\":1", "\"log_version\":3");
+        assert!(matches!(parse_line(&v3), Err(LineError::Bad(w)) if w.contains("log_version 3")));
         let v0 = LINE.replace("\"log_version\":1,", "");
         assert!(
             matches!(parse_line(&v0), Err(LineError::Bad(w)) if w.contains("without log_version"))
