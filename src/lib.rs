@@ -174,12 +174,12 @@ impl SharedHandle {
         } else {
             Arc::new(Prober::new(&config.tls, &config.authserv_id)?)
         };
-        let servers = if old.config.tls == config.tls && old.config.authserv_id == config.authserv_id
-        {
-            old.servers.clone()
-        } else {
-            Arc::new(tls::Servers::new(&config.tls, &config.authserv_id)?)
-        };
+        let servers =
+            if old.config.tls == config.tls && old.config.authserv_id == config.authserv_id {
+                old.servers.clone()
+            } else {
+                Arc::new(tls::Servers::new(&config.tls, &config.authserv_id)?)
+            };
         let new = Arc::new(Shared {
             config,
             dns,

@@ -185,7 +185,9 @@ pub async fn read_request(
                 return Ok(Some(attributes));
             }
             if attributes.len() >= MAX_ATTRIBUTES {
-                return Err(format!("more than {MAX_ATTRIBUTES} attributes in a request"));
+                return Err(format!(
+                    "more than {MAX_ATTRIBUTES} attributes in a request"
+                ));
             }
             let (name, value) = line
                 .split_once('=')
@@ -233,14 +235,21 @@ mod tests {
 
     #[tokio::test]
     async fn requests_are_read_within_their_bounds() {
-        let mut ok = &b"request=smtpd_access_policy\nclient_address=192.0.2.1\nclient_port=4711\n\n"[..];
+        let mut ok =
+            &b"request=smtpd_access_policy\nclient_address=192.0.2.1\nclient_port=4711\n\n"[..];
         let r = read_request(&mut ok).await.unwrap().unwrap();
         assert_eq!(r[2], ("client_port".into(), "4711".into()));
         assert_eq!(read_request(&mut ok).await.unwrap(), None);
         let long = format!("a={}\n\n", "x".repeat(MAX_LINE));
-        assert!(read_request(&mut long.as_bytes()).await.unwrap_err().contains("longer"));
+        assert!(read_request(&mut long.as_bytes())
+            .await
+            .unwrap_err()
+            .contains("longer"));
         let many = "a=b\n".repeat(MAX_ATTRIBUTES + 1) + "\n";
-        assert!(read_request(&mut many.as_bytes()).await.unwrap_err().contains("attributes"));
+        assert!(read_request(&mut many.as_bytes())
+            .await
+            .unwrap_err()
+            .contains("attributes"));
         assert!(read_request(&mut &b"garbage\n\n"[..]).await.is_err());
     }
 

@@ -204,7 +204,10 @@ fn aligned(subject: &str, config: &TlsConfig, found: &Found) -> bool {
         || rules.iter().any(|rule| match rule {
             CertAlignment::Helo => org::aligned(cert, &found.helo),
             CertAlignment::Ptr => found.ptr_names.iter().any(|p| org::aligned(cert, p)),
-            CertAlignment::SenderDomain => found.domain.as_deref().is_some_and(|d| org::aligned(cert, d)),
+            CertAlignment::SenderDomain => found
+                .domain
+                .as_deref()
+                .is_some_and(|d| org::aligned(cert, d)),
         })
 }
 
@@ -310,11 +313,12 @@ impl<'a> Ladder<'a> {
             Some(rung.class(self.word(rung)).unwrap_or(Class::Fail))
         });
         let mut r = match decision {
-            Decision::Pass(kind) => {
-                CheckResult::new(NAME, Status::Pass, Effect::Accept).reason(self.passed(kind, version))
+            Decision::Pass(kind) => CheckResult::new(NAME, Status::Pass, Effect::Accept)
+                .reason(self.passed(kind, version)),
+            Decision::Temporary => {
+                CheckResult::new(NAME, Status::TempError, Effect::Tempfail(TEMPFAIL))
+                    .reason(self.findings(&accepted))
             }
-            Decision::Temporary => CheckResult::new(NAME, Status::TempError, Effect::Tempfail(TEMPFAIL))
-                .reason(format!("no evidence yet: {}", self.findings(&accepted))),
             Decision::Fail | Decision::Unmeasured => {
                 CheckResult::new(NAME, Status::Fail, Effect::Reject(BAD_CERT))
                     .failure(self.failure(&accepted))
@@ -334,7 +338,12 @@ impl<'a> Ladder<'a> {
 
     /// The `Authentication-Results` comment of a pass by `kind`.
     fn passed(&self, kind: Evidence, version: &str) -> String {
-        match (kind, &self.mta, &self.found.probe, &self.found.sender_domain) {
+        match (
+            kind,
+            &self.mta,
+            &self.found.probe,
+            &self.found.sender_domain,
+        ) {
             (Evidence::MtaVerified, MtaCertificate::Verified(subject), _, _) => {
                 format!("{version}, cert verified by MTA, {}", subject_text(subject))
             }
@@ -369,7 +378,7 @@ impl<'a> Ladder<'a> {
                     "the client certificate for {} is not of the sender's organisation",
                     org::subject_name(s)
                 ),
-                _ => "no client certificate verified by the MTA".into(),
+                _ => "no verified client certificate".into(),
             });
         } else if self.presented == "untrusted" {
             out.push("the client certificate is not trusted by the MTA".into());
@@ -389,7 +398,8 @@ impl<'a> Ladder<'a> {
         let probe = self.found.probe.as_ref().map(ProbeOutcome::kind);
         if probe.is_some_and(ProbeKind::is_bad_certificate) || self.presented == "untrusted" {
             Failure::BadCertificate
-        } else if probe == Some(ProbeKind::NoStartTls) && !accepted.contains(&Evidence::SenderDomain)
+        } else if probe == Some(ProbeKind::NoStartTls)
+            && !accepted.contains(&Evidence::SenderDomain)
         {
             Failure::NoStartTls
         } else {

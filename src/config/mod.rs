@@ -183,10 +183,12 @@ impl Config {
             ));
         }
         if self.tls.require == TlsRequire::Certificate && self.tls.evidence.is_empty() {
-            return Err("key `tls.evidence`: the list is empty: allowed are one or more of \
+            return Err(
+                "key `tls.evidence`: the list is empty: allowed are one or more of \
                  \"mta-verified\", \"sender-domain\", \"probe\" (with require = \"certificate\"; \
                  use require = \"encryption\" to need no certificate)"
-                .into());
+                    .into(),
+            );
         }
         if self.tls.mta_sts_port == 0 {
             return Err("key `tls.mta_sts_port`: invalid value 0: allowed is 1 to 65535".into());

@@ -90,7 +90,11 @@ impl Default for TlsConfig {
         Self {
             enforce: true,
             require: TlsRequire::Certificate,
-            evidence: vec![Evidence::MtaVerified, Evidence::SenderDomain, Evidence::Probe],
+            evidence: vec![
+                Evidence::MtaVerified,
+                Evidence::SenderDomain,
+                Evidence::Probe,
+            ],
             mta_verified_alignment: Vec::new(),
             probe: true,
             probe_port: 25,

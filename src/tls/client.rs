@@ -63,7 +63,10 @@ pub fn converse(
     let late = || {
         ended(
             ProbeKind::Timeout,
-            format!("probe of {at} did not finish within {} ms", limit.as_millis()),
+            format!(
+                "probe of {at} did not finish within {} ms",
+                limit.as_millis()
+            ),
         )
     };
     let failed = |kind: ProbeKind, why: String| {

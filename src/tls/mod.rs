@@ -39,9 +39,9 @@ mod servers;
 mod trust;
 
 pub use cache::MAX_HELO_VARIANTS;
+pub use names::{cert_names, confirmed_ptr_names, name_matches};
 pub use outcome::{ProbeKind, Problem};
 pub use servers::{ServerFinding, Servers, MAX_MX_HOSTS};
-pub use names::{cert_names, confirmed_ptr_names, name_matches};
 pub use trust::{CertProblem, TrustStore, TrustStoreError};
 
 use crate::{config::TlsConfig, dns::Dns};
@@ -278,9 +278,10 @@ fn examine(conversation: Conversation, trust: &TrustStore) -> Finding {
             ))),
         },
         Err(CertProblem::Bad(why)) => outcome(ProbeOutcome::BadCertificate(why)),
-        Err(CertProblem::Internal(why)) => {
-            outcome(ProbeOutcome::TempError(Problem::new(ProbeKind::Temporary, why)))
-        }
+        Err(CertProblem::Internal(why)) => outcome(ProbeOutcome::TempError(Problem::new(
+            ProbeKind::Temporary,
+            why,
+        ))),
     }
 }
 

@@ -94,7 +94,9 @@ impl Servers {
             }
         };
         match self.trust.verify(&chain, None, super::unix_now()) {
-            Ok(v) if v.first().is_some_and(|l| cert_names(l).iter().any(|n| name_matches(n, &host))) => {}
+            Ok(v)
+                if v.first()
+                    .is_some_and(|l| cert_names(l).iter().any(|n| name_matches(n, &host))) => {}
             Ok(_) => return not(format!("{host}: its certificate is not for {host}")),
             Err(CertProblem::Bad(p)) => return not(format!("{host}: {}", p.text)),
             Err(CertProblem::Internal(why)) => {
@@ -104,7 +106,9 @@ impl Servers {
         match policy_mode(&String::from_utf8_lossy(&body)) {
             Some("enforce") => ServerFinding::Certified { subject: host },
             Some(mode) => not(format!("the MTA-STS policy of {domain} is in mode {mode}")),
-            None => not(format!("the MTA-STS policy of {domain} is not a valid STSv1 policy")),
+            None => not(format!(
+                "the MTA-STS policy of {domain} is not a valid STSv1 policy"
+            )),
         }
     }
 }
@@ -188,9 +192,8 @@ fn fetch(
             format!("{at}: the response is larger than {MAX_RESPONSE} octets"),
         ));
     }
-    let body = http_body(&response).map_err(|why| {
-        Problem::new(ProbeKind::BadCertificate, format!("{at}: {why}"))
-    })?;
+    let body = http_body(&response)
+        .map_err(|why| Problem::new(ProbeKind::BadCertificate, format!("{at}: {why}")))?;
     Ok((chain, body))
 }
 
@@ -232,13 +235,19 @@ mod tests {
     fn policies_and_responses() {
         let p = "version: STSv1\r\nmode: enforce\r\nmx: *.example.org\r\nmax_age: 86400\r\n";
         assert_eq!(policy_mode(p), Some("enforce"));
-        assert_eq!(policy_mode("version: STSv1\nmode: testing\n"), Some("testing"));
+        assert_eq!(
+            policy_mode("version: STSv1\nmode: testing\n"),
+            Some("testing")
+        );
         assert_eq!(policy_mode("version: STSv2\nmode: enforce\n"), None);
         assert_eq!(policy_mode("mode: enforce\n"), None);
-        let ok = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nversion: STSv1\r\n";
+        let ok =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nversion: STSv1\r\n";
         assert_eq!(http_body(ok).unwrap(), b"version: STSv1\r\n");
         let moved = b"HTTP/1.1 301 Moved\r\nLocation: https://x/\r\n\r\n";
-        assert!(http_body(moved).unwrap_err().contains("redirects are not followed"));
+        assert!(http_body(moved)
+            .unwrap_err()
+            .contains("redirects are not followed"));
         let html = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<p>";
         assert!(http_body(html).is_err());
         let big = [&b"HTTP/1.0 200 OK\r\n\r\n"[..], &vec![b'a'; MAX_POLICY + 1]].concat();

@@ -180,7 +180,10 @@ impl Servers {
                 ))
             }
         };
-        let problem = match self.trust.verify(&chain, ocsp.as_deref(), super::unix_now()) {
+        let problem = match self
+            .trust
+            .verify(&chain, ocsp.as_deref(), super::unix_now())
+        {
             Ok(verified) => match verified.first() {
                 Some(leaf) if cert_names(leaf).iter().any(|n| name_matches(n, &host)) => {
                     let subject = super::names::subject_cn(leaf).unwrap_or_else(|| host.clone());
@@ -280,8 +283,12 @@ async fn dane(dns: &Dns, host: &str, chain: &[X509]) -> Result<bool, String> {
         let Some(data) = data else { return false };
         let digest = match t.matching {
             Matching::Raw => Some(data),
-            Matching::Sha256 => hash(MessageDigest::sha256(), &data).ok().map(|d| d.to_vec()),
-            Matching::Sha512 => hash(MessageDigest::sha512(), &data).ok().map(|d| d.to_vec()),
+            Matching::Sha256 => hash(MessageDigest::sha256(), &data)
+                .ok()
+                .map(|d| d.to_vec()),
+            Matching::Sha512 => hash(MessageDigest::sha512(), &data)
+                .ok()
+                .map(|d| d.to_vec()),
             _ => None,
         };
         digest.is_some_and(|d| d == t.cert_data)

@@ -72,7 +72,10 @@ pub async fn evaluate(inputs: &Inputs) -> Finding {
     match spf.status {
         Status::Pass => {}
         Status::TempError => {
-            return found(Outcome::Temporary, format!("SPF of {d} could not be evaluated"))
+            return found(
+                Outcome::Temporary,
+                format!("SPF of {d} could not be evaluated"),
+            )
         }
         other => {
             return found(
@@ -151,5 +154,11 @@ async fn certified(inputs: &Inputs, d: &str) -> Finding {
     } else {
         Outcome::NotCertified
     };
-    found(outcome, format!("{d}'s mail servers are not CA-certified: {}", why.join(", ")))
+    found(
+        outcome,
+        format!(
+            "{d}'s mail servers are not CA-certified: {}",
+            why.join(", ")
+        ),
+    )
 }
