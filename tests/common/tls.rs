@@ -292,6 +292,8 @@ pub enum Behaviour {
     NoStartTls,
     /// Accepts the connection and never says anything.
     Silent,
+    /// Answers `421` (too busy) and closes: a temporary refusal.
+    Busy,
     /// Sends an endless multi-line banner one byte a second, as a tarpit
     /// does, until the responder is dropped.
     Drip,
@@ -335,6 +337,7 @@ impl Responder {
             _ => None,
         };
         let silent = matches!(behaviour, Behaviour::Silent);
+        let busy = matches!(behaviour, Behaviour::Busy);
         let drip = matches!(behaviour, Behaviour::Drip);
         let count = connections.clone();
         let stop = Arc::new(AtomicBool::new(false));
@@ -348,6 +351,9 @@ impl Responder {
                 std::thread::spawn(move || {
                     if drip {
                         serve_drip(stream, &stopped)
+                    } else if busy {
+                        let mut s = stream;
+                        let _ = s.write_all(b"421 4.3.2 too busy, try later\r\n");
                     } else {
                         serve(stream, acceptor, silent)
                     }
