@@ -117,6 +117,8 @@ pub struct Summary {
     pub exempt: u64,
     pub impact: Vec<Impact>,
     pub days: Vec<Day>,
+    /// The certificate check per sender and per candidate setting.
+    pub tls_evidence: super::evidence::EvidenceSummary,
     /// With `--lookup`: what each top domain publishes now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Vec<super::lookup::DomainState>>,
@@ -151,6 +153,7 @@ pub struct Aggregate {
     exempt: u64,
     scopes: [ScopeCounts; 5],
     days: BTreeMap<i64, DayCounts>,
+    evidence: super::evidence::EvidenceAggregate,
 }
 
 impl Aggregate {
@@ -178,6 +181,7 @@ impl Aggregate {
         };
         self.checked += 1;
         day.checked += 1;
+        self.evidence.add(r);
         for (i, scope) in SCOPES.iter().enumerate() {
             let counts = &mut self.scopes[i];
             match would(&effects, *scope) {
@@ -249,13 +253,14 @@ impl Aggregate {
             exempt: self.exempt,
             impact,
             days,
+            tls_evidence: self.evidence.summary(self.checked, top),
             lookup: None,
         }
     }
 }
 
 /// The `n` largest counts, ties by name.
-fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
+pub fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
     let mut all: Vec<Count> = counts
         .iter()
         .map(|(name, messages)| Count {

@@ -3,6 +3,7 @@
 //! line. Only per-message lines are kept; startup and other lines pass.
 
 use super::{time, ReportError};
+use crate::checks::tls::evidence::{self, Rung};
 use flate2::bufread::MultiGzDecoder;
 use serde::Deserialize;
 use std::{
@@ -50,6 +51,38 @@ pub struct Record {
     /// The sender domain (`None` for the null sender and address literals).
     pub domain: Option<String>,
     pub kind: Kind,
+    /// The TLS evidence fields of a checked message (version 2 lines).
+    pub tls: Option<TlsFacts>,
+}
+
+/// What the certificate check found on each rung (docs/log-format.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// `tls.evidence`: the kind that passed, `none`, `plaintext` or `-`.
+    pub evidence: String,
+    /// Each rung's word, in [`Rung::ALL`] order (`-`: not measured).
+    pub rungs: [String; 4],
+    /// `org`: the sending organisation.
+    pub org: String,
+}
+
+impl TlsFacts {
+    /// The word `rung` logged.
+    pub fn word(&self, rung: Rung) -> &str {
+        Rung::ALL
+            .iter()
+            .position(|r| *r == rung)
+            .map_or("-", |i| self.rungs[i].as_str())
+    }
+
+    fn from_line(other: &serde_json::Map<String, serde_json::Value>) -> Option<Self> {
+        let get = |name: &str| other.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        Some(Self {
+            evidence: get(evidence::FIELD_EVIDENCE)?,
+            rungs: Rung::ALL.map(|r| get(r.field()).unwrap_or_else(|| "-".into())),
+            org: get(evidence::FIELD_ORG).unwrap_or_else(|| "unknown".into()),
+        })
+    }
 }
 
 /// The fields the report reads; everything else on the line is ignored.
@@ -196,11 +229,16 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         }
         Kind::Checked(effects)
     };
+    let tls = match kind {
+        Kind::Checked(_) => TlsFacts::from_line(&line.other),
+        _ => None,
+    };
     Ok(Some(Record {
         time,
         client: line.client.unwrap_or_else(|| "local".into()),
         domain: line.domain.filter(|d| !d.is_empty() && d != "-"),
         kind,
+        tls,
     }))
 }
 
