@@ -281,6 +281,63 @@ pub fn probe_port() -> u16 {
     })
 }
 
+/// The HTTPS port of every MTA-STS policy host (one per test process), and
+/// the daemon's `mta_sts_port`.
+pub fn https_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let l = TcpListener::bind("127.0.0.2:0").unwrap();
+        l.local_addr().unwrap().port()
+    })
+}
+
+/// An HTTPS server on `ip`:[`https_port`] showing `identity`, answering
+/// every request with `status` and `body` (an MTA-STS policy host).
+pub fn https_server(ip: &str, identity: Identity, status: &str, body: &str) -> Responder {
+    assert!(ip.starts_with("127."), "test traffic stays on loopback");
+    let listener = TcpListener::bind((ip, https_port())).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    b.set_private_key(&identity.key).unwrap();
+    b.set_certificate(&identity.cert).unwrap();
+    let acceptor = Arc::new(b.build());
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, response) = (acceptor.clone(), response.clone());
+            std::thread::spawn(move || {
+                let Ok(mut tls) = acceptor.accept(stream) else {
+                    return;
+                };
+                // The request head, then the answer.
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut b = [0u8; 1];
+                    match tls.read(&mut b) {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                let _ = tls.write_all(response.as_bytes());
+                let _ = tls.shutdown();
+            });
+        }
+    });
+    Responder {
+        addr,
+        connections,
+        stop: Arc::new(AtomicBool::new(false)),
+    }
+}
+
 /// How a responder answers.
 pub enum Behaviour {
     /// Offers STARTTLS and shows this certificate (and stapled OCSP).
