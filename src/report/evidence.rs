@@ -17,8 +17,9 @@ use crate::{
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
-/// The kinds a setting may accept, in the order settings are written.
-const KINDS: [Evidence; 3] = [
+/// The kinds a setting may accept, in the order settings are written
+/// (and the report's columns).
+pub const KINDS: [Evidence; 3] = [
     Evidence::MtaVerified,
     Evidence::SenderDomain,
     Evidence::Probe,

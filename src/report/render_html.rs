@@ -4,7 +4,7 @@
 
 use super::{
     aggregate::{Count, Summary},
-    evidence::{setting_name, EvidenceSummary},
+    evidence::{setting_name, EvidenceSummary, KINDS},
     parse::CHECKS,
     render_text::label,
 };
@@ -292,11 +292,7 @@ fn evidence(e: &EvidenceSummary, checked: u64) -> String {
     if e.organisations_total == 0 {
         return String::new();
     }
-    let kinds: Vec<&str> = e
-        .organisations
-        .first()
-        .map(|r| r.passed.keys().copied().collect())
-        .unwrap_or_default();
+    let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
     let mut p = format!(
         "<h2>TLS evidence per sending organisation</h2><p class=\"sub\">{} measured messages; \
          {} of {} organisation and sender domain pairs listed. Per kind of evidence: the \

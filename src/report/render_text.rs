@@ -2,7 +2,7 @@
 
 use super::{
     aggregate::{Count, Summary},
-    evidence::{setting_name, EvidenceSummary},
+    evidence::{setting_name, EvidenceSummary, KINDS},
 };
 use std::fmt::Write;
 
@@ -120,11 +120,7 @@ fn evidence(out: &mut String, e: &EvidenceSummary, checked: u64) {
     if e.organisations_total == 0 {
         return;
     }
-    let kinds: Vec<&str> = e
-        .organisations
-        .first()
-        .map(|r| r.passed.keys().copied().collect())
-        .unwrap_or_default();
+    let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
     let _ = writeln!(
         out,
         "\nTLS evidence per sending organisation ({} measured message{}; {} of {} listed)",

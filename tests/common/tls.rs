@@ -133,6 +133,21 @@ impl Pki {
         self.dir.join("ca.pem")
     }
 
+    /// A CA directory as `smtpd_tls_CApath` wants it: the CA certificate
+    /// under its subject-hash name (`openssl rehash`).
+    pub fn ca_dir(&self) -> PathBuf {
+        let dir = self.dir.join("capath");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(self.ca_file(), dir.join("ca.pem")).unwrap();
+        let status = std::process::Command::new("openssl")
+            .arg("rehash")
+            .arg(&dir)
+            .status()
+            .expect("the openssl command");
+        assert!(status.success(), "openssl rehash failed");
+        dir
+    }
+
     /// Writes `id` as `NAME.pem` and `NAME.key` into this CA's directory.
     pub fn write(&self, name: &str, id: &Identity) -> (PathBuf, PathBuf) {
         let cert = self.dir.join(format!("{name}.pem"));
