@@ -122,6 +122,11 @@ async fn every_setting_gives_each_modelled_sender_its_verdict() {
     // deferred.
     for (s, o) in &done_when {
         let reply = o.reply();
+        println!(
+            "{}:\n{reply}\n{}\n",
+            s.model,
+            o.auth_results().unwrap_or_default()
+        );
         if s.legitimate {
             assert!(o.is_accept(), "{}: {reply}", s.model);
             continue;
