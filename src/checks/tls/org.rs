@@ -31,7 +31,7 @@ pub fn subject_name(subject: &str) -> &str {
         .filter_map(|part| part.trim().split_once('='))
         .filter(|(k, _)| k.trim().eq_ignore_ascii_case("CN"))
         .map(|(_, v)| v.trim())
-        .last()
+        .next_back()
         .unwrap_or("")
 }
 

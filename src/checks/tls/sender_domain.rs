@@ -119,7 +119,7 @@ async fn certified(inputs: &Inputs, d: &str) -> Finding {
             ServerFinding::Certified { subject } => {
                 return found(
                     Outcome::MxCertified,
-                    format!("its MX {host} has a CA certificate (CN={subject})"),
+                    format!("its MX {host} has a CA certificate, CN={subject}"),
                 )
             }
             ServerFinding::Dane => {
@@ -139,7 +139,7 @@ async fn certified(inputs: &Inputs, d: &str) -> Finding {
         ServerFinding::Certified { subject } => {
             return found(
                 Outcome::MtaSts,
-                format!("it publishes an MTA-STS policy in enforce mode ({subject})"),
+                format!("it publishes an MTA-STS policy in enforce mode at {subject}"),
             )
         }
         ServerFinding::Temporary(p) => {
