@@ -15,7 +15,7 @@ use super::{
     client::{io_kind, time_left, Bounded},
     name_matches,
     outcome::{ProbeKind, Problem},
-    servers::{address, ServerFinding, Servers},
+    servers::{ServerFinding, Servers},
     trust::CertProblem,
 };
 use crate::dns::{Dns, TxtAnswer};
@@ -69,12 +69,8 @@ impl Servers {
             }
         }
         let host = format!("mta-sts.{domain}");
-        let ip = match address(dns, &host).await {
-            Ok(ip) => ip,
-            Err(finding) => return finding,
-        };
-        let permit = match self.slot(&host).await {
-            Ok(p) => p,
+        let (ip, permit) = match self.reach(dns, &host).await {
+            Ok(reached) => reached,
             Err(finding) => return finding,
         };
         let (connector, limit, sni) = (self.connector.clone(), self.timeout, host.clone());

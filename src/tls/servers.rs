@@ -130,7 +130,7 @@ impl Servers {
     }
 
     /// A slot for one conversation, within the deadline.
-    pub(super) async fn slot(&self, what: &str) -> Result<OwnedSemaphorePermit, ServerFinding> {
+    async fn slot(&self, what: &str) -> Result<OwnedSemaphorePermit, ServerFinding> {
         let late = || {
             ServerFinding::Temporary(Problem::new(
                 ProbeKind::Timeout,
@@ -147,13 +147,19 @@ impl Servers {
         }
     }
 
+    /// `host`'s address and a slot to talk to it.
+    pub(super) async fn reach(
+        &self,
+        dns: &Dns,
+        host: &str,
+    ) -> Result<(IpAddr, OwnedSemaphorePermit), ServerFinding> {
+        let ip = address(dns, host).await?;
+        Ok((ip, self.slot(host).await?))
+    }
+
     async fn examine_host(&self, dns: &Dns, host: String) -> ServerFinding {
-        let ip = match address(dns, &host).await {
-            Ok(ip) => ip,
-            Err(finding) => return finding,
-        };
-        let permit = match self.slot(&host).await {
-            Ok(p) => p,
+        let (ip, permit) = match self.reach(dns, &host).await {
+            Ok(reached) => reached,
             Err(finding) => return finding,
         };
         let (connector, limit) = (self.connector.clone(), self.timeout);
@@ -217,7 +223,7 @@ pub fn contactable(ip: IpAddr) -> bool {
 }
 
 /// The first address of `host` (IPv4 first), if a mail server may have it.
-pub(super) async fn address(dns: &Dns, host: &str) -> Result<IpAddr, ServerFinding> {
+async fn address(dns: &Dns, host: &str) -> Result<IpAddr, ServerFinding> {
     let temporary = |e: AuthError| {
         ServerFinding::Temporary(Problem::new(
             ProbeKind::Temporary,
