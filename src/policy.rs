@@ -172,7 +172,16 @@ fn remember(store: &Store, request: &[(String, String)]) {
 pub async fn read_request(
     reader: &mut (impl AsyncBufRead + Unpin),
 ) -> Result<Option<Vec<(String, String)>>, String> {
-    let first = match tokio::time::timeout(IDLE_TIMEOUT, read_line(reader)).await {
+    read_request_within(reader, IDLE_TIMEOUT, REQUEST_TIMEOUT).await
+}
+
+/// [`read_request`] with the idle and request limits given.
+async fn read_request_within(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    idle: Duration,
+    limit: Duration,
+) -> Result<Option<Vec<(String, String)>>, String> {
+    let first = match tokio::time::timeout(idle, read_line(reader)).await {
         Ok(Ok(Some(line))) => line,
         Ok(Ok(None)) | Err(_) => return Ok(None),
         Ok(Err(why)) => return Err(why),
@@ -198,9 +207,9 @@ pub async fn read_request(
                 .ok_or("the connection ended inside a request")?;
         }
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, rest)
+    tokio::time::timeout(limit, rest)
         .await
-        .unwrap_or_else(|_| Err(format!("a request took longer than {REQUEST_TIMEOUT:?}")))
+        .unwrap_or_else(|_| Err(format!("a request took longer than {limit:?}")))
 }
 
 /// One line without its LF; `None` at the end of the stream.
@@ -232,6 +241,7 @@ async fn read_line(reader: &mut (impl AsyncBufRead + Unpin)) -> Result<Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     #[tokio::test]
     async fn requests_are_read_within_their_bounds() {
@@ -251,6 +261,99 @@ mod tests {
             .unwrap_err()
             .contains("attributes"));
         assert!(read_request(&mut &b"garbage\n\n"[..]).await.is_err());
+    }
+
+    /// A request that stops half-way ends at its deadline; an idle
+    /// connection ends quietly (the limits shortened for the test).
+    #[tokio::test]
+    async fn slow_requests_and_idle_connections_end() {
+        let short = Duration::from_millis(50);
+        let (mut postfix, ours) = tokio::io::duplex(4096);
+        let mut reader = BufReader::new(ours);
+        postfix
+            .write_all(b"request=smtpd_access_policy\n")
+            .await
+            .unwrap();
+        let e = read_request_within(&mut reader, short, short)
+            .await
+            .unwrap_err();
+        assert!(e.contains("took longer"), "{e}");
+        let (_postfix, ours) = tokio::io::duplex(4096);
+        let mut reader = BufReader::new(ours);
+        let idle = read_request_within(&mut reader, short, short).await;
+        assert_eq!(idle.unwrap(), None);
+    }
+
+    #[test]
+    fn sessions_remembered_are_bounded() {
+        let store = Store::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let cert = SessionCert {
+            fingerprint: None,
+            verified: false,
+        };
+        for port in 0..=MAX_ENTRIES as u16 + 100 {
+            store.record(ip, port, cert.clone());
+        }
+        store.0.run_pending_tasks();
+        assert!(
+            store.0.entry_count() <= MAX_ENTRIES,
+            "{}",
+            store.0.entry_count()
+        );
+        assert_eq!(store.0.policy().time_to_live(), Some(ENTRY_LIFETIME));
+    }
+
+    /// One connection more than [`MAX_CONNECTIONS`] waits until one ends.
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait() {
+        let config = Config {
+            policy: crate::config::PolicyConfig {
+                listen: Some(Listen::Inet("127.0.0.1:0".into())),
+            },
+            ..Config::default()
+        };
+        let listener = socket::bind_to(&Listen::Inet("127.0.0.1:0".into()), &config)
+            .await
+            .unwrap();
+        let addr = match &listener {
+            indymilter::EitherListener::Tcp(l) => l.0.local_addr().unwrap(),
+            _ => unreachable!(),
+        };
+        let server = tokio::spawn(serve(
+            listener,
+            Arc::default(),
+            Listen::Inet(addr.to_string()),
+        ));
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            held.push(ask(addr).await);
+        }
+        let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+        extra
+            .write_all(b"client_address=192.0.2.9\n\n")
+            .await
+            .unwrap();
+        let mut reply = [0u8; 14];
+        let waited =
+            tokio::time::timeout(Duration::from_millis(300), extra.read_exact(&mut reply)).await;
+        assert!(waited.is_err(), "served beyond the limit");
+        drop(held.pop());
+        tokio::time::timeout(Duration::from_secs(20), extra.read_exact(&mut reply))
+            .await
+            .expect("served once a connection ended")
+            .unwrap();
+        assert_eq!(&reply, b"action=DUNNO\n\n");
+        server.abort();
+    }
+
+    /// A connection that got its answer (and stays open, as Postfix's do).
+    async fn ask(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"client_address=192.0.2.9\n\n").await.unwrap();
+        let mut reply = [0u8; 14];
+        c.read_exact(&mut reply).await.unwrap();
+        c
     }
 
     #[test]

@@ -174,3 +174,52 @@ async fn every_setting_gives_each_modelled_sender_its_verdict() {
         "tls.probe=no-listener",
     ]);
 }
+
+/// A domain's MX set may be huge: only its first two hosts by preference
+/// are ever contacted (`tls::MAX_MX_HOSTS`), so the third's certificate
+/// does not count — and is never asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_first_two_mx_hosts_are_contacted() {
+    use common::tls::{Behaviour, Leaf, Pki, Responder};
+    let pki = Pki::new("mx-bound");
+    let certified = Responder::start(
+        "127.0.53.3",
+        Behaviour::StartTls {
+            identity: pki.leaf(Leaf::valid(&["mx3.many.test"], 5)),
+            ocsp: None,
+        },
+    );
+    let first = Responder::start("127.0.53.1", Behaviour::NoStartTls);
+    let zone = common::dns::Zone::default()
+        .txt("many.test", "v=spf1 ip4:127.0.0.0/8 -all")
+        .mx("many.test", 30, "mx3.many.test")
+        .mx("many.test", 10, "mx1.many.test")
+        .mx("many.test", 20, "mx2.many.test")
+        .a("mx1.many.test", "127.0.53.1".parse().unwrap())
+        .a("mx2.many.test", "127.0.53.2".parse().unwrap())
+        .a("mx3.many.test", "127.0.53.3".parse().unwrap());
+    let dns = TestDns::start(zone).await;
+    let config = format!(
+        "reject_at_rcpt = false\n[tls]\nevidence = [\"sender-domain\"]\nprobe_port = {}\n\
+         mta_sts_port = {}\nprobe_timeout_ms = 800\nca_file = \"{}\"\n",
+        common::tls::probe_port(),
+        common::tls::https_port(),
+        pki.ca_file().display()
+    );
+    let daemon = Daemon::start(&common::config(&dns, &config)).await;
+    let from = "a@many.test";
+    let mut t = Transaction::new("127.0.53.9", from, message(from));
+    t.tls_macros = vec![("{tls_version}", "TLSv1.3")];
+    let outcome = send(daemon.addr, &t).await;
+    assert_eq!(code(&outcome), "550 5.7.5", "{}", outcome.reply());
+    let reply = outcome.reply();
+    assert!(reply.contains("MX mx1.many.test"), "{reply}");
+    assert!(reply.contains("nothing listens on 127.0.53.2"), "{reply}");
+    assert!(!reply.contains("mx3"), "{reply}");
+    assert_eq!(first.connections(), 1);
+    assert_eq!(
+        certified.connections(),
+        0,
+        "the third MX host was contacted"
+    );
+}
