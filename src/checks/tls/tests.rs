@@ -1,7 +1,8 @@
 //! The judge alone: macros and rung findings in, result and log facts out.
 
 use super::*;
-use crate::tls::Problem;
+use crate::tls::{ProbeKind, Problem};
+use evidence::EvidenceSet;
 
 fn evidence(pairs: &[(&str, &str)]) -> TlsEvidence {
     TlsEvidence::from_macros(|n| {
