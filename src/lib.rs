@@ -29,6 +29,7 @@ pub mod logging;
 pub mod metrics;
 pub mod milter;
 pub mod netmask;
+pub mod policy;
 pub mod report;
 pub mod sign;
 pub mod socket;
@@ -62,6 +63,10 @@ pub struct Shared {
     pub dns: Dns,
     /// The certificate prober, with its cache of probed hosts.
     pub probe: Arc<Prober>,
+    /// Sender domains' servers (MX certificates, MTA-STS), with their cache.
+    pub servers: Arc<tls::Servers>,
+    /// What the Postfix policy companion recorded (kept across reloads).
+    pub policy: Arc<policy::Store>,
     pub signers: sign::Signers,
     /// `[srs]`, with its secrets; `None` when SRS is off.
     pub srs: Option<srs::Srs>,
@@ -122,6 +127,7 @@ impl Shared {
     pub fn new(config: Config) -> Result<Self, SetupError> {
         let dns = Dns::new(&config.dns)?;
         let probe = Arc::new(Prober::new(&config.tls, &config.authserv_id)?);
+        let servers = Arc::new(tls::Servers::new(&config.tls, &config.authserv_id)?);
         let signers = sign::Signers::load(&config.signing)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
@@ -129,6 +135,8 @@ impl Shared {
             config,
             dns,
             probe,
+            servers,
+            policy: Arc::default(),
             signers,
             srs,
             exempt,
@@ -225,10 +233,18 @@ impl SharedHandle {
             let slots = old.probe.slots().clone();
             Arc::new(Prober::with_slots(&config.tls, &config.authserv_id, slots)?)
         };
+        let servers =
+            if old.config.tls == config.tls && old.config.authserv_id == config.authserv_id {
+                old.servers.clone()
+            } else {
+                Arc::new(tls::Servers::new(&config.tls, &config.authserv_id)?)
+            };
         let new = Arc::new(Shared {
             config,
             dns,
             probe,
+            servers,
+            policy: old.policy.clone(),
             signers,
             srs,
             exempt,
@@ -268,6 +284,13 @@ pub async fn run(
     mut reloads: mpsc::Receiver<Reload>,
     shutdown: impl Future,
 ) -> io::Result<()> {
+    // The policy companion (off by default) shares the process, not the
+    // configuration snapshot: its socket is bound at start only.
+    let current = shared.current();
+    let companion = policy::start(&current.config, current.policy.clone())
+        .await
+        .map_err(io::Error::other)?;
+    drop(current);
     let reloader = {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -286,6 +309,9 @@ pub async fn run(
     let listener = socket::Resilient::new(listener);
     let result = indymilter::run(listener, callbacks, config, shutdown).await;
     reloader.abort();
+    if let Some(companion) = companion {
+        companion.abort();
+    }
     result
 }
 

@@ -3,7 +3,10 @@
 //! up from there).
 
 use crate::{
-    checks::{CheckName, CheckResult, Effect, Status},
+    checks::{
+        tls::evidence::{self, Rung},
+        CheckName, CheckResult, Effect, Status,
+    },
     config::LogFormat,
     envelope::Envelope,
     transaction::Evaluation,
@@ -28,7 +31,7 @@ pub fn init(format: LogFormat) {
 
 /// The version of the per-message line's fields (docs/log-format.md); raised
 /// whenever a field changes meaning, so `report` never misreads old logs.
-pub const LOG_VERSION: u32 = 1;
+pub const LOG_VERSION: u32 = 2;
 
 /// What the check's result would do to the message if the check alone were
 /// enforced (the check's own rule, e.g. `[mailkey] no_key`), for `report`.
@@ -41,6 +44,15 @@ fn effect(results: &[CheckResult], check: CheckName) -> &'static str {
             Effect::Reject(_) => "reject",
             Effect::Tempfail(_) => "tempfail",
         })
+}
+
+/// A further field of a check's result (`tls.probe`, `org`, …), `-` when
+/// no result has it.
+fn fact<'a>(results: &'a [CheckResult], name: &str) -> &'a str {
+    results
+        .iter()
+        .find_map(|r| r.fact_value(name))
+        .unwrap_or("-")
 }
 
 /// The check's result, `None` if it did not run.
@@ -132,6 +144,12 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
                 domain = e.sender.name().unwrap_or("-"),
                 $($check = %status(&e.results, crate::checks::$check::NAME),)*
                 $($check.effect = %effect(&e.results, crate::checks::$check::NAME),)*
+                "tls.evidence" = %fact(&e.results, evidence::FIELD_EVIDENCE),
+                "tls.mta_verified" = %fact(&e.results, Rung::MtaVerified.field()),
+                "tls.mta_presented" = %fact(&e.results, Rung::MtaPresented.field()),
+                "tls.probe" = %fact(&e.results, Rung::Probe.field()),
+                "tls.sender_domain" = %fact(&e.results, Rung::SenderDomain.field()),
+                org = fact(&e.results, evidence::FIELD_ORG),
                 verdict = %e.verdict.action.as_str(),
                 stage = %at.as_str(),
                 reply = verdict_reply.as_deref().unwrap_or("-"),

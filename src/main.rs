@@ -81,6 +81,9 @@ enum Command {
     Sign(SignArgs),
     /// From JSON logs: what enforcing each check would have rejected.
     Report(mailkey_milter::report::ReportArgs),
+    /// Print the guidance paragraph for bounces the MTA writes itself
+    /// (Sendmail: the file of `confERROR_MESSAGE`), from `[guidance]`.
+    BounceText,
 }
 
 #[derive(Args)]
@@ -204,6 +207,12 @@ fn main() -> ExitCode {
         Some(Command::Report(args)) => as_is()
             .load()
             .and_then(|c| mailkey_milter::report::run(&c.dns, &args).map_err(Into::into)),
+        Some(Command::BounceText) => as_is().load().map(|c| {
+            for line in mailkey_milter::guidance::static_bounce_paragraph(&c.guidance) {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }),
     };
     result.unwrap_or_else(|e| {
         eprintln!("mailkey-milter: {e}");

@@ -123,7 +123,12 @@ pub enum SocketError {
 }
 
 pub async fn bind(config: &Config) -> Result<Listener, SocketError> {
-    let listen = &config.listen;
+    bind_to(&config.listen, config).await
+}
+
+/// Binds `listen` (the milter's, or the policy companion's) with the
+/// configured unix socket permissions.
+pub async fn bind_to(listen: &Listen, config: &Config) -> Result<Listener, SocketError> {
     let bind_err = |source| SocketError::Bind {
         listen: listen.to_string(),
         source,
@@ -144,8 +149,10 @@ pub async fn bind(config: &Config) -> Result<Listener, SocketError> {
 
 /// Removes the unix socket file at exit.
 pub fn cleanup(config: &Config) {
-    if let Listen::Unix(path) = &config.listen {
-        let _ = fs::remove_file(path);
+    for listen in std::iter::once(&config.listen).chain(&config.policy.listen) {
+        if let Listen::Unix(path) = listen {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 

@@ -9,7 +9,9 @@ use common::{
     dns::{TestDns, Zone},
     message,
     process::{free_addr, temp_dir, write, Process},
-    send, TestKey, Transaction,
+    send,
+    tls::{probe_port, Behaviour, Responder},
+    TestKey, Transaction,
 };
 use prometheus_parse::{Sample, Scrape, Value};
 use std::{collections::BTreeSet, net::Ipv4Addr, net::SocketAddr};
@@ -74,8 +76,10 @@ async fn metrics_count_the_traffic_and_the_dashboard_uses_only_them() {
     let dns = TestDns::start(zone(&key)).await;
     let dir = temp_dir("metrics");
     let (milter, metrics) = (free_addr(), free_addr());
-    // Nothing listens there: the one probe fails at once (temperror).
-    let closed = free_addr().port();
+    // 127.0.0.3's port answers 421: the one probe fails at once, and
+    // temporarily (temperror; a port nobody listens on would be a 550).
+    let _busy = Responder::start("127.0.0.3", Behaviour::Busy);
+    let closed = probe_port();
     let config = dir.join("mk.toml");
     write(
         &config,
@@ -134,7 +138,7 @@ async fn metrics_count_the_traffic_and_the_dashboard_uses_only_them() {
     trusted.client_ip = "127.0.0.1".parse().unwrap();
     assert!(send(milter, &trusted).await.is_accept());
     // 6: TLS without a client certificate, from 127.0.0.3: a probe, which
-    // cannot connect: 451.
+    // is told 421: 451.
     let mut plain = signed("d@good.test");
     plain.client_ip = "127.0.0.3".parse().unwrap();
     plain.tls_macros.truncate(3);

@@ -171,7 +171,7 @@ fn message_lines(log: &[String]) -> Vec<Value> {
         .collect()
 }
 
-/// Every per-message line has `log_version` 1 and the effects the traffic
+/// Every per-message line has `log_version` 2 and the effects the traffic
 /// implies; the daemon's own `would_reject` agrees with "all four". The
 /// exempt line (if any) says so, and what enforcing would have done.
 fn check_lines(log: &[String], traffic: &[Msg], exempt: bool) {
@@ -192,7 +192,7 @@ fn check_lines(log: &[String], traffic: &[Msg], exempt: bool) {
     assert_eq!(lines.len(), traffic.len(), "{}", log.join("\n"));
     println!("a real line: {}", serde_json::to_string(&lines[3]).unwrap());
     for (line, msg) in lines.iter().zip(traffic) {
-        assert_eq!(line["log_version"], 1, "{line}");
+        assert_eq!(line["log_version"], 2, "{line}");
         let Some(expect) = msg.expect else {
             assert_eq!(line["trusted"], "trusted-network", "{line}");
             continue;

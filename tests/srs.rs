@@ -215,7 +215,11 @@ async fn srs_refusals_are_logged_and_counted_by_report() {
         }
         let line = daemon.wait_for(&["\"message\":\"recipient\""]).await;
         let v: Value = serde_json::from_str(&line).expect("a JSON line");
-        assert_eq!(v["log_version"], 1, "{line}");
+        assert_eq!(
+            v["log_version"],
+            mailkey_milter::logging::LOG_VERSION,
+            "{line}"
+        );
         assert_eq!(v["queue_id"], "QUEUEID1", "{line}");
         assert_eq!(v["client"], "127.0.0.10", "{line}");
         assert_eq!(v["mail_from"], "<>", "{line}");

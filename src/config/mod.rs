@@ -76,6 +76,7 @@ pub struct Config {
     pub mailkey: MailkeyConfig,
     pub spf: SpfConfig,
     pub tls: TlsConfig,
+    pub policy: PolicyConfig,
     pub mx: MxConfig,
     pub guidance: GuidanceConfig,
     pub signing: SigningConfig,
@@ -104,6 +105,7 @@ impl Default for Config {
             mailkey: MailkeyConfig::default(),
             spf: SpfConfig::default(),
             tls: TlsConfig::default(),
+            policy: PolicyConfig::default(),
             mx: MxConfig::default(),
             guidance: GuidanceConfig::default(),
             signing: SigningConfig::default(),
@@ -195,6 +197,17 @@ impl Config {
                 "key `tls.probe_timeout_ms`: invalid value {}: allowed is 1 to 120000",
                 self.tls.probe_timeout_ms
             ));
+        }
+        if self.tls.require == TlsRequire::Certificate && self.tls.evidence.is_empty() {
+            return Err(
+                "key `tls.evidence`: the list is empty: allowed are one or more of \
+                 \"mta-verified\", \"sender-domain\", \"probe\" (with require = \"certificate\"; \
+                 use require = \"encryption\" to need no certificate)"
+                    .into(),
+            );
+        }
+        if self.tls.mta_sts_port == 0 {
+            return Err("key `tls.mta_sts_port`: invalid value 0: allowed is 1 to 65535".into());
         }
         if self.arc.seal {
             let Some(domain) = &self.arc.seal_domain else {

@@ -34,6 +34,7 @@ pub struct Session {
     /// The stages whose reply the MTA does not wait for (negotiated).
     noreply: ProtoOpts,
     client_ip: Option<IpAddr>,
+    client_port: Option<u16>,
     helo: String,
     message: Option<Message>,
     /// Counts the transaction in `transactions_in_flight` until it ends
@@ -51,6 +52,7 @@ impl Session {
             leading_space,
             noreply,
             client_ip: None,
+            client_port: None,
             helo: String::new(),
             message: None,
             in_flight: None,
@@ -59,9 +61,9 @@ impl Session {
     }
 
     pub fn connect(&mut self, socket: SocketInfo) {
-        self.client_ip = match socket {
-            SocketInfo::Inet(addr) => Some(addr.ip()),
-            _ => None,
+        (self.client_ip, self.client_port) = match socket {
+            SocketInfo::Inet(addr) => (Some(addr.ip()), Some(addr.port())),
+            _ => (None, None),
         };
     }
 
@@ -77,10 +79,13 @@ impl Session {
             client_ip: self.client_ip,
             helo: self.helo.clone(),
             mail_from: parse_mail_from(sender.as_deref().unwrap_or_default()),
-            tls: TlsEvidence::from_macros(|name| {
-                let name = CString::new(name).ok()?;
-                macro_str(macros, &name)
-            }),
+            tls: TlsEvidence {
+                client_port: self.client_port,
+                ..TlsEvidence::from_macros(|name| {
+                    let name = CString::new(name).ok()?;
+                    macro_str(macros, &name)
+                })
+            },
         };
         let authenticated = macro_str(macros, c"{auth_authen}").is_some_and(|a| !a.is_empty());
         let trust = self.trust(authenticated);

@@ -120,6 +120,8 @@ pub struct Summary {
     pub invalid_srs_recipients: u64,
     pub impact: Vec<Impact>,
     pub days: Vec<Day>,
+    /// The certificate check per sender and per candidate setting.
+    pub tls_evidence: super::evidence::EvidenceSummary,
     /// With `--lookup`: what each top domain publishes now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Vec<super::lookup::DomainState>>,
@@ -155,6 +157,7 @@ pub struct Aggregate {
     invalid_srs_recipients: u64,
     scopes: [ScopeCounts; 5],
     days: BTreeMap<i64, DayCounts>,
+    evidence: super::evidence::EvidenceAggregate,
 }
 
 impl Aggregate {
@@ -187,6 +190,7 @@ impl Aggregate {
         };
         self.checked += 1;
         day.checked += 1;
+        self.evidence.add(r);
         for (i, scope) in SCOPES.iter().enumerate() {
             let counts = &mut self.scopes[i];
             match would(&effects, *scope) {
@@ -259,13 +263,14 @@ impl Aggregate {
             invalid_srs_recipients: self.invalid_srs_recipients,
             impact,
             days,
+            tls_evidence: self.evidence.summary(self.checked, top),
             lookup: None,
         }
     }
 }
 
 /// The `n` largest counts, ties by name.
-fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
+pub fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
     let mut all: Vec<Count> = counts
         .iter()
         .map(|(name, messages)| Count {

@@ -4,6 +4,7 @@
 //! knowing what it will refuse.
 
 pub mod aggregate;
+pub mod evidence;
 pub mod lookup;
 pub mod parse;
 pub mod render_html;

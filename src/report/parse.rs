@@ -3,6 +3,7 @@
 //! line. Only per-message lines are kept; startup and other lines pass.
 
 use super::{time, ReportError};
+use crate::checks::tls::evidence::{self, Rung};
 use flate2::bufread::MultiGzDecoder;
 use serde::Deserialize;
 use std::{
@@ -10,8 +11,12 @@ use std::{
     io::{BufRead, BufReader, Read},
 };
 
-/// The `log_version` this report reads (see docs/log-format.md).
-pub const LOG_VERSION: u64 = 1;
+/// The newest `log_version` this report reads (see docs/log-format.md);
+/// it reads every version in [`LOG_VERSIONS`].
+pub const LOG_VERSION: u64 = 2;
+/// Version 1 lines have no TLS evidence fields: they count everywhere but
+/// in the evidence tables, where they are "not measured".
+pub const LOG_VERSIONS: [u64; 2] = [1, 2];
 
 /// The checks in log order; `effects` of a [`Record`] follow it. The
 /// daemon's registry is the source; a unit test keeps this list equal to it.
@@ -49,6 +54,38 @@ pub struct Record {
     /// The sender domain (`None` for the null sender and address literals).
     pub domain: Option<String>,
     pub kind: Kind,
+    /// The TLS evidence fields of a checked message (version 2 lines).
+    pub tls: Option<TlsFacts>,
+}
+
+/// What the certificate check found on each rung (docs/log-format.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// `tls.evidence`: the kind that passed, `none`, `plaintext` or `-`.
+    pub evidence: String,
+    /// Each rung's word, in [`Rung::ALL`] order (`-`: not measured).
+    pub rungs: [String; 4],
+    /// `org`: the sending organisation.
+    pub org: String,
+}
+
+impl TlsFacts {
+    /// The word `rung` logged.
+    pub fn word(&self, rung: Rung) -> &str {
+        Rung::ALL
+            .iter()
+            .position(|r| *r == rung)
+            .map_or("-", |i| self.rungs[i].as_str())
+    }
+
+    fn from_line(other: &serde_json::Map<String, serde_json::Value>) -> Option<Self> {
+        let get = |name: &str| other.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        Some(Self {
+            evidence: get(evidence::FIELD_EVIDENCE)?,
+            rungs: Rung::ALL.map(|r| get(r.field()).unwrap_or_else(|| "-".into())),
+            org: get(evidence::FIELD_ORG).unwrap_or_else(|| "unknown".into()),
+        })
+    }
 }
 
 /// The fields the report reads; everything else on the line is ignored.
@@ -160,11 +197,11 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         return Ok(None);
     }
     match &line.log_version {
-        Some(v) if v.as_u64() == Some(LOG_VERSION) => {}
+        Some(v) if v.as_u64().is_some_and(|v| LOG_VERSIONS.contains(&v)) => {}
         Some(v) => {
             return Err(LineError::Bad(format!(
-                "log_version {v} is unknown to this report, which reads version {LOG_VERSION}; \
-                 use the report of the mailkey-milter that wrote the log"
+                "log_version {v} is unknown to this report, which reads versions 1 to \
+                 {LOG_VERSION}; use the report of the mailkey-milter that wrote the log"
             )))
         }
         None => {
@@ -203,11 +240,16 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         }
         Kind::Checked(effects)
     };
+    let tls = match kind {
+        Kind::Checked(_) => TlsFacts::from_line(&line.other),
+        _ => None,
+    };
     Ok(Some(Record {
         time,
         client: line.client.unwrap_or_else(|| "local".into()),
         domain: line.domain.filter(|d| !d.is_empty() && d != "-"),
         kind,
+        tls,
     }))
 }
 
@@ -254,8 +296,8 @@ mod tests {
 
     #[test]
     fn unknown_versions_and_missing_effects_are_refused() {
-        let v2 = LINE.replace("\"log_version\":1", "\"log_version\":2");
-        assert!(matches!(parse_line(&v2), Err(LineError::Bad(w)) if w.contains("log_version 2")));
+        let v3 = LINE.replace("\"log_version\":1", "\"log_version\":3");
+        assert!(matches!(parse_line(&v3), Err(LineError::Bad(w)) if w.contains("log_version 3")));
         let v0 = LINE.replace("\"log_version\":1,", "");
         assert!(
             matches!(parse_line(&v0), Err(LineError::Bad(w)) if w.contains("without log_version"))

@@ -107,7 +107,7 @@ impl Finding {
                 } => name.len() + subject.len() + version.len(),
                 ProbeOutcome::NoStartTls(why)
                 | ProbeOutcome::BadCertificate(why)
-                | ProbeOutcome::TempError(why) => why.len(),
+                | ProbeOutcome::TempError(why) => why.text.len(),
             },
         }
     }
@@ -241,7 +241,10 @@ mod tests {
     fn failures_before_the_handshake_answer_for_every_helo_name() {
         let now = Instant::now();
         let mut r = IpRecord::default();
-        let down = Finding::Outcome(ProbeOutcome::TempError("timed out".into()));
+        let down = Finding::Outcome(ProbeOutcome::TempError(super::super::Problem::new(
+            super::super::ProbeKind::Timeout,
+            "timed out",
+        )));
         r.store(Some("a.test".into()), down.clone(), now);
         assert_eq!(r.lookup(Some("b.test"), "b.test", now), Some(down));
         assert_eq!(r.lookup(Some("b.test"), "b.test", now + TEMP_TTL), None);

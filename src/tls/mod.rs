@@ -38,12 +38,17 @@
 
 mod cache;
 mod client;
+mod mta_sts;
 mod names;
+mod outcome;
+mod servers;
 mod slots;
 mod trust;
 
 pub use cache::{CACHE_BYTES, MAX_HELO_VARIANTS};
 pub use names::{cert_names, confirmed_ptr_names, name_matches};
+pub use outcome::{ProbeKind, Problem};
+pub use servers::{ServerFinding, Servers, MAX_MX_HOSTS};
 pub use slots::{Slots, MAX_CONCURRENT_PROBES, MAX_PROBES_PER_NETWORK};
 pub use trust::{CertProblem, TrustStore, TrustStoreError};
 
@@ -71,12 +76,23 @@ pub enum ProbeOutcome {
         /// The TLS version the probe negotiated.
         version: String,
     },
-    /// The client's SMTP port does not offer STARTTLS.
-    NoStartTls(String),
+    /// Decided before the TLS handshake, for every name: nothing listens
+    /// on the client's SMTP port, or it does not offer STARTTLS.
+    NoStartTls(Problem),
     /// A certificate was shown and is not acceptable (why).
-    BadCertificate(String),
-    /// The probe could not finish (why).
-    TempError(String),
+    BadCertificate(Problem),
+    /// The probe could not finish (why): it may pass later.
+    TempError(Problem),
+}
+
+impl ProbeOutcome {
+    /// Its name in the taxonomy (the log's `tls.probe`).
+    pub fn kind(&self) -> ProbeKind {
+        match self {
+            Self::Verified { .. } => ProbeKind::Verified,
+            Self::NoStartTls(p) | Self::BadCertificate(p) | Self::TempError(p) => p.kind,
+        }
+    }
 }
 
 /// Probes clients; shared by all transactions (one cache, one set of
@@ -128,8 +144,11 @@ impl Prober {
     pub async fn probe(&self, dns: &Dns, ip: IpAddr, helo: &str) -> ProbeOutcome {
         let ip = ip.to_canonical();
         if let Err(why) = probe_target(ip) {
-            return ProbeOutcome::BadCertificate(format!(
-                "no certificate to verify: the client address {ip} is {why}, which is never probed"
+            return ProbeOutcome::BadCertificate(Problem::new(
+                ProbeKind::BadCertificate,
+                format!(
+                    "no certificate to verify: the client address {ip} is {why}, which is never probed"
+                ),
             ));
         }
         let helo = helo.trim_end_matches('.').to_ascii_lowercase();
@@ -163,16 +182,22 @@ impl Prober {
                 } else {
                     ptrs.join(", ")
                 };
-                ProbeOutcome::BadCertificate(format!(
-                    "certificate name mismatch: it is for {} but the client is {helo} \
-                     (confirmed reverse DNS: {ptrs})",
-                    names.join(", ")
+                ProbeOutcome::BadCertificate(Problem::new(
+                    ProbeKind::NameMismatch,
+                    format!(
+                        "certificate name mismatch: it is for {} but the client is {helo} \
+                         (confirmed reverse DNS: {ptrs})",
+                        names.join(", ")
+                    ),
                 ))
             }
-            Ok(Err(why)) => ProbeOutcome::TempError(why),
-            Err(_) => ProbeOutcome::TempError(format!(
-                "confirming the PTR names of {ip} took longer than {} ms",
-                self.timeout.as_millis()
+            Ok(Err(why)) => ProbeOutcome::TempError(Problem::new(ProbeKind::Temporary, why)),
+            Err(_) => ProbeOutcome::TempError(Problem::new(
+                ProbeKind::Timeout,
+                format!(
+                    "confirming the PTR names of {ip} took longer than {} ms",
+                    self.timeout.as_millis()
+                ),
             )),
         }
     }
@@ -188,9 +213,12 @@ impl Prober {
         let sni = is_dns_name(helo).then(|| helo.to_string());
         let turn = tokio::time::Instant::now() + self.timeout;
         let waited = || {
-            Finding::Outcome(ProbeOutcome::TempError(format!(
-                "no probe slot for {ip} within {} ms (probes in flight)",
-                self.timeout.as_millis()
+            Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                ProbeKind::Timeout,
+                format!(
+                    "no probe slot for {ip} within {} ms (probes in flight)",
+                    self.timeout.as_millis()
+                ),
             )))
         };
         let entry = self.cache.record(ip).await;
@@ -206,7 +234,10 @@ impl Prober {
         let permit = match self.slots.acquire(ip, turn).await {
             Ok(slot) => slot,
             Err(NoSlot::Closed) => {
-                return Finding::Outcome(ProbeOutcome::TempError("probing is shutting down".into()))
+                return Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                    ProbeKind::Temporary,
+                    "probing is shutting down",
+                )))
             }
             Err(NoSlot::Late) => return waited(),
         };
@@ -227,9 +258,10 @@ impl Prober {
             });
             let found = match examined.await {
                 Ok(found) => found,
-                Err(e) => {
-                    Finding::Outcome(ProbeOutcome::TempError(format!("probe task failed: {e}")))
-                }
+                Err(e) => Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                    ProbeKind::Temporary,
+                    format!("probe task failed: {e}"),
+                ))),
             };
             let outcome = match &found {
                 Finding::Outcome(o) => Some(o),
@@ -243,7 +275,10 @@ impl Prober {
             found
         });
         probe.await.unwrap_or_else(|e| {
-            Finding::Outcome(ProbeOutcome::TempError(format!("probe task failed: {e}")))
+            Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                ProbeKind::Temporary,
+                format!("probe task failed: {e}"),
+            )))
         })
     }
 }
@@ -294,9 +329,7 @@ fn examine(conversation: Conversation, trust: &TrustStore) -> Finding {
             ocsp,
             version,
         } => (chain, ocsp, version),
-        Conversation::NoStartTls(why) => return outcome(ProbeOutcome::NoStartTls(why)),
-        Conversation::Refused(why) => return outcome(ProbeOutcome::BadCertificate(why)),
-        Conversation::Failed(why) => return outcome(ProbeOutcome::TempError(why)),
+        Conversation::Ended(why) => return outcome(ended(why)),
     };
     match trust.verify(&chain, ocsp.as_deref(), unix_now()) {
         Ok(verified) => match verified.first() {
@@ -309,12 +342,26 @@ fn examine(conversation: Conversation, trust: &TrustStore) -> Finding {
                     version,
                 }
             }
-            None => outcome(ProbeOutcome::BadCertificate(
-                "no certificate presented".into(),
-            )),
+            None => outcome(ProbeOutcome::BadCertificate(Problem::new(
+                ProbeKind::BadCertificate,
+                "no certificate presented",
+            ))),
         },
         Err(CertProblem::Bad(why)) => outcome(ProbeOutcome::BadCertificate(why)),
-        Err(CertProblem::Internal(why)) => outcome(ProbeOutcome::TempError(why)),
+        Err(CertProblem::Internal(why)) => outcome(ProbeOutcome::TempError(Problem::new(
+            ProbeKind::Temporary,
+            why,
+        ))),
+    }
+}
+
+/// A conversation that ended before a certificate: decided before the
+/// handshake (for every HELO name), temporary, or a failed handshake.
+fn ended(why: Problem) -> ProbeOutcome {
+    match why.kind {
+        ProbeKind::NoListener | ProbeKind::NoStartTls => ProbeOutcome::NoStartTls(why),
+        k if k.is_temporary() => ProbeOutcome::TempError(why),
+        _ => ProbeOutcome::BadCertificate(why),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod sendmail;
 pub mod smtp_sink;
 pub mod swaks;
 pub mod tls;
+pub mod traffic;
 
 use indymilter_test::{EomActions, MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
 use mail_auth::{
