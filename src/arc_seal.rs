@@ -46,18 +46,13 @@ pub struct Sealer {
     selector: String,
 }
 
-/// Why `[arc] key_file` cannot seal.
+/// Why `[arc] key_file` cannot seal (`SetupError::key` names the key and
+/// what it allows).
 #[derive(Debug, thiserror::Error)]
 pub enum SealKeyError {
-    #[error("key `arc.key_file`: {0}")]
-    Load(#[source] SignError),
-    #[error(
-        "key `arc.key_file`: {path}: {found}: allowed is an RSA key of {} to {} bits \
-         (ARC verifiers such as dkimpy, Microsoft and Gmail accept rsa-sha256 seals only; \
-         make one with: mailkey-milter keygen --arc --domain {domain} --out DIR)",
-        RSA_BITS.start(),
-        RSA_BITS.end()
-    )]
+    #[error(transparent)]
+    Load(SignError),
+    #[error("{path}: the ARC key for {domain} is {found}, which cannot seal")]
     NotAllowed {
         path: PathBuf,
         domain: String,

@@ -220,8 +220,10 @@ async fn the_seal_reuses_the_checks_validation() {
 }
 
 /// #21, item 17: an Ed25519 key cannot seal (ARC verifiers accept
-/// rsa-sha256 only): refused when the configuration is loaded, naming the
-/// key, the file and what is allowed.
+/// rsa-sha256 only): refused when the configuration is put to work — at
+/// start, on reload and by `check-config` (`mailkey_milter::setup`) —
+/// naming the configuration file, the line, the key, the key file and what
+/// is allowed.
 #[tokio::test]
 async fn an_ed25519_seal_key_is_refused_at_start() {
     let dns = TestDns::start(Zone::default()).await;
@@ -230,16 +232,20 @@ async fn an_ed25519_seal_key_is_refused_at_start() {
     let pkey = openssl::pkey::PKey::generate_ed25519().expect("ed25519");
     let pem = pkey.private_key_to_pem_pkcs8().expect("pem");
     process::write(&key_file, &String::from_utf8_lossy(&pem));
-    let text = forwarder_config(&dns, "monitor", &key_file);
-    let config = mailkey_milter::config::Config::parse(&text, Path::new("t.toml")).expect("parses");
-    let Err(e) = mailkey_milter::Shared::new(config) else {
+    let config_file = dir.join("mk.toml");
+    process::write(&config_file, &forwarder_config(&dns, "monitor", &key_file));
+    let config = mailkey_milter::config::Config::load(&config_file).expect("parses");
+    let Err(e) = mailkey_milter::setup(config, Some(&config_file)) else {
         panic!("an Ed25519 seal key was accepted");
     };
     let e = e.to_string();
+    assert!(e.contains("mk.toml"), "{e}");
+    assert!(e.contains("line "), "{e}");
     assert!(e.contains("key `arc.key_file`"), "{e}");
     assert!(e.contains(&key_file.display().to_string()), "{e}");
+    assert!(e.contains("is an Ed25519 key, which cannot seal"), "{e}");
     assert!(
-        e.contains("an Ed25519 key: allowed is an RSA key of 2048 to 4096 bits"),
+        e.contains("allowed is a readable PEM private key, RSA of 2048 to 4096 bits"),
         "{e}"
     );
 }
