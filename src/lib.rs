@@ -68,6 +68,8 @@ pub struct Shared {
     /// What the Postfix policy companion recorded (kept across reloads).
     pub policy: Arc<policy::Store>,
     pub signers: sign::Signers,
+    /// `[arc] seal`: the key that seals; `None` when sealing is off.
+    pub sealer: Option<arc_seal::Sealer>,
     /// `[srs]`, with its secrets; `None` when SRS is off.
     pub srs: Option<srs::Srs>,
     /// `[exempt]` with its file, read when the configuration is loaded.
@@ -83,6 +85,8 @@ pub enum SetupError {
     Tls(#[from] tls::TrustStoreError),
     #[error(transparent)]
     Signing(#[from] sign::SignError),
+    #[error(transparent)]
+    Seal(#[from] arc_seal::SealKeyError),
     #[error(transparent)]
     Srs(#[from] srs::SrsLoadError),
     #[error(transparent)]
@@ -109,6 +113,12 @@ impl SetupError {
                 "a domain name and a readable PEM private key (Ed25519, or RSA of at least \
                  2048 bits) per entry",
             ),
+            Self::Seal(_) => (
+                "arc.key_file",
+                "a readable PEM private key, RSA of 2048 to 4096 bits (ARC verifiers such as \
+                 dkimpy, Microsoft and Gmail accept rsa-sha256 seals only; `mailkey-milter \
+                 keygen --arc` makes one)",
+            ),
             Self::Srs(_) => (
                 "srs.secret_file",
                 "a readable file with at least one secret line (blank lines and # comments \
@@ -129,6 +139,7 @@ impl Shared {
         let probe = Arc::new(Prober::new(&config.tls, &config.authserv_id)?);
         let servers = Arc::new(tls::Servers::new(&config.tls, &config.authserv_id)?);
         let signers = sign::Signers::load(&config.signing)?;
+        let sealer = arc_seal::Sealer::load(&config.arc)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         Ok(Self {
@@ -138,6 +149,7 @@ impl Shared {
             servers,
             policy: Arc::default(),
             signers,
+            sealer,
             srs,
             exempt,
         })
@@ -215,6 +227,7 @@ impl SharedHandle {
     /// leaves the running configuration in place.
     pub fn replace(&self, config: Config) -> Result<(), SetupError> {
         let signers = sign::Signers::load(&config.signing)?;
+        let sealer = arc_seal::Sealer::load(&config.arc)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         let old = self.current();
@@ -246,6 +259,7 @@ impl SharedHandle {
             servers,
             policy: old.policy.clone(),
             signers,
+            sealer,
             srs,
             exempt,
         });

@@ -91,8 +91,13 @@ struct KeygenArgs {
     /// The sender domain the key signs for.
     #[arg(long)]
     domain: String,
-    #[arg(long, value_parser = ["ed25519", "rsa"], default_value = "ed25519")]
-    algorithm: String,
+    /// Default ed25519; rsa with --arc.
+    #[arg(long, value_parser = ["ed25519", "rsa"])]
+    algorithm: Option<String>,
+    /// An ARC sealing key for [arc] key_file (RSA), published at
+    /// arc._domainkey.DOMAIN, instead of a mailkey.
+    #[arg(long)]
+    arc: bool,
     /// RSA key size (2048 to 4096; default 2048).
     #[arg(long)]
     bits: Option<u32>,
@@ -293,6 +298,9 @@ fn daemon(source: Source) -> Result<ExitCode, Box<dyn Error>> {
         for key in shared.current().signers.keys() {
             info!(domain = %key.domain, key_file = %key.path.display(), key_type = %key.key_type, "signing key loaded");
         }
+        if let Some(sealer) = &shared.current().sealer {
+            info!(domain = %sealer.domain(), selector = %sealer.selector(), "ARC sealing key loaded");
+        }
         if let Some(addr) = config.metrics.listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -377,12 +385,14 @@ fn evaluate(source: &Source, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Err
 }
 
 fn run_keygen(args: KeygenArgs) -> Result<ExitCode, Box<dyn Error>> {
-    let algorithm = match args.algorithm.as_str() {
-        "rsa" => keygen::Algorithm::Rsa,
+    let algorithm = match args.algorithm.as_deref() {
+        Some("rsa") => keygen::Algorithm::Rsa,
+        None if args.arc => keygen::Algorithm::Rsa,
         _ => keygen::Algorithm::Ed25519,
     };
     let generated = keygen::run(&keygen::Request {
         domain: args.domain,
+        arc: args.arc,
         algorithm,
         bits: args.bits,
         out: args.out,

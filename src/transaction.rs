@@ -161,9 +161,8 @@ impl Pending {
                 Ok(Ok(Stage::Done(result))) => Some(result),
                 Ok(Ok(Stage::NeedsMessage(step))) => match message {
                     Received::Whole(message) => {
-                        timeout_at(deadline, step.finish(&self.inputs, message, now()))
-                            .await
-                            .ok()
+                        let work = step.finish(&self.inputs, message, now(), deadline.into_std());
+                        timeout_at(deadline, work).await.ok()
                     }
                     Received::TooBig(size) => {
                         Some(step.too_big(check, size, config.limits.max_message_size))

@@ -28,7 +28,7 @@ use mail_auth::{
     dns::{Parameters, TxtRecord},
     AuthenticatedMessage, DkimResult, MessageAuthenticator,
 };
-use overlay::KeyOverlay;
+pub(crate) use overlay::KeyOverlay;
 use reasons::{describe, Reasons};
 
 mod overlay;
@@ -70,6 +70,7 @@ impl MessageStep for Verify {
         inputs: &'a Inputs,
         message: &'a [u8],
         now: u64,
+        _deadline: std::time::Instant,
     ) -> BoxFuture<'a, CheckResult> {
         Box::pin(async move {
             let (dns, config) = (&inputs.shared.dns, &inputs.shared.config.mailkey);
@@ -315,10 +316,10 @@ async fn verify_copy(
     });
     for (d, records) in keyring {
         for record in records {
-            let overlay = KeyOverlay {
-                name: fqdn(&dkim_name(d)).into_boxed_str(),
-                record: TxtRecord::DomainKey(record.key.clone()),
-            };
+            let overlay = KeyOverlay::one(
+                fqdn(&dkim_name(d)).into_boxed_str(),
+                TxtRecord::DomainKey(record.key.clone()),
+            );
             let params = Parameters::new(&msg).with_cache(&overlay);
             for output in authenticator.verify_dkim(params).await {
                 let Some(sig) = output.signature() else {

@@ -68,12 +68,15 @@ pub enum Stage {
 /// The second half of a check that reads the message. `Sync`: it waits in
 /// the session between RCPT and the end of message.
 pub trait MessageStep: Send + Sync {
-    /// `now`: seconds since the epoch, for expiry decisions.
+    /// `now`: seconds since the epoch, for expiry decisions; `deadline`:
+    /// when the end-of-message deadline passes, for work that must stop
+    /// then rather than only lose its answer (#21).
     fn finish<'a>(
         self: Box<Self>,
         inputs: &'a Inputs,
         message: &'a [u8],
         now: u64,
+        deadline: std::time::Instant,
     ) -> BoxFuture<'a, CheckResult>;
 
     /// The message was larger than `limits.max_message_size` (`size` bytes

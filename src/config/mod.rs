@@ -210,21 +210,28 @@ impl Config {
             return Err("key `tls.mta_sts_port`: invalid value 0: allowed is 1 to 65535".into());
         }
         if self.arc.seal {
-            let Some(domain) = &self.arc.seal_domain else {
+            if self.arc.seal_domain.is_none() {
                 return Err("key `arc.seal`: seal = true needs `seal_domain`".into());
-            };
-            let fqdn = |d: &str| d.trim_end_matches('.').to_ascii_lowercase();
-            if !self
-                .signing
-                .domains
-                .iter()
-                .any(|s| fqdn(&s.domain) == fqdn(domain))
-            {
+            }
+            if self.arc.key_file.is_none() {
+                return Err("key `arc.seal`: seal = true needs `key_file` (an RSA key: \
+                            mailkey-milter keygen --arc --domain DOMAIN --out DIR)"
+                    .into());
+            }
+        }
+        if let Some(domain) = &self.arc.seal_domain {
+            if crate::envelope::domain_name(domain).is_none() {
                 return Err(format!(
-                    "key `arc.seal_domain`: invalid value {domain:?}: allowed is a domain \
-                     of [[signing.domains]] (its key seals)"
+                    "key `arc.seal_domain`: invalid value {domain:?}: allowed is a domain name"
                 ));
             }
+        }
+        let selector = &self.arc.selector;
+        if !crate::auth_results::syntax::is_domain_name(selector) {
+            return Err(format!(
+                "key `arc.selector`: invalid value {selector:?}: allowed is a DNS label \
+                 (letters, digits, inner hyphens; dots between labels)"
+            ));
         }
         if self.srs.domain.is_some() && self.srs.secret_file.is_none() {
             return Err("key `srs.domain`: SRS needs `secret_file`".into());

@@ -335,13 +335,30 @@ pub struct ForwardingConfig {
 }
 
 /// `[arc]`: sealing on the forwarding side (#15).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArcConfig {
     /// Seal every message we checked and let through (docs/decisions.md).
     pub seal: bool,
-    /// The domain whose `[signing]` key seals (selector `mailkey`).
+    /// `d=` of our seals.
     pub seal_domain: Option<String>,
+    /// The RSA private key that seals (`src/arc_seal.rs`, #21: ARC
+    /// verifiers refuse Ed25519 seals).
+    pub key_file: Option<PathBuf>,
+    /// `s=` of our seals: the key is published at
+    /// `SELECTOR._domainkey.seal_domain`.
+    pub selector: String,
+}
+
+impl Default for ArcConfig {
+    fn default() -> Self {
+        Self {
+            seal: false,
+            seal_domain: None,
+            key_file: None,
+            selector: "arc".into(),
+        }
+    }
 }
 
 /// `[srs]`: the Sender Rewriting Scheme (#15), off without `domain`.

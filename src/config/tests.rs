@@ -166,10 +166,13 @@ fn forwarding_sections_are_checked() {
     let e = parse("[arc]\nseal = true").unwrap_err();
     assert!(e.contains("arc.seal") && e.contains("seal_domain"), "{e}");
     let e = parse("[arc]\nseal = true\nseal_domain = \"example.org\"").unwrap_err();
-    assert!(
-        e.contains("arc.seal_domain") && e.contains("signing"),
-        "{e}"
-    );
+    assert!(e.contains("arc.seal") && e.contains("key_file"), "{e}");
+    let e = parse("[arc]\nseal_domain = \"exa mple.org\"").unwrap_err();
+    assert!(e.contains("arc.seal_domain"), "{e}");
+    let e = parse("[arc]\nselector = \"a;b\"").unwrap_err();
+    assert!(e.contains("arc.selector"), "{e}");
+    let c = parse("[arc]\nseal = true\nseal_domain = \"example.org\"\nkey_file = \"/k.pem\"");
+    assert_eq!(c.unwrap().arc.selector, "arc");
     let e = parse("[srs]\ndomain = \"fwd.example.org\"").unwrap_err();
     assert!(e.contains("srs.domain") && e.contains("secret_file"), "{e}");
     let e = parse("[srs]\nmax_age_days = 0").unwrap_err();

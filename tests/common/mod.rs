@@ -398,6 +398,25 @@ impl Outcome {
     pub fn is_accept(&self) -> bool {
         matches!(self.status, Status::Accept | Status::Continue)
     }
+
+    /// `message` as the MTA passes it on: the header fields the milter
+    /// inserted at the top (each at index 0, in the order it asked) in
+    /// front of it, folded with CRLF.
+    pub fn with_inserted_headers(&self, message: &str) -> String {
+        let mut head = String::new();
+        for a in &self.actions.actions {
+            if let indymilter_test::EomAction::InsertHeader { index, name, value } = a {
+                assert_eq!(*index, 0);
+                let field = format!(
+                    "{}:{}\r\n",
+                    name.to_string_lossy(),
+                    value.to_string_lossy().replace('\n', "\r\n")
+                );
+                head.insert_str(0, &field);
+            }
+        }
+        head + message
+    }
 }
 
 /// Opens a connection, connects and says HELO.

@@ -1,6 +1,7 @@
-//! The key a verification pass may use, as a DNS cache: mail-auth asks its
+//! The keys a verification pass may use, as a DNS cache: mail-auth asks its
 //! TXT cache before it would query DNS, so verification itself sends no
-//! query.
+//! query. A mailkey pass gets one key; an ARC validation one per set
+//! (`checks::arc::keys`).
 
 use mail_auth::{
     dns::{DnsCache, NoCache, ResolverCache, TxtRecord},
@@ -9,10 +10,15 @@ use mail_auth::{
 };
 use std::{borrow::Borrow, hash::Hash, time::Instant};
 
-/// A one-entry TXT cache answering the key name with one mailkey.
-pub struct KeyOverlay {
-    pub name: Box<str>,
-    pub record: TxtRecord,
+/// A TXT cache answering each of its names (fully qualified, lower case)
+/// with its record, and every other name with "not found".
+pub struct KeyOverlay(pub Vec<(Box<str>, TxtRecord)>);
+
+impl KeyOverlay {
+    /// The overlay of one key.
+    pub fn one(name: Box<str>, record: TxtRecord) -> Self {
+        Self(vec![(name, record)])
+    }
 }
 
 impl ResolverCache<Box<str>, TxtRecord> for KeyOverlay {
@@ -21,14 +27,15 @@ impl ResolverCache<Box<str>, TxtRecord> for KeyOverlay {
         Box<str>: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if <Box<str> as Borrow<Q>>::borrow(&self.name) == name {
-            Some(self.record.clone())
-        } else {
-            // Key lookups elsewhere, ATPS and r= report records: none.
-            Some(TxtRecord::Error(Error::Dns(DnsError::RecordNotFound(
-                ResponseCode::NXDomain,
-            ))))
-        }
+        let found = self
+            .0
+            .iter()
+            .find(|(n, _)| <Box<str> as Borrow<Q>>::borrow(n) == name);
+        // Key lookups elsewhere, ATPS and r= report records: none.
+        Some(found.map_or_else(
+            || TxtRecord::Error(Error::Dns(DnsError::RecordNotFound(ResponseCode::NXDomain))),
+            |(_, record)| record.clone(),
+        ))
     }
 
     fn remove<Q>(&self, _: &Q) -> Option<TxtRecord>
