@@ -15,9 +15,11 @@
 
 pub mod arc_seal;
 pub mod auth_results;
+pub mod challenge;
 pub mod check_domain;
 pub mod checks;
 pub mod config;
+pub mod controls;
 pub mod dns;
 pub mod dsn;
 pub mod envelope;
@@ -30,10 +32,13 @@ pub mod metrics;
 pub mod milter;
 pub mod netmask;
 pub mod report;
+pub mod secrets;
 pub mod sign;
 pub mod socket;
 pub mod srs;
+pub mod state;
 pub mod tls;
+pub mod tokens;
 pub mod transaction;
 pub mod verdict;
 
@@ -67,6 +72,8 @@ pub struct Shared {
     pub srs: Option<srs::Srs>,
     /// `[exempt]` with its file, read when the configuration is loaded.
     pub exempt: exempt::Exemptions,
+    /// Tokens and challenges with their store; `None` when both are off.
+    pub controls: Option<Arc<controls::Controls>>,
 }
 
 /// Why a configuration cannot be put to work.
@@ -82,6 +89,8 @@ pub enum SetupError {
     Srs(#[from] srs::SrsLoadError),
     #[error(transparent)]
     Exempt(#[from] exempt::ExemptError),
+    #[error(transparent)]
+    Controls(#[from] controls::ControlsError),
 }
 
 impl Shared {
@@ -91,6 +100,7 @@ impl Shared {
         let signers = sign::Signers::load(&config.signing)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
+        let controls = controls::Controls::load(&config, None)?;
         Ok(Self {
             config,
             dns,
@@ -98,6 +108,7 @@ impl Shared {
             signers,
             srs,
             exempt,
+            controls,
         })
     }
 }
@@ -132,10 +143,11 @@ impl SharedHandle {
         if config.listen != old.config.listen
             || config.log_format != old.config.log_format
             || config.limits.max_connections != old.config.limits.max_connections
+            || config.challenge.listen != old.config.challenge.listen
         {
             info!(
-                "reload: changes to listen, log_format and limits.max_connections take effect \
-                 only after a restart"
+                "reload: changes to listen, log_format, limits.max_connections and \
+                 challenge.listen take effect only after a restart"
             );
         }
         match self.replace(config) {
@@ -154,6 +166,8 @@ impl SharedHandle {
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         let old = self.current();
+        let controls =
+            controls::Controls::load(&config, old.controls.as_deref().map(|c| (c, &old.config)))?;
         let dns = if old.config.dns == config.dns {
             old.dns.clone()
         } else {
@@ -173,6 +187,7 @@ impl SharedHandle {
             signers,
             srs,
             exempt,
+            controls,
         });
         match self.0.write() {
             Ok(mut guard) => *guard = new,

@@ -1,0 +1,54 @@
+//! The recipients' controls put to work (`[state]`, `[tokens]`,
+//! `[challenge]`): the store and the keys, built with the configuration
+//! and replaced with it on reload (the store is kept when `[state]` did
+//! not change). `None` in [`crate::Shared`] when tokens and challenges are
+//! both off: then no store is opened and nothing here runs.
+
+use crate::{
+    challenge::Challenges,
+    config::Config,
+    secrets::SecretError,
+    state::{self, StateError, Store},
+    tokens::Tokens,
+};
+use std::sync::Arc;
+
+pub struct Controls {
+    pub store: Arc<dyn Store>,
+    pub tokens: Option<Tokens>,
+    pub challenges: Option<Challenges>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlsError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("[state]: {0}")]
+    State(#[from] StateError),
+}
+
+impl Controls {
+    /// Builds them from `config`, reusing `old`'s store when `[state]` is
+    /// the same (`old_config` is the configuration `old` was built from).
+    pub fn load(
+        config: &Config,
+        old: Option<(&Controls, &Config)>,
+    ) -> Result<Option<Arc<Self>>, ControlsError> {
+        let tokens = Tokens::load(&config.tokens)?;
+        let challenges = Challenges::load(&config.challenge)?;
+        if tokens.is_none() && challenges.is_none() {
+            return Ok(None);
+        }
+        let store = match old {
+            Some((controls, old_config)) if old_config.state == config.state => {
+                controls.store.clone()
+            }
+            _ => state::open(&config.state)?,
+        };
+        Ok(Some(Arc::new(Self {
+            store,
+            tokens,
+            challenges,
+        })))
+    }
+}
