@@ -13,6 +13,18 @@ use crate::{
 };
 use std::sync::Arc;
 
+/// What the recipients' controls did to one message, for its log line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Note {
+    /// The token the message was addressed to (its ID).
+    pub token: Option<String>,
+    /// Why that token did not let it through.
+    pub token_refused: Option<&'static str>,
+    /// `offered` (the refusal carried a challenge URL) or `passed` (let
+    /// through by a solved challenge).
+    pub challenge: Option<&'static str>,
+}
+
 pub struct Controls {
     pub store: Arc<dyn Store>,
     pub tokens: Option<Tokens>,
@@ -50,5 +62,21 @@ impl Controls {
             tokens,
             challenges,
         })))
+    }
+}
+
+/// Removes expired state now and every hour (the embedded file; Redis
+/// expires its keys by itself). A failure is logged and tried again.
+pub async fn purge_every_hour(shared: crate::SharedHandle) {
+    loop {
+        if let Some(controls) = shared.current().controls.clone() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if let Err(e) = controls.store.purge(now).await {
+                tracing::warn!("cannot remove expired state: {e}");
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
     }
 }

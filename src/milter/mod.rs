@@ -8,6 +8,7 @@ mod inbound;
 pub(crate) mod message;
 mod negotiate;
 mod outbound;
+mod recipients;
 mod session;
 mod srs_step;
 

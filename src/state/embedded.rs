@@ -81,7 +81,7 @@ impl FileStore {
 
     /// Removes what has expired: allowlisted pairs, challenges, and tokens
     /// past [`super::EXPIRED_KEPT_SECS`].
-    pub async fn purge(&self, now: u64) -> Result<(), StateError> {
+    async fn remove_expired(&self, now: u64) -> Result<(), StateError> {
         let now = to_sql(now);
         let kept = to_sql(super::EXPIRED_KEPT_SECS);
         self.with(move |c| {
@@ -315,6 +315,10 @@ impl Store for FileStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn purge(&self, now: u64) -> Result<(), StateError> {
+        self.remove_expired(now).await
     }
 
     fn describe(&self) -> String {

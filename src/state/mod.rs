@@ -131,6 +131,10 @@ pub trait Store: Send + Sync {
         allow: &Allow<'_>,
         now: u64,
     ) -> Result<bool, StateError>;
+    /// Removes what has expired (Redis does it by itself).
+    async fn purge(&self, _now: u64) -> Result<(), StateError> {
+        Ok(())
+    }
     /// Which backend, for the log.
     fn describe(&self) -> String;
 }

@@ -242,6 +242,9 @@ fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(TAG_LEN);
     let (mut acc, mut bits) = (0u32, 0u32);
     for &b in bytes {
+        if out.len() == TAG_LEN {
+            break;
+        }
         acc = (acc << 8) | u32::from(b);
         bits += 8;
         while bits >= 5 && out.len() < TAG_LEN {
