@@ -59,6 +59,11 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
                     return Outcome::Reject(reply).reply(&mut cx.reply);
                 }
                 match session.rcpt(&args, &cx.macros).await {
+                    // 4xx: a recipient for another transaction, or the
+                    // state store did not answer (src/milter/recipients.rs).
+                    Some(reply) if reply.code.reply < 500 => {
+                        Outcome::TempfailWith(reply).reply(&mut cx.reply)
+                    }
                     Some(reply) => Outcome::Reject(reply).reply(&mut cx.reply),
                     None => Status::Continue,
                 }

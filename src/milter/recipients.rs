@@ -325,9 +325,9 @@ async fn token(
                 queue_id = %queue_id,
                 mail_from = format!("<{sender}>").as_str(),
                 rcpt = format!("<{}>", tagged.recipient).as_str(),
-                token = tagged.tag.as_str(),
-                token_refused = refusal.word(),
-                verdict = if monitor { "accept" } else { "reject" },
+                token = %tagged.tag,
+                token_refused = %refusal.word(),
+                verdict = %if monitor { "accept" } else { "reject" },
                 "recipient refused"
             );
             // Monitor mode never refuses: the recipient is checked as any.
