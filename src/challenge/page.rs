@@ -105,7 +105,7 @@ impl View<'_> {
                          {alert}<form method=\"post\">\n\
                          <p><label for=\"answer\">{q}</label></p>\n\
                          <p id=\"answer-help\">Type the number in digits or in words. \
-                         You have {tries_left} {tries}.</p>\n\
+                         You have {tries_left} {tries} left.</p>\n\
                          <p><input id=\"answer\" name=\"answer\" type=\"text\" inputmode=\"numeric\" \
                          autocomplete=\"off\" required aria-describedby=\"{described}\"{invalid}></p>\n\
                          <p><input id=\"consent\" name=\"consent\" type=\"checkbox\" value=\"yes\" required> \

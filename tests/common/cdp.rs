@@ -186,6 +186,16 @@ impl Page {
         }
     }
 
+    /// Forgets the events so far (before an action whose event to await).
+    pub fn events_clear(&mut self) {
+        while self
+            .from_browser
+            .try_recv()
+            .is_ok_and(|m| m.get("id").is_none())
+        {}
+        self.events.clear();
+    }
+
     /// Opens `url` and waits until it has loaded.
     pub fn navigate(&mut self, url: &str) {
         self.events.clear();
