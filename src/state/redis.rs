@@ -44,8 +44,7 @@ const SOLVE: &str = r"
 if redis.call('HGET', KEYS[1], 'solved') == '1' then return 0 end
 redis.call('HSET', KEYS[1], 'solved', '1')
 redis.call('EXPIREAT', KEYS[1], ARGV[1])
-local until = tonumber(ARGV[2])
-local ttl = until - tonumber(ARGV[3])
+local ttl = tonumber(ARGV[2]) - tonumber(ARGV[3])
 local old = redis.call('TTL', KEYS[2])
 if ttl > old then redis.call('SET', KEYS[2], '1', 'EX', ttl) end
 return 1
