@@ -189,6 +189,16 @@ pub fn page(s: &Summary) -> String {
         ("checked", s.checked, "checked"),
         ("trusted", s.trusted, "trusted (not checked)"),
         ("exempt", s.exempt, "exempt (not checked)"),
+        (
+            "challenge_recovered",
+            s.let_through.challenge_recovered,
+            "recovered by a challenge",
+        ),
+        (
+            "token_recovered",
+            s.let_through.token_recovered,
+            "recovered by a token",
+        ),
     ] {
         let _ = write!(
             p,
