@@ -126,7 +126,7 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
     .await;
     let (milter, page) = (free_addr(), free_addr());
     let toml = format!(
-        "listen = \"inet:{milter}\"\n{}",
+        "listen = \"inet:{milter}\"\nlog_format = \"json\"\n{}",
         common::config(
             &dns,
             &controls::toml(&dir, State::File, Some((page, "refused")))
@@ -176,9 +176,9 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
     );
     daemon
         .wait_for(&[
-            "mail_from=\"<alice@person.test>\"",
-            "challenge=offered",
-            "stage=rcpt",
+            r#""mail_from":"<alice@person.test>""#,
+            r#""challenge":"offered""#,
+            r#""stage":"rcpt""#,
         ])
         .await;
 
@@ -208,10 +208,13 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
     );
     assert!(text.contains("x-tls=fail ("), "{text}");
     let line = daemon
-        .wait_for(&["mail_from=\"<alice@person.test>\"", "challenge=passed"])
+        .wait_for(&[
+            r#""mail_from":"<alice@person.test>""#,
+            r#""challenge":"passed""#,
+        ])
         .await;
     assert!(
-        line.contains("verdict=accept") && line.contains("would_reject=\"550 5.7.10\""),
+        line.contains(r#""verdict":"accept""#) && line.contains(r#""would_reject":"550 5.7.10""#),
         "{line}"
     );
 
@@ -239,6 +242,24 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
     assert_eq!(reply.code(), "550 5.7.26", "{}", forged.output);
     assert!(url_in(&reply.text()).is_none(), "{}", reply.text());
     assert_eq!(sink.messages().len(), 1);
+
+    // The report over the daemon's log: one refusal carried a challenge,
+    // and the message it let through would have been refused.
+    let log = dir.join("mailkey.log");
+    write(&log, &(daemon.log().join("\n") + "\n"));
+    let report = std::process::Command::new(common::process::BIN)
+        .args(["report", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.contains("challenges offered in refusals       1"),
+        "{report}"
+    );
+    assert!(
+        report.contains("let through by a challenge           1  (1 would have been refused)"),
+        "{report}"
+    );
 }
 
 /// A plain HTTP GET, the whole response.

@@ -215,7 +215,10 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         token: line.token.is_some() && line.token_refused.is_none(),
         challenge_offered: line.challenge.as_deref() == Some("offered"),
         challenge_passed: line.challenge.as_deref() == Some("passed"),
-        would_refuse: line.would_reject.as_deref().is_some_and(|w| w.starts_with('5')),
+        would_refuse: line
+            .would_reject
+            .as_deref()
+            .is_some_and(|w| w.starts_with('5')),
     };
     Ok(Some(Record {
         time,
