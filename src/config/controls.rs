@@ -136,13 +136,13 @@ pub(super) fn validate(
         return Ok(());
     }
     let need = |key: &str, present: bool| {
-        (!present)
-            .then(|| {
-                Err(format!(
-                    "key `challenge.when`: a challenge needs `challenge.{key}`"
-                ))
-            })
-            .unwrap_or(Ok(()))
+        if present {
+            Ok(())
+        } else {
+            Err(format!(
+                "key `challenge.when`: a challenge needs `challenge.{key}`"
+            ))
+        }
     };
     need("listen", challenge.listen.is_some())?;
     need("secret_file", challenge.secret_file.is_some())?;
