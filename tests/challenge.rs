@@ -27,42 +27,6 @@ use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
 const TO: &str = "bob@receiver.test";
 
-/// The URL in a refusal, if there is one.
-fn url_in(reply: &str) -> Option<String> {
-    let at = reply.find("http://")?;
-    Some(reply[at..].split_whitespace().next()?.to_string())
-}
-
-/// `What is four plus seven?` → 11, as a person reads it.
-fn solve(question: &str) -> u32 {
-    const WORDS: [&str; 21] = [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-        "twenty",
-    ];
-    let words: Vec<&str> = question.trim_end_matches('?').split(' ').collect();
-    let n = |w: &str| WORDS.iter().position(|x| *x == w).expect("a number word") as u32;
-    n(words[2]) + n(words[4])
-}
-
 /// Drives the page in Chromium: a wrong answer first (the error must be
 /// announced), then the right one. Returns the final page's HTML.
 fn solve_in_browser(chromium: &str, url: &str, dir: &std::path::Path) -> String {
@@ -88,7 +52,7 @@ fn solve_in_browser(chromium: &str, url: &str, dir: &std::path::Path) -> String 
     );
     named("button", "Let my mail through");
     named("heading", &format!("Let your mail through to {TO}"));
-    let answer = solve(&question);
+    let answer = controls::answer(&question);
 
     let submit = |page: &mut Page, text: &str| {
         page.focus("#answer");
@@ -155,7 +119,11 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
     let forged = send("ceo@victim.test").await;
     let reply = forged.reply_to("RCPT").expect("a reply to RCPT");
     assert!(reply.code().starts_with("550 5.7."), "{}", forged.output);
-    assert!(url_in(&reply.text()).is_none(), "{}", reply.text());
+    assert!(
+        controls::url_in(&reply.text()).is_none(),
+        "{}",
+        reply.text()
+    );
     assert!(!reply.text().contains("prove once"), "{}", reply.text());
 
     // The authenticated one, without a certificate: refused with a URL.
@@ -169,7 +137,7 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
         )),
         "{text}"
     );
-    let url = url_in(&text).expect("a challenge URL");
+    let url = controls::url_in(&text).expect("a challenge URL");
     assert!(
         url.starts_with(&format!("http://{page}/challenge/")),
         "{url}"
@@ -219,7 +187,7 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
     );
 
     // The link works once.
-    let used = http_get(&url).await;
+    let used = controls::http("GET", &url, "").await;
     assert!(
         used.starts_with("HTTP/1.1 410") && used.contains("This link was used already"),
         "{used}"
@@ -240,7 +208,11 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
     .await;
     let reply = forged.final_reply().expect("a reply");
     assert_eq!(reply.code(), "550 5.7.26", "{}", forged.output);
-    assert!(url_in(&reply.text()).is_none(), "{}", reply.text());
+    assert!(
+        controls::url_in(&reply.text()).is_none(),
+        "{}",
+        reply.text()
+    );
     assert_eq!(sink.messages().len(), 1);
 
     // The report over the daemon's log: one refusal carried a challenge,
@@ -260,18 +232,4 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
         report.contains("let through by a challenge           1  (1 would have been refused)"),
         "{report}"
     );
-}
-
-/// A plain HTTP GET, the whole response.
-pub async fn http_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }

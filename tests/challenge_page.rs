@@ -18,22 +18,6 @@ use common::{
 };
 use mailkey_milter::challenge::Challenges;
 use std::net::Ipv4Addr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn http(method: &str, url: &str, body: &str) -> String {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    let request = format!(
-        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
 
 fn status(response: &str) -> &str {
     response.get(9..12).unwrap_or_default()
@@ -70,21 +54,6 @@ async fn start(
     (daemon, dns, format!("http://{page}/challenge"))
 }
 
-fn url_in(reply: &str) -> String {
-    let at = reply.find("http://").expect("a URL in the reply");
-    reply[at..].split_whitespace().next().unwrap().to_string()
-}
-
-fn answer(html: &str) -> u32 {
-    const WORDS: [&str; 11] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    ];
-    let q = html.split("<label for=\"answer\">What is ").nth(1).unwrap();
-    let (a, b) = q.split('?').next().unwrap().split_once(" plus ").unwrap();
-    let n = |w: &str| WORDS.iter().position(|x| *x == w).unwrap() as u32;
-    n(a) + n(b)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_are_signed_expire_burn_and_are_rate_limited() {
     let dir = temp_dir("challenge-page-bounds");
@@ -102,7 +71,7 @@ async fn links_are_signed_expire_burn_and_are_rate_limited() {
         .new_challenge("a@person.test", "bob@receiver.test", now)
         .unwrap();
     let url = link(&fresh);
-    let form = http("GET", &url, "").await;
+    let form = controls::http("GET", &url, "").await;
     assert_eq!(status(&form), "200", "{form}");
     assert!(form.contains("Content-Security-Policy: default-src 'none'"));
     assert!(form.contains("Referrer-Policy: no-referrer") && !form.contains("<script"));
@@ -114,28 +83,29 @@ async fn links_are_signed_expire_burn_and_are_rate_limited() {
         &url[..url.len() - 1],
         if last == 'A' { 'B' } else { 'A' }
     );
-    assert_eq!(status(&http("GET", &altered, "").await), "404");
+    assert_eq!(status(&controls::http("GET", &altered, "").await), "404");
     let mut old = fresh.clone();
     old.expires = now - 1;
-    assert!(http("GET", &link(&old), "")
+    assert!(controls::http("GET", &link(&old), "")
         .await
         .contains("This link has expired"));
 
     // No consent: asked again, no try spent. Three wrong answers burn it.
-    let right = answer(&form);
-    let no_consent = http("POST", &url, &format!("answer={right}")).await;
+    let right = controls::answer(&form);
+    let no_consent = controls::http("POST", &url, &format!("answer={right}")).await;
     assert_eq!(status(&no_consent), "422");
     assert!(no_consent.contains("Please tick the box") && no_consent.contains("3 tries left"));
     for left in ["2 tries left", "1 try left"] {
-        let wrong = http("POST", &url, &format!("answer={}&consent=yes", right + 1)).await;
+        let wrong =
+            controls::http("POST", &url, &format!("answer={}&consent=yes", right + 1)).await;
         assert!(
             wrong.contains("That is not the answer") && wrong.contains(left),
             "{wrong}"
         );
     }
-    let burnt = http("POST", &url, &format!("answer={}&consent=yes", right + 1)).await;
+    let burnt = controls::http("POST", &url, &format!("answer={}&consent=yes", right + 1)).await;
     assert!(burnt.contains("Too many wrong answers"), "{burnt}");
-    let too_late = http("POST", &url, &format!("answer={right}&consent=yes")).await;
+    let too_late = controls::http("POST", &url, &format!("answer={right}&consent=yes")).await;
     assert!(too_late.contains("Too many wrong answers"), "{too_late}");
 
     // rate_per_client (60 an hour by default): a daemon with 9 turns the
@@ -147,9 +117,9 @@ async fn links_are_signed_expire_burn_and_are_rate_limited() {
         .unwrap();
     let url2 = format!("{base2}/{}", ch.sign(&c).unwrap());
     for _ in 0..9 {
-        assert_eq!(status(&http("GET", &url2, "").await), "200");
+        assert_eq!(status(&controls::http("GET", &url2, "").await), "200");
     }
-    let over = http("GET", &url2, "").await;
+    let over = controls::http("GET", &url2, "").await;
     assert_eq!(status(&over), "429", "{over}");
 }
 
@@ -177,18 +147,18 @@ async fn first_contact_challenges_new_proven_senders_only() {
         reply.contains("bob@receiver.test accepts mail from new senders after a one-time check"),
         "{reply}"
     );
-    let url = url_in(&reply);
+    let url = controls::url_in(&reply).expect("a URL in the reply");
     LogCapture::global().line_with(&[
         "mail_from=\"<carol@person.test>\"",
         "challenge=offered",
         "verdict=reject",
     ]);
 
-    let form = http("GET", &url, "").await;
-    let solved = http(
+    let form = controls::http("GET", &url, "").await;
+    let solved = controls::http(
         "POST",
         &url,
-        &format!("answer={}&consent=yes", answer(&form)),
+        &format!("answer={}&consent=yes", controls::answer(&form)),
     )
     .await;
     assert!(solved.contains("will be let through until"), "{solved}");

@@ -20,7 +20,6 @@ use std::{
     net::{Ipv4Addr, SocketAddr},
     path::Path,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLIENT: &str = "127.0.0.60";
 
@@ -41,34 +40,6 @@ async fn host(dir: &Path, name: &str, dns: &TestDns, redis: &Redis) -> Host {
     let daemon = Process::start(&["--config", config.to_str().unwrap()]);
     daemon.wait_for(&["challenge page on"]).await;
     Host { milter, daemon }
-}
-
-/// One HTTP request to the page; the whole response.
-async fn http(method: &str, url: &str, body: &str) -> String {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    let request = format!(
-        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
-/// The answer to the page's question, `What is four plus seven?`.
-fn answer(html: &str) -> u32 {
-    const WORDS: [&str; 11] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    ];
-    let q = html.split("<label for=\"answer\">What is ").nth(1).unwrap();
-    let q = q.split('?').next().unwrap();
-    let (a, b) = q.split_once(" plus ").unwrap();
-    let n = |w: &str| WORDS.iter().position(|x| *x == w).unwrap() as u32;
-    n(a) + n(b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,16 +98,16 @@ async fn two_hosts_sharing_redis_agree_on_tokens_and_challenges() {
         .next()
         .unwrap()
         .to_string();
-    let form = http("GET", &url, "").await;
+    let form = controls::http("GET", &url, "").await;
     assert!(
         form.starts_with("HTTP/1.1 200"),
         "{form}\n{}",
         a.daemon.log().join("\n")
     );
-    let solved = http(
+    let solved = controls::http(
         "POST",
         &url,
-        &format!("answer={}&consent=yes", answer(&form)),
+        &format!("answer={}&consent=yes", controls::answer(&form)),
     )
     .await;
     assert!(

@@ -85,3 +85,47 @@ pub fn code(status: &indymilter_test::Status) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// One HTTP/1.1 request to the challenge page (`body` form-encoded for a
+/// POST); the whole response.
+pub async fn http(method: &str, url: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let request = format!(
+        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+/// The challenge URL in a refusal, if there is one.
+pub fn url_in(reply: &str) -> Option<String> {
+    let at = reply.find("http://")?;
+    Some(reply[at..].split_whitespace().next()?.to_string())
+}
+
+/// The answer to a question `What is four plus seven?`, as a person
+/// reads it (the operands are two to ten).
+pub fn answer(question: &str) -> u32 {
+    let words = "zero one two three four five six seven eight nine ten";
+    let n = |w: &str| {
+        words
+            .split(' ')
+            .position(|x| x == w)
+            .expect("a number word") as u32
+    };
+    let q = question.split("What is ").nth(1).expect("a question");
+    let (a, b) = q
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split_once(" plus ")
+        .expect("plus");
+    n(a) + n(b)
+}
