@@ -160,8 +160,11 @@ fn main() -> ExitCode {
         }
         Some(Command::CheckConfig { file }) => {
             load(&cli.common, file.as_deref()).and_then(|c| {
-                // The signing keys are part of a usable configuration.
+                // The signing keys and the secret files are part of a
+                // usable configuration.
                 sign::Signers::load(&c.signing)?;
+                mailkey_milter::tokens::Tokens::load(&c.tokens)?;
+                mailkey_milter::challenge::Challenges::load(&c.challenge)?;
                 print!("{}", c.to_toml());
                 Ok(ExitCode::SUCCESS)
             })

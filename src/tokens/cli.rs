@@ -175,12 +175,21 @@ pub fn run(config: &Config, args: TokenArgs) -> Result<std::process::ExitCode, B
                     .ok_or("cannot compute the token's tag")?;
                 store.put_token(&token).await?;
                 println!("{}", tokens.address(&token));
-                let state = TokenState {
-                    token,
-                    used: 0,
-                    revoked: None,
-                };
-                eprintln!("{}", describe(&state, now));
+                let uses = token
+                    .max_uses
+                    .map_or("any number of".into(), |n| n.to_string());
+                let until = token.expires.map_or("no end date".into(), |e| {
+                    format!(
+                        "until {}",
+                        time::datetime(i64::try_from(e).unwrap_or(i64::MAX))
+                    )
+                });
+                let from = token.scope.as_deref().unwrap_or("any sender");
+                eprintln!(
+                    "Give this address to the sender. It lets {uses} messages from {from} \
+                     through to {} ({until}).\nWithdraw it with: mailkey-milter token revoke {}",
+                    token.recipient, token.tag
+                );
             }
             TokenCommand::List => {
                 println!(
