@@ -137,6 +137,7 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
         )),
         "{text}"
     );
+    println!("refusal with a challenge:\n{text}");
     let url = controls::url_in(&text).expect("a challenge URL");
     assert!(
         url.starts_with(&format!("http://{page}/challenge/")),
@@ -167,6 +168,7 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
 
     // The re-send through Postfix: accepted, delivered, checked and marked.
     let again = send("alice@person.test").await;
+    println!("the re-send:\n{}", again.output);
     assert_eq!(again.final_code(), "250 2.0.0", "{}", again.output);
     let got = tokio::task::block_in_place(|| sink.wait_for(1, Duration::from_secs(60)));
     let text = got[0].text();

@@ -127,6 +127,7 @@ async fn a_shop_failing_spf_reaches_alice_exactly_n_times_then_is_refused() {
     assert!(third.at_rcpt);
     assert_eq!(code(&third.rcpts[0]), "550 5.7.1");
     let text = reply(&third.rcpts[0]);
+    println!("the third message:\n{text}");
     assert!(
         text.contains(
             "The token address for alice@receiver.test has been used for all 2 messages it allowed"
