@@ -25,12 +25,24 @@ const CLIENT: &str = "127.0.0.60";
 
 struct Host {
     milter: SocketAddr,
+    metrics: SocketAddr,
     daemon: Process,
 }
 
+impl Host {
+    /// The value of one series in a scrape of the host's metrics.
+    async fn metric(&self, series: &str) -> f64 {
+        let text = controls::http("GET", &format!("http://{}/metrics", self.metrics), "").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    }
+}
+
 async fn host(dir: &Path, name: &str, dns: &TestDns, redis: &Redis) -> Host {
-    let (milter, page) = (free_addr(), free_addr());
+    let (milter, page, metrics) = (free_addr(), free_addr(), free_addr());
     let controls = controls::toml(dir, State::Redis(&redis.url()), Some((page, "refused")));
+    let controls = format!("{controls}[metrics]\nlisten = \"{metrics}\"\n");
     let toml = format!(
         "listen = \"inet:{milter}\"\n{}",
         common::config(dns, &controls)
@@ -39,7 +51,11 @@ async fn host(dir: &Path, name: &str, dns: &TestDns, redis: &Redis) -> Host {
     write(&config, &toml);
     let daemon = Process::start(&["--config", config.to_str().unwrap()]);
     daemon.wait_for(&["challenge page on"]).await;
-    Host { milter, daemon }
+    Host {
+        milter,
+        metrics,
+        daemon,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,6 +142,27 @@ async fn two_hosts_sharing_redis_agree_on_tokens_and_challenges() {
         .wait_for(&["mail_from=\"<alice@person.test>\"", "challenge=passed"])
         .await;
 
+    // Each host counts what it did.
+    let m = "mailkey_milter_";
+    assert_eq!(a.metric(&format!("{m}tokens_used_total")).await, 1.0);
+    assert_eq!(
+        a.metric(&format!("{m}challenges_total{{event=\"offered\"}}"))
+            .await,
+        1.0
+    );
+    assert_eq!(
+        a.metric(&format!("{m}challenges_total{{event=\"passed\"}}"))
+            .await,
+        1.0
+    );
+    let used_up = format!("{m}tokens_refused_total{{reason=\"used_up\"}}");
+    assert_eq!(b.metric(&used_up).await, 1.0);
+    assert_eq!(
+        b.metric(&format!("{m}challenges_total{{event=\"let_through\"}}"))
+            .await,
+        1.0
+    );
+
     // Redis down: the token needs the store (451 at RCPT), and so does
     // a refusal of a sender that may be allowlisted (451, not 550); a
     // sender the checks accept is accepted.
@@ -143,6 +180,7 @@ async fn two_hosts_sharing_redis_agree_on_tokens_and_challenges() {
     let good = send(b.milter, &good).await;
     assert_eq!(good.status, Status::Accept, "{}", good.reply());
     b.daemon.wait_for(&["failed to look up token"]).await;
+    assert!(b.metric(&format!("{m}state_errors_total")).await >= 2.0);
 }
 
 /// The same operations give the same answers on both stores.
