@@ -244,3 +244,28 @@ async fn revoked_altered_and_out_of_scope_tokens_are_refused_saying_so() {
     let o = send(s.daemon.addr, &t("x@shop.test", &altered)).await;
     assert!(refusal(&o).contains("is not a valid address"));
 }
+
+#[tokio::test]
+async fn monitor_mode_refuses_no_token_but_counts_and_logs() {
+    LogCapture::global();
+    let dir = temp_dir("tokens-monitor");
+    let dns = TestDns::start(zone(&TestKey::ed25519())).await;
+    let toml = common::config(&dns, &controls::toml(&dir, State::File, None))
+        .replace("mode = \"enforce\"", "mode = \"monitor\"");
+    let config = dir.join("mk.toml");
+    write(&config, &toml);
+    let daemon = Daemon::start(&toml).await;
+    let (address, tag) = issue(&config, &["--for", "alice@receiver.test", "--uses", "1"]);
+    let from = "orders@shop.test";
+    let t = |n: u32| {
+        let m = message(from).replace("<1@", &format!("<m{n}@"));
+        Transaction::new("127.0.0.55", from, m).to(&[&address])
+    };
+    assert!(send(daemon.addr, &t(1)).await.is_accept());
+    // Used up: monitor mode still accepts, and says what enforce would do.
+    let second = send(daemon.addr, &t(2)).await;
+    assert_eq!(second.rcpts, [Status::Continue]);
+    assert!(second.is_accept());
+    let line = LogCapture::global().line_with(&["recipient refused", &format!("token={tag}")]);
+    assert!(line.contains("token_refused=used_up") && line.contains("verdict=accept"), "{line}");
+}
