@@ -267,5 +267,8 @@ async fn monitor_mode_refuses_no_token_but_counts_and_logs() {
     assert_eq!(second.rcpts, [Status::Continue]);
     assert!(second.is_accept());
     let line = LogCapture::global().line_with(&["recipient refused", &format!("token={tag}")]);
-    assert!(line.contains("token_refused=used_up") && line.contains("verdict=accept"), "{line}");
+    assert!(
+        line.contains("token_refused=used_up") && line.contains("verdict=accept"),
+        "{line}"
+    );
 }

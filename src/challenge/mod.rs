@@ -225,6 +225,8 @@ fn base64url(bytes: &[u8]) -> String {
         .replace('/', "_")
 }
 
+/// Only the canonical form: the unused low bits of the last character
+/// must be zero, so each challenge has exactly one URL.
 fn unbase64url(s: &str) -> Option<Vec<u8>> {
     if !s
         .bytes()
@@ -236,7 +238,8 @@ fn unbase64url(s: &str) -> Option<Vec<u8>> {
     while std.len() % 4 != 0 {
         std.push('=');
     }
-    openssl::base64::decode_block(&std).ok()
+    let bytes = openssl::base64::decode_block(&std).ok()?;
+    (base64url(&bytes) == s).then_some(bytes)
 }
 
 /// Did the sender prove the address is its own, by our own checks: SPF
