@@ -17,6 +17,9 @@ use crate::{
     checks::{self, CheckResult, Status},
     config::{ChallengeConfig, ChallengeWhen},
     secrets,
+    state::MAX_ADDRESS,
+    transaction::Evaluation,
+    verdict::{sanitize, Action, Reply, MAX_REPLY_LINES},
 };
 
 /// The longest URL put into a reply (a reply line holds 400 characters).
@@ -197,6 +200,58 @@ impl Challenges {
             text: format!("What is {} plus {}?", word(a), word(b)),
             answer: a + b,
         }
+    }
+
+    /// The refusal in `evaluation` with a challenge URL for each of
+    /// `recipients` (at most [`MAX_URLS_PER_REPLY`]), and how many, when a
+    /// challenge is offered: a refusal (5xx, not in monitor mode) to a
+    /// sender that proved its address ([`proven`]). Never to anyone else:
+    /// the refusal goes back to the envelope sender, and a forged one must
+    /// not get mail from us (backscatter).
+    pub fn offer(
+        &self,
+        sender: &str,
+        evaluation: &Evaluation,
+        recipients: &[String],
+        now: u64,
+    ) -> Option<(Reply, usize)> {
+        let verdict = &evaluation.verdict;
+        let reply = verdict.reply.as_ref()?;
+        let refused = verdict.action == Action::Reject && reply.code.reply / 100 == 5;
+        if !refused || verdict.monitor_only || sender.len() > MAX_ADDRESS {
+            return None;
+        }
+        proven(sender, &evaluation.results)?;
+        let mut lines = Vec::new();
+        for recipient in recipients.iter().take(MAX_URLS_PER_REPLY) {
+            let c = self.new_challenge(sender, recipient, now)?;
+            let Some(url) = self.url(&c) else {
+                continue;
+            };
+            lines.push(sanitize(&format!(
+                "To have {recipient} accept your mail anyway, prove once that a person sends it:"
+            )));
+            lines.push(sanitize(&url));
+        }
+        if lines.is_empty() {
+            return None;
+        }
+        let offered = lines.len() / 2;
+        // The challenge after the first line (what is wrong); reason lines
+        // give way when the reply would pass its 32 lines.
+        let mut out = reply.lines.clone();
+        let at = out.len().min(1);
+        let room = MAX_REPLY_LINES.saturating_sub(lines.len());
+        while out.len() > room && out.len() > at + 1 {
+            out.remove(at);
+        }
+        out.splice(at..at, lines);
+        // Lines already sanitised (Reply::new would double `%` again).
+        let reply = Reply {
+            code: reply.code,
+            lines: out,
+        };
+        Some((reply, offered))
     }
 }
 

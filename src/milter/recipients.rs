@@ -19,7 +19,7 @@
 
 use super::message::Message;
 use crate::{
-    challenge::{self, Challenges},
+    challenge,
     checks::Code,
     config::{ChallengeWhen, Mode},
     controls::Controls,
@@ -28,7 +28,7 @@ use crate::{
     state::{Use, MAX_ADDRESS},
     tokens::{self, Tagged},
     transaction::Evaluation,
-    verdict::{sanitize, Action, Reply, Verdict, MAX_REPLY_LINES},
+    verdict::{Action, Reply, Verdict},
     Shared,
 };
 use std::time::SystemTime;
@@ -251,19 +251,23 @@ impl Recipients {
                 }
             }
             Some(Class::Checked) | None => {
-                if self.store_down && evaluation.verdict.action == Action::Reject {
-                    evaluation.verdict = deferred(&evaluation.verdict);
-                    return;
-                }
                 let first_contact = controls
                     .challenges
                     .as_ref()
                     .is_some_and(|c| c.when == ChallengeWhen::FirstContact);
-                if first_contact
+                let would_ask = first_contact
                     && !monitor
                     && evaluation.verdict.action == Action::Accept
                     && evaluation.verdict.exempt.is_none()
-                {
+                    && challenge::proven(&message.envelope.mail_from, &evaluation.results)
+                        .is_some();
+                // The pair may have solved a challenge: neither refuse it
+                // nor ask it again while the store cannot say.
+                if self.store_down && (would_ask || evaluation.verdict.action == Action::Reject) {
+                    evaluation.verdict = deferred(&evaluation.verdict);
+                    return;
+                }
+                if would_ask {
                     let ask = Reply::new(
                         FIRST_CONTACT,
                         [format!(
@@ -368,57 +372,18 @@ fn deferred(v: &Verdict) -> Verdict {
     }
 }
 
-/// The refusal in `evaluation` with a challenge URL for each of
-/// `recipients` (at most [`challenge::MAX_URLS_PER_REPLY`]), when a
-/// challenge is offered: `[challenge]` on, a refusal (5xx, not in monitor
-/// mode), and a sender that proved its address. Never to anyone else: the
-/// refusal goes back to the envelope sender, and a forged one must not
-/// get mail from us (backscatter).
+/// The refusal in `evaluation` with challenge URLs, when `[challenge]` is
+/// on and one is offered ([`challenge::offer`]).
 fn offer(
     shared: &Shared,
     message: &Message,
     evaluation: &Evaluation,
     recipients: &[String],
 ) -> Option<Reply> {
-    let challenges: &Challenges = shared.controls.as_deref()?.challenges.as_ref()?;
-    let verdict = &evaluation.verdict;
-    let reply = verdict.reply.as_ref()?;
-    if verdict.action != Action::Reject || verdict.monitor_only || reply.code.reply / 100 != 5 {
-        return None;
-    }
-    let sender = &message.envelope.mail_from;
-    challenge::proven(sender, &evaluation.results)?;
-    if sender.len() > MAX_ADDRESS {
-        return None;
-    }
-    let now = now();
-    let mut lines = Vec::new();
-    for recipient in recipients.iter().take(challenge::MAX_URLS_PER_REPLY) {
-        let c = challenges.new_challenge(sender, recipient, now)?;
-        let Some(url) = challenges.url(&c) else {
-            continue;
-        };
-        lines.push(sanitize(&format!(
-            "To have {recipient} accept your mail anyway, prove once that a person sends it:"
-        )));
-        lines.push(sanitize(&url));
+    let challenges = shared.controls.as_deref()?.challenges.as_ref()?;
+    let offered = challenges.offer(&message.envelope.mail_from, evaluation, recipients, now())?;
+    for _ in 0..offered.1 {
         metrics::challenge("offered");
     }
-    if lines.is_empty() {
-        return None;
-    }
-    // The challenge after the first line (what is wrong); reason lines
-    // give way when the reply would pass its 32 lines.
-    let mut out = reply.lines.clone();
-    let at = out.len().min(1);
-    let room = MAX_REPLY_LINES.saturating_sub(lines.len());
-    while out.len() > room && out.len() > at + 1 {
-        out.remove(at);
-    }
-    out.splice(at..at, lines);
-    // Lines already sanitised (Reply::new would double `%` again).
-    Some(Reply {
-        code: reply.code,
-        lines: out,
-    })
+    Some(offered.0)
 }

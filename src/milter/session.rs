@@ -210,9 +210,7 @@ impl Session {
         let recipients = std::mem::take(&mut self.recipients);
         if let Some(Some(evaluation)) = self.at_rcpt.take() {
             if recipients.accepted.is_none() {
-                if let Some(reply) = evaluation.verdict.reply {
-                    return Outcome::Reject(reply);
-                }
+                return Outcome::from_verdict(&evaluation.verdict);
             }
         }
         let shared = self.shared.clone();
