@@ -91,6 +91,42 @@ struct Request {
     body: Vec<u8>,
 }
 
+/// The request line and the headers we read, from the bytes before the
+/// blank line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Head {
+    pub method: String,
+    pub path: String,
+    pub content_length: usize,
+    pub forwarded_for: Option<String>,
+}
+
+/// Parses a request head (untrusted: fuzzed, fuzz/fuzz_targets/challenge.rs).
+/// `None` for anything malformed or a body over [`MAX_BODY`].
+pub fn parse_head(head: &[u8]) -> Option<Head> {
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
+    let (mut content_length, mut forwarded_for) = (0usize, None);
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length = value.trim().parse().ok()?;
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            forwarded_for = Some(value.trim().to_string());
+        }
+    }
+    (content_length <= MAX_BODY).then_some(Head {
+        method,
+        path,
+        content_length,
+        forwarded_for,
+    })
+}
+
 async fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let mut buf = Vec::with_capacity(1024);
     let head_end = loop {
@@ -107,26 +143,9 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
             return None;
         }
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-    let (mut length, mut forwarded_for) = (0usize, None);
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse().ok()?;
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            forwarded_for = Some(value.trim().to_string());
-        }
-    }
-    if length > MAX_BODY {
-        return None;
-    }
+    let head = parse_head(buf.get(..head_end)?)?;
     let mut body = buf.split_off(head_end + 4);
-    while body.len() < length {
+    while body.len() < head.content_length {
         let mut chunk = [0u8; 1024];
         let n = stream.read(&mut chunk).await.ok()?;
         if n == 0 {
@@ -134,11 +153,11 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    body.truncate(length);
+    body.truncate(head.content_length);
     Some(Request {
-        method,
-        path,
-        forwarded_for,
+        method: head.method,
+        path: head.path,
+        forwarded_for: head.forwarded_for,
         body,
     })
 }
@@ -331,8 +350,8 @@ async fn solve(
     }
 }
 
-/// `application/x-www-form-urlencoded` pairs, decoded.
-fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+/// `application/x-www-form-urlencoded` pairs, decoded (untrusted: fuzzed).
+pub fn form_fields(body: &[u8]) -> Vec<(String, String)> {
     let decode = |s: &str| -> String {
         let bytes = s.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());

@@ -139,7 +139,7 @@ impl Tokens {
         let (local, domain) = address.rsplit_once('@')?;
         let local = local.to_ascii_lowercase();
         let at = local.len().checked_sub(PREFIX.len() + TAG_LEN + 1)?;
-        let (base, rest) = local.split_at(at);
+        let (base, rest) = (local.get(..at)?, local.get(at..)?);
         let mut rest = rest.chars();
         let delimiter = rest.next()?;
         let rest = rest.as_str();
@@ -311,6 +311,14 @@ mod tests {
         assert_eq!(tokens().judge(&tagged, Some(&t), "x@y.test", 10), Ok(()));
         assert_eq!(tokens().parse("alice+shopping@example.org"), None);
         assert_eq!(tokens().parse("+mk-abcdefghijkm@example.org"), None);
+        // Not ASCII (SMTPUTF8): no panic on a character boundary.
+        assert_eq!(
+            tokens()
+                .parse("ålice+mk-abcdefghijkm@example.org")
+                .map(|t| t.tag),
+            Some("abcdefghijkm".into())
+        );
+        assert_eq!(tokens().parse("éééééééééééééééé@example.org"), None);
     }
 
     #[test]
