@@ -1,7 +1,8 @@
 //! The challenge page's bounds, and `when = "first-contact"`, with the
 //! daemon in-process and its page served on a loopback port: an altered
 //! or expired link is refused, three wrong answers burn a link, a missing
-//! consent is asked for again without costing a try, a client over its
+//! consent is asked for again without costing a try, a sender over its
+//! answer rate and a client over its
 //! request rate is turned away (429); in first-contact mode a new sender
 //! that proved its address is refused with a challenge at end of message
 //! and let through once it is solved, and one that did not prove it is
@@ -107,6 +108,22 @@ async fn links_are_signed_expire_burn_and_are_rate_limited() {
     assert!(burnt.contains("Too many wrong answers"), "{burnt}");
     let too_late = controls::http("POST", &url, &format!("answer={right}&consent=yes")).await;
     assert!(too_late.contains("Too many wrong answers"), "{too_late}");
+
+    // rate_per_sender (10 answers an hour by default), whatever the link.
+    for n in 0..10 {
+        let c = ch
+            .new_challenge("c@person.test", "bob@receiver.test", now)
+            .unwrap();
+        let asked = controls::http("POST", &link(&c), "answer=1").await;
+        assert_eq!(status(&asked), "422", "answer {n}");
+    }
+    let c = ch
+        .new_challenge("c@person.test", "carol@receiver.test", now)
+        .unwrap();
+    assert_eq!(
+        status(&controls::http("POST", &link(&c), "answer=1").await),
+        "429"
+    );
 
     // rate_per_client (60 an hour by default): a daemon with 9 turns the
     // 10th request of a client away.
