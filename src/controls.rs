@@ -39,6 +39,24 @@ pub enum ControlsError {
     State(#[from] StateError),
 }
 
+impl ControlsError {
+    /// The configuration key to blame, and what it allows
+    /// ([`crate::SetupError::key`]).
+    pub fn key(&self) -> (&'static str, &'static str) {
+        const SECRET: &str = "a readable file with at least one secret line of at least 16 \
+                              characters (blank lines and # comments do not count)";
+        match self {
+            Self::Secret(e) if e.what() == "challenge" => ("challenge.secret_file", SECRET),
+            Self::Secret(_) => ("tokens.secret_file", SECRET),
+            Self::State(_) => (
+                "state.path",
+                "a file the daemon may create and write in an existing directory \
+                 (or state.url, a Redis URL)",
+            ),
+        }
+    }
+}
+
 impl Controls {
     /// Builds them from `config`, reusing `old`'s store when `[state]` is
     /// the same (`old_config` is the configuration `old` was built from).

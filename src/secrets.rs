@@ -26,6 +26,15 @@ pub enum SecretError {
     },
 }
 
+impl SecretError {
+    /// What the file is for (`SRS`, `token`, `challenge`).
+    pub fn what(&self) -> &'static str {
+        match self {
+            Self::Read { what, .. } | Self::Empty { what, .. } | Self::Short { what, .. } => what,
+        }
+    }
+}
+
 /// The secrets of `path`, first (signing) first. `what` names the file's
 /// use in errors; `min_len` is [`MIN_LEN`] for new uses (SRS keeps
 /// accepting the shorter secrets postsrsd setups have).

@@ -90,10 +90,7 @@ impl Pending {
     /// Starts every check for `envelope` at once (call at MAIL FROM): the
     /// end of message then waits for the slowest, not for the sum.
     pub fn start(shared: &Arc<Shared>, envelope: Envelope) -> Self {
-        let inputs = Arc::new(Inputs {
-            shared: shared.clone(),
-            envelope,
-        });
+        let inputs = Arc::new(Inputs::new(shared.clone(), envelope));
         let tasks = CHECKS
             .iter()
             .map(|check| {
@@ -136,6 +133,7 @@ impl Pending {
                 _ => {}
             }
         }
+        crate::checks::tls::with_session_record(&mut results, &self.inputs);
         Some(results)
     }
 
@@ -181,6 +179,7 @@ impl Pending {
             }
             results.push(finished.unwrap_or_else(|| timed_out(check, timeout, on_error)));
         }
+        crate::checks::tls::with_session_record(&mut results, &self.inputs);
         let sender = self.inputs.envelope.sender_domain();
         let trusted = &config.forwarding.trusted_arc_sealers;
         let whole: &[u8] = match message {

@@ -333,7 +333,7 @@ async fn solve(
                 sender = c.sender.as_str(),
                 recipient = c.recipient.as_str(),
                 client = %client,
-                until = %crate::report::time::datetime(i64::try_from(until).unwrap_or(i64::MAX)),
+                until = %crate::tokens::datetime(until),
                 "challenge solved"
             );
             done(View::Solved {

@@ -42,6 +42,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Inputs {
     pub shared: Arc<Shared>,
     pub envelope: Envelope,
+    /// The SPF result, evaluated once for the SPF check and the TLS
+    /// check's `sender-domain` evidence ([`super::spf::shared_result`]).
+    pub spf: tokio::sync::OnceCell<CheckResult>,
+}
+
+impl Inputs {
+    pub fn new(shared: Arc<Shared>, envelope: Envelope) -> Self {
+        Self {
+            shared,
+            envelope,
+            spf: tokio::sync::OnceCell::new(),
+        }
+    }
 }
 
 /// What a check has after its envelope-only work (at MAIL FROM).

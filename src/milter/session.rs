@@ -36,6 +36,7 @@ pub struct Session {
     /// The stages whose reply the MTA does not wait for (negotiated).
     noreply: ProtoOpts,
     client_ip: Option<IpAddr>,
+    client_port: Option<u16>,
     helo: String,
     message: Option<Message>,
     /// Counts the transaction in `transactions_in_flight` until it ends
@@ -55,6 +56,7 @@ impl Session {
             leading_space,
             noreply,
             client_ip: None,
+            client_port: None,
             helo: String::new(),
             message: None,
             in_flight: None,
@@ -64,9 +66,9 @@ impl Session {
     }
 
     pub fn connect(&mut self, socket: SocketInfo) {
-        self.client_ip = match socket {
-            SocketInfo::Inet(addr) => Some(addr.ip()),
-            _ => None,
+        (self.client_ip, self.client_port) = match socket {
+            SocketInfo::Inet(addr) => (Some(addr.ip()), Some(addr.port())),
+            _ => (None, None),
         };
     }
 
@@ -82,10 +84,13 @@ impl Session {
             client_ip: self.client_ip,
             helo: self.helo.clone(),
             mail_from: parse_mail_from(sender.as_deref().unwrap_or_default()),
-            tls: TlsEvidence::from_macros(|name| {
-                let name = CString::new(name).ok()?;
-                macro_str(macros, &name)
-            }),
+            tls: TlsEvidence {
+                client_port: self.client_port,
+                ..TlsEvidence::from_macros(|name| {
+                    let name = CString::new(name).ok()?;
+                    macro_str(macros, &name)
+                })
+            },
         };
         let authenticated = macro_str(macros, c"{auth_authen}").is_some_and(|a| !a.is_empty());
         let trust = self.trust(authenticated);
@@ -124,20 +129,25 @@ impl Session {
         &self.shared
     }
 
-    /// RCPT TO: `Some(reply)` refuses the recipient. Checked recipients
-    /// all get the same answer (an early reject refuses the message before
-    /// DATA); a recipient with a token or a solved challenge is classed on
-    /// its own (src/milter/recipients.rs).
+    /// RCPT TO: `Some(reply)` refuses the recipient: an invalid SRS address
+    /// of ours, or an invalid token, for this recipient only. Checked
+    /// recipients all get the same answer (an early reject refuses the
+    /// message before DATA); a recipient with a token or a solved
+    /// challenge is classed on its own (src/milter/recipients.rs).
     pub async fn rcpt(&mut self, args: &[CString], macros: &Macros) -> Option<Reply> {
         let m = self.message.as_mut()?;
+        // Postfix has no queue ID before the first accepted recipient and
+        // logs `NOQUEUE` for these rejects; so do we.
+        let queue_id = || macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
         let address = args
             .first()
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if let Some(reply) = srs_step::refuse_rcpt(&self.shared, m, &address, &queue_id()) {
+            return Some(reply);
+        }
         if m.trust.is_none() {
-            // Postfix has no queue ID before the first accepted recipient
-            // and logs `NOQUEUE` for these rejects; so do we.
-            let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
+            let queue_id = queue_id();
             let class = match self
                 .recipients
                 .classify(&self.shared, m, &address, &queue_id)

@@ -72,7 +72,7 @@ pub fn expiry(s: &str, now: u64) -> Result<u64, String> {
              or a duration (90m, 12h, 30d, 8w)"
         )
     })?;
-    let at = u64::try_from(at).unwrap_or(0);
+    let at = u64::try_from(at / time::SECOND).unwrap_or(0);
     if at <= now {
         return Err(format!("--expires {s:?}: that is in the past"));
     }
@@ -125,9 +125,7 @@ pub fn describe(t: &TokenState, now: u64) -> String {
         Some(max) => format!("{}/{max}", t.used),
         None => format!("{}/-", t.used),
     };
-    let expires = tok.expires.map_or("never".to_string(), |e| {
-        time::datetime(i64::try_from(e).unwrap_or(i64::MAX))
-    });
+    let expires = tok.expires.map_or("never".to_string(), super::datetime);
     format!(
         "{:<12}  {:<8}  {:<9}  {:<20}  {:<24}  {}",
         tok.tag,
@@ -179,10 +177,7 @@ pub fn run(config: &Config, args: TokenArgs) -> Result<std::process::ExitCode, B
                     .max_uses
                     .map_or("any number of".into(), |n| n.to_string());
                 let until = token.expires.map_or("no end date".into(), |e| {
-                    format!(
-                        "until {}",
-                        time::datetime(i64::try_from(e).unwrap_or(i64::MAX))
-                    )
+                    format!("until {}", super::datetime(e))
                 });
                 let from = token.scope.as_deref().unwrap_or("any sender");
                 eprintln!(

@@ -94,10 +94,7 @@ impl Refusal {
         let what = match self {
             Self::Unknown | Self::Invalid => "is not a valid address".to_string(),
             Self::Revoked => "was withdrawn by its owner".to_string(),
-            Self::Expired(at) => format!(
-                "expired on {}",
-                crate::report::time::datetime(i64::try_from(*at).unwrap_or(i64::MAX))
-            ),
+            Self::Expired(at) => format!("expired on {}", datetime(*at)),
             Self::UsedUp(n) => format!("has been used for all {n} messages it allowed"),
             Self::OutOfScope => "was not given for mail from this sender".to_string(),
         };
@@ -235,6 +232,12 @@ pub fn in_scope(scope: Option<&str>, sender: &str) -> bool {
     }
     let domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
     domain == scope || domain.strip_suffix(scope).is_some_and(|p| p.ends_with('.'))
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn datetime(secs: u64) -> String {
+    use crate::report::time;
+    time::datetime(time::Nanos::from(secs) * time::SECOND)
 }
 
 /// The first [`TAG_LEN`] characters of `bytes` in [`ALPHABET`].

@@ -14,6 +14,7 @@ pub mod sendmail;
 pub mod smtp_sink;
 pub mod swaks;
 pub mod tls;
+pub mod traffic;
 
 use indymilter_test::{EomActions, MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
 use mail_auth::{
@@ -228,6 +229,13 @@ impl TestKey {
                 openssl::base64::encode_block(&public)
             ),
         }
+    }
+
+    /// Writes the private key to `path` as PEM, as `[signing]` reads it.
+    pub fn write_pem(&self, path: &Path) {
+        let pkey = PKey::private_key_from_pkcs8(&self.pkcs8).expect("pkcs8");
+        let pem = pkey.private_key_to_pem_pkcs8().expect("pem");
+        std::fs::write(path, pem).expect("write key file");
     }
 
     /// The record with extra tags, e.g. `t=y`.
