@@ -15,9 +15,11 @@
 
 pub mod arc_seal;
 pub mod auth_results;
+pub mod challenge;
 pub mod check_domain;
 pub mod checks;
 pub mod config;
+pub mod controls;
 pub mod dns;
 pub mod dsn;
 pub mod envelope;
@@ -31,10 +33,13 @@ pub mod milter;
 pub mod netmask;
 pub mod policy;
 pub mod report;
+pub mod secrets;
 pub mod sign;
 pub mod socket;
 pub mod srs;
+pub mod state;
 pub mod tls;
+pub mod tokens;
 pub mod transaction;
 pub mod verdict;
 
@@ -74,6 +79,8 @@ pub struct Shared {
     pub srs: Option<srs::Srs>,
     /// `[exempt]` with its file, read when the configuration is loaded.
     pub exempt: exempt::Exemptions,
+    /// Tokens and challenges with their store; `None` when both are off.
+    pub controls: Option<Arc<controls::Controls>>,
 }
 
 /// Why a configuration cannot be put to work.
@@ -93,6 +100,8 @@ pub enum SetupError {
     Exempt(#[from] exempt::ExemptError),
     #[error(transparent)]
     Socket(#[from] socket::OwnerError),
+    #[error(transparent)]
+    Controls(#[from] controls::ControlsError),
 }
 
 impl SetupError {
@@ -129,6 +138,7 @@ impl SetupError {
                 "a readable file of at most 1 MiB, one domain or network per line",
             ),
             Self::Socket(e) => (e.key, "a user or group name of this host, or a number"),
+            Self::Controls(e) => e.key(),
         })
     }
 }
@@ -142,6 +152,7 @@ impl Shared {
         let sealer = arc_seal::Sealer::load(&config.arc)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
+        let controls = controls::Controls::load(&config, None)?;
         Ok(Self {
             config,
             dns,
@@ -152,6 +163,7 @@ impl Shared {
             sealer,
             srs,
             exempt,
+            controls,
         })
     }
 }
@@ -207,10 +219,11 @@ impl SharedHandle {
         if config.listen != old.config.listen
             || config.log_format != old.config.log_format
             || config.limits.max_connections != old.config.limits.max_connections
+            || config.challenge.listen != old.config.challenge.listen
         {
             info!(
-                "reload: changes to listen, log_format and limits.max_connections take effect \
-                 only after a restart"
+                "reload: changes to listen, log_format, limits.max_connections and \
+                 challenge.listen take effect only after a restart"
             );
         }
         match self.replace(config) {
@@ -231,6 +244,8 @@ impl SharedHandle {
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         let old = self.current();
+        let controls =
+            controls::Controls::load(&config, old.controls.as_deref().map(|c| (c, &old.config)))?;
         let dns = if old.config.dns == config.dns {
             old.dns.clone()
         } else {
@@ -262,6 +277,7 @@ impl SharedHandle {
             sealer,
             srs,
             exempt,
+            controls,
         });
         match self.0.write() {
             Ok(mut guard) => *guard = new,

@@ -157,6 +157,9 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
                 spf_failed_mailkey_passed,
                 exempt,
                 exempt_by = exempt_by.as_deref(),
+                token = e.controls.token.as_deref().map(tracing::field::display),
+                token_refused = e.controls.token_refused.map(tracing::field::display),
+                challenge = e.controls.challenge.map(tracing::field::display),
                 reasons = reasons.as_str(),
                 "message"
             )

@@ -84,6 +84,9 @@ enum Command {
     /// Print the guidance paragraph for bounces the MTA writes itself
     /// (Sendmail: the file of `confERROR_MESSAGE`), from `[guidance]`.
     BounceText,
+    /// Tokens: tagged addresses that let a sender's mail through to one
+    /// recipient (issue, list, revoke).
+    Token(mailkey_milter::tokens::cli::TokenArgs),
 }
 
 #[derive(Args)]
@@ -218,6 +221,9 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }),
+        Some(Command::Token(args)) => as_is()
+            .load()
+            .and_then(|c| mailkey_milter::tokens::cli::run(&c, args)),
     };
     result.unwrap_or_else(|e| {
         eprintln!("mailkey-milter: {e}");
@@ -307,6 +313,20 @@ fn daemon(source: Source) -> Result<ExitCode, Box<dyn Error>> {
                 .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
             info!("metrics on http://{addr}/metrics");
             tokio::spawn(mailkey_milter::metrics::serve(listener, shared.clone()));
+        }
+        if let Some(controls) = &shared.current().controls {
+            info!("recipients' controls: state in {}", controls.store.describe());
+            tokio::spawn(mailkey_milter::controls::purge_every_hour(shared.clone()));
+        }
+        if let (Some(addr), true) = (
+            config.challenge.listen,
+            shared.current().controls.as_ref().is_some_and(|c| c.challenges.is_some()),
+        ) {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for the challenge page on {addr}: {e}"))?;
+            info!("challenge page on http://{addr}/");
+            tokio::spawn(mailkey_milter::challenge::http::serve(listener, shared.clone()));
         }
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;

@@ -64,7 +64,16 @@ struct Metrics {
     probes: Family<Label, Counter>,
     probe_seconds: Histogram,
     in_flight: Gauge,
+    /// Recipients' controls (src/milter/recipients.rs, src/challenge/).
+    tokens_used: Counter,
+    tokens_refused: Family<Label, Counter>,
+    challenges: Family<Label, Counter>,
+    state_errors: Counter,
 }
+
+/// `challenges_total` events: a refusal carried a URL, a page was solved,
+/// a message was let through by a solved challenge.
+const CHALLENGE_EVENTS: [&str; 3] = ["offered", "passed", "let_through"];
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
@@ -84,7 +93,17 @@ impl Metrics {
             probes: Family::default(),
             probe_seconds: Histogram::new(PROBE_BUCKETS),
             in_flight: Gauge::default(),
+            tokens_used: Counter::default(),
+            tokens_refused: Family::default(),
+            challenges: Family::default(),
+            state_errors: Counter::default(),
         };
+        for r in crate::tokens::Refusal::WORDS {
+            let _ = m.tokens_refused.get_or_create(&[("reason", r)]);
+        }
+        for e in CHALLENGE_EVENTS {
+            let _ = m.challenges.get_or_create(&[("event", e)]);
+        }
         for v in VERDICTS {
             let _ = m.messages.get_or_create(&[("verdict", v)]);
         }
@@ -167,6 +186,26 @@ impl Metrics {
             self.cache_evictions.clone(),
         );
         r.register(
+            format!("{p}tokens_used"),
+            "Messages let through by a recipient's token (uses counted)",
+            self.tokens_used.clone(),
+        );
+        r.register(
+            format!("{p}tokens_refused"),
+            "Recipients refused for their token, by reason",
+            self.tokens_refused.clone(),
+        );
+        r.register(
+            format!("{p}challenges"),
+            "Sender challenges: offered in a refusal, passed on the page, messages let through",
+            self.challenges.clone(),
+        );
+        r.register(
+            format!("{p}state_errors"),
+            "Operations on the state store that failed (the mail concerned was deferred)",
+            self.state_errors.clone(),
+        );
+        r.register(
             format!("{p}build"),
             "The running version",
             Info::new([("version", env!("CARGO_PKG_VERSION"))]),
@@ -245,6 +284,30 @@ pub fn probe_finished(outcome: Option<&ProbeOutcome>, took: Duration) {
     };
     METRICS.probes.get_or_create(&[("outcome", label)]).inc();
     METRICS.probe_seconds.observe(took.as_secs_f64());
+}
+
+/// A message let through by a token (a use counted).
+pub fn token_used() {
+    METRICS.tokens_used.inc();
+}
+
+/// A recipient refused for its token; `reason` is a
+/// [`crate::tokens::Refusal`] word.
+pub fn token_refused(reason: &'static str) {
+    METRICS
+        .tokens_refused
+        .get_or_create(&[("reason", reason)])
+        .inc();
+}
+
+/// A challenge event: `offered`, `passed`, `let_through`.
+pub fn challenge(event: &'static str) {
+    METRICS.challenges.get_or_create(&[("event", event)]).inc();
+}
+
+/// The state store failed to answer.
+pub fn state_error() {
+    METRICS.state_errors.inc();
 }
 
 /// One SMTP transaction between MAIL FROM and its end (delivered, aborted,

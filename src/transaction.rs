@@ -82,6 +82,8 @@ pub struct Evaluation {
     pub sender: SenderDomain,
     pub results: Vec<CheckResult>,
     pub verdict: Verdict,
+    /// Tokens and challenges (src/milter/recipients.rs).
+    pub controls: crate::controls::Note,
 }
 
 impl Pending {
@@ -190,6 +192,7 @@ impl Pending {
             sender,
             results,
             verdict,
+            controls: Default::default(),
         }
     }
 }

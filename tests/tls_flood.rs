@@ -57,6 +57,7 @@ async fn finish(conn: &mut TestConnection) -> Outcome {
             conn.abort().await.expect("abort");
             let actions = EomActions { actions: vec![] };
             return Outcome {
+                rcpts: vec![status.clone()],
                 status,
                 actions,
                 at_rcpt: true,
@@ -79,6 +80,7 @@ async fn finish(conn: &mut TestConnection) -> Outcome {
         status,
         actions,
         at_rcpt: false,
+        rcpts: vec![Status::Continue],
     }
 }
 

@@ -7,13 +7,16 @@
 //! mode "maybe": allowed values are "monitor" and "enforce"`. Unknown keys are
 //! errors (`deny_unknown_fields`): a typo must never silently disable a check.
 
+#[macro_use]
+mod values;
+mod controls;
 #[cfg(test)]
 mod documented;
 mod sections;
 #[cfg(test)]
 mod tests;
-mod values;
 
+pub use controls::*;
 pub use sections::*;
 pub use values::*;
 
@@ -86,6 +89,10 @@ pub struct Config {
     pub srs: SrsConfig,
     pub exempt: ExemptConfig,
     pub limits: LimitsConfig,
+    /// Recipients' controls (src/config/controls.rs).
+    pub state: StateConfig,
+    pub tokens: TokensConfig,
+    pub challenge: ChallengeConfig,
 }
 
 impl Default for Config {
@@ -115,6 +122,9 @@ impl Default for Config {
             srs: SrsConfig::default(),
             exempt: ExemptConfig::default(),
             limits: LimitsConfig::default(),
+            state: StateConfig::default(),
+            tokens: TokensConfig::default(),
+            challenge: ChallengeConfig::default(),
         }
     }
 }
@@ -245,6 +255,7 @@ impl Config {
             ));
         }
         self.limits.validate()?;
+        controls::validate(&self.state, &self.tokens, &self.challenge)?;
         for (key, value) in [
             ("url", &self.guidance.url),
             ("contact", &self.guidance.contact),

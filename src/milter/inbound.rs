@@ -2,7 +2,7 @@
 //! client, our `Authentication-Results` header, the log line and the
 //! metrics.
 
-use super::{message::Message, Outcome};
+use super::{message::Message, recipients::Recipients, Outcome};
 use crate::{
     arc_seal::{SealError, Sealer},
     auth_results,
@@ -21,6 +21,7 @@ pub async fn check(
     actions: &EomActions,
     shared: &Shared,
     mut message: Message,
+    recipients: &Recipients,
     leading_space: bool,
     queue_id: &str,
 ) -> Outcome {
@@ -31,6 +32,7 @@ pub async fn check(
     };
     // The checks run in a task of their own: a panic there (a bug) is
     // caught, and the message gets `on_error`.
+    let token_key = recipients.message_key(&message);
     // The whole message is kept (shared, not copied) for the ARC seal;
     // a message too big to keep is not sealed.
     let mut whole: Option<Arc<Vec<u8>>> = None;
@@ -60,6 +62,16 @@ pub async fn check(
     if let Some(reason) = shared.exempt.reason(&message.envelope) {
         evaluation.verdict = evaluation.verdict.exempt(reason);
     }
+    // A recipient's token or solved challenge; a challenge in a refusal.
+    recipients
+        .decide(
+            shared,
+            &message,
+            &mut evaluation,
+            token_key.as_deref(),
+            queue_id,
+        )
+        .await;
     let mut value = auth_results::header_value(config, &evaluation.results, &evaluation.verdict);
     if leading_space {
         value.insert(0, ' ');

@@ -8,6 +8,7 @@ mod inbound;
 pub(crate) mod message;
 mod negotiate;
 mod outbound;
+mod recipients;
 mod session;
 mod srs_step;
 
@@ -50,6 +51,11 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
                     return Status::Tempfail;
                 };
                 match session.rcpt(&args, &cx.macros).await {
+                    // 4xx: a recipient for another transaction, or the
+                    // state store did not answer (src/milter/recipients.rs).
+                    Some(reply) if reply.code.reply < 500 => {
+                        Outcome::TempfailWith(reply).reply(&mut cx.reply)
+                    }
                     Some(reply) => Outcome::Reject(reply).reply(&mut cx.reply),
                     None => Status::Continue,
                 }

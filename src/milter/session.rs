@@ -9,12 +9,14 @@
 use super::{
     dsn_guidance, early, inbound,
     message::{Message, Trust},
-    outbound, srs_step, Outcome,
+    outbound,
+    recipients::{Class, Recipients},
+    srs_step, Outcome,
 };
 use crate::{
     auth_results,
     envelope::{parse_mail_from, Envelope, TlsEvidence},
-    transaction::Pending,
+    transaction::{Evaluation, Pending},
     verdict::Reply,
     Shared,
 };
@@ -40,9 +42,11 @@ pub struct Session {
     /// Counts the transaction in `transactions_in_flight` until it ends
     /// (dropped with the message, or with the session).
     in_flight: Option<crate::metrics::InFlight>,
-    /// What the first RCPT decided for the message: `Some(None)` go on,
-    /// `Some(Some(reply))` rejected before the body.
-    at_rcpt: Option<Option<Reply>>,
+    /// What the first checked RCPT decided for the message: `Some(None)`
+    /// go on, `Some(Some(evaluation))` rejected before the body.
+    at_rcpt: Option<Option<Evaluation>>,
+    /// Tokens and challenges, per recipient (src/milter/recipients.rs).
+    recipients: Recipients,
 }
 
 impl Session {
@@ -57,6 +61,7 @@ impl Session {
             message: None,
             in_flight: None,
             at_rcpt: None,
+            recipients: Recipients::default(),
         }
     }
 
@@ -100,6 +105,7 @@ impl Session {
         self.message = Some(message);
         self.in_flight = Some(crate::metrics::InFlight::start());
         self.at_rcpt = None;
+        self.recipients = Recipients::default();
     }
 
     /// Only what is proven is trusted: an authenticated session, or a client
@@ -119,29 +125,53 @@ impl Session {
         }
     }
 
-    /// RCPT TO: `Some(reply)` rejects the recipient: an invalid SRS address
-    /// of ours, for this recipient only; then the early reject (the same
-    /// answer for every recipient, so the message is refused before DATA).
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// RCPT TO: `Some(reply)` refuses the recipient: an invalid SRS address
+    /// of ours, or an invalid token, for this recipient only. Checked
+    /// recipients all get the same answer (an early reject refuses the
+    /// message before DATA); a recipient with a token or a solved
+    /// challenge is classed on its own (src/milter/recipients.rs).
     pub async fn rcpt(&mut self, args: &[CString], macros: &Macros) -> Option<Reply> {
         let m = self.message.as_mut()?;
         // Postfix has no queue ID before the first accepted recipient and
         // logs `NOQUEUE` for these rejects; so do we.
         let queue_id = || macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
-        let first = args.first().map(|a| a.to_string_lossy());
-        if let Some(reply) =
-            first.and_then(|a| srs_step::refuse_rcpt(&self.shared, m, &a, &queue_id()))
-        {
+        let address = args
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(reply) = srs_step::refuse_rcpt(&self.shared, m, &address, &queue_id()) {
             return Some(reply);
         }
-        if m.trust.is_none() && self.at_rcpt.is_none() {
-            self.at_rcpt = Some(early::reject(&self.shared, m, &queue_id()).await);
+        if m.trust.is_none() {
+            let queue_id = queue_id();
+            let class = match self
+                .recipients
+                .classify(&self.shared, m, &address, &queue_id)
+                .await
+            {
+                Ok(class) => class,
+                Err(reply) => return Some(reply),
+            };
+            if class == Class::Checked {
+                if self.at_rcpt.is_none() {
+                    self.at_rcpt = Some(early::reject(&self.shared, m).await);
+                }
+                if let Some(Some(evaluation)) = &mut self.at_rcpt {
+                    let reply =
+                        self.recipients
+                            .refusal(&self.shared, m, evaluation, &address, &queue_id);
+                    return Some(reply);
+                }
+            }
+            if let Some(reply) = self.recipients.take(class, &address) {
+                return Some(reply);
+            }
         }
-        if let Some(Some(reply)) = &self.at_rcpt {
-            return Some(reply.clone());
-        }
-        if let Some(arg) = args.first() {
-            m.rcpt(&arg.to_string_lossy());
-        }
+        m.rcpt(&address);
         None
     }
 
@@ -163,6 +193,7 @@ impl Session {
         self.message = None;
         self.in_flight = None;
         self.at_rcpt = None;
+        self.recipients = Recipients::default();
     }
 
     /// The status for a stage that always goes on: `Noreply` when the MTA
@@ -183,10 +214,14 @@ impl Session {
         let Some(mut message) = self.message.take() else {
             return Outcome::Accept;
         };
-        // Rejected at RCPT (logged there): an MTA that went on anyway gets
-        // the same answer.
-        if let Some(Some(reply)) = self.at_rcpt.take() {
-            return Outcome::Reject(reply);
+        // Rejected at RCPT (logged there) and no recipient let through by
+        // a token or a challenge: an MTA that went on anyway gets the same
+        // answer.
+        let recipients = std::mem::take(&mut self.recipients);
+        if let Some(Some(evaluation)) = self.at_rcpt.take() {
+            if recipients.accepted.is_none() {
+                return Outcome::from_verdict(&evaluation.verdict);
+            }
         }
         let shared = self.shared.clone();
         if let Err(e) = remove_forged_headers(actions, &message).await {
@@ -218,7 +253,17 @@ impl Session {
                 )
                 .await
             }
-            None => inbound::check(actions, &shared, message, self.leading_space, &queue_id).await,
+            None => {
+                inbound::check(
+                    actions,
+                    &shared,
+                    message,
+                    &recipients,
+                    self.leading_space,
+                    &queue_id,
+                )
+                .await
+            }
         }
     }
 }

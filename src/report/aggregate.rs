@@ -115,6 +115,8 @@ pub struct Summary {
     pub checked: u64,
     pub trusted: u64,
     pub exempt: u64,
+    /// What recipients' tokens and challenges let through.
+    pub let_through: LetThrough,
     /// Recipients refused at RCPT as invalid SRS addresses of ours (in
     /// monitor mode: that enforce mode would have refused); not messages.
     pub invalid_srs_recipients: u64,
@@ -125,6 +127,36 @@ pub struct Summary {
     /// With `--lookup`: what each top domain publishes now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Vec<super::lookup::DomainState>>,
+}
+
+/// Tokens and challenges over the period: how much mail the checks would
+/// have refused reached its recipient through them.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct LetThrough {
+    /// Refusals that carried a challenge URL.
+    pub challenges_offered: u64,
+    /// Messages let through by a solved challenge…
+    pub challenge_messages: u64,
+    /// …of which the checks would have refused (recovered mail).
+    pub challenge_recovered: u64,
+    /// Messages let through by a token…
+    pub token_messages: u64,
+    /// …of which the checks would have refused.
+    pub token_recovered: u64,
+}
+
+impl LetThrough {
+    fn add(&mut self, l: &super::parse::Letting) {
+        self.challenges_offered += u64::from(l.challenge_offered);
+        self.challenge_messages += u64::from(l.challenge_passed);
+        self.challenge_recovered += u64::from(l.challenge_passed && l.would_refuse);
+        self.token_messages += u64::from(l.token);
+        self.token_recovered += u64::from(l.token && l.would_refuse);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Default)]
@@ -154,6 +186,7 @@ pub struct Aggregate {
     checked: u64,
     trusted: u64,
     exempt: u64,
+    let_through: LetThrough,
     invalid_srs_recipients: u64,
     scopes: [ScopeCounts; 5],
     days: BTreeMap<i64, DayCounts>,
@@ -182,6 +215,7 @@ impl Aggregate {
         self.last = Some(self.last.map_or(r.time, |l| l.max(r.time)));
         let day = self.days.entry(time::day_number(r.time)).or_default();
         day.messages += 1;
+        self.let_through.add(&r.letting);
         let effects = match r.kind {
             Kind::Trusted => return self.trusted += 1,
             Kind::Exempt => return self.exempt += 1,
@@ -260,6 +294,7 @@ impl Aggregate {
             checked: self.checked,
             trusted: self.trusted,
             exempt: self.exempt,
+            let_through: self.let_through,
             invalid_srs_recipients: self.invalid_srs_recipients,
             impact,
             days,

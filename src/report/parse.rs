@@ -54,8 +54,23 @@ pub struct Record {
     /// The sender domain (`None` for the null sender and address literals).
     pub domain: Option<String>,
     pub kind: Kind,
+    /// What a recipient's token or challenge did (`token`, `challenge`).
+    pub letting: Letting,
     /// The TLS evidence fields of a checked message (version 2 lines).
     pub tls: Option<TlsFacts>,
+}
+
+/// The recipients' controls on one line (docs/log-format.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Letting {
+    /// Let through by a token.
+    pub token: bool,
+    /// A refusal that carried a challenge URL.
+    pub challenge_offered: bool,
+    /// Let through by a solved challenge.
+    pub challenge_passed: bool,
+    /// The checks would have refused it (`would_reject` is a 5xx).
+    pub would_refuse: bool,
 }
 
 /// What the certificate check found on each rung (docs/log-format.md).
@@ -99,6 +114,10 @@ struct Line {
     domain: Option<String>,
     trusted: Option<String>,
     exempt: Option<bool>,
+    token: Option<String>,
+    token_refused: Option<String>,
+    challenge: Option<String>,
+    would_reject: Option<String>,
     /// `<check>.effect` and the rest.
     #[serde(flatten)]
     other: serde_json::Map<String, serde_json::Value>,
@@ -240,6 +259,15 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         }
         Kind::Checked(effects)
     };
+    let letting = Letting {
+        token: line.token.is_some() && line.token_refused.is_none(),
+        challenge_offered: line.challenge.as_deref() == Some("offered"),
+        challenge_passed: line.challenge.as_deref() == Some("passed"),
+        would_refuse: line
+            .would_reject
+            .as_deref()
+            .is_some_and(|w| w.starts_with('5')),
+    };
     let tls = match kind {
         Kind::Checked(_) => TlsFacts::from_line(&line.other),
         _ => None,
@@ -249,6 +277,7 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         client: line.client.unwrap_or_else(|| "local".into()),
         domain: line.domain.filter(|d| !d.is_empty() && d != "-"),
         kind,
+        letting,
         tls,
     }))
 }

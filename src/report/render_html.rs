@@ -195,10 +195,27 @@ pub fn page(s: &Summary) -> String {
             s.invalid_srs_recipients,
             "invalid SRS recipients (not messages)",
         ),
+        (
+            "challenge_recovered",
+            s.let_through.challenge_recovered,
+            "recovered by a challenge",
+        ),
+        (
+            "token_recovered",
+            s.let_through.token_recovered,
+            "recovered by a token",
+        ),
     ]
     .into_iter()
-    .filter(|(field, n, _)| *n > 0 || *field != "invalid_srs_recipients")
-    {
+    .filter(|(field, n, _)| {
+        *n > 0
+            || ![
+                "invalid_srs_recipients",
+                "challenge_recovered",
+                "token_recovered",
+            ]
+            .contains(field)
+    }) {
         let _ = write!(
             p,
             "<div class=\"card\"><b data-field=\"{field}\">{n}</b><span>{what}</span></div>"

@@ -88,6 +88,25 @@ pub fn text(s: &Summary) -> String {
         let _ = writeln!(out, "  sender domains   {}", list(&i.top_domains));
         let _ = writeln!(out, "  client networks  {}", list(&i.top_networks));
     }
+    let l = &s.let_through;
+    if !l.is_empty() {
+        let _ = writeln!(out, "\nLetting wanted senders through");
+        let _ = writeln!(
+            out,
+            "challenges offered in refusals {:>7}",
+            l.challenges_offered
+        );
+        let _ = writeln!(
+            out,
+            "let through by a challenge     {:>7}  ({} would have been refused)",
+            l.challenge_messages, l.challenge_recovered
+        );
+        let _ = writeln!(
+            out,
+            "let through by a token         {:>7}  ({} would have been refused)",
+            l.token_messages, l.token_recovered
+        );
+    }
     if !s.days.is_empty() {
         let _ = writeln!(out, "\nWould reject per day (UTC)");
         let names: Vec<&str> = s.impact.iter().map(|i| i.check).collect();

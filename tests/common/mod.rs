@@ -4,9 +4,12 @@
 
 pub mod arc;
 pub mod browser;
+pub mod cdp;
+pub mod controls;
 pub mod dns;
 pub mod postfix;
 pub mod process;
+pub mod redis;
 pub mod sendmail;
 pub mod smtp_sink;
 pub mod swaks;
@@ -332,6 +335,8 @@ pub struct Transaction<'a> {
     /// peer-certificate check passes without a probe.
     pub tls_macros: Vec<(&'a str, &'a str)>,
     pub message: String,
+    /// RCPT TO arguments in order (`<bob@receiver.test>` by default).
+    pub rcpts: Vec<String>,
 }
 
 /// The macros Postfix sends for a client certificate it verified.
@@ -352,7 +357,14 @@ impl<'a> Transaction<'a> {
             mail_macros: Vec::new(),
             tls_macros: VERIFIED_TLS.to_vec(),
             message,
+            rcpts: vec!["<bob@receiver.test>".to_string()],
         }
+    }
+
+    /// The same to these recipients (`alice@x.test`: brackets added).
+    pub fn to(mut self, rcpts: &[&str]) -> Self {
+        self.rcpts = rcpts.iter().map(|r| format!("<{r}>")).collect();
+        self
     }
 }
 
@@ -363,6 +375,8 @@ pub struct Outcome {
     pub actions: EomActions,
     /// The answer came at RCPT TO, before any header or body was sent.
     pub at_rcpt: bool,
+    /// The answer to each RCPT TO, in order.
+    pub rcpts: Vec<Status>,
 }
 
 impl Outcome {
@@ -482,16 +496,23 @@ pub async fn send_on(conn: &mut TestConnection, t: &Transaction<'_>) -> Outcome 
         .expect("mail");
     assert!(goes_on(&status), "{status:?}");
     let opts = conn.negotiated_opts();
+    let mut rcpts = Vec::new();
     if !opts.contains(ProtoOpts::NO_RCPT) {
-        let status = conn.rcpt(["<bob@receiver.test>"]).await.expect("rcpt");
-        if status != Status::Continue {
-            // The only recipient is rejected: an MTA ends the transaction
-            // here (RSET), without DATA.
+        for rcpt in &t.rcpts {
+            rcpts.push(conn.rcpt([rcpt.as_str()]).await.expect("rcpt"));
+        }
+        if !rcpts.contains(&Status::Continue) {
+            // Every recipient is refused: an MTA ends the transaction here
+            // (RSET), without DATA.
             conn.abort().await.expect("abort");
             return Outcome {
-                status,
+                status: rcpts
+                    .last()
+                    .cloned()
+                    .unwrap_or(Status::Tempfail { message: None }),
                 actions: EomActions { actions: vec![] },
                 at_rcpt: true,
+                rcpts,
             };
         }
     }
@@ -514,6 +535,7 @@ pub async fn send_on(conn: &mut TestConnection, t: &Transaction<'_>) -> Outcome 
         status,
         actions,
         at_rcpt: false,
+        rcpts,
     }
 }
 
