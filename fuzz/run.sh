@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(keyrecord message dsn sanitize config)
+TARGETS=(keyrecord message dsn sanitize config auth_results challenge)
 (($#)) && TARGETS=("$@")
 SECONDS_EACH=${FUZZ_SECONDS:-20}
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')

@@ -1,10 +1,10 @@
 //! ARC sealing on the forwarding side (#15, RFC 8617 §5.1): with `[arc]
 //! seal = true`, every message we checked and let through gets an ARC set
-//! signed with the `[signing]` key of `seal_domain`, whose
-//! `ARC-Authentication-Results` record our own results for the message as
-//! it reached us. A receiver that trusts us can then accept it after a
-//! forward or a list changed it (our `[forwarding] trusted_arc_sealers` is
-//! that receiver's side).
+//! signed with the RSA key of `[arc] key_file` for `seal_domain` (selector
+//! `[arc] selector`), whose `ARC-Authentication-Results` record our own
+//! results for the message as it reached us. A receiver that trusts us can
+//! then accept it after a forward or a list changed it (our `[forwarding]
+//! trusted_arc_sealers` is that receiver's side).
 //!
 //! Why every message and not only "forwarded" ones: at the SMTP stage the
 //! milter cannot know whether the message will leave again — Postfix
@@ -12,56 +12,156 @@
 //! the message — so sealing all checked mail is the one rule that covers
 //! every forwarding path (docs/decisions.md, "ARC sealing: every checked
 //! message"). A copy delivered locally carries a harmless seal.
+//!
+//! Why RSA (#21): ARC verifiers in the field (dkimpy, Microsoft, Gmail)
+//! accept `rsa-sha256` seals only, so an Ed25519 key is refused when the
+//! configuration is loaded.
+//!
+//! The chain already on the message is not validated here: the `arc` check
+//! did it once (`cv=pass` needs its `pass`), and a chain it did not
+//! validate, or that failed, is not sealed over (docs/decisions.md, "ARC:
+//! validated only when it can matter").
 
 use crate::{
-    checks::keyrecord::SELECTOR,
-    dns::Dns,
+    checks::{arc, keyrecord::KeyType, CheckResult, Status},
+    config::ArcConfig,
+    keygen::RSA_BITS,
     sign::{headers_to_sign, DomainKey, SignError},
 };
 use mail_auth::{
-    arc::ArcSealer, dns::Parameters, headers::HeaderWriter, AuthenticatedMessage,
-    AuthenticationResults,
+    arc::ArcSealer, headers::HeaderWriter, ArcOutput, AuthenticatedMessage, AuthenticationResults,
+    DkimResult,
 };
+use std::path::PathBuf;
 
 /// The three header fields of a new ARC set, as (name, value) with values
 /// folded with LF as milters pass them, without leading space; in the order
 /// they must appear at the top of the message (RFC 8617 §4.1).
 pub type SealedHeaders = Vec<(String, String)>;
 
-/// Seals `message` (CRLF line ends) for `key`'s domain; `results` is our
-/// `Authentication-Results` value (authserv-id first).
-pub async fn seal(
-    dns: &Dns,
-    key: &DomainKey,
-    message: &[u8],
-    results: &str,
-) -> Result<SealedHeaders, SignError> {
-    let parsed = AuthenticatedMessage::parse(message).ok_or(SignError::NoFrom)?;
-    let headers = headers_to_sign(message);
-    if !headers.iter().any(|h| h.eq_ignore_ascii_case("From")) {
-        return Err(SignError::NoFrom);
+/// The key that seals, read and checked when the configuration is loaded.
+#[derive(Debug)]
+pub struct Sealer {
+    key: DomainKey,
+    selector: String,
+}
+
+/// Why `[arc] key_file` cannot seal (`SetupError::key` names the key and
+/// what it allows).
+#[derive(Debug, thiserror::Error)]
+pub enum SealKeyError {
+    #[error(transparent)]
+    Load(SignError),
+    #[error("{path}: the ARC key for {domain} is {found}, which cannot seal")]
+    NotAllowed {
+        path: PathBuf,
+        domain: String,
+        found: String,
+    },
+}
+
+/// Why a message was not sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The chain on the message was not validated or did not validate: a
+    /// seal over it would say `cv=fail`, which no receiver can use.
+    #[error("the ARC chain it carries {0}")]
+    Chain(String),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+impl Sealer {
+    /// The sealer of `[arc]`; `None` unless `seal = true`.
+    pub fn load(config: &ArcConfig) -> Result<Option<Self>, SealKeyError> {
+        let (true, Some(domain), Some(path)) = (config.seal, &config.seal_domain, &config.key_file)
+        else {
+            return Ok(None);
+        };
+        let key = DomainKey::load(domain, path).map_err(SealKeyError::Load)?;
+        match key.key_type {
+            KeyType::Rsa { bits } if RSA_BITS.contains(&bits) => Ok(Some(Self {
+                key,
+                selector: config.selector.clone(),
+            })),
+            found => Err(SealKeyError::NotAllowed {
+                path: path.clone(),
+                domain: key.domain,
+                found: match found {
+                    KeyType::Ed25519 => "an Ed25519 key".into(),
+                    KeyType::Rsa { bits } => format!("an RSA key of {bits} bits"),
+                },
+            }),
+        }
     }
-    // The seal covers the sets already there and says whether they
-    // validated (cv=): the chain is verified again here (its keys are in
-    // the DNS cache from the arc check).
-    let chain = dns
-        .authenticator
-        .verify_arc(Parameters::new(&parsed).with_cache(&*dns.caches))
-        .await;
-    // mail-auth builds `ARC-Authentication-Results` only from its own
-    // verifiers' outputs; it writes the authserv-id verbatim, so our
-    // results ride along after it. They are put on one line with single
-    // spaces: relaxed canonicalisation, as verifiers apply it, leaves that
-    // unchanged, so the seal verifies.
-    let recorded = one_line(results);
-    let ar = AuthenticationResults::new(&recorded);
-    let set = ArcSealer::from_key(key.signing_key())
-        .domain(key.domain.as_str())
-        .selector(SELECTOR)
-        .headers(headers)
-        .seal(&parsed, &ar, &chain)
-        .map_err(|e| SignError::Crypto(e.to_string()))?;
-    Ok(split_fields(&set.to_header()))
+
+    /// `d=` of our seals.
+    pub fn domain(&self) -> &str {
+        &self.key.domain
+    }
+
+    /// `s=` of our seals.
+    pub fn selector(&self) -> &str {
+        &self.selector
+    }
+
+    /// Seals `message` (CRLF line ends); `results` is our
+    /// `Authentication-Results` value (authserv-id first), `arc` our `arc`
+    /// check's result for the same message.
+    pub fn seal(
+        &self,
+        message: &[u8],
+        results: &str,
+        arc: Option<&CheckResult>,
+    ) -> Result<SealedHeaders, SealError> {
+        let parsed = AuthenticatedMessage::parse_arc(message).ok_or(SignError::NoFrom)?;
+        let headers = headers_to_sign(message);
+        if !headers.iter().any(|h| h.eq_ignore_ascii_case("From")) {
+            return Err(SignError::NoFrom.into());
+        }
+        let chain = chain(&parsed, arc)?;
+        // mail-auth builds `ARC-Authentication-Results` only from its own
+        // verifiers' outputs; it writes the authserv-id verbatim, so our
+        // results ride along after it. They are put on one line with single
+        // spaces: relaxed canonicalisation, as verifiers apply it, leaves that
+        // unchanged, so the seal verifies.
+        let recorded = one_line(results);
+        let ar = AuthenticationResults::new(&recorded);
+        let set = ArcSealer::from_key(self.key.signing_key())
+            .domain(self.key.domain.as_str())
+            .selector(self.selector.as_str())
+            .headers(headers)
+            .seal(&parsed, &ar, &chain)
+            .map_err(|e| SignError::Crypto(e.to_string()))?;
+        Ok(split_fields(&set.to_header()))
+    }
+}
+
+/// The chain the new set goes on: none (`cv=none`), or the one the `arc`
+/// check validated (`cv=pass`).
+fn chain<'x>(
+    parsed: &'x AuthenticatedMessage<'x>,
+    arc: Option<&CheckResult>,
+) -> Result<ArcOutput<'x>, SealError> {
+    let carries_chain = !parsed.arc_seals().is_empty()
+        || !parsed.arc_message_signatures().is_empty()
+        || !parsed.arc_authentication_results().is_empty()
+        || parsed.has_arc_errors();
+    if !carries_chain {
+        return Ok(ArcOutput::default());
+    }
+    let status = arc.filter(|r| r.check == arc::NAME).map(|r| r.status);
+    let chain = ArcOutput::validated(parsed, DkimResult::Pass);
+    match status {
+        Some(Status::Pass) if !chain.chain().is_empty() => Ok(chain),
+        Some(Status::Pass) => Err(SealError::Chain("does not pair up into sets".into())),
+        Some(Status::None) => Err(SealError::Chain("was not validated (arc=none)".into())),
+        Some(other) => Err(SealError::Chain(format!(
+            "did not validate (arc={})",
+            other.as_str()
+        ))),
+        None => Err(SealError::Chain("was not checked".into())),
+    }
 }
 
 /// Whitespace runs (folding included) become one space.

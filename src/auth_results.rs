@@ -3,6 +3,8 @@
 //! us must be removed before ours is added, or downstream filters would
 //! trust the sender's own claims.
 
+pub mod syntax;
+
 use crate::{
     checks::{self, CheckResult, Effect},
     config::Config,
@@ -14,12 +16,11 @@ pub const HEADER: &str = "Authentication-Results";
 /// The header value (without the name), folded with LF+TAB as milters pass
 /// folded values to the MTA.
 pub fn header_value(config: &Config, results: &[CheckResult], verdict: &Verdict) -> String {
-    let mut out = config.authserv_id.clone();
+    let mut out = syntax::value(&config.authserv_id);
     // A comment after the authserv-id (RFC 8601 allows CFWS there).
     if let Some(reason) = &verdict.exempt {
-        out.push_str(" (exempt: ");
-        out.push_str(&sanitize_comment(&reason.to_string()));
-        out.push(')');
+        out.push(' ');
+        out.push_str(&syntax::comment(&format!("exempt: {reason}")));
     }
     if results.is_empty() {
         out.push_str("; none");
@@ -50,92 +51,31 @@ pub fn header_value(config: &Config, results: &[CheckResult], verdict: &Verdict)
             }
         }
         if !comment.is_empty() {
-            out.push_str(" (");
-            out.push_str(&sanitize_comment(&comment));
-            out.push(')');
+            out.push(' ');
+            out.push_str(&syntax::comment(&comment));
         }
         for (name, value) in &r.props {
             out.push(' ');
             out.push_str(name);
             out.push('=');
-            out.push_str(&property_value(value));
+            out.push_str(&syntax::value(value));
         }
     }
     out
 }
 
-/// Does this `Authentication-Results` value claim `authserv_id`?
+/// Does this `Authentication-Results` value claim `authserv_id`? Yes
+/// when its authserv-id reads as ours either as RFC 8601 reads it (a
+/// quoted-string unquoted, quoted-pairs resolved: `"mx\.example.org"`) or
+/// as a lax reader might (the first word with every `"` and `\` dropped),
+/// ASCII case-insensitively and with or without a trailing dot: a header
+/// that any downstream reader could take for ours is removed.
 pub fn claims(value: &str, authserv_id: &str) -> bool {
-    first_token(value).is_some_and(|t| t.eq_ignore_ascii_case(authserv_id))
-}
-
-/// The authserv-id: the first token after optional CFWS.
-fn first_token(value: &str) -> Option<&str> {
-    let mut rest = value;
-    loop {
-        rest = rest.trim_start();
-        if let Some(after) = rest.strip_prefix('(') {
-            // Skip a (possibly nested) comment.
-            let mut depth = 1;
-            let mut end = None;
-            let mut escaped = false;
-            for (i, c) in after.char_indices() {
-                match c {
-                    _ if escaped => escaped = false,
-                    '\\' => escaped = true,
-                    '(' => depth += 1,
-                    ')' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            end = Some(i + 1);
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            rest = &after[end?..];
-        } else {
-            break;
-        }
-    }
-    let end = rest
-        .find(|c: char| c == ';' || c == '(' || c.is_whitespace())
-        .unwrap_or(rest.len());
-    let token = rest[..end].trim_matches('"');
-    (!token.is_empty()).then_some(token)
-}
-
-/// Comment text: printable ASCII without parentheses or backslashes.
-fn sanitize_comment(s: &str) -> String {
-    s.chars()
-        .take(300)
-        .map(|c| match c {
-            '(' | ')' | '\\' => ' ',
-            ' '..='~' => c,
-            _ => '?',
-        })
-        .collect()
-}
-
-/// A property value: bare when it is a token or address, else quoted.
-fn property_value(v: &str) -> String {
-    let bare = !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.@".contains(c));
-    if bare {
-        v.to_string()
-    } else {
-        let escaped: String = v
-            .chars()
-            .filter(|c| !c.is_control())
-            .flat_map(|c| match c {
-                '"' | '\\' => vec!['\\', c],
-                _ => vec![c],
-            })
-            .collect();
-        format!("\"{escaped}\"")
-    }
+    let ours = authserv_id.trim_end_matches('.');
+    [syntax::authserv_id(value), syntax::lax_authserv_id(value)]
+        .into_iter()
+        .flatten()
+        .any(|id| id.trim_end_matches('.').eq_ignore_ascii_case(ours))
 }
 
 #[cfg(test)]
@@ -158,10 +98,22 @@ mod tests {
         assert!(!claims("", "mx.example.org"));
     }
 
+    /// Issue #21, item 2: quoted-strings and quoted-pairs do not hide a
+    /// claim.
     #[test]
-    fn property_values_are_quoted_when_needed() {
-        assert_eq!(property_value("user@example.com"), "user@example.com");
-        assert_eq!(property_value("a b\"c"), "\"a b\\\"c\"");
-        assert_eq!(property_value(""), "\"\"");
+    fn recognises_our_authserv_id_quoted() {
+        for forged in [
+            "\"mx.receiver\\.example\"; spf=pass",
+            "\"\\mx.receiver.example\"; spf=pass",
+            " (c) \"MX.receiver.example\" (d); spf=pass",
+            "\\mx.receiver.example; spf=pass",
+            "mx.receiver.example.; spf=pass",
+        ] {
+            assert!(claims(forged, "mx.receiver.example"), "{forged}");
+        }
+        assert!(!claims(
+            "\"mx.receiver.example.evil\"; x",
+            "mx.receiver.example"
+        ));
     }
 }

@@ -40,11 +40,16 @@ pub enum ExemptError {
     },
 }
 
-/// Why a message is exempt: the entry that matched.
+/// Why a message is exempt: the entry that matched, or the recipient's
+/// control that let it through (src/milter/recipients.rs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
     Domain(String),
     Network(Netmask),
+    /// A recipient's token, by its ID.
+    Token(String),
+    /// A challenge the sender solved for this recipient.
+    Challenge,
 }
 
 impl fmt::Display for Reason {
@@ -52,6 +57,8 @@ impl fmt::Display for Reason {
         match self {
             Self::Domain(d) => write!(f, "domain {d}"),
             Self::Network(n) => write!(f, "network {n}"),
+            Self::Token(id) => write!(f, "token {id}"),
+            Self::Challenge => f.write_str("challenge passed"),
         }
     }
 }

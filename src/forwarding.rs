@@ -12,14 +12,20 @@
 //! - `d=` of the newest `ARC-Seal` is a trusted sealer — an untrusted one
 //!   changes nothing, however valid its seal;
 //! - the newest `ARC-Authentication-Results` records, *for the sender
-//!   domain D of this transaction*, `spf=pass` (smtp.mailfrom in D) or
-//!   `mailkey=pass` (or `dkim=pass` with `header.s=mailkey`, from a
-//!   verifier that is not mailkey-milter) with `header.d=D`;
+//!   domain D of this transaction*, `spf=pass` (smtp.mailfrom an address
+//!   in D, or D) or `mailkey=pass` (or `dkim=pass` with `header.s=mailkey`,
+//!   from a verifier that is not mailkey-milter) with `header.d=D` — read
+//!   with the RFC 8601 grammar (`auth_results::syntax`), so that a quoted
+//!   value is one value, and taken only when the property is a domain or
+//!   an address whose domain is D (issue #21);
 //! - each of SPF and mailkey is satisfied on its own record; only results
 //!   that would reject or defer are rewritten. The TLS and MX checks of the
 //!   connecting forwarder are never rewritten.
 
-use crate::checks::{arc, mailkey, spf, CheckResult, Effect, Status};
+use crate::{
+    auth_results::syntax::{addr_spec, is_domain_name, ResInfo},
+    checks::{arc, mailkey, spf, CheckResult, Effect, Status},
+};
 
 /// The reason of a result satisfied here starts with this.
 const VIA: &str = "arc: ";
@@ -48,15 +54,15 @@ pub fn apply(
     if !results.iter().any(failing) {
         return;
     }
-    let Some(newest) = arc::newest_set(message) else {
+    let Some((newest_sealer, recorded)) = arc::newest_results(message) else {
         return;
     };
     // The set the check validated and the one we read must be the same.
-    if !same_domain(&newest.sealer, &sealer) {
+    if !same_domain(&newest_sealer, &sealer) {
         return;
     }
     for r in results.iter_mut().filter(|r| failing(r)) {
-        if vouched(&newest.results, r, domain) {
+        if vouched(&recorded, r, domain) {
             r.status = Status::Pass;
             r.effect = Effect::Accept;
             r.reason = Some(format!("{VIA}{sealer}"));
@@ -76,15 +82,20 @@ fn trusted_sealer(results: &[CheckResult], trusted: &[String]) -> Option<String>
         .then(|| sealer.clone())
 }
 
-/// Does the recorded set say that `r`'s check passed for `domain`?
-fn vouched(recorded: &[arc::RecordedResult], r: &CheckResult, domain: &str) -> bool {
+/// Does the recorded set say that `r`'s check passed for `domain`? Only
+/// a property that is a domain name (`header.d`), or an address or domain
+/// (`smtp.mailfrom`), in `domain` counts.
+fn vouched(recorded: &[ResInfo], r: &CheckResult, domain: &str) -> bool {
+    let in_domain = |d: &str| is_domain_name(d) && same_domain(d, domain);
     recorded.iter().filter(|x| x.result == "pass").any(|x| {
         if r.check == spf::NAME {
             x.method == "spf"
-                && x.prop("smtp.mailfrom")
-                    .is_some_and(|m| same_domain(m.rsplit('@').next().unwrap_or(m), domain))
+                && x.prop("smtp.mailfrom").is_some_and(|m| match addr_spec(m) {
+                    Some((_, d)) => in_domain(d),
+                    None => in_domain(m),
+                })
         } else {
-            let d_matches = x.prop("header.d").is_some_and(|d| same_domain(d, domain));
+            let d_matches = x.prop("header.d").is_some_and(in_domain);
             match x.method.as_str() {
                 "mailkey" => d_matches,
                 "dkim" => {
@@ -104,10 +115,10 @@ fn same_domain(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::{arc::RecordedResult, Code};
+    use crate::checks::Code;
 
-    fn recorded(method: &str, result: &str, props: &[(&str, &str)]) -> RecordedResult {
-        RecordedResult {
+    fn recorded(method: &str, result: &str, props: &[(&str, &str)]) -> ResInfo {
+        ResInfo {
             method: method.into(),
             result: result.into(),
             props: props
@@ -128,6 +139,11 @@ mod tests {
         assert!(vouched(&pass("a@Sender.test"), &spf, "sender.test"));
         assert!(vouched(&pass("sender.test"), &spf, "sender.test"));
         assert!(!vouched(&pass("a@other.test"), &spf, "sender.test"));
+        // Issue #21: only an address or a domain in D counts.
+        assert!(vouched(&pass("\"x y\"@sender.test"), &spf, "sender.test"));
+        assert!(!vouched(&pass("\"x@sender.test"), &spf, "sender.test"));
+        assert!(!vouched(&pass("a@sender.test;"), &spf, "sender.test"));
+        assert!(!vouched(&pass("x;sender.test"), &spf, "sender.test"));
         let fail = [recorded(
             "spf",
             "fail",
@@ -155,6 +171,8 @@ mod tests {
         assert!(!vouched(&other_selector, &mk, "sender.test"));
         let other_domain = [recorded("mailkey", "pass", &[("header.d", "evil.test")])];
         assert!(!vouched(&other_domain, &mk, "sender.test"));
+        let not_a_domain = [recorded("mailkey", "pass", &[("header.d", "@sender.test")])];
+        assert!(!vouched(&not_a_domain, &mk, "sender.test"));
     }
 
     #[test]

@@ -40,6 +40,8 @@ impl Algorithm {
 /// What keygen was asked for.
 pub struct Request {
     pub domain: String,
+    /// An ARC sealing key (`[arc] key_file`, RSA only) instead of a mailkey.
+    pub arc: bool,
     pub algorithm: Algorithm,
     pub bits: Option<u32>,
     pub out: PathBuf,
@@ -55,6 +57,10 @@ pub enum KeygenError {
     BitsForEd25519,
     #[error("--bits {0}: allowed are 2048 to 4096")]
     BadBits(u32),
+    #[error("--arc makes RSA keys only: ARC verifiers (dkimpy, Microsoft, Gmail) refuse ed25519-sha256 seals")]
+    ArcNotRsa,
+    #[error("--testing applies to mailkeys only (ARC key records have no t=y)")]
+    TestingForArc,
     #[error("{0}: the key file exists; keep it, or pass --force to replace it (the old key stops working once its record is gone)")]
     Exists(PathBuf),
     #[error("{path}: {source}")]
@@ -70,6 +76,8 @@ pub enum KeygenError {
 pub struct Generated {
     pub key_file: PathBuf,
     pub domain: String,
+    /// An ARC sealing key.
+    pub arc: bool,
     /// The TXT record value (`v=DKIM1; k=…; p=…`), unsplit.
     pub record: String,
 }
@@ -77,15 +85,24 @@ pub struct Generated {
 pub fn run(req: &Request) -> Result<Generated, KeygenError> {
     let domain =
         normalise_domain(&req.domain).map_err(|_| KeygenError::BadDomain(req.domain.clone()))?;
+    if req.arc && req.algorithm != Algorithm::Rsa {
+        return Err(KeygenError::ArcNotRsa);
+    }
+    if req.arc && req.testing {
+        return Err(KeygenError::TestingForArc);
+    }
     let pkey = generate(req)?;
     // Check the new key the way the daemon will load it.
     let key = DomainKey::from_pkey(&domain, Path::new("-"), &pkey).map_err(KeygenError::Crypto)?;
     let pem = pkey
         .private_key_to_pem_pkcs8()
         .map_err(|e| KeygenError::Crypto(e.to_string()))?;
-    let key_file = req
-        .out
-        .join(format!("{domain}.{}.pem", req.algorithm.as_str()));
+    let kind = if req.arc {
+        "arc"
+    } else {
+        req.algorithm.as_str()
+    };
+    let key_file = req.out.join(format!("{domain}.{kind}.pem"));
     write_private(&req.out, &key_file, &pem, req.force)?;
     // The configuration snippet needs a path that works from anywhere.
     let key_file = fs::canonicalize(&key_file).unwrap_or(key_file);
@@ -98,6 +115,7 @@ pub fn run(req: &Request) -> Result<Generated, KeygenError> {
     Ok(Generated {
         key_file,
         domain,
+        arc: req.arc,
         record,
     })
 }
@@ -170,12 +188,6 @@ pub fn txt_strings(value: &str) -> Vec<String> {
 pub fn instructions(g: &Generated) -> String {
     let d = &g.domain;
     let (owner, alias) = (owner_name(d), dkim_name(d));
-    let strings = txt_strings(&g.record);
-    let txt = if strings.len() == 1 {
-        format!("{owner}. {TTL} IN TXT {}", strings[0])
-    } else {
-        format!("{owner}. {TTL} IN TXT (\n    {} )", strings.join("\n    "))
-    };
     let key_file = g.key_file.display();
     let mut out = String::new();
     let _ = writeln!(
@@ -183,6 +195,11 @@ pub fn instructions(g: &Generated) -> String {
         "Wrote the private key to {key_file} (mode 0600; keep it secret)."
     );
     let _ = writeln!(out);
+    if g.arc {
+        arc_instructions(&mut out, g);
+        return out;
+    }
+    let txt = txt_record(&owner, &g.record);
     let _ = writeln!(out, "1. Publish the mailkey record in the DNS zone of {d}:");
     let _ = writeln!(out);
     let _ = writeln!(out, "{txt}");
@@ -208,6 +225,37 @@ pub fn instructions(g: &Generated) -> String {
     let _ = writeln!(out);
     let _ = writeln!(out, "mailkey-milter check-domain {d} --key {key_file}");
     out
+}
+
+/// The record and the `[arc]` snippet of an ARC sealing key (selector
+/// `arc`, `[arc] selector`'s default).
+fn arc_instructions(out: &mut String, g: &Generated) {
+    let d = &g.domain;
+    let owner = format!("arc._domainkey.{d}");
+    let _ = writeln!(out, "1. Publish the ARC key record in the DNS zone of {d}:");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", txt_record(&owner, &g.record));
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "2. Seal the mail you check and pass on: add to /etc/mailkey-milter.toml,\n   \
+         then reload (systemctl reload mailkey-milter):"
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "[arc]");
+    let _ = writeln!(out, "seal = true");
+    let _ = writeln!(out, "seal_domain = \"{d}\"");
+    let _ = writeln!(out, "key_file = \"{}\"", g.key_file.display());
+}
+
+/// `owner`'s TXT record in zone-file syntax, split into strings.
+fn txt_record(owner: &str, record: &str) -> String {
+    let strings = txt_strings(record);
+    if strings.len() == 1 {
+        format!("{owner}. {TTL} IN TXT {}", strings[0])
+    } else {
+        format!("{owner}. {TTL} IN TXT (\n    {} )", strings.join("\n    "))
+    }
 }
 
 #[cfg(test)]

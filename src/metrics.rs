@@ -16,10 +16,14 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info},
     registry::Registry,
 };
-use std::{sync::LazyLock, time::Duration};
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
 };
 use tracing::warn;
 
@@ -60,7 +64,16 @@ struct Metrics {
     probes: Family<Label, Counter>,
     probe_seconds: Histogram,
     in_flight: Gauge,
+    /// Recipients' controls (src/milter/recipients.rs, src/challenge/).
+    tokens_used: Counter,
+    tokens_refused: Family<Label, Counter>,
+    challenges: Family<Label, Counter>,
+    state_errors: Counter,
 }
+
+/// `challenges_total` events: a refusal carried a URL, a page was solved,
+/// a message was let through by a solved challenge.
+const CHALLENGE_EVENTS: [&str; 3] = ["offered", "passed", "let_through"];
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
@@ -80,7 +93,17 @@ impl Metrics {
             probes: Family::default(),
             probe_seconds: Histogram::new(PROBE_BUCKETS),
             in_flight: Gauge::default(),
+            tokens_used: Counter::default(),
+            tokens_refused: Family::default(),
+            challenges: Family::default(),
+            state_errors: Counter::default(),
         };
+        for r in crate::tokens::Refusal::WORDS {
+            let _ = m.tokens_refused.get_or_create(&[("reason", r)]);
+        }
+        for e in CHALLENGE_EVENTS {
+            let _ = m.challenges.get_or_create(&[("event", e)]);
+        }
         for v in VERDICTS {
             let _ = m.messages.get_or_create(&[("verdict", v)]);
         }
@@ -163,6 +186,26 @@ impl Metrics {
             self.cache_evictions.clone(),
         );
         r.register(
+            format!("{p}tokens_used"),
+            "Messages let through by a recipient's token (uses counted)",
+            self.tokens_used.clone(),
+        );
+        r.register(
+            format!("{p}tokens_refused"),
+            "Recipients refused for their token, by reason",
+            self.tokens_refused.clone(),
+        );
+        r.register(
+            format!("{p}challenges"),
+            "Sender challenges: offered in a refusal, passed on the page, messages let through",
+            self.challenges.clone(),
+        );
+        r.register(
+            format!("{p}state_errors"),
+            "Operations on the state store that failed (the mail concerned was deferred)",
+            self.state_errors.clone(),
+        );
+        r.register(
             format!("{p}build"),
             "The running version",
             Info::new([("version", env!("CARGO_PKG_VERSION"))]),
@@ -243,6 +286,30 @@ pub fn probe_finished(outcome: Option<&ProbeOutcome>, took: Duration) {
     METRICS.probe_seconds.observe(took.as_secs_f64());
 }
 
+/// A message let through by a token (a use counted).
+pub fn token_used() {
+    METRICS.tokens_used.inc();
+}
+
+/// A recipient refused for its token; `reason` is a
+/// [`crate::tokens::Refusal`] word.
+pub fn token_refused(reason: &'static str) {
+    METRICS
+        .tokens_refused
+        .get_or_create(&[("reason", reason)])
+        .inc();
+}
+
+/// A challenge event: `offered`, `passed`, `let_through`.
+pub fn challenge(event: &'static str) {
+    METRICS.challenges.get_or_create(&[("event", event)]).inc();
+}
+
+/// The state store failed to answer.
+pub fn state_error() {
+    METRICS.state_errors.inc();
+}
+
 /// One SMTP transaction between MAIL FROM and its end (delivered, aborted,
 /// connection gone): counted in `transactions_in_flight` while it lives.
 #[derive(Debug)]
@@ -281,10 +348,24 @@ pub fn render(shared: Option<&SharedHandle>) -> String {
 /// back at once: wait this long before the next try instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Scrapes served at once: a scraper or two, and a person with curl. A
+/// connection beyond them is answered `503` at once and closed (a client
+/// whose request arrived first may see a reset instead), so that nobody
+/// who can reach the port can pile up connections (and file descriptors,
+/// which the milter socket needs too).
+pub const MAX_CONNECTIONS: usize = 16;
+/// One deadline for a whole scrape, reading the request and writing the
+/// answer: a client that sends (or reads) a byte now and then holds its
+/// connection no longer than this.
+pub const SCRAPE_DEADLINE: Duration = Duration::from_secs(5);
+
+const BUSY: &[u8] = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+
 /// Serves `GET /metrics` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, shared: SharedHandle) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let mut stream = match listener.accept().await {
+        let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
                 warn!("metrics: cannot accept a connection: {e}");
@@ -292,28 +373,36 @@ pub async fn serve(listener: TcpListener, shared: SharedHandle) {
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // A fresh socket's send buffer takes these few bytes at once.
+            let _ = stream.try_write(BUSY);
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let response = if request.starts_with("GET /metrics ") || request.starts_with("GET / ")
-            {
-                let body = render(Some(&shared));
-                format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = tokio::time::timeout(SCRAPE_DEADLINE, answer(stream, &shared)).await;
+            drop(slot);
         });
     }
+}
+
+/// Reads one request and writes its answer.
+async fn answer(mut stream: TcpStream, shared: &SharedHandle) {
+    let mut buf = [0u8; 1024];
+    let Ok(n) = stream.read(&mut buf).await else {
+        return;
+    };
+    let request = String::from_utf8_lossy(&buf[..n]);
+    let response = if request.starts_with("GET /metrics ") || request.starts_with("GET / ") {
+        let body = render(Some(shared));
+        format!(
+            "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    } else {
+        "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
+    };
+    let _ = stream.write_all(response.as_bytes()).await;
 }
 
 #[cfg(test)]

@@ -82,16 +82,15 @@ pub struct Evaluation {
     pub sender: SenderDomain,
     pub results: Vec<CheckResult>,
     pub verdict: Verdict,
+    /// Tokens and challenges (src/milter/recipients.rs).
+    pub controls: crate::controls::Note,
 }
 
 impl Pending {
     /// Starts every check for `envelope` at once (call at MAIL FROM): the
     /// end of message then waits for the slowest, not for the sum.
     pub fn start(shared: &Arc<Shared>, envelope: Envelope) -> Self {
-        let inputs = Arc::new(Inputs {
-            shared: shared.clone(),
-            envelope,
-        });
+        let inputs = Arc::new(Inputs::new(shared.clone(), envelope));
         let tasks = CHECKS
             .iter()
             .map(|check| {
@@ -134,6 +133,7 @@ impl Pending {
                 _ => {}
             }
         }
+        crate::checks::tls::with_session_record(&mut results, &self.inputs);
         Some(results)
     }
 
@@ -178,6 +178,7 @@ impl Pending {
             }
             results.push(finished.unwrap_or_else(|| timed_out(check, timeout, on_error)));
         }
+        crate::checks::tls::with_session_record(&mut results, &self.inputs);
         let sender = self.inputs.envelope.sender_domain();
         let trusted = &config.forwarding.trusted_arc_sealers;
         let whole: &[u8] = match message {
@@ -191,6 +192,7 @@ impl Pending {
             sender,
             results,
             verdict,
+            controls: Default::default(),
         }
     }
 }

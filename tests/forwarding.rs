@@ -6,12 +6,12 @@
 mod common;
 
 use common::{
-    arc::{list_rewrite, SealKey},
+    arc::{chain, list_rewrite, SealKey},
     dns::TestDns,
     message, send, Daemon, Outcome, TestKey, Transaction,
 };
 use indymilter_test::Status;
-use openssl::pkey::PKey;
+use mailkey_milter::checks::arc::MAX_SETS;
 
 const FROM: &str = "alice@sender.test";
 /// The origin's SPF authorises only this address…
@@ -24,7 +24,7 @@ const LIST_RESULTS: &str = "mailkey=pass header.d=sender.test header.s=mailkey; 
                             spf=pass smtp.mailfrom=alice@sender.test";
 
 struct World {
-    _dns: TestDns,
+    dns: TestDns,
     daemon: Daemon,
     origin: TestKey,
     list_key: SealKey,
@@ -48,6 +48,10 @@ async fn world_with(trusted: &[&str], top: &str) -> World {
         .txt("mailkey.sender.test", &origin.record)
         .txt(&format!("arc._domainkey.{LIST}"), &list_key.record)
         .txt("arc._domainkey.untrusted.test", &list_key.record);
+    // Earlier hops of longer chains (common::arc::chain).
+    let zone = (1..=MAX_SETS).fold(zone, |z, i| {
+        z.txt(&format!("arc._domainkey.a{i}.test"), &list_key.record)
+    });
     let dns = TestDns::start(zone).await;
     let list: Vec<String> = trusted.iter().map(|d| format!("\"{d}\"")).collect();
     let extra = format!(
@@ -56,7 +60,7 @@ async fn world_with(trusted: &[&str], top: &str) -> World {
     );
     let daemon = Daemon::start(&common::config(&dns, &extra)).await;
     World {
-        _dns: dns,
+        dns,
         daemon,
         origin,
         list_key,
@@ -68,6 +72,17 @@ impl World {
     fn list_message(&self, sealer: &str, results: &str) -> String {
         let signed = self.origin.sign(&message(FROM), "sender.test", "mailkey");
         self.list_key.seal(&list_rewrite(&signed), sealer, results)
+    }
+
+    /// Key lookups of the sealers' keys so far.
+    fn key_queries(&self) -> usize {
+        let sealers = ["lists.example.org", "untrusted.test"].map(String::from);
+        let earlier = (1..=MAX_SETS).map(|i| format!("a{i}.test"));
+        sealers
+            .into_iter()
+            .chain(earlier)
+            .map(|d| self.dns.queries(&format!("arc._domainkey.{d}")))
+            .sum()
     }
 
     async fn relay(&self, message: String) -> Outcome {
@@ -116,9 +131,15 @@ async fn without_the_list_the_same_message_is_rejected() {
     let o = w.relay(w.list_message(LIST, LIST_RESULTS)).await;
     assert_rejected_5726(&o);
     let ar = ar(&o);
-    assert!(ar.contains("arc=pass"), "{ar}");
     assert!(ar.contains("mailkey=fail"), "{ar}");
     assert!(ar.contains("spf=fail"), "{ar}");
+    // #21: with nobody to vouch and nothing to seal, the chain is not
+    // validated, and the sealer's key is never looked up.
+    assert!(
+        ar.contains("arc=none (not validated: no trusted sealer)"),
+        "{ar}"
+    );
+    assert_eq!(w.key_queries(), 0);
 }
 
 #[tokio::test]
@@ -128,11 +149,55 @@ async fn untrusted_sealer_changes_nothing() {
         .relay(w.list_message("untrusted.test", LIST_RESULTS))
         .await;
     assert_rejected_5726(&o);
+    // #21: an untrusted sealer's chain is not validated (its record could
+    // not count anyway): no key lookup.
+    let ar = ar(&o);
+    let why = "arc=none (not validated: sealed by untrusted.test, not a trusted sealer)";
+    assert!(ar.contains(why), "{ar}");
+    assert_eq!(w.key_queries(), 0);
+}
+
+/// #21: a chain within the caps is validated with one lookup per key. On
+/// a multi-thread runtime, as the daemon runs: validation leaves the async
+/// workers (`block_in_place`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_several_sets_is_validated_with_one_lookup_per_key() {
+    let w = world(&[LIST]).await;
+    let signed = w.origin.sign(&message(FROM), "sender.test", "mailkey");
+    let sealed = chain(&w.list_key, &list_rewrite(&signed), 3, LIST, LIST_RESULTS);
+    let o = w.relay(sealed).await;
+    assert_eq!(o.status, Status::Accept, "{}", o.reply());
     assert!(
-        ar(&o).contains("arc=pass header.d=untrusted.test"),
+        ar(&o).contains("spf=pass (arc: lists.example.org)"),
         "{}",
         ar(&o)
     );
+    for d in ["a1.test", "a2.test", LIST] {
+        assert_eq!(w.dns.queries(&format!("arc._domainkey.{d}")), 1, "{d}");
+    }
+}
+
+/// #21: a chain of more sets than the cap is not validated, however valid
+/// and whoever sealed it last; nothing is looked up.
+#[tokio::test]
+async fn a_chain_longer_than_the_cap_is_not_validated() {
+    let w = world(&[LIST]).await;
+    let signed = w.origin.sign(&message(FROM), "sender.test", "mailkey");
+    let sealed = chain(
+        &w.list_key,
+        &list_rewrite(&signed),
+        MAX_SETS + 1,
+        LIST,
+        LIST_RESULTS,
+    );
+    let o = w.relay(sealed).await;
+    assert_rejected_5726(&o);
+    let ar = ar(&o);
+    assert!(
+        ar.contains("arc=none (not validated: more than 8 ARC sets)"),
+        "{ar}"
+    );
+    assert_eq!(w.key_queries(), 0);
 }
 
 #[tokio::test]
@@ -170,93 +235,44 @@ async fn only_what_the_list_vouched_for_is_satisfied() {
     );
 }
 
-/// The forwarding side: a forwarder running mailkey-milter with `[arc]
-/// seal = true` seals the message it checked; the final receiver trusts
-/// the forwarder and accepts the message relayed from the forwarder's IP,
-/// which the origin's SPF does not authorise.
+/// #21, item 7: validation stops at the end-of-message deadline instead of
+/// running on after the reply: mail-auth's validation checks it before
+/// each signature, and the check says so.
 #[tokio::test]
-async fn our_seal_lets_a_trusting_receiver_accept_the_forward() {
-    let origin = TestKey::ed25519();
-    let fwd_key = PKey::generate_ed25519().expect("ed25519");
-    let fwd_record = format!(
-        "v=DKIM1; k=ed25519; p={}",
-        openssl::base64::encode_block(&fwd_key.raw_public_key().expect("public"))
+async fn validation_stops_at_the_deadline() {
+    use mail_auth::{arc::ArcError, dns::Parameters, AuthenticatedMessage, DkimResult, Error};
+    use mailkey_milter::{checks::arc, config::Config, dns::Dns};
+    use std::time::{Duration, Instant};
+    let w = world(&[LIST]).await;
+    let signed = w.origin.sign(&message(FROM), "sender.test", "mailkey");
+    let sealed = chain(&w.list_key, &list_rewrite(&signed), 3, LIST, LIST_RESULTS);
+    let config = Config::parse(&common::config(&w.dns, ""), std::path::Path::new("t.toml"));
+    let dns = Dns::new(&config.expect("config").dns).expect("resolver");
+
+    let parsed = AuthenticatedMessage::parse_arc(sealed.as_bytes()).expect("parses");
+    let params = Parameters::new(&parsed).with_cache(&*dns.caches);
+    let output = dns
+        .authenticator
+        .verify_arc_until(params, Some(Instant::now()))
+        .await;
+    assert_eq!(
+        output.result(),
+        &DkimResult::TempError(Error::Arc(ArcError::Deadline))
     );
-    let zone = common::dns::Zone::default()
-        .txt("sender.test", &format!("v=spf1 ip4:{ORIGIN_IP} -all"))
-        .mx("sender.test", 10, "mx.sender.test")
-        .a("mx.sender.test", std::net::Ipv4Addr::new(127, 0, 0, 25))
-        .txt("mailkey.sender.test", &origin.record)
-        .txt("mailkey._domainkey.forwarder.test", &fwd_record);
-    let dns = TestDns::start(zone).await;
-    let dir = common::process::temp_dir("arc-seal");
-    let key_file = dir.join("forwarder.pem");
-    let pem = fwd_key.private_key_to_pem_pkcs8().expect("pem");
-    common::process::write(&key_file, &String::from_utf8_lossy(&pem));
-    let forwarder_config = common::config(
-        &dns,
-        &format!(
-            "[arc]\nseal = true\nseal_domain = \"forwarder.test\"\n\
-             [[signing.domains]]\ndomain = \"forwarder.test\"\nkey_file = \"{}\"\n",
-            key_file.display()
-        ),
-    )
-    .replace("mx.receiver.test", "mx.forwarder.test");
-    let forwarder = Daemon::start(&forwarder_config).await;
-    let receiver = Daemon::start(&common::config(
-        &dns,
-        "[forwarding]\ntrusted_arc_sealers = [\"forwarder.test\"]",
-    ))
-    .await;
+    assert_eq!(output.chain().len(), 3);
 
-    // The origin sends to the forwarder: everything passes, and it seals.
-    let signed = origin.sign(&message(FROM), "sender.test", "mailkey");
-    let first = send(
-        forwarder.addr,
-        &Transaction::new(ORIGIN_IP, FROM, signed.clone()),
-    )
-    .await;
-    assert_eq!(first.status, Status::Accept, "{}", first.reply());
-    let forwarded = with_inserted_headers(&first, &signed);
-    assert!(forwarded.starts_with("ARC-Seal: i=1; "), "{forwarded}");
-    assert!(forwarded.contains("d=forwarder.test"), "{forwarded}");
-    assert!(
-        forwarded.contains("ARC-Authentication-Results: i=1; mx.forwarder.test; mailkey=pass"),
-        "{forwarded}"
+    let trusted = [LIST.to_string()];
+    let uses = arc::Uses {
+        trusted_sealers: &trusted,
+        seal: false,
+    };
+    let late = arc::check(&dns, uses, sealed.as_bytes(), Instant::now()).await;
+    assert_eq!(late.status.as_str(), "temperror");
+    assert_eq!(
+        late.reason.as_deref(),
+        Some("validation stopped at the end-of-message deadline")
     );
-
-    // The forwarder relays it from its own IP: SPF fails there, the seal
-    // vouches for it.
-    let second = send(
-        receiver.addr,
-        &Transaction::new(LIST_IP, FROM, forwarded.clone()),
-    )
-    .await;
-    assert_eq!(second.status, Status::Accept, "{}", second.reply());
-    let ar = ar(&second);
-    assert!(ar.contains("arc=pass header.d=forwarder.test"), "{ar}");
-    assert!(ar.contains("spf=pass (arc: forwarder.test)"), "{ar}");
-
-    // Without trusting the forwarder, the same relay is refused for SPF.
-    let sceptic = Daemon::start(&common::config(&dns, "")).await;
-    let third = send(sceptic.addr, &Transaction::new(LIST_IP, FROM, forwarded)).await;
-    assert!(third.reply().starts_with("550-5.7.23"), "{}", third.reply());
-}
-
-/// The message as the MTA passes it on: the header fields the milter
-/// inserted (each at the top, in the order it asked) in front of `message`.
-fn with_inserted_headers(o: &Outcome, message: &str) -> String {
-    let mut head = String::new();
-    for a in &o.actions.actions {
-        if let indymilter_test::EomAction::InsertHeader { index, name, value } = a {
-            assert_eq!(*index, 0);
-            let field = format!(
-                "{}:{}\r\n",
-                name.to_string_lossy(),
-                value.to_string_lossy().replace('\n', "\r\n")
-            );
-            head.insert_str(0, &field);
-        }
-    }
-    head + message
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let on_time = arc::check(&dns, uses, sealed.as_bytes(), deadline).await;
+    assert_eq!(on_time.status.as_str(), "pass", "{:?}", on_time.reason);
 }

@@ -266,7 +266,10 @@ async fn forged_authentication_results_are_deleted() {
     let forged = format!(
         "Authentication-Results: other.test; spf=pass\r\n\
          Authentication-Results: mx.receiver.test; mailkey=pass\r\n\
-         Authentication-Results: (sneaky) MX.RECEIVER.TEST; spf=pass\r\n{}",
+         Authentication-Results: (sneaky) MX.RECEIVER.TEST; spf=pass\r\n\
+         Authentication-Results: \"mx.receiver\\.test\"; spf=pass\r\n\
+         Authentication-Results: (x) \"\\mx.receiver.test\" (y); mailkey=pass\r\n\
+         Authentication-Results: \"mx.receiver.test.evil\"; spf=pass\r\n{}",
         message(FROM)
     );
     let signed = key.sign(&forged, "sender.test", "mailkey");
@@ -285,8 +288,9 @@ async fn forged_authentication_results_are_deleted() {
             _ => None,
         })
         .collect();
-    // The 2nd and 3rd claim our authserv-id; the last is deleted first.
-    assert_eq!(deleted, vec![3, 2]);
+    // The 2nd to 5th claim our authserv-id (the 4th and 5th as RFC 5322
+    // quoted strings with quoted-pairs, #21); the last is deleted first.
+    assert_eq!(deleted, vec![5, 4, 3, 2]);
     assert!(outcome
         .actions
         .has_insert_header(0, "Authentication-Results", indymilter_test::any()));

@@ -8,6 +8,9 @@
 //!   extended by exactly the guidance paragraph. Anything else must leave
 //!   the message as it was (the milter then delivers it unchanged).
 //! - `verdict::sanitize`: whatever the input, one safe SMTP reply line.
+//! - `Authentication-Results` (RFC 8601, `auth_results::syntax`): what our
+//!   writer writes, the parser reads back exactly — any property value,
+//!   any reason in a comment, monitor mode or not (issue #21).
 //!
 //! Inputs: arbitrary bytes; generated DSNs of every shape the rewrite
 //! distinguishes (charsets, transfer encodings, line ends, missing
@@ -17,10 +20,12 @@
 
 use mail_parser::{MessageParser, PartFlags};
 use mailkey_milter::{
-    config::GuidanceConfig,
+    auth_results::{header_value, syntax},
+    checks::{self, CheckResult, Effect, Status},
+    config::{Config, GuidanceConfig},
     dsn::{self, Kind},
     guidance,
-    verdict::{sanitize, MAX_LINE_TEXT},
+    verdict::{sanitize, Verdict, MAX_LINE_TEXT},
 };
 use proptest::{collection::vec, prelude::*, sample::select};
 
@@ -413,13 +418,97 @@ proptest! {
         prop_assert!(!out.contains('\r') && !out.contains('\n'));
         let plain = undouble(&out);
         let plain = plain.ok_or_else(|| TestCaseError::fail(format!("single % in {out:?}")))?;
-        prop_assert!(plain.chars().count() <= MAX_LINE_TEXT);
-        // What is kept is the start of the text, unprintables as '?'.
+        // As sent, `%` doubled: at most MAX_LINE_TEXT octets, so that the
+        // reply line with its code and CRLF is at most 512 (RFC 5321).
+        prop_assert!(out.len() <= MAX_LINE_TEXT, "{} octets", out.len());
+        let line = format!("550-5.7.26 {out}\r\n");
+        prop_assert!(line.len() <= 512, "{} octets", line.len());
+        // What is kept is the start of the text, unprintables as '?', as
+        // much of it as fits.
         let want: String = text
             .chars()
-            .take(MAX_LINE_TEXT)
             .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
             .collect();
-        prop_assert_eq!(plain, want);
+        prop_assert!(want.starts_with(&plain), "{:?} is not the start of {:?}", plain, want);
+        if let Some(next) = want[plain.len()..].chars().next() {
+            let needs = if next == '%' { 2 } else { 1 };
+            prop_assert!(out.len() + needs > MAX_LINE_TEXT, "{:?} was cut short", out);
+        }
+    }
+}
+
+// ------------------------------------------------- Authentication-Results --
+
+/// Any text, with the characters that matter to RFC 8601 made common.
+fn ar_text() -> impl Strategy<Value = String> {
+    let c = prop_oneof![
+        any::<char>(),
+        select(&['"', '\\', ';', '(', ')', '@', '=', '.', ' ', '\r', '\n', '\t', 'é'][..]),
+        proptest::char::range(' ', '~'),
+    ];
+    vec(c, 0..60).prop_map(|v| v.into_iter().collect())
+}
+
+/// What a written value reads back as: the text without control
+/// characters, which a quoted-string cannot carry.
+fn writable(v: &str) -> String {
+    v.chars().filter(|c| !c.is_control()).collect()
+}
+
+proptest! {
+    #[test]
+    fn property_values_read_back_as_written(v in ar_text(), id in ar_text()) {
+        let written = format!(
+            "{}; spf=pass smtp.mailfrom={} (c); x-mx=fail smtp.mailfrom=b.test",
+            syntax::value(&id),
+            syntax::value(&v)
+        );
+        let parsed = syntax::parse(&written);
+        let parsed = parsed.ok_or_else(|| TestCaseError::fail(format!("{written:?}")))?;
+        prop_assert_eq!(parsed.authserv_id, writable(&id));
+        prop_assert_eq!(parsed.results.len(), 2, "{:?}", written);
+        let want = writable(&v);
+        prop_assert_eq!(parsed.results[0].prop("smtp.mailfrom"), Some(want.as_str()));
+        prop_assert_eq!(parsed.results[1].prop("smtp.mailfrom"), Some("b.test"));
+        // An ARC-Authentication-Results of the same payload reads the same.
+        let (i, arc) = syntax::parse_arc(&format!("i=7; {written}"))
+            .ok_or_else(|| TestCaseError::fail(format!("{written:?}")))?;
+        prop_assert_eq!(i, 7);
+        prop_assert_eq!(arc.results, parsed.results);
+    }
+
+    #[test]
+    fn our_header_reads_back_as_its_results(
+        reasons in vec(proptest::option::of(ar_text()), 5),
+        values in vec(ar_text(), 5),
+        monitor in any::<bool>(),
+    ) {
+        let config = Config::default();
+        let mut verdict = Verdict::accept();
+        verdict.monitor_only = monitor;
+        let results: Vec<CheckResult> = checks::CHECKS
+            .iter()
+            .zip(reasons.iter().zip(&values))
+            .map(|(check, (reason, value))| {
+                let r = CheckResult::new(check.name, Status::Fail, Effect::Accept)
+                    .prop("smtp.mailfrom", value.clone());
+                match reason {
+                    Some(why) => r.reason(why.clone()),
+                    None => r,
+                }
+            })
+            .collect();
+        let header = header_value(&config, &results, &verdict);
+        let parsed = syntax::parse(&header)
+            .ok_or_else(|| TestCaseError::fail(format!("{header:?}")))?;
+        prop_assert_eq!(&parsed.authserv_id, &config.authserv_id);
+        prop_assert_eq!(parsed.results.len(), results.len(), "{}", header);
+        for (got, want) in parsed.results.iter().zip(&results) {
+            let method = checks::find(want.check).map(|c| c.ar_method).unwrap_or_default();
+            prop_assert_eq!(got.method.as_str(), method);
+            prop_assert_eq!(got.result.as_str(), "fail");
+            let value = writable(&want.props[0].1);
+            prop_assert_eq!(got.prop("smtp.mailfrom"), Some(value.as_str()));
+        }
     }
 }

@@ -2,7 +2,9 @@
 # Installs the real components the end-to-end tests drive: Postfix (the MTA
 # in front of the milter) and swaks (the SMTP client, with the Perl TLS
 # modules it needs for STARTTLS); chromium, the headless browser that
-# renders the `report --html` page in tests/report.rs. Debian 12, run as root; idempotent and
+# renders the `report --html` page in tests/report.rs and solves the
+# challenge page in tests/challenge.rs; redis-server, the shared state
+# store tests/fleet.rs starts (its own, on a loopback port). Debian 12, run as root; idempotent and
 # quick when everything is present, so tests/run.sh can call it every time.
 #
 # The tests start their own private Postfix instances (tests/common/postfix.rs)
@@ -14,10 +16,12 @@
 set -euo pipefail
 
 # g++: libfuzzer-sys compiles libFuzzer for the fuzz targets (fuzz/run.sh).
+# openssl: the command makes OCSP responses and hashes the CA directory
+# Postfix's smtpd_tls_CApath reads (tests/common/tls.rs).
 # opendkim, opendkim-tools, libopendkim-dev: libopendkim is the second
 # independent DKIM verifier of tests/differential.rs (its tool is compiled
 # against libopendkim-dev); the opendkim daemon must never run (below).
-PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0 chromium g++
+PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0 chromium g++ openssl redis-server
     opendkim opendkim-tools libopendkim-dev)
 
 say() { echo "setup.sh: $*"; }
@@ -91,6 +95,20 @@ if [[ -n $running ]]; then
     else
         say "note: a configured system Postfix is running; left alone (the tests use private instances)"
     fi
+fi
+
+# Nor a system Redis: the tests start their own (tests/common/redis.rs) on
+# free loopback ports with temporary directories. Only the packaged
+# instance (its pid file, or its systemd unit) is stopped and kept off.
+redis_pid=/run/redis/redis-server.pid
+if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+    say "stopping and disabling the system redis-server"
+    systemctl stop redis-server
+    systemctl disable --quiet redis-server 2>/dev/null || true
+elif [[ -r $redis_pid ]] && pid=$(tr -dc 0-9 <"$redis_pid") && [[ -n $pid ]] &&
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == redis-server ]]; then
+    say "stopping the system redis-server ($pid)"
+    kill "$pid"
 fi
 
 # The opendkim package enables its service; the tests only link its

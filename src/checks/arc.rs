@@ -5,13 +5,35 @@
 //! those intermediaries recorded.
 //!
 //! ARC never rejects or defers a message: its effect is always `Accept`.
-//! Its only use is [`crate::forwarding`], which lets the recorded results
-//! of a *trusted* sealer (`[forwarding] trusted_arc_sealers`) stand in for
-//! the SPF and mailkey results that forwarding and mailing lists break.
+//! Its uses are [`crate::forwarding`], which lets the recorded results of a
+//! *trusted* sealer (`[forwarding] trusted_arc_sealers`) stand in for the
+//! SPF and mailkey results that forwarding and mailing lists break, and
+//! [`crate::arc_seal`], whose `cv=pass` needs a validated chain. So a chain
+//! is validated only when one of them can use the result (issue #21): a
+//! trusted sealer sealed it last, or we seal. Otherwise the result is
+//! `none (not validated: why)`. What a chain may cost is capped from its
+//! header fields before anything else ([`fields`]), its keys are looked up
+//! at once ([`keys`]), and the validation itself runs off the async
+//! workers and stops at the end-of-message deadline (docs/decisions.md,
+//! "ARC: validated only when it can matter").
 
-use super::{BoxFuture, Check, CheckName, CheckResult, Effect, Inputs, MessageStep, Stage, Status};
-use crate::dns::Dns;
-use mail_auth::{dns::Parameters, AuthenticatedMessage, DkimResult, Error};
+mod fields;
+mod keys;
+mod overlay;
+
+pub use fields::{
+    Fields, MAX_BYTES, MAX_HEADER_FIELDS, MAX_SETS, MAX_SIGNATURE_BITS, MAX_SIGNED_HEADERS,
+};
+
+use super::{
+    cpu::off_the_workers, BoxFuture, Check, CheckName, CheckResult, Effect, Inputs, MessageStep,
+    Stage, Status,
+};
+use crate::{auth_results::syntax::ResInfo, dns::Dns};
+use mail_auth::{
+    arc::ArcError, dns::Parameters, AuthenticatedMessage, DkimResult, Error, MessageAuthenticator,
+};
+use std::time::Instant;
 
 pub const NAME: CheckName = CheckName::new("arc");
 
@@ -32,9 +54,14 @@ impl MessageStep for Verify {
         inputs: &'a Inputs,
         message: &'a [u8],
         _now: u64,
-        _deadline: std::time::Instant,
+        deadline: Instant,
     ) -> BoxFuture<'a, CheckResult> {
-        Box::pin(check(&inputs.shared.dns, message))
+        let config = &inputs.shared.config;
+        let uses = Uses {
+            trusted_sealers: &config.forwarding.trusted_arc_sealers,
+            seal: config.arc.seal,
+        };
+        Box::pin(check(&inputs.shared.dns, uses, message, deadline))
     }
 
     /// A message too big to keep cannot be validated; ARC still never
@@ -46,21 +73,58 @@ impl MessageStep for Verify {
     }
 }
 
-/// Validates the ARC chain of `message`.
-pub async fn check(dns: &Dns, message: &[u8]) -> CheckResult {
+/// What a validated chain would be used for.
+#[derive(Clone, Copy, Debug)]
+pub struct Uses<'a> {
+    /// `[forwarding] trusted_arc_sealers`.
+    pub trusted_sealers: &'a [String],
+    /// `[arc] seal`: our seal's `cv=` needs the chain validated.
+    pub seal: bool,
+}
+
+impl Uses<'_> {
+    fn trusts(&self, sealer: &str) -> bool {
+        self.trusted_sealers
+            .iter()
+            .any(|t| t.trim_end_matches('.').eq_ignore_ascii_case(sealer))
+    }
+}
+
+/// Validates the ARC chain of `message` when `uses` can use the result,
+/// within the caps of [`fields`] and until `deadline`.
+pub async fn check(dns: &Dns, uses: Uses<'_>, message: &[u8], deadline: Instant) -> CheckResult {
     let result = |status| CheckResult::new(NAME, status, Effect::Accept);
-    let Some(msg) = AuthenticatedMessage::parse(message) else {
-        return result(Status::None).reason("message has no parsable header");
+    let not_validated = |why: String| result(Status::None).reason(format!("not validated: {why}"));
+    let scanned = Fields::scan(message);
+    if scanned.as_ref().is_ok_and(Fields::is_empty) {
+        return result(Status::None);
+    }
+    if !uses.seal && uses.trusted_sealers.is_empty() {
+        return not_validated("no trusted sealer".into());
+    }
+    let chain = match scanned.and_then(|f| f.chain()) {
+        Ok(chain) => chain,
+        Err(why) => return not_validated(why),
     };
-    let params = Parameters::new(&msg).with_cache(&*dns.caches);
-    let output = dns.authenticator.verify_arc(params).await;
-    let sealer = output
-        .chain()
-        .last()
-        .map(|link| link.seal.header.d.to_ascii_lowercase());
-    let r = match output.result().clone() {
+    // Seals that do not parse name no sealer: validation fails on them at
+    // once, without a key.
+    if let Some(c) = chain
+        .as_ref()
+        .filter(|c| !uses.seal && !uses.trusts(&c.sealer))
+    {
+        return not_validated(format!("sealed by {}, not a trusted sealer", c.sealer));
+    }
+    let keys = chain.map(|c| c.keys).unwrap_or_default();
+    let keyring = keys::fetch(dns, &keys).await;
+    let (validated, sealer) =
+        off_the_workers(validate(&dns.authenticator, &keyring, message, deadline)).await;
+    let r = match validated {
         DkimResult::None => return result(Status::None),
         DkimResult::Pass => result(Status::Pass),
+        DkimResult::TempError(Error::Arc(ArcError::Deadline)) => {
+            return result(Status::TempError)
+                .reason("validation stopped at the end-of-message deadline");
+        }
         DkimResult::TempError(e) => result(Status::TempError).reason(describe(&e)),
         DkimResult::PermError(e) => result(Status::PermError).reason(describe(&e)),
         DkimResult::Fail(e) | DkimResult::Neutral(e) => result(Status::Fail).reason(describe(&e)),
@@ -71,116 +135,37 @@ pub async fn check(dns: &Dns, message: &[u8]) -> CheckResult {
     }
 }
 
+/// Parses and validates with the keys of `keyring` only: the result and
+/// `d=` of the newest seal.
+async fn validate(
+    authenticator: &MessageAuthenticator,
+    keyring: &overlay::KeyOverlay,
+    message: &[u8],
+    deadline: Instant,
+) -> (DkimResult, Option<String>) {
+    if Instant::now() >= deadline {
+        return (DkimResult::TempError(Error::Arc(ArcError::Deadline)), None);
+    }
+    let Some(msg) = AuthenticatedMessage::parse_arc(message) else {
+        return (DkimResult::None, None);
+    };
+    let params = Parameters::new(&msg).with_cache(keyring);
+    let output = authenticator.verify_arc_until(params, Some(deadline)).await;
+    let sealer = output
+        .chain()
+        .last()
+        .map(|link| link.seal.header.d.to_ascii_lowercase());
+    (output.result().clone(), sealer)
+}
+
 fn describe(e: &Error) -> String {
     format!("ARC chain does not validate: {e}")
 }
 
-/// The newest ARC set of a message: who sealed it and what it recorded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewestSet {
-    /// `d=` of the newest `ARC-Seal`, lower case.
-    pub sealer: String,
-    /// The results of its `ARC-Authentication-Results`.
-    pub results: Vec<RecordedResult>,
-}
-
-/// One `method=result` of an `ARC-Authentication-Results` header with its
-/// properties (names lower case).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedResult {
-    pub method: String,
-    pub result: String,
-    pub props: Vec<(String, String)>,
-}
-
-impl RecordedResult {
-    pub fn prop(&self, name: &str) -> Option<&str> {
-        self.props
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// The newest set of `message`'s chain as mail-auth groups it (the grouping
-/// the check validated), or `None` without a chain.
-pub fn newest_set(message: &[u8]) -> Option<NewestSet> {
-    let msg = AuthenticatedMessage::parse(message)?;
-    let seal = msg.arc_seals().iter().max_by_key(|h| h.header.i)?;
-    let aar = msg
-        .arc_authentication_results()
-        .iter()
-        .filter(|h| h.header.i == seal.header.i)
-        .map(|h| h.value)
-        .next()?;
-    Some(NewestSet {
-        sealer: seal.header.d.to_ascii_lowercase(),
-        results: parse_results(&String::from_utf8_lossy(aar)),
-    })
-}
-
-/// Parses an `ARC-Authentication-Results` value (`i=N; authserv-id;
-/// method=result prop=value …; …`). Comments are dropped; what does not
-/// read as `method=result` is skipped.
-pub fn parse_results(value: &str) -> Vec<RecordedResult> {
-    strip_comments(value)
-        .split(';')
-        .skip(2)
-        .filter_map(|resinfo| {
-            let mut words = resinfo.split_whitespace();
-            let (method, result) = words.next()?.split_once('=')?;
-            let props = words
-                .filter_map(|w| w.split_once('='))
-                .map(|(n, v)| (n.to_ascii_lowercase(), v.trim_matches('"').to_string()))
-                .collect();
-            Some(RecordedResult {
-                method: method.to_ascii_lowercase(),
-                result: result.to_ascii_lowercase(),
-                props,
-            })
-        })
-        .collect()
-}
-
-/// `value` without `( … )` comments (nested, with `\` escapes).
-fn strip_comments(value: &str) -> String {
-    let (mut out, mut depth, mut escaped) = (String::with_capacity(value.len()), 0u32, false);
-    for c in value.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if depth > 0 => escaped = true,
-            '(' => depth += 1,
-            ')' if depth > 0 => depth -= 1,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn results_are_read_without_comments() {
-        let r = parse_results(
-            " i=1; lists.example.org;\r\n\tmailkey=pass (good (nested)) header.d=Sender.test \
-             header.s=mailkey;\r\n\tspf=fail smtp.mailfrom=\"a@sender.test\"; garbage",
-        );
-        assert_eq!(r.len(), 2);
-        assert_eq!(r[0].method, "mailkey");
-        assert_eq!(r[0].result, "pass");
-        assert_eq!(r[0].prop("header.d"), Some("Sender.test"));
-        assert_eq!(r[1].method, "spf");
-        assert_eq!(r[1].result, "fail");
-        assert_eq!(r[1].prop("smtp.mailfrom"), Some("a@sender.test"));
-    }
-
-    #[test]
-    fn a_semicolon_in_a_comment_does_not_split() {
-        let r = parse_results("i=1; id (x; y); spf=pass smtp.mailfrom=a@b.test");
-        assert_eq!(r.len(), 1);
-        assert_eq!(r[0].method, "spf");
-    }
+/// `d=` of the newest seal of `message`'s chain and the results its
+/// `ARC-Authentication-Results` records; `None` without a chain, or one
+/// above the caps. Read from the header fields only: call it for a chain
+/// the check validated.
+pub fn newest_results(message: &[u8]) -> Option<(String, Vec<ResInfo>)> {
+    Fields::scan(message).ok()?.newest_results()
 }

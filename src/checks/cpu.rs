@@ -1,16 +1,21 @@
-//! CPU-bound work of a check (hashing a body, checking signatures) off the
-//! async workers, on the message as it is borrowed: no copy, no `'static`
-//! buffer for `spawn_blocking`. docs/decisions.md "Resource bounds".
+//! CPU-bound work of a check (hashing a body, checking signatures, an ARC
+//! validation) off the async workers, on data it borrows: no copy, no
+//! `'static` buffer for `spawn_blocking`. docs/decisions.md "Resource
+//! bounds".
 
+use std::future::Future;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-/// Runs `work` where it may block: through `block_in_place` on the
-/// daemon's multi-threaded runtime (the worker's other tasks move to
-/// another thread meanwhile), inline on a current-thread runtime (tests,
-/// one-shot commands) or outside any runtime.
-pub fn cpu_bound<R>(work: impl FnOnce() -> R) -> R {
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
+/// Runs CPU-bound `work` (it never waits on I/O: its keys are at hand) on a
+/// thread that is not an async worker: `block_in_place` hands this
+/// worker's other tasks to a new one for as long as it runs, and `work` may
+/// borrow (the message is not copied). A current-thread runtime (tools,
+/// tests) has no other worker: there it runs in place.
+pub(crate) async fn off_the_workers<T>(work: impl Future<Output = T>) -> T {
+    match Handle::current().runtime_flavor() {
+        RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| Handle::current().block_on(work))
+        }
+        _ => work.await,
     }
 }

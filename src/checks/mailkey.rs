@@ -13,7 +13,7 @@
 //! verifying.
 
 use super::{
-    cpu::cpu_bound,
+    cpu::off_the_workers,
     keyrecord::{owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
     BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure as Fix, Inputs, MessageStep,
     Stage, Status,
@@ -271,7 +271,8 @@ async fn verify(
     let work = |known: Vec<(String, Arc<KeyLookup>)>| async move {
         if message.len() > COPY_BYTES {
             // In place: no copy of a large message (#21 item 8).
-            return cpu_bound(|| verify_with(message, domain, alignment, now, deadline, &known));
+            let work = async { verify_with(message, domain, alignment, now, deadline, &known) };
+            return off_the_workers(work).await;
         }
         // A small message is copied into a task of the blocking pool,
         // which costs less than handing over the async worker.
@@ -307,7 +308,7 @@ async fn verify(
 /// A message up to this size is copied for verification in a task of the
 /// blocking pool (microseconds, and bounded); a larger one is verified in
 /// place, on the worker thread handed over to the blocking side
-/// (`cpu_bound`), which costs more per message (about 40 µs of CPU, and a
+/// (`cpu::off_the_workers`), which costs more per message (about 40 µs of CPU, and a
 /// thread's memory) but copies nothing. docs/decisions.md.
 const COPY_BYTES: usize = 64 * 1024;
 

@@ -42,6 +42,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Inputs {
     pub shared: Arc<Shared>,
     pub envelope: Envelope,
+    /// The SPF result, evaluated once for the SPF check and the TLS
+    /// check's `sender-domain` evidence ([`super::spf::shared_result`]).
+    pub spf: tokio::sync::OnceCell<CheckResult>,
+}
+
+impl Inputs {
+    pub fn new(shared: Arc<Shared>, envelope: Envelope) -> Self {
+        Self {
+            shared,
+            envelope,
+            spf: tokio::sync::OnceCell::new(),
+        }
+    }
 }
 
 /// What a check has after its envelope-only work (at MAIL FROM).
@@ -55,10 +68,9 @@ pub enum Stage {
 /// The second half of a check that reads the message. `Sync`: it waits in
 /// the session between RCPT and the end of message.
 pub trait MessageStep: Send + Sync {
-    /// `now`: seconds since the epoch, for expiry decisions. `deadline`:
-    /// the end of message's (`limits.eom_timeout_ms`); CPU-bound work
-    /// checks it between its pieces and stops past it (the reply does not
-    /// wait, and neither may the work).
+    /// `now`: seconds since the epoch, for expiry decisions; `deadline`:
+    /// when the end-of-message deadline passes, for work that must stop
+    /// then rather than only lose its answer (#21).
     fn finish<'a>(
         self: Box<Self>,
         inputs: &'a Inputs,

@@ -166,10 +166,13 @@ fn forwarding_sections_are_checked() {
     let e = parse("[arc]\nseal = true").unwrap_err();
     assert!(e.contains("arc.seal") && e.contains("seal_domain"), "{e}");
     let e = parse("[arc]\nseal = true\nseal_domain = \"example.org\"").unwrap_err();
-    assert!(
-        e.contains("arc.seal_domain") && e.contains("signing"),
-        "{e}"
-    );
+    assert!(e.contains("arc.seal") && e.contains("key_file"), "{e}");
+    let e = parse("[arc]\nseal_domain = \"exa mple.org\"").unwrap_err();
+    assert!(e.contains("arc.seal_domain"), "{e}");
+    let e = parse("[arc]\nselector = \"a;b\"").unwrap_err();
+    assert!(e.contains("arc.selector"), "{e}");
+    let c = parse("[arc]\nseal = true\nseal_domain = \"example.org\"\nkey_file = \"/k.pem\"");
+    assert_eq!(c.unwrap().arc.selector, "arc");
     let e = parse("[srs]\ndomain = \"fwd.example.org\"").unwrap_err();
     assert!(e.contains("srs.domain") && e.contains("secret_file"), "{e}");
     let e = parse("[srs]\nmax_age_days = 0").unwrap_err();
@@ -195,4 +198,27 @@ fn limits_are_validated_with_their_line() {
     let ok = Config::parse("[limits]\nmax_connections = 5\n", Path::new("t.toml")).unwrap();
     assert_eq!(ok.limits.max_connections, 5);
     assert_eq!(ok.limits.eom_timeout_ms, 10_000);
+}
+
+#[test]
+fn tls_evidence_is_validated_with_its_line() {
+    let parse = |t: &str| Config::parse(t, Path::new("t.toml")).map_err(|e| e.to_string());
+    let e = parse("[tls]\nevidence = [\"mta-presented\"]\n").unwrap_err();
+    assert!(
+        e.contains("line 2") && e.contains("\"mta-verified\""),
+        "{e}"
+    );
+    let e = parse("mode = \"monitor\"\n[tls]\nevidence = []\n").unwrap_err();
+    assert!(e.contains("line 3") && e.contains("tls.evidence"), "{e}");
+    // Nothing is required without require = "certificate".
+    let c = parse("[tls]\nrequire = \"encryption\"\nevidence = []\n").unwrap();
+    assert!(c.tls.evidence.is_empty());
+    let c = parse("[tls]\nprobe = false\nmta_verified_alignment = [\"helo\", \"ptr\"]\n").unwrap();
+    assert_eq!(
+        c.tls.accepted(),
+        [Evidence::MtaVerified, Evidence::SenderDomain]
+    );
+    assert!(parse("[tls]\nmta_verified_alignment = [\"cn\"]\n").is_err());
+    let c = parse("[policy]\nlisten = \"inet:127.0.0.1:8896\"\n").unwrap();
+    assert_eq!(c.policy.listen, Some(Listen::Inet("127.0.0.1:8896".into())));
 }

@@ -11,10 +11,11 @@ use super::message::Message;
 use crate::{
     checks::{mailkey, spf, CHECKS},
     config::{Config, Mode},
+    envelope::Envelope,
     logging::{self, DecidedAt},
     metrics,
     transaction::Evaluation,
-    verdict::{self, Action, Reply},
+    verdict::{self, Action},
     Shared,
 };
 use std::time::Duration;
@@ -34,10 +35,11 @@ pub fn wanted(config: &Config) -> bool {
 }
 
 /// The verdict over the results that need no message, when it is a
-/// reject; logged and counted once here, as the end of message would. A
-/// tempfail is left for the end of message: a check that reads the
-/// message (mailkey) may still reject, and a reject beats a tempfail.
-pub async fn reject(shared: &Shared, message: &mut Message, queue_id: &str) -> Option<Reply> {
+/// reject (the caller logs and counts it once, with [`record`], as the
+/// end of message would). A tempfail is left for the end of message: a
+/// check that reads the message (mailkey) may still reject, and a reject
+/// beats a tempfail.
+pub async fn reject(shared: &Shared, message: &mut Message) -> Option<Evaluation> {
     let config = &shared.config;
     // An exempt sender is never rejected: its verdict waits for the end of
     // message, like everyone's in monitor mode.
@@ -59,16 +61,19 @@ pub async fn reject(shared: &Shared, message: &mut Message, queue_id: &str) -> O
     let sender = message.envelope.sender_domain();
     let who = crate::guidance::Sender::of(&message.envelope, sender.name());
     let verdict = verdict::decide(&results, config, &who);
-    if verdict.action != Action::Reject {
+    if verdict.action != Action::Reject || verdict.reply.is_none() {
         return None;
     }
-    let reply = verdict.reply.clone()?;
-    let evaluation = Evaluation {
+    Some(Evaluation {
         sender,
         results,
         verdict,
-    };
-    logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Rcpt);
-    metrics::record(&evaluation);
-    Some(reply)
+        controls: Default::default(),
+    })
+}
+
+/// Logs and counts a refusal at RCPT, once per transaction.
+pub fn record(queue_id: &str, envelope: &Envelope, evaluation: &Evaluation) {
+    logging::checked_message(queue_id, envelope, evaluation, DecidedAt::Rcpt);
+    metrics::record(evaluation);
 }

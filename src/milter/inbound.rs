@@ -2,9 +2,11 @@
 //! client, our `Authentication-Results` header, the log line and the
 //! metrics.
 
-use super::{message::Message, Outcome};
+use super::{message::Message, recipients::Recipients, Outcome};
 use crate::{
-    arc_seal, auth_results,
+    arc_seal::{SealError, Sealer},
+    auth_results,
+    checks::{self, CheckResult},
     config::Mode,
     logging::{self, DecidedAt},
     metrics,
@@ -13,12 +15,13 @@ use crate::{
 };
 use indymilter::{ContextActions, EomActions};
 use std::sync::Arc;
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 pub async fn check(
     actions: &EomActions,
     shared: &Shared,
     mut message: Message,
+    recipients: &Recipients,
     leading_space: bool,
     queue_id: &str,
 ) -> Outcome {
@@ -29,6 +32,7 @@ pub async fn check(
     };
     // The checks run in a task of their own: a panic there (a bug) is
     // caught, and the message gets `on_error`.
+    let token_key = recipients.message_key(&message);
     // The whole message is kept (shared, not copied) for the ARC seal;
     // a message too big to keep is not sealed.
     let mut whole: Option<Arc<Vec<u8>>> = None;
@@ -58,6 +62,16 @@ pub async fn check(
     if let Some(reason) = shared.exempt.reason(&message.envelope) {
         evaluation.verdict = evaluation.verdict.exempt(reason);
     }
+    // A recipient's token or solved challenge; a challenge in a refusal.
+    recipients
+        .decide(
+            shared,
+            &message,
+            &mut evaluation,
+            token_key.as_deref(),
+            queue_id,
+        )
+        .await;
     let mut value = auth_results::header_value(config, &evaluation.results, &evaluation.verdict);
     if leading_space {
         value.insert(0, ' ');
@@ -77,9 +91,22 @@ pub async fn check(
             return Outcome::internal_error(config);
         }
     }
-    if config.arc.seal && evaluation.verdict.action == Action::Accept {
-        if let Some(complete) = &whole {
-            add_seal(actions, shared, complete, &value, leading_space, queue_id).await;
+    if evaluation.verdict.action == Action::Accept {
+        if let (Some(sealer), Some(complete)) = (&shared.sealer, &whole) {
+            let arc = evaluation
+                .results
+                .iter()
+                .find(|r| r.check == checks::arc::NAME);
+            add_seal(
+                actions,
+                sealer,
+                complete,
+                &value,
+                arc,
+                leading_space,
+                queue_id,
+            )
+            .await;
         }
     }
     logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Eom);
@@ -89,24 +116,27 @@ pub async fn check(
 
 /// `[arc] seal`: our ARC set on top of the message (src/arc_seal.rs). A
 /// failure to seal is logged and the message goes on unsealed: a seal is a
-/// courtesy to the next hop, never a reason to hold mail.
+/// courtesy to the next hop, never a reason to hold mail. A chain that the
+/// `arc` check did not validate, or that failed, is not sealed over (no
+/// error: the log line's `arc=` says why).
 async fn add_seal(
     actions: &EomActions,
-    shared: &Shared,
+    sealer: &Sealer,
     message: &[u8],
     results: &str,
+    arc: Option<&CheckResult>,
     leading_space: bool,
     queue_id: &str,
 ) {
-    let Some(domain) = shared.config.arc.seal_domain.as_deref() else {
-        return;
-    };
-    let Some(key) = shared.signers.for_domain(domain) else {
-        error!("{queue_id}: not sealed: no [signing] key for seal_domain {domain}");
-        return;
-    };
-    let fields = match arc_seal::seal(&shared.dns, key, message, results).await {
+    let domain = sealer.domain();
+    // Parsing, a body hash and two signatures: off the async workers.
+    let sealed = checks::cpu::off_the_workers(async { sealer.seal(message, results, arc) }).await;
+    let fields = match sealed {
         Ok(fields) => fields,
+        Err(e @ SealError::Chain(_)) => {
+            debug!("{queue_id}: not sealed for {domain}: {e}");
+            return;
+        }
         Err(e) => {
             error!("{queue_id}: not sealed for {domain}: {e}");
             return;

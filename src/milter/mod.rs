@@ -8,6 +8,7 @@ mod inbound;
 pub(crate) mod message;
 mod negotiate;
 mod outbound;
+mod recipients;
 mod session;
 mod srs_step;
 
@@ -49,15 +50,12 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
                 let Some(session) = cx.data.as_mut() else {
                     return Status::Tempfail;
                 };
-                // An invalid SRS address of ours is refused here, at RCPT,
-                // for this recipient only; then the early reject (the same
-                // answer for every recipient).
-                let first = args.first().map(|a| a.to_string_lossy().into_owned());
-                if let Some(reply) = first.and_then(|a| srs_step::refuse_rcpt(session.shared(), &a))
-                {
-                    return Outcome::Reject(reply).reply(&mut cx.reply);
-                }
                 match session.rcpt(&args, &cx.macros).await {
+                    // 4xx: a recipient for another transaction, or the
+                    // state store did not answer (src/milter/recipients.rs).
+                    Some(reply) if reply.code.reply < 500 => {
+                        Outcome::TempfailWith(reply).reply(&mut cx.reply)
+                    }
                     Some(reply) => Outcome::Reject(reply).reply(&mut cx.reply),
                     None => Status::Continue,
                 }

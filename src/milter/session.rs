@@ -9,12 +9,14 @@
 use super::{
     dsn_guidance, early, inbound,
     message::{Message, Trust},
-    outbound, srs_step, Outcome,
+    outbound,
+    recipients::{Class, Recipients},
+    srs_step, Outcome,
 };
 use crate::{
     auth_results,
     envelope::{parse_mail_from, Envelope, TlsEvidence},
-    transaction::Pending,
+    transaction::{Evaluation, Pending},
     verdict::Reply,
     Shared,
 };
@@ -34,14 +36,17 @@ pub struct Session {
     /// The stages whose reply the MTA does not wait for (negotiated).
     noreply: ProtoOpts,
     client_ip: Option<IpAddr>,
+    client_port: Option<u16>,
     helo: String,
     message: Option<Message>,
     /// Counts the transaction in `transactions_in_flight` until it ends
     /// (dropped with the message, or with the session).
     in_flight: Option<crate::metrics::InFlight>,
-    /// What the first RCPT decided for the message: `Some(None)` go on,
-    /// `Some(Some(reply))` rejected before the body.
-    at_rcpt: Option<Option<Reply>>,
+    /// What the first checked RCPT decided for the message: `Some(None)`
+    /// go on, `Some(Some(evaluation))` rejected before the body.
+    at_rcpt: Option<Option<Evaluation>>,
+    /// Tokens and challenges, per recipient (src/milter/recipients.rs).
+    recipients: Recipients,
 }
 
 impl Session {
@@ -51,17 +56,19 @@ impl Session {
             leading_space,
             noreply,
             client_ip: None,
+            client_port: None,
             helo: String::new(),
             message: None,
             in_flight: None,
             at_rcpt: None,
+            recipients: Recipients::default(),
         }
     }
 
     pub fn connect(&mut self, socket: SocketInfo) {
-        self.client_ip = match socket {
-            SocketInfo::Inet(addr) => Some(addr.ip()),
-            _ => None,
+        (self.client_ip, self.client_port) = match socket {
+            SocketInfo::Inet(addr) => (Some(addr.ip()), Some(addr.port())),
+            _ => (None, None),
         };
     }
 
@@ -77,10 +84,13 @@ impl Session {
             client_ip: self.client_ip,
             helo: self.helo.clone(),
             mail_from: parse_mail_from(sender.as_deref().unwrap_or_default()),
-            tls: TlsEvidence::from_macros(|name| {
-                let name = CString::new(name).ok()?;
-                macro_str(macros, &name)
-            }),
+            tls: TlsEvidence {
+                client_port: self.client_port,
+                ..TlsEvidence::from_macros(|name| {
+                    let name = CString::new(name).ok()?;
+                    macro_str(macros, &name)
+                })
+            },
         };
         let authenticated = macro_str(macros, c"{auth_authen}").is_some_and(|a| !a.is_empty());
         let trust = self.trust(authenticated);
@@ -95,6 +105,7 @@ impl Session {
         self.message = Some(message);
         self.in_flight = Some(crate::metrics::InFlight::start());
         self.at_rcpt = None;
+        self.recipients = Recipients::default();
     }
 
     /// Only what is proven is trusted: an authenticated session, or a client
@@ -118,22 +129,49 @@ impl Session {
         &self.shared
     }
 
-    /// RCPT TO: `Some(reply)` rejects the recipient (and, since every
-    /// recipient gets the same answer, the message before DATA).
+    /// RCPT TO: `Some(reply)` refuses the recipient: an invalid SRS address
+    /// of ours, or an invalid token, for this recipient only. Checked
+    /// recipients all get the same answer (an early reject refuses the
+    /// message before DATA); a recipient with a token or a solved
+    /// challenge is classed on its own (src/milter/recipients.rs).
     pub async fn rcpt(&mut self, args: &[CString], macros: &Macros) -> Option<Reply> {
         let m = self.message.as_mut()?;
-        if m.trust.is_none() && self.at_rcpt.is_none() {
-            // Postfix has no queue ID before the first accepted recipient
-            // and logs `NOQUEUE` for these rejects; so do we.
-            let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
-            self.at_rcpt = Some(early::reject(&self.shared, m, &queue_id).await);
+        // Postfix has no queue ID before the first accepted recipient and
+        // logs `NOQUEUE` for these rejects; so do we.
+        let queue_id = || macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
+        let address = args
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(reply) = srs_step::refuse_rcpt(&self.shared, m, &address, &queue_id()) {
+            return Some(reply);
         }
-        if let Some(Some(reply)) = &self.at_rcpt {
-            return Some(reply.clone());
+        if m.trust.is_none() {
+            let queue_id = queue_id();
+            let class = match self
+                .recipients
+                .classify(&self.shared, m, &address, &queue_id)
+                .await
+            {
+                Ok(class) => class,
+                Err(reply) => return Some(reply),
+            };
+            if class == Class::Checked {
+                if self.at_rcpt.is_none() {
+                    self.at_rcpt = Some(early::reject(&self.shared, m).await);
+                }
+                if let Some(Some(evaluation)) = &mut self.at_rcpt {
+                    let reply =
+                        self.recipients
+                            .refusal(&self.shared, m, evaluation, &address, &queue_id);
+                    return Some(reply);
+                }
+            }
+            if let Some(reply) = self.recipients.take(class, &address) {
+                return Some(reply);
+            }
         }
-        if let Some(arg) = args.first() {
-            m.rcpt(&arg.to_string_lossy());
-        }
+        m.rcpt(&address);
         None
     }
 
@@ -155,6 +193,7 @@ impl Session {
         self.message = None;
         self.in_flight = None;
         self.at_rcpt = None;
+        self.recipients = Recipients::default();
     }
 
     /// The status for a stage that always goes on: `Noreply` when the MTA
@@ -175,10 +214,14 @@ impl Session {
         let Some(mut message) = self.message.take() else {
             return Outcome::Accept;
         };
-        // Rejected at RCPT (logged there): an MTA that went on anyway gets
-        // the same answer.
-        if let Some(Some(reply)) = self.at_rcpt.take() {
-            return Outcome::Reject(reply);
+        // Rejected at RCPT (logged there) and no recipient let through by
+        // a token or a challenge: an MTA that went on anyway gets the same
+        // answer.
+        let recipients = std::mem::take(&mut self.recipients);
+        if let Some(Some(evaluation)) = self.at_rcpt.take() {
+            if recipients.accepted.is_none() {
+                return Outcome::from_verdict(&evaluation.verdict);
+            }
         }
         let shared = self.shared.clone();
         if let Err(e) = remove_forged_headers(actions, &message).await {
@@ -210,7 +253,17 @@ impl Session {
                 )
                 .await
             }
-            None => inbound::check(actions, &shared, message, self.leading_space, &queue_id).await,
+            None => {
+                inbound::check(
+                    actions,
+                    &shared,
+                    message,
+                    &recipients,
+                    self.leading_space,
+                    &queue_id,
+                )
+                .await
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{
     parse::{Effect, Kind, Record, CHECKS},
-    time,
+    time::{self, Nanos},
 };
 use serde::Serialize;
 use std::{
@@ -115,11 +115,48 @@ pub struct Summary {
     pub checked: u64,
     pub trusted: u64,
     pub exempt: u64,
+    /// What recipients' tokens and challenges let through.
+    pub let_through: LetThrough,
+    /// Recipients refused at RCPT as invalid SRS addresses of ours (in
+    /// monitor mode: that enforce mode would have refused); not messages.
+    pub invalid_srs_recipients: u64,
     pub impact: Vec<Impact>,
     pub days: Vec<Day>,
+    /// The certificate check per sender and per candidate setting.
+    pub tls_evidence: super::evidence::EvidenceSummary,
     /// With `--lookup`: what each top domain publishes now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Vec<super::lookup::DomainState>>,
+}
+
+/// Tokens and challenges over the period: how much mail the checks would
+/// have refused reached its recipient through them.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct LetThrough {
+    /// Refusals that carried a challenge URL.
+    pub challenges_offered: u64,
+    /// Messages let through by a solved challenge…
+    pub challenge_messages: u64,
+    /// …of which the checks would have refused (recovered mail).
+    pub challenge_recovered: u64,
+    /// Messages let through by a token…
+    pub token_messages: u64,
+    /// …of which the checks would have refused.
+    pub token_recovered: u64,
+}
+
+impl LetThrough {
+    fn add(&mut self, l: &super::parse::Letting) {
+        self.challenges_offered += u64::from(l.challenge_offered);
+        self.challenge_messages += u64::from(l.challenge_passed);
+        self.challenge_recovered += u64::from(l.challenge_passed && l.would_refuse);
+        self.token_messages += u64::from(l.token);
+        self.token_recovered += u64::from(l.token && l.would_refuse);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Default)]
@@ -142,20 +179,23 @@ struct DayCounts {
 /// message is kept).
 #[derive(Default)]
 pub struct Aggregate {
-    since: Option<i64>,
-    until: Option<i64>,
-    first: Option<i64>,
-    last: Option<i64>,
+    since: Option<Nanos>,
+    until: Option<Nanos>,
+    first: Option<Nanos>,
+    last: Option<Nanos>,
     checked: u64,
     trusted: u64,
     exempt: u64,
+    let_through: LetThrough,
+    invalid_srs_recipients: u64,
     scopes: [ScopeCounts; 5],
     days: BTreeMap<i64, DayCounts>,
+    evidence: super::evidence::EvidenceAggregate,
 }
 
 impl Aggregate {
-    /// `since` inclusive, `until` exclusive (epoch seconds).
-    pub fn new(since: Option<i64>, until: Option<i64>) -> Self {
+    /// `since` inclusive, `until` exclusive.
+    pub fn new(since: Option<Nanos>, until: Option<Nanos>) -> Self {
         Self {
             since,
             until,
@@ -167,17 +207,24 @@ impl Aggregate {
         if self.since.is_some_and(|s| r.time < s) || self.until.is_some_and(|u| r.time >= u) {
             return;
         }
+        if r.kind == Kind::InvalidSrsRecipient {
+            self.invalid_srs_recipients += 1;
+            return;
+        }
         self.first = Some(self.first.map_or(r.time, |f| f.min(r.time)));
         self.last = Some(self.last.map_or(r.time, |l| l.max(r.time)));
-        let day = self.days.entry(r.time.div_euclid(86_400)).or_default();
+        let day = self.days.entry(time::day_number(r.time)).or_default();
         day.messages += 1;
+        self.let_through.add(&r.letting);
         let effects = match r.kind {
             Kind::Trusted => return self.trusted += 1,
             Kind::Exempt => return self.exempt += 1,
+            Kind::InvalidSrsRecipient => return,
             Kind::Checked(effects) => effects,
         };
         self.checked += 1;
         day.checked += 1;
+        self.evidence.add(r);
         for (i, scope) in SCOPES.iter().enumerate() {
             let counts = &mut self.scopes[i];
             match would(&effects, *scope) {
@@ -247,15 +294,18 @@ impl Aggregate {
             checked: self.checked,
             trusted: self.trusted,
             exempt: self.exempt,
+            let_through: self.let_through,
+            invalid_srs_recipients: self.invalid_srs_recipients,
             impact,
             days,
+            tls_evidence: self.evidence.summary(self.checked, top),
             lookup: None,
         }
     }
 }
 
 /// The `n` largest counts, ties by name.
-fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
+pub fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
     let mut all: Vec<Count> = counts
         .iter()
         .map(|(name, messages)| Count {

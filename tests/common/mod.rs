@@ -4,13 +4,17 @@
 
 pub mod arc;
 pub mod browser;
+pub mod cdp;
+pub mod controls;
 pub mod dns;
 pub mod postfix;
 pub mod process;
+pub mod redis;
 pub mod sendmail;
 pub mod smtp_sink;
 pub mod swaks;
 pub mod tls;
+pub mod traffic;
 
 use indymilter_test::{EomActions, MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
 use mail_auth::{
@@ -227,6 +231,13 @@ impl TestKey {
         }
     }
 
+    /// Writes the private key to `path` as PEM, as `[signing]` reads it.
+    pub fn write_pem(&self, path: &Path) {
+        let pkey = PKey::private_key_from_pkcs8(&self.pkcs8).expect("pkcs8");
+        let pem = pkey.private_key_to_pem_pkcs8().expect("pem");
+        std::fs::write(path, pem).expect("write key file");
+    }
+
     /// The record with extra tags, e.g. `t=y`.
     pub fn record_with(&self, tags: &str) -> String {
         self.record
@@ -358,6 +369,8 @@ pub struct Transaction<'a> {
     /// peer-certificate check passes without a probe.
     pub tls_macros: Vec<(&'a str, &'a str)>,
     pub message: String,
+    /// RCPT TO arguments in order (`<bob@receiver.test>` by default).
+    pub rcpts: Vec<String>,
 }
 
 /// The macros Postfix sends for a client certificate it verified.
@@ -378,7 +391,14 @@ impl<'a> Transaction<'a> {
             mail_macros: Vec::new(),
             tls_macros: VERIFIED_TLS.to_vec(),
             message,
+            rcpts: vec!["<bob@receiver.test>".to_string()],
         }
+    }
+
+    /// The same to these recipients (`alice@x.test`: brackets added).
+    pub fn to(mut self, rcpts: &[&str]) -> Self {
+        self.rcpts = rcpts.iter().map(|r| format!("<{r}>")).collect();
+        self
     }
 }
 
@@ -389,6 +409,8 @@ pub struct Outcome {
     pub actions: EomActions,
     /// The answer came at RCPT TO, before any header or body was sent.
     pub at_rcpt: bool,
+    /// The answer to each RCPT TO, in order.
+    pub rcpts: Vec<Status>,
 }
 
 impl Outcome {
@@ -423,6 +445,25 @@ impl Outcome {
 
     pub fn is_accept(&self) -> bool {
         matches!(self.status, Status::Accept | Status::Continue)
+    }
+
+    /// `message` as the MTA passes it on: the header fields the milter
+    /// inserted at the top (each at index 0, in the order it asked) in
+    /// front of it, folded with CRLF.
+    pub fn with_inserted_headers(&self, message: &str) -> String {
+        let mut head = String::new();
+        for a in &self.actions.actions {
+            if let indymilter_test::EomAction::InsertHeader { index, name, value } = a {
+                assert_eq!(*index, 0);
+                let field = format!(
+                    "{}:{}\r\n",
+                    name.to_string_lossy(),
+                    value.to_string_lossy().replace('\n', "\r\n")
+                );
+                head.insert_str(0, &field);
+            }
+        }
+        head + message
     }
 }
 
@@ -489,16 +530,23 @@ pub async fn send_on(conn: &mut TestConnection, t: &Transaction<'_>) -> Outcome 
         .expect("mail");
     assert!(goes_on(&status), "{status:?}");
     let opts = conn.negotiated_opts();
+    let mut rcpts = Vec::new();
     if !opts.contains(ProtoOpts::NO_RCPT) {
-        let status = conn.rcpt(["<bob@receiver.test>"]).await.expect("rcpt");
-        if status != Status::Continue {
-            // The only recipient is rejected: an MTA ends the transaction
-            // here (RSET), without DATA.
+        for rcpt in &t.rcpts {
+            rcpts.push(conn.rcpt([rcpt.as_str()]).await.expect("rcpt"));
+        }
+        if !rcpts.contains(&Status::Continue) {
+            // Every recipient is refused: an MTA ends the transaction here
+            // (RSET), without DATA.
             conn.abort().await.expect("abort");
             return Outcome {
-                status,
+                status: rcpts
+                    .last()
+                    .cloned()
+                    .unwrap_or(Status::Tempfail { message: None }),
                 actions: EomActions { actions: vec![] },
                 at_rcpt: true,
+                rcpts,
             };
         }
     }
@@ -521,6 +569,7 @@ pub async fn send_on(conn: &mut TestConnection, t: &Transaction<'_>) -> Outcome 
         status,
         actions,
         at_rcpt: false,
+        rcpts,
     }
 }
 

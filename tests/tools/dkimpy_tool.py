@@ -5,10 +5,12 @@
       verifies the first DKIM-Signature, looking the key up on that name
       server (for mailkey signatures: mailkey._domainkey.D, which the test
       zone makes a CNAME to mailkey.D); exit 0 when it verifies.
+  dkimpy_tool.py arc-verify --nameserver IP:PORT < message
+      validates the ARC chain (dkim.arc_verify); prints cv=RESULT and exits
+      0 when the chain passes.
   dkimpy_tool.py sign --domain D --key FILE [--selector mailkey] < message
       writes the message with a dkimpy signature (relaxed/relaxed) prepended;
       FILE is a PEM private key as mailkey-milter keygen writes it.
-
   dkimpy_tool.py sign-batch --keys FILE < cases > signed
       tests/differential.rs: each input line is a JSON case {"id",
       "message" (base64), "signatures": [...]}; each signature {"key",
@@ -39,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 
 def dns_function(nameserver):
+    """A dkimpy dnsfunc asking `nameserver` (IP:PORT) for TXT records."""
     host, port = nameserver.rsplit(":", 1)
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = [host]
@@ -54,11 +57,19 @@ def dns_function(nameserver):
 
 
 def verify(args):
-    dnsfunc = dns_function(args.nameserver)
     message = sys.stdin.buffer.read()
-    ok = dkim.verify(message, dnsfunc=dnsfunc)
+    ok = dkim.verify(message, dnsfunc=dns_function(args.nameserver))
     print("dkimpy: pass" if ok else "dkimpy: fail")
     return 0 if ok else 1
+
+
+def arc_verify(args):
+    message = sys.stdin.buffer.read()
+    cv, results, comment = dkim.arc_verify(message, dnsfunc=dns_function(args.nameserver))
+    print(f"dkimpy: cv={cv.decode()} ({comment})")
+    for result in results:
+        print(f"  {result}")
+    return 0 if cv == b"pass" else 1
 
 
 def sign(args):
@@ -182,6 +193,8 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     v = sub.add_parser("verify")
     v.add_argument("--nameserver", required=True)
+    a = sub.add_parser("arc-verify")
+    a.add_argument("--nameserver", required=True)
     s = sub.add_parser("sign")
     s.add_argument("--domain", required=True)
     s.add_argument("--key", required=True)
@@ -191,7 +204,13 @@ def main():
     vb = sub.add_parser("verify-batch")
     vb.add_argument("--nameserver", required=True)
     args = parser.parse_args()
-    commands = {"verify": verify, "sign": sign, "sign-batch": sign_batch, "verify-batch": verify_batch}
+    commands = {
+        "verify": verify,
+        "arc-verify": arc_verify,
+        "sign": sign,
+        "sign-batch": sign_batch,
+        "verify-batch": verify_batch,
+    }
     return commands[args.command](args)
 
 

@@ -617,6 +617,9 @@ impl AsAuthResult for Error {
             Error::Arc(ArcError::HasHeaderTag) => "ARC has header tag",
             #[cfg(feature = "arc")]
             Error::Arc(ArcError::BrokenChain) => "broken ARC chain",
+            // mailkey-milter: `verify_arc_until`'s deadline.
+            #[cfg(feature = "arc")]
+            Error::Arc(ArcError::Deadline) => "ARC validation stopped at its deadline",
             Error::NotAligned => "policy not aligned",
             Error::Dns(DnsError::InvalidRecordType) => "invalid dns record type",
             Error::Dkim2(e) => {

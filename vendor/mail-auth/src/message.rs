@@ -71,6 +71,9 @@ pub struct AuthenticatedMessage<'x> {
     #[cfg(feature = "arc")]
     pub(crate) has_arc_errors: bool,
     pub(crate) has_dkim2_errors: bool,
+    // mailkey-milter: set by `parse_arc` (see there).
+    #[cfg(feature = "arc")]
+    pub(crate) arc_only: bool,
 }
 
 impl<'x> AsRef<AuthenticatedMessage<'x>> for AuthenticatedMessage<'x> {
@@ -102,6 +105,38 @@ impl<'x> AuthenticatedMessage<'x> {
     /// Returns `None` when no header could be parsed.
     pub fn parse(raw_message: &'x [u8]) -> Option<Self> {
         Self::parse_with_opts(raw_message, None, true)
+    }
+
+    /// mailkey-milter: parses `raw_message` for ARC validation and sealing
+    /// only. `DKIM-Signature` headers stay ordinary headers (an
+    /// `ARC-Message-Signature` may sign them) and are not parsed, and of the
+    /// `ARC-Message-Signature` headers only the newest (highest `i=`) gets a
+    /// body hash: the only one
+    /// [`verify_arc`](crate::MessageAuthenticator::verify_arc) reads (RFC
+    /// 8617, Section 5.2). [`parse`](Self::parse) hashes the body once for
+    /// every distinct canonicalization and algorithm among all DKIM and ARC
+    /// signatures, which a sender chooses. Strict, like `parse`.
+    ///
+    /// Returns `None` when no header could be parsed.
+    #[cfg(feature = "arc")]
+    pub fn parse_arc(raw_message: &'x [u8]) -> Option<Self> {
+        let mut message = AuthenticatedMessage {
+            raw_message,
+            headers: Vec::with_capacity(EXPECTED_HEADER_COUNT),
+            arc_only: true,
+            ..Default::default()
+        };
+        let body_offset = message.parse_headers(raw_message, true);
+        if message.headers.is_empty() {
+            return None;
+        }
+        message.body_offset = body_offset.unwrap_or(raw_message.len()) as u32;
+        if let Some(newest) = message.ams_headers.iter().max_by_key(|h| h.header.i) {
+            let sig = &newest.header;
+            let combo = (sig.cb, HashAlgorithm::from(sig.a), sig.l, Vec::new());
+            message.body_hashes.push(combo);
+        }
+        Some(message.finalize())
     }
 
     /// Builds an `AuthenticatedMessage` from a message already parsed by
@@ -271,6 +306,8 @@ impl<'x> AuthenticatedMessage<'x> {
 
         for (header, value) in &mut headers {
             let name = match header {
+                #[cfg(feature = "arc")]
+                AuthenticatedHeader::Ds(name) if self.arc_only => name,
                 AuthenticatedHeader::Ds(name) => {
                     self.parse_dkim(name, value, strict);
                     name
@@ -367,10 +404,12 @@ impl<'x> AuthenticatedMessage<'x> {
         match arc::Signature::parse(value) {
             Ok(signature) if signature.l == 0 || !strict => {
                 let ha = HashAlgorithm::from(signature.a);
-                if !self
-                    .body_hashes
-                    .iter()
-                    .any(|(c, h, l, _)| c == &signature.cb && h == &ha && l == &signature.l)
+                // mailkey-milter: `parse_arc` hashes for the newest one only.
+                if !self.arc_only
+                    && !self
+                        .body_hashes
+                        .iter()
+                        .any(|(c, h, l, _)| c == &signature.cb && h == &ha && l == &signature.l)
                 {
                     self.body_hashes
                         .push((signature.cb, ha, signature.l, Vec::new()));

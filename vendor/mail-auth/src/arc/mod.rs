@@ -75,6 +75,10 @@ pub enum ArcError {
     /// An `ARC-Message-Signature` has an `l=` body length tag and the message
     /// was parsed in strict mode, which rejects such signatures.
     BodyLengthTag,
+    /// mailkey-milter: the deadline given to
+    /// [`verify_arc_until`](crate::MessageAuthenticator::verify_arc_until)
+    /// passed before the chain was validated.
+    Deadline,
 }
 
 impl std::fmt::Display for ArcError {
@@ -92,6 +96,7 @@ impl std::fmt::Display for ArcError {
             }
             ArcError::SignatureExpired => write!(f, "Signature expired"),
             ArcError::BodyLengthTag => write!(f, "Insecure 'l=' tag found in Signature"),
+            ArcError::Deadline => write!(f, "Validation stopped at its deadline"),
         }
     }
 }

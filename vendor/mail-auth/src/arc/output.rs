@@ -5,7 +5,7 @@
  */
 
 use super::{ChainLink, ChainValidation};
-use crate::DkimResult;
+use crate::{AuthenticatedMessage, DkimResult, headers::Header};
 
 /// The result of ARC chain validation (RFC 8617, Section 5.2).
 ///
@@ -47,6 +47,39 @@ impl<'x> ArcOutput<'x> {
     pub(crate) fn with_result(mut self, result: ArcResult) -> Self {
         self.result = result;
         self
+    }
+
+    /// mailkey-milter: the chain of `message` with the `result` an earlier
+    /// [`verify_arc`](crate::MessageAuthenticator::verify_arc) of the same
+    /// message returned, for [`ArcSealer::seal`](super::ArcSealer::seal):
+    /// sealing needs the sets and their validation result, and validating
+    /// twice doubles the key lookups and signature checks. The sets are
+    /// paired by instance as `verify_arc` pairs them; when they do not pair
+    /// up (which `verify_arc` reports as a failure) the chain is empty.
+    pub fn validated(message: &'x AuthenticatedMessage<'x>, result: ArcResult) -> Self {
+        let (seals, signatures, results) = (
+            &message.as_headers,
+            &message.ams_headers,
+            &message.aar_headers,
+        );
+        let paired = !message.has_arc_errors
+            && seals.len() == signatures.len()
+            && seals.len() == results.len();
+        let set = if paired {
+            seals
+                .iter()
+                .zip(signatures)
+                .zip(results)
+                .map(|((seal, signature), results)| ChainLink {
+                    signature: Header::new(signature.name, signature.value, &signature.header),
+                    seal: Header::new(seal.name, seal.value, &seal.header),
+                    results: Header::new(results.name, results.value, &results.header),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        ArcOutput { result, set }
     }
 
     /// Returns `true` when a new ARC set may be added: the chain is empty or

@@ -61,6 +61,24 @@ impl MessageAuthenticator {
     where
         C: DnsCache + 'x,
     {
+        self.verify_arc_until(params, None).await
+    }
+
+    /// mailkey-milter: [`verify_arc`](Self::verify_arc) that stops at
+    /// `deadline`: it is checked before the key of the newest
+    /// `ARC-Message-Signature` is looked up and before each `ARC-Seal` is
+    /// verified, and once it has passed the result is `TempError` with
+    /// [`ArcError::Deadline`]. A chain of many sets costs one signature
+    /// check per set; the deadline bounds that work, not only the wait.
+    pub async fn verify_arc_until<'x, C>(
+        &self,
+        params: impl Into<Parameters<'x, &'x AuthenticatedMessage<'x>, C>>,
+        deadline: Option<std::time::Instant>,
+    ) -> ArcOutput<'x>
+    where
+        C: DnsCache + 'x,
+    {
+        let passed = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
         let params = params.into();
         let message = params.input;
         if message.has_arc_errors {
@@ -146,6 +164,10 @@ impl MessageAuthenticator {
             return output;
         }
 
+        if passed() {
+            return output.with_result(DkimResult::TempError(Error::Arc(ArcError::Deadline)));
+        }
+
         let arc_set = output.set.last().unwrap();
         let header = &arc_set.signature;
         let signature = &header.header;
@@ -168,6 +190,9 @@ impl MessageAuthenticator {
         }
 
         for (pos, set) in output.set.iter().enumerate().rev() {
+            if passed() {
+                return output.with_result(DkimResult::TempError(Error::Arc(ArcError::Deadline)));
+            }
             let header = &set.seal;
             let seal = &header.header;
             let record = match self

@@ -1,0 +1,45 @@
+//! The keys an ARC validation needs, looked up before it starts (at most
+//! one per set and one for the newest `ARC-Message-Signature`, each name
+//! once, all at once), then handed to mail-auth as its TXT cache: the
+//! validation itself, on a blocking thread, sends no query and waits on no
+//! network. A name it asks for that was not looked up is "not found".
+
+use super::overlay::KeyOverlay;
+use crate::dns::Dns;
+use mail_auth::{
+    dkim::DomainKey,
+    dns::{DnsCache, ToFqdn, TxtRecord},
+};
+use tokio::task::JoinSet;
+
+/// Looks up `names` (`s._domainkey.d.`) through the shared caches, all at
+/// once; each answer (a key or the error) is kept, for mail-auth to find as
+/// its TXT cache.
+pub async fn fetch(dns: &Dns, names: &[String]) -> KeyOverlay {
+    let mut lookups = JoinSet::new();
+    for name in names {
+        let (authenticator, caches) = (dns.authenticator.clone(), dns.caches.clone());
+        let name = name.clone();
+        lookups.spawn(async move {
+            let answer = authenticator
+                .txt_lookup::<DomainKey>(name.as_str(), caches.txt())
+                .await;
+            let record = match answer {
+                Ok(key) => TxtRecord::DomainKey(key),
+                Err(e) => TxtRecord::Error(e),
+            };
+            // Kept under the name mail-auth asks for (lower case, with
+            // the final dot).
+            (name.to_fqdn().into(), record)
+        });
+    }
+    let mut answers = Vec::with_capacity(names.len());
+    while let Some(joined) = lookups.join_next().await {
+        match joined {
+            Ok(answer) => answers.push(answer),
+            // A lookup task that panicked: its key stays "not found".
+            Err(_) => continue,
+        }
+    }
+    KeyOverlay(answers)
+}
