@@ -18,6 +18,7 @@ pub mod auth_results;
 pub mod check_domain;
 pub mod checks;
 pub mod config;
+pub mod dkim2;
 pub mod dns;
 pub mod dsn;
 pub mod envelope;

@@ -91,6 +91,7 @@ impl Pending {
         let inputs = Arc::new(Inputs {
             shared: shared.clone(),
             envelope,
+            rcpt_to: std::sync::OnceLock::new(),
         });
         let tasks = CHECKS
             .iter()
@@ -135,6 +136,12 @@ impl Pending {
             }
         }
         Some(results)
+    }
+
+    /// Every RCPT TO of the transaction, for the checks that read the
+    /// message (call before [`finish`](Self::finish)).
+    pub fn recipients(&self, rcpt_to: Vec<String>) {
+        let _ = self.inputs.rcpt_to.set(rcpt_to);
     }
 
     /// Waits for the checks, runs those that read `message`, and decides.
@@ -185,6 +192,7 @@ impl Pending {
             Received::Whole(message) => message,
             Received::TooBig(_) => &[],
         };
+        crate::dkim2::apply(&mut results, sender.name(), config.mailkey.alignment, whole);
         forwarding::apply(&mut results, trusted, sender.name(), whole);
         let who = guidance::Sender::of(&self.inputs.envelope, sender.name());
         let verdict = verdict::decide(&results, config, &who);

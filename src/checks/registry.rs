@@ -16,7 +16,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 /// line's field names) expands from the same list.
 macro_rules! registered {
     ($then:ident) => {
-        $then! { mailkey, spf, tls, mx, arc }
+        $then! { mailkey, spf, tls, mx, arc, dkim2 }
     };
 }
 pub(crate) use registered;
@@ -42,6 +42,16 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Inputs {
     pub shared: Arc<Shared>,
     pub envelope: Envelope,
+    /// Every RCPT TO of the transaction, known at the end of message (a
+    /// DKIM2 signature binds them all); empty before.
+    pub rcpt_to: std::sync::OnceLock<Vec<String>>,
+}
+
+impl Inputs {
+    /// The recipients ([`Inputs::rcpt_to`]), empty when not known.
+    pub fn recipients(&self) -> &[String] {
+        self.rcpt_to.get().map_or(&[], Vec::as_slice)
+    }
 }
 
 /// What a check has after its envelope-only work (at MAIL FROM).

@@ -83,6 +83,7 @@ pub struct Config {
     pub srs: SrsConfig,
     pub exempt: ExemptConfig,
     pub limits: LimitsConfig,
+    pub dkim2: Dkim2Config,
 }
 
 impl Default for Config {
@@ -111,6 +112,7 @@ impl Default for Config {
             srs: SrsConfig::default(),
             exempt: ExemptConfig::default(),
             limits: LimitsConfig::default(),
+            dkim2: Dkim2Config::default(),
         }
     }
 }
@@ -208,6 +210,7 @@ impl Config {
             ));
         }
         self.limits.validate()?;
+        crate::dkim2::validate_config(self)?;
         for (key, value) in [
             ("url", &self.guidance.url),
             ("contact", &self.guidance.contact),

@@ -27,6 +27,7 @@ pub async fn check(
         error!("{queue_id}: failed to check message: no checks were started for it");
         return Outcome::internal_error(config);
     };
+    pending.recipients(message.rcpt_to.clone());
     // The checks run in a task of their own: a panic there (a bug) is
     // caught, and the message gets `on_error`.
     // The whole message is kept (shared, not copied) for the ARC seal;

@@ -1,0 +1,131 @@
+//! The DKIM2 check (docs/protocol.md, "mailkey v2 = DKIM2"): does the
+//! message carry a DKIM2 chain that verifies for this transaction's
+//! envelope? Reported as the `dkim2` method of `Authentication-Results`
+//! (draft-gondwana-dkim2-authres): `header.d` is the originator (`i=1`),
+//! the comment lists the hops.
+//!
+//! The check is never enforced on its own. Its effect says what the chain
+//! means for the mailkey check of the sender domain `D`, which
+//! [`crate::dkim2::apply`] carries out: a chain whose newest signature is
+//! `D`'s (mailkey alignment) passes mailkey when it verifies, and fails it
+//! (reject `5.7.20`) when it does not — unless that key says `t=y`.
+
+use super::{
+    mailkey::aligned, BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure, Inputs,
+    MessageStep, Stage, Status,
+};
+use crate::dkim2::{
+    verify::{verify, Arrival},
+    Kind, Outcome,
+};
+
+pub const NAME: CheckName = CheckName::new("dkim2");
+
+pub const CHECK: Check = Check {
+    name: NAME,
+    ar_method: "dkim2",
+    // Applied through the mailkey check (crate::dkim2::apply).
+    enforced: |_| false,
+    start: |inputs| {
+        Box::pin(async move {
+            if inputs.shared.config.dkim2.verify {
+                Stage::NeedsMessage(Box::new(Verify))
+            } else {
+                Stage::Done(
+                    CheckResult::new(NAME, Status::None, Effect::Accept)
+                        .reason("not verified: [dkim2] verify = false"),
+                )
+            }
+        })
+    },
+};
+
+/// The keys are named in the message: nothing to do before it.
+struct Verify;
+
+impl MessageStep for Verify {
+    fn finish<'a>(
+        self: Box<Self>,
+        inputs: &'a Inputs,
+        message: &'a [u8],
+        now: u64,
+    ) -> BoxFuture<'a, CheckResult> {
+        Box::pin(async move {
+            let envelope = &inputs.envelope;
+            let sender = envelope.sender_domain();
+            let rcpt_to = inputs.recipients();
+            if rcpt_to.is_empty() && crate::dkim2::has_dkim2_fields(message) {
+                // Without the recipients the envelope cannot be checked,
+                // and a chain must never pass unchecked.
+                return CheckResult::new(NAME, Status::None, Effect::Accept)
+                    .reason("not verified: the MTA passed no RCPT TO");
+            }
+            let arrival = Arrival {
+                mail_from: &envelope.mail_from,
+                rcpt_to,
+            };
+            let outcome = verify(&inputs.shared.dns, arrival, message, now).await;
+            let config = &inputs.shared.config.mailkey;
+            result(&outcome, sender.name(), config.alignment)
+        })
+    }
+
+    /// Too big to keep: not verified, and never a reason to reject.
+    fn too_big(self: Box<Self>, check: CheckName, size: u64, limit: u64) -> CheckResult {
+        CheckResult::new(check, Status::None, Effect::Accept).reason(format!(
+            "message too big for the checks: {size} bytes, limits.max_message_size is {limit}"
+        ))
+    }
+}
+
+/// The check's result for `outcome`, for sender domain `domain`.
+pub fn result(
+    outcome: &Outcome,
+    domain: Option<&str>,
+    alignment: crate::config::Alignment,
+) -> CheckResult {
+    let claims = outcome
+        .newest()
+        .zip(domain)
+        .is_some_and(|(hop, d)| aligned(&hop.d, d, alignment));
+    // What the chain means for the mailkey check of `domain`.
+    let effect = match outcome.status {
+        Status::Fail | Status::PermError if claims && !outcome.testing => {
+            Effect::Reject(Code::MAILKEY_FAIL)
+        }
+        Status::TempError if claims => Effect::Tempfail(Code::DNS_TEMPFAIL),
+        _ => Effect::Accept,
+    };
+    let mut r = CheckResult::new(NAME, outcome.status, effect);
+    if let Some(comment) = outcome.comment() {
+        r = r.reason(comment);
+    }
+    if let Some((kind, _)) = outcome.failure {
+        r = r.failure(failure(kind));
+    }
+    if let Some(d) = outcome.originator() {
+        r = r.prop("header.d", d);
+    }
+    if let Some(i) = outcome.failed_i.filter(|_| outcome.status != Status::Pass) {
+        r = r.prop("header.i", i.to_string());
+    }
+    r
+}
+
+/// The guidance's kind for a failed chain.
+pub fn failure(kind: Kind) -> Failure {
+    match kind {
+        Kind::Replay => Failure::Dkim2Replay,
+        Kind::Changed => Failure::Dkim2Changed,
+        Kind::Broken => Failure::Dkim2Broken,
+    }
+}
+
+/// The verified chain of custody, for the log line (`dkim2_chain=`): the
+/// comment of a passing result.
+pub fn chain(results: &[CheckResult]) -> Option<&str> {
+    results
+        .iter()
+        .find(|r| r.check == NAME && r.status == Status::Pass)
+        .and_then(|r| r.reason.as_deref())
+}
