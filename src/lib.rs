@@ -68,6 +68,8 @@ pub struct Shared {
     pub srs: Option<srs::Srs>,
     /// `[exempt]` with its file, read when the configuration is loaded.
     pub exempt: exempt::Exemptions,
+    /// DKIM2 signers and the forwarding host's door-verified messages.
+    pub dkim2: dkim2::State,
 }
 
 /// Why a configuration cannot be put to work.
@@ -92,6 +94,7 @@ impl Shared {
         let signers = sign::Signers::load(&config.signing)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
+        let dkim2 = dkim2::State::load(&config)?;
         Ok(Self {
             config,
             dns,
@@ -99,6 +102,7 @@ impl Shared {
             signers,
             srs,
             exempt,
+            dkim2,
         })
     }
 }
@@ -155,6 +159,11 @@ impl SharedHandle {
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         let old = self.current();
+        let mut dkim2 = dkim2::State::load(&config)?;
+        // The door-verified messages wait for their second pass.
+        if old.config.dkim2 == config.dkim2 {
+            dkim2.custody = old.dkim2.custody.clone();
+        }
         let dns = if old.config.dns == config.dns {
             old.dns.clone()
         } else {
@@ -174,6 +183,7 @@ impl SharedHandle {
             signers,
             srs,
             exempt,
+            dkim2,
         });
         match self.0.write() {
             Ok(mut guard) => *guard = new,

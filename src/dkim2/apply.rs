@@ -62,7 +62,10 @@ pub fn apply(
             *mk = CheckResult {
                 check: mailkey::NAME,
                 status: Status::TempError,
-                reason: Some(format!("DKIM2 chain of {domain}: {}", chain.failure_reason())),
+                reason: Some(format!(
+                    "DKIM2 chain of {domain}: {}",
+                    chain.failure_reason()
+                )),
                 effect: chain.effect,
                 props: Vec::new(),
                 failure: None,
@@ -80,7 +83,9 @@ struct Signer {
 }
 
 fn newest_signer(message: &[u8]) -> Option<Signer> {
-    let end = super::header_fields(message).last().map_or(0, |(_, r)| r.end);
+    let end = super::header_fields(message)
+        .last()
+        .map_or(0, |(_, r)| r.end);
     let head = AuthenticatedMessage::parse(message.get(..end)?)?;
     let sig = head.dkim2_signatures().iter().max_by_key(|h| h.header.i)?;
     Some(Signer {
@@ -99,10 +104,7 @@ fn newest_signer(message: &[u8]) -> Option<Signer> {
 /// signature; the comment names it and, for a forward, the originator.
 fn passed(newest: &Signer, originator: Option<&str>) -> CheckResult {
     let reason = match originator {
-        Some(o) if newest.i > 1 => format!(
-            "dkim2 i={} by {}, originator {o}",
-            newest.i, newest.d
-        ),
+        Some(o) if newest.i > 1 => format!("dkim2 i={} by {}, originator {o}", newest.i, newest.d),
         _ => format!("dkim2 i={} by {}", newest.i, newest.d),
     };
     CheckResult::new(mailkey::NAME, Status::Pass, Effect::Accept)
@@ -156,16 +158,22 @@ mod tests {
 
     #[test]
     fn a_failing_chain_of_the_sender_outranks_a_dkim1_pass() {
-        let chain = CheckResult::new(dkim2::NAME, Status::Fail, Effect::Reject(Code::MAILKEY_FAIL))
-            .reason("i=1 a.test; FAIL: DKIM2-Signature i=1 RCPT TO <c@c.test> did not match")
-            .failure(Failure::Dkim2Replay);
+        let chain = CheckResult::new(
+            dkim2::NAME,
+            Status::Fail,
+            Effect::Reject(Code::MAILKEY_FAIL),
+        )
+        .reason("i=1 a.test; FAIL: DKIM2-Signature i=1 RCPT TO <c@c.test> did not match")
+        .failure(Failure::Dkim2Replay);
         let mut r = results(chain);
         apply(&mut r, Some("a.test"), Alignment::Strict, MESSAGE);
         assert_eq!(r[0].status, Status::Fail);
         assert_eq!(r[0].failure, Some(Failure::Dkim2Replay));
         assert_eq!(
             r[0].reason.as_deref(),
-            Some("DKIM2 chain of a.test fails: DKIM2-Signature i=1 RCPT TO <c@c.test> did not match")
+            Some(
+                "DKIM2 chain of a.test fails: DKIM2-Signature i=1 RCPT TO <c@c.test> did not match"
+            )
         );
     }
 
@@ -179,16 +187,23 @@ mod tests {
 
     #[test]
     fn a_passing_chain_of_the_sender_passes_mailkey() {
-        let chain = CheckResult::new(dkim2::NAME, Status::Pass, Effect::Accept)
-            .prop("header.d", "a.test");
+        let chain =
+            CheckResult::new(dkim2::NAME, Status::Pass, Effect::Accept).prop("header.d", "a.test");
         let mut r = vec![
-            CheckResult::new(mailkey::NAME, Status::None, Effect::Reject(Code::MAILKEY_FAIL)),
+            CheckResult::new(
+                mailkey::NAME,
+                Status::None,
+                Effect::Reject(Code::MAILKEY_FAIL),
+            ),
             chain,
         ];
         apply(&mut r, Some("a.test"), Alignment::Strict, MESSAGE);
         assert_eq!(r[0].status, Status::Pass);
         assert_eq!(r[0].reason.as_deref(), Some("dkim2 i=1 by a.test"));
-        assert_eq!(r[0].props, [("header.d", "a.test".into()), ("header.s", "sel".into())]);
+        assert_eq!(
+            r[0].props,
+            [("header.d", "a.test".into()), ("header.s", "sel".into())]
+        );
         // Strictly aligned only: a parent's chain does not pass a subdomain.
         let mut r = vec![
             CheckResult::new(mailkey::NAME, Status::None, Effect::Accept),

@@ -58,6 +58,22 @@ pub const MAX_HEADER_BYTES: usize = 256 * 1024;
 pub const SIGNATURE_HEADER: &str = "DKIM2-Signature";
 pub const INSTANCE_HEADER: &str = "Message-Instance";
 
+/// What DKIM2 keeps per configuration: the signers of our DKIM2 domains
+/// and the forwarding host's door-verified messages.
+pub struct State {
+    pub signers: sign::Signers,
+    pub custody: custody::Custody,
+}
+
+impl State {
+    pub fn load(config: &Config) -> Result<State, crate::sign::SignError> {
+        Ok(State {
+            signers: sign::Signers::load(config)?,
+            custody: custody::Custody::new(config.dkim2.forward, config.dkim2.custody_cache_size),
+        })
+    }
+}
+
 /// The configuration rules of DKIM2 signing (`[[signing.domains]]`
 /// `signatures` and `dkim2_selector`).
 pub fn validate_config(config: &Config) -> Result<(), String> {
@@ -147,7 +163,9 @@ fn is_dkim2_name(name: &[u8]) -> bool {
 
 /// The header fields of `message` as (name, whole field with its line end)
 /// byte ranges, up to the empty line.
-pub(crate) fn header_fields(message: &[u8]) -> impl Iterator<Item = (&[u8], std::ops::Range<usize>)> {
+pub(crate) fn header_fields(
+    message: &[u8],
+) -> impl Iterator<Item = (&[u8], std::ops::Range<usize>)> {
     let mut at = 0;
     std::iter::from_fn(move || {
         let rest = message.get(at..)?;

@@ -69,7 +69,12 @@ impl Outcome {
     /// `Message-Instance` has `m=` `highest_m`; `m_to_i` holds (`m=`, `i=`)
     /// of each signature in `i=` order, to attribute an instance's failure
     /// to the signature that added it.
-    pub fn from_result(result: &Dkim2Result, chain: Vec<Hop>, highest_m: u32, m_to_i: &[(u32, u32)]) -> Self {
+    pub fn from_result(
+        result: &Dkim2Result,
+        chain: Vec<Hop>,
+        highest_m: u32,
+        m_to_i: &[(u32, u32)],
+    ) -> Self {
         let (status, error) = match result {
             Dkim2Result::Pass => (Status::Pass, None),
             Dkim2Result::None => (Status::None, None),
@@ -119,9 +124,10 @@ impl Outcome {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let why = self.failure.as_ref().map(|(_, why)| {
-            format!("{}: {why}", self.status.as_str().to_ascii_uppercase())
-        });
+        let why = self
+            .failure
+            .as_ref()
+            .map(|(_, why)| format!("{}: {why}", self.status.as_str().to_ascii_uppercase()));
         match (hops.is_empty(), why) {
             (true, None) => None,
             (false, None) => Some(hops),

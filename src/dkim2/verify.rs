@@ -48,7 +48,15 @@ pub async fn verify(dns: &Dns, arrival: Arrival<'_>, message: &[u8], now: u64) -
     let handle = tokio::runtime::Handle::current();
     // Hashing, recipes and signatures are CPU work: off the async workers.
     let verified = tokio::task::spawn_blocking(move || {
-        handle.block_on(run(&authenticator, &ring, &copy, chain, &mail_from, &rcpt_to, now))
+        handle.block_on(run(
+            &authenticator,
+            &ring,
+            &copy,
+            chain,
+            &mail_from,
+            &rcpt_to,
+            now,
+        ))
     })
     .await;
     verified.unwrap_or_else(|e| {
@@ -130,7 +138,9 @@ fn prepare(message: &[u8]) -> Option<Result<Prepared, Outcome>> {
 fn is_ignored(name: &[u8]) -> bool {
     let name = name.trim_ascii();
     name.eq_ignore_ascii_case(b"dkim-signature")
-        || name.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"arc-"))
+        || name
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"arc-"))
 }
 
 /// The hops of the parsed signatures (by `i=`) and the distinct keys
@@ -143,7 +153,11 @@ fn hops_and_keys(message: &AuthenticatedMessage<'_>) -> (Vec<Hop>, Vec<(String, 
         chain.push(Hop {
             i: sig.i,
             d: sig.d.to_ascii_lowercase(),
-            selector: sig.s.first().map(|v| v.selector.clone()).unwrap_or_default(),
+            selector: sig
+                .s
+                .first()
+                .map(|v| v.selector.clone())
+                .unwrap_or_default(),
         });
         for value in &sig.s {
             let key = (

@@ -83,6 +83,9 @@ pub async fn check(
             add_seal(actions, shared, complete, &value, leading_space, queue_id).await;
         }
     }
+    if let Some(complete) = &whole {
+        super::dkim2_step::remember(shared, &evaluation, complete);
+    }
     logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Eom);
     metrics::record(&evaluation);
     Outcome::from_verdict(&evaluation.verdict)

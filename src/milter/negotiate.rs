@@ -48,9 +48,8 @@ pub fn negotiate(
     // recipients, and enforce mode rejects there when a check that needs
     // no message failed (the configuration is this connection's snapshot).
     // DKIM2 binds every RCPT: verifying and signing it needs them.
-    let rcpt_wanted = bounces
-        || super::early::wanted(&shared.config)
-        || crate::dkim2::needs_recipients(&shared);
+    let rcpt_wanted =
+        bounces || super::early::wanted(&shared.config) || crate::dkim2::needs_recipients(&shared);
     let rcpt_stage = (!rcpt_wanted).then_some(ProtoOpts::NO_RCPT);
     for unneeded in
         rcpt_stage

@@ -227,6 +227,81 @@ impl TestKey {
         }
     }
 
+    /// A DKIM2 signer for `domain` with this key under `selector`
+    /// (mail-auth's, as a sender's MTA would sign).
+    pub fn dkim2_signer(
+        &self,
+        domain: &str,
+        selector: &str,
+    ) -> mail_auth::dkim2::Dkim2Signer<mail_auth::signer::Ready> {
+        let key: mail_auth::crypto::DkimKey = match self.algorithm {
+            "ed25519" => Ed25519Key::from_pkcs8_der(&self.pkcs8)
+                .expect("ed25519 key")
+                .into(),
+            _ => {
+                let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.clone()));
+                RsaKey::<Sha256>::from_key_der(der).expect("rsa key").into()
+            }
+        };
+        mail_auth::dkim2::Dkim2Signer::from_key(key)
+            .domain(domain)
+            .selector(selector)
+            .out_of_band_arrangement()
+    }
+
+    /// `message` with a DKIM2 originator signature (`i=1`) of `domain`
+    /// for the envelope `mail_from` → `rcpt_to` prepended.
+    pub fn sign_dkim2(
+        &self,
+        message: &str,
+        domain: &str,
+        selector: &str,
+        mail_from: &str,
+        rcpt_to: &[&str],
+    ) -> String {
+        let rcpt: Vec<String> = rcpt_to.iter().map(|r| format!("<{r}>")).collect();
+        let signed = self
+            .dkim2_signer(domain, selector)
+            .sign(
+                message.as_bytes(),
+                mail_auth::dkim2::Hop::real(format!("<{mail_from}>"), rcpt),
+                None,
+            )
+            .expect("DKIM2 sign");
+        format!("{}{message}", signed.to_header())
+    }
+
+    /// `modified` (a changed copy of `received`, which carries a chain)
+    /// with this key's DKIM2 hop for `domain` prepended: a new
+    /// `Message-Instance` with the recipe when the content changed.
+    pub fn hop_dkim2(
+        &self,
+        received: &str,
+        modified: &str,
+        domain: &str,
+        mail_from: &str,
+        rcpt_to: &[&str],
+    ) -> String {
+        let rcpt: Vec<String> = rcpt_to.iter().map(|r| format!("<{r}>")).collect();
+        let signed = self
+            .dkim2_signer(domain, "mailkey")
+            .sign_revised(
+                received.as_bytes(),
+                modified.as_bytes(),
+                mail_auth::dkim2::Hop::real(format!("<{mail_from}>"), rcpt),
+                None,
+            )
+            .expect("DKIM2 hop");
+        format!("{}{modified}", signed.to_header())
+    }
+
+    /// Writes the private key as a PEM file (PKCS#8), for `[signing]`.
+    pub fn write_pem(&self, path: &Path) {
+        let pkey = PKey::private_key_from_pkcs8(&self.pkcs8).expect("pkcs8");
+        let pem = pkey.private_key_to_pem_pkcs8().expect("pem");
+        std::fs::write(path, pem).expect("write key file");
+    }
+
     /// The record with extra tags, e.g. `t=y`.
     pub fn record_with(&self, tags: &str) -> String {
         self.record
@@ -323,8 +398,13 @@ pub struct Transaction<'a> {
     /// TLSv1.3 session with a client certificate Postfix verified, so the
     /// peer-certificate check passes without a probe.
     pub tls_macros: Vec<(&'a str, &'a str)>,
+    /// RCPT TO addresses, without angle brackets.
+    pub rcpt_to: Vec<&'a str>,
     pub message: String,
 }
+
+/// The recipient of every test transaction unless it says otherwise.
+pub const RECIPIENT: &str = "bob@receiver.test";
 
 /// The macros Postfix sends for a client certificate it verified.
 pub const VERIFIED_TLS: [(&str, &str); 5] = [
@@ -343,6 +423,7 @@ impl<'a> Transaction<'a> {
             mail_from,
             mail_macros: Vec::new(),
             tls_macros: VERIFIED_TLS.to_vec(),
+            rcpt_to: vec![RECIPIENT],
             message,
         }
     }
@@ -456,16 +537,18 @@ pub async fn send_on(conn: &mut TestConnection, t: &Transaction<'_>) -> Outcome 
     assert!(goes_on(&status), "{status:?}");
     let opts = conn.negotiated_opts();
     if !opts.contains(ProtoOpts::NO_RCPT) {
-        let status = conn.rcpt(["<bob@receiver.test>"]).await.expect("rcpt");
-        if status != Status::Continue {
-            // The only recipient is rejected: an MTA ends the transaction
-            // here (RSET), without DATA.
-            conn.abort().await.expect("abort");
-            return Outcome {
-                status,
-                actions: EomActions { actions: vec![] },
-                at_rcpt: true,
-            };
+        for rcpt in &t.rcpt_to {
+            let status = conn.rcpt([format!("<{rcpt}>")]).await.expect("rcpt");
+            if status != Status::Continue {
+                // Every recipient gets the same answer: an MTA ends the
+                // transaction here (RSET), without DATA.
+                conn.abort().await.expect("abort");
+                return Outcome {
+                    status,
+                    actions: EomActions { actions: vec![] },
+                    at_rcpt: true,
+                };
+            }
         }
     }
     let (head, body) = t.message.split_once("\r\n\r\n").unwrap_or((&t.message, ""));

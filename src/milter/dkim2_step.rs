@@ -1,0 +1,165 @@
+//! DKIM2 in the milter's end of message (src/dkim2/):
+//!
+//! - inbound, a forwarding host (`[dkim2] forward`) keeps each accepted
+//!   message whose chain verified at its door ([`remember`]);
+//! - outbound, mail of trusted clients gets our DKIM2 signature
+//!   ([`sign`]): an originator's for a domain that signs DKIM2, a hop for
+//!   a chain our door verified, a DSN's for a bounce about a DKIM2-signed
+//!   message our domain received.
+//!
+//! A signature that cannot be made is logged; the message goes on with
+//! its DKIM1 signature, unless DKIM2 is all its domain signs with: then
+//! `on_error` decides, as for any signing failure.
+
+use super::{message::Message, Outcome};
+use crate::{
+    checks::{dkim2 as check, Status},
+    config::OnError,
+    dkim2::{
+        has_dkim2_fields,
+        sign::{sign as sign_fields, Plan, Role},
+    },
+    transaction::Evaluation,
+    verdict::Action,
+    Shared,
+};
+use indymilter::{ContextActions, EomActions};
+use std::sync::Arc;
+use tracing::{error, warn};
+
+/// Keeps an accepted message whose chain verified here, for its hop.
+pub fn remember(shared: &Shared, evaluation: &Evaluation, complete: &Arc<Vec<u8>>) {
+    let passed = evaluation
+        .results
+        .iter()
+        .any(|r| r.check == check::NAME && r.status == Status::Pass);
+    if passed && evaluation.verdict.action == Action::Accept {
+        shared.dkim2.custody.remember(Arc::clone(complete));
+    }
+}
+
+/// Adds our DKIM2 signature to a trusted client's message when one is
+/// due. `Ok(Some(what))` says what was signed, for the log line.
+pub async fn sign(
+    actions: &EomActions,
+    shared: &Arc<Shared>,
+    message: &mut Message,
+    leading_space: bool,
+    queue_id: &str,
+) -> Result<Option<String>, Outcome> {
+    let mail_from = message.envelope.mail_from.clone();
+    let rcpt_to = message.rcpt_to.clone();
+    let sender = message.envelope.sender_domain();
+    let complete = message.complete();
+    let chain = has_dkim2_fields(complete);
+    // A bounce of ours about a DKIM2-signed message (draft §16.2).
+    if mail_from.is_empty() && !chain {
+        if let Some((domain, signer)) = shared.dkim2.signers.for_dsn(complete) {
+            let signed = sign_fields(signer, complete, "", &rcpt_to, Role::Originator);
+            return match signed {
+                Ok(fields) => insert(actions, fields, leading_space, queue_id)
+                    .await
+                    .map(|()| Some(format!("dsn by {domain}"))),
+                Err(e) => {
+                    warn!("{queue_id}: DSN not DKIM2-signed for {domain}: {e}");
+                    Ok(None)
+                }
+            };
+        }
+    }
+    let Some(domain) = sender.name() else {
+        return Ok(None);
+    };
+    let plan = Plan::of(&shared.config, domain);
+    if shared.dkim2.signers.for_domain(domain).is_none() {
+        return Ok(None);
+    }
+    let original = if chain {
+        if !shared.config.dkim2.forward {
+            warn!("{queue_id}: no DKIM2 hop for {domain}: the message carries a chain and [dkim2] forward is off");
+            return Ok(None);
+        }
+        let Some(original) = shared.dkim2.custody.recall(complete) else {
+            warn!(
+                "{queue_id}: no DKIM2 hop for {domain}: its chain was not verified at our door \
+                 (or that was more than an hour ago)"
+            );
+            return Ok(None);
+        };
+        Some(original)
+    } else {
+        None
+    };
+    // Recipes (a diff of the two versions) and hashes: CPU work, on the
+    // blocking pool.
+    let job = (Arc::clone(shared), complete.to_vec(), domain.to_string());
+    let signed = tokio::task::spawn_blocking(move || {
+        let (shared, message, domain) = job;
+        let role = match &original {
+            Some(o) => Role::Hop { original: o },
+            None => Role::Originator,
+        };
+        let signer = shared.dkim2.signers.for_domain(&domain).ok_or_else(|| {
+            crate::sign::SignError::Crypto("the DKIM2 key is gone (reload)".into())
+        })?;
+        sign_fields(signer, &message, &mail_from, &rcpt_to, role)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(crate::sign::SignError::Crypto(format!(
+            "DKIM2 signing failed: {e}"
+        )))
+    });
+    let signer_domain = domain;
+    match signed {
+        Ok(fields) => {
+            let what = describe(&fields, signer_domain);
+            insert(actions, fields, leading_space, queue_id)
+                .await
+                .map(|()| Some(what))
+        }
+        Err(e) if plan.mailkey => {
+            warn!("{queue_id}: not DKIM2-signed for {signer_domain} (its DKIM1 signature goes on): {e}");
+            Ok(None)
+        }
+        Err(e) => {
+            error!("{queue_id}: failed to sign for {signer_domain}: {e}");
+            match shared.config.on_error {
+                OnError::Accept => Ok(None),
+                OnError::Tempfail => Err(Outcome::Tempfail),
+            }
+        }
+    }
+}
+
+/// `i=2 fwd.test` for the log line.
+fn describe(fields: &[(&'static str, String)], domain: &str) -> String {
+    let i = fields
+        .first()
+        .and_then(|(_, v)| v.split(';').find_map(|t| t.trim().strip_prefix("i=")))
+        .unwrap_or("?");
+    format!("i={i} {domain}")
+}
+
+/// Inserts the fields at the top, the signature above its instance.
+async fn insert(
+    actions: &EomActions,
+    fields: Vec<(&'static str, String)>,
+    leading_space: bool,
+    queue_id: &str,
+) -> Result<(), Outcome> {
+    for (name, value) in fields.into_iter().rev() {
+        // Milters pass folded values with LF; the MTA writes `Name:` + value.
+        let value = value.replace("\r\n", "\n");
+        let value = if leading_space {
+            value
+        } else {
+            value.trim_start().to_string()
+        };
+        if let Err(e) = actions.insert_header(0, name, value).await {
+            error!("{queue_id}: failed to add the {name} header: {e}");
+            return Err(Outcome::Tempfail);
+        }
+    }
+    Ok(())
+}

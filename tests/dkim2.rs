@@ -1,0 +1,433 @@
+//! DKIM2 through the real milter socket (docs/protocol.md, "mailkey v2 =
+//! DKIM2"): a chain for this transaction's envelope passes mailkey, a
+//! replay (another RCPT, another MAIL FROM), a broken chain and a change
+//! without recipe fail it with their own guidance, DKIM1 keeps working,
+//! `no_key = "reject"` does not pre-empt a DKIM2 pass at RCPT; the
+//! milter's own DKIM2 signatures (originator, forwarding hop with recipe)
+//! verify at a second daemon. Keys on a real DNS server on 127.0.0.1.
+
+mod common;
+
+use common::{
+    dns::{TestDns, Zone},
+    message, send, Daemon, LogCapture, Outcome, TestKey, Transaction, RECIPIENT,
+};
+use indymilter_test::{EomAction, Status};
+use std::net::Ipv4Addr;
+
+const FROM: &str = "alice@sender.test";
+const NO_KEY_REJECTED: &str = "[mailkey]\nno_key = \"reject\"\n";
+
+/// sender.test (SPF for all of loopback, an MX) with `key` as its DKIM2
+/// key (selector mailkey), and fwd.test likewise with `fwd`.
+fn zone(key: &TestKey, fwd: &TestKey) -> Zone {
+    common::sender_zone()
+        .txt("mailkey._domainkey.sender.test", &key.record)
+        .txt("fwd.test", "v=spf1 ip4:127.0.0.0/8 -all")
+        .mx("fwd.test", 10, "mx.fwd.test")
+        .a("mx.fwd.test", Ipv4Addr::new(127, 0, 0, 30))
+        .txt("mailkey._domainkey.fwd.test", &fwd.record)
+}
+
+async fn receiver(zone: Zone, extra: &str) -> (TestDns, Daemon) {
+    let dns = TestDns::start(zone).await;
+    let daemon = Daemon::start(&common::config(&dns, extra)).await;
+    (dns, daemon)
+}
+
+fn signed(key: &TestKey, rcpt: &[&str]) -> String {
+    key.sign_dkim2(&message(FROM), "sender.test", "mailkey", FROM, rcpt)
+}
+
+fn tx<'a>(client: &str, from: &'a str, message: String, rcpt: &[&'a str]) -> Transaction<'a> {
+    let mut t = Transaction::new(client, from, message);
+    t.rcpt_to = rcpt.to_vec();
+    t
+}
+
+fn ar(o: &Outcome) -> String {
+    o.auth_results().expect("Authentication-Results")
+}
+
+fn assert_rejected(o: &Outcome, reason: &str, guidance: &str) {
+    assert!(!o.at_rcpt, "decided at RCPT: {}", o.reply());
+    assert!(matches!(o.status, Status::Reject { .. }), "{:?}", o.status);
+    let reply = o.reply();
+    assert!(reply.starts_with("550-5.7.20"), "{reply}");
+    assert!(reply.contains(reason), "{reason:?} not in {reply}");
+    assert!(reply.contains(guidance), "{guidance:?} not in {reply}");
+}
+
+#[tokio::test]
+async fn a_chain_for_this_envelope_passes_mailkey_where_no_mailkey_is_published() {
+    let logs = LogCapture::global();
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    let (_dns, d) = receiver(zone(&key, &fwd), NO_KEY_REJECTED).await;
+    let o = send(
+        d.addr,
+        &tx("127.0.0.41", FROM, signed(&key, &[RECIPIENT]), &[RECIPIENT]),
+    )
+    .await;
+    // No mailkey.sender.test: without DKIM2, no_key = "reject" refuses.
+    assert!(!o.at_rcpt, "refused at RCPT: {}", o.reply());
+    assert!(o.is_accept(), "{:?}", o.status);
+    let ar = ar(&o);
+    assert!(
+        ar.contains(
+            "mailkey=pass (dkim2 i=1 by sender.test) header.d=sender.test header.s=mailkey"
+        ),
+        "{ar}"
+    );
+    assert!(
+        ar.contains("dkim2=pass (i=1 sender.test pass) header.d=sender.test"),
+        "{ar}"
+    );
+    let line = logs.line_with(&["client=127.0.0.41", "verdict="]);
+    assert!(
+        line.contains("mailkey=pass") && line.contains("dkim2=pass"),
+        "{line}"
+    );
+    assert!(
+        line.contains("dkim2_chain=\"i=1 sender.test pass\""),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn no_key_reject_still_refuses_unsigned_mail_at_the_end_of_message() {
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    let (_dns, d) = receiver(zone(&key, &fwd), NO_KEY_REJECTED).await;
+    let o = send(d.addr, &tx("127.0.0.42", FROM, message(FROM), &[RECIPIENT])).await;
+    assert!(!o.at_rcpt);
+    assert!(o.reply().starts_with("550-5.7.20"), "{}", o.reply());
+    assert!(
+        o.reply().contains("sender.test publishes no mailkey"),
+        "{}",
+        o.reply()
+    );
+}
+
+#[tokio::test]
+async fn a_replay_to_another_recipient_fails_even_with_a_valid_dkim1_signature() {
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    // sender.test also publishes its DKIM1 mailkey and signs with it.
+    let z = zone(&key, &fwd).txt("mailkey.sender.test", &key.record);
+    let (_dns, d) = receiver(z, "").await;
+    let both = key.sign(&signed(&key, &[RECIPIENT]), "sender.test", "mailkey");
+    // As signed: both pass.
+    let o = send(d.addr, &tx("127.0.0.43", FROM, both.clone(), &[RECIPIENT])).await;
+    assert!(o.is_accept(), "{}", o.reply());
+    // To someone else: the DKIM1 signature would replay, DKIM2 does not.
+    let o = send(
+        d.addr,
+        &tx("127.0.0.43", FROM, both.clone(), &["carol@receiver.test"]),
+    )
+    .await;
+    assert_rejected(
+        &o,
+        "DKIM2-Signature i=1 RCPT TO <carol@receiver.test> did not match",
+        "resent without a DKIM2 hop",
+    );
+    // Every recipient of the transaction must be in rt=.
+    let o = send(
+        d.addr,
+        &tx("127.0.0.43", FROM, both, &[RECIPIENT, "dave@receiver.test"]),
+    )
+    .await;
+    assert_rejected(
+        &o,
+        "RCPT TO <dave@receiver.test> did not match",
+        "resent without a DKIM2 hop",
+    );
+}
+
+#[tokio::test]
+async fn a_replay_from_another_mail_from_fails() {
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    let (_dns, d) = receiver(zone(&key, &fwd), "").await;
+    let mallory = "mallory@sender.test";
+    let o = send(
+        d.addr,
+        &tx(
+            "127.0.0.44",
+            mallory,
+            signed(&key, &[RECIPIENT]),
+            &[RECIPIENT],
+        ),
+    )
+    .await;
+    assert_rejected(
+        &o,
+        "DKIM2-Signature i=1 MAIL FROM <mallory@sender.test> did not match",
+        "resent without a DKIM2 hop",
+    );
+    let ar = ar(&o);
+    assert!(ar.contains("dkim2=fail ("), "{ar}");
+    assert!(ar.contains("header.d=sender.test header.i=1"), "{ar}");
+}
+
+#[tokio::test]
+async fn a_change_without_recipe_fails() {
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    let (_dns, d) = receiver(zone(&key, &fwd), "").await;
+    let footer = format!("{}-- \r\nA list footer\r\n", signed(&key, &[RECIPIENT]));
+    let o = send(d.addr, &tx("127.0.0.45", FROM, footer, &[RECIPIENT])).await;
+    assert_rejected(
+        &o,
+        "Message-Instance m=1 body hash sha256 mismatch",
+        "no hop recorded how",
+    );
+}
+
+/// The originator signs for carol@fwd.test; fwd.test adds a footer and its
+/// hop with the recipe, from its SRS address to bob.
+fn forwarded(key: &TestKey, fwd: &TestKey, srs: &str) -> String {
+    let received = signed(key, &["carol@fwd.test"]);
+    let modified = format!("{received}-- \r\nSent through fwd.test\r\n");
+    fwd.hop_dkim2(&received, &modified, "fwd.test", srs, &[RECIPIENT])
+}
+
+const SRS: &str = "SRS0=HHHH=TT=sender.test=alice@fwd.test";
+
+#[tokio::test]
+async fn a_forwarded_chain_passes_for_the_forwarder_and_names_the_originator() {
+    let logs = LogCapture::global();
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    let (_dns, d) = receiver(zone(&key, &fwd), NO_KEY_REJECTED).await;
+    let o = send(
+        d.addr,
+        &tx("127.0.0.46", SRS, forwarded(&key, &fwd, SRS), &[RECIPIENT]),
+    )
+    .await;
+    assert!(o.is_accept(), "{}", o.reply());
+    let ar = ar(&o);
+    assert!(
+        ar.contains(
+            "mailkey=pass (dkim2 i=2 by fwd.test, originator sender.test) header.d=fwd.test"
+        ),
+        "{ar}"
+    );
+    assert!(
+        ar.contains("dkim2=pass (i=1 sender.test pass, i=2 fwd.test pass) header.d=sender.test"),
+        "{ar}"
+    );
+    let line = logs.line_with(&["client=127.0.0.46", "verdict="]);
+    assert!(
+        line.contains("dkim2_chain=\"i=1 sender.test pass, i=2 fwd.test pass\""),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_chain_fails_with_its_guidance() {
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    // The originator's published key is another one: hop 1 does not verify.
+    let other = TestKey::ed25519();
+    let (_dns, d) = receiver(zone(&other, &fwd), "").await;
+    let o = send(
+        d.addr,
+        &tx("127.0.0.47", SRS, forwarded(&key, &fwd, SRS), &[RECIPIENT]),
+    )
+    .await;
+    assert_rejected(
+        &o,
+        "DKIM2 chain of fwd.test fails: DKIM2-Signature i=1 selector mailkey incorrect signature",
+        "The DKIM2 chain of fwd.test does not verify",
+    );
+    assert!(
+        ar(&o).contains("header.d=sender.test header.i=1"),
+        "{}",
+        ar(&o)
+    );
+}
+
+#[tokio::test]
+async fn dkim1_mailkey_signatures_keep_working() {
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    let z = zone(&key, &fwd).txt("mailkey.sender.test", &key.record);
+    let (_dns, d) = receiver(z, NO_KEY_REJECTED).await;
+    let dkim1 = key.sign(&message(FROM), "sender.test", "mailkey");
+    let o = send(d.addr, &tx("127.0.0.48", FROM, dkim1, &[RECIPIENT])).await;
+    assert!(o.is_accept(), "{}", o.reply());
+    let ar = ar(&o);
+    assert!(
+        ar.contains("mailkey=pass header.d=sender.test header.s=mailkey"),
+        "{ar}"
+    );
+    assert!(ar.contains("dkim2=none"), "{ar}");
+}
+
+#[tokio::test]
+async fn a_failure_under_t_y_is_reported_and_not_rejected() {
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    let z = common::sender_zone()
+        .txt("mailkey._domainkey.sender.test", &key.record_with("t=y"))
+        .txt("mailkey._domainkey.fwd.test", &fwd.record);
+    let (_dns, d) = receiver(z, "").await;
+    let o = send(
+        d.addr,
+        &tx(
+            "127.0.0.49",
+            FROM,
+            signed(&key, &[RECIPIENT]),
+            &["carol@receiver.test"],
+        ),
+    )
+    .await;
+    assert!(o.is_accept(), "{}", o.reply());
+    assert!(ar(&o).contains("dkim2=fail"), "{}", ar(&o));
+}
+
+/// The header fields the milter inserted, on top of `message`.
+fn with_inserted(o: &Outcome, message: &str) -> String {
+    let mut out = message.to_string();
+    for action in &o.actions.actions {
+        if let EomAction::InsertHeader {
+            index: 0,
+            name,
+            value,
+        } = action
+        {
+            let value = value.to_string_lossy().replace('\n', "\r\n");
+            out = format!("{}:{value}\r\n{out}", name.to_string_lossy());
+        }
+    }
+    out
+}
+
+fn inserted(o: &Outcome, name: &str) -> usize {
+    o.actions
+        .actions
+        .iter()
+        .filter(|a| matches!(a, EomAction::InsertHeader { name: n, .. } if n.to_bytes() == name.as_bytes()))
+        .count()
+}
+
+/// A signing daemon for sender.test with `signatures`, and fwd.test.
+async fn signer(dns: &TestDns, key: &TestKey, signatures: &str, extra: &str) -> Daemon {
+    let dir = common::process::temp_dir("dkim2-signer");
+    let path = dir.join("sender.test.pem");
+    key.write_pem(&path);
+    std::mem::forget(dir);
+    let config = format!(
+        "[[signing.domains]]\ndomain = \"sender.test\"\nkey_file = \"{}\"\n\
+         signatures = {signatures}\n{extra}",
+        path.display()
+    );
+    Daemon::start(&common::config(dns, &config)).await
+}
+
+#[tokio::test]
+async fn the_milter_signs_dkim2_for_the_envelope_beside_or_instead_of_dkim1() {
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    let (dns, r) = receiver(zone(&key, &fwd), NO_KEY_REJECTED).await;
+    let rcpt = [RECIPIENT, "carol@receiver.test"];
+    for (signatures, dkim1) in [("[\"dkim2\"]", 0), ("[\"mailkey\", \"dkim2\"]", 1)] {
+        let s = signer(&dns, &key, signatures, "").await;
+        let o = send(s.addr, &tx("127.0.0.1", FROM, message(FROM), &rcpt)).await;
+        assert!(o.is_accept(), "{:?}", o.status);
+        assert_eq!(inserted(&o, "DKIM2-Signature"), 1, "{signatures}");
+        assert_eq!(inserted(&o, "Message-Instance"), 1, "{signatures}");
+        assert_eq!(inserted(&o, "DKIM-Signature"), dkim1, "{signatures}");
+        // Verified at a receiver, with both recipients in one transaction.
+        let out = with_inserted(&o, &message(FROM));
+        let o = send(r.addr, &tx("127.0.0.50", FROM, out, &rcpt)).await;
+        assert!(o.is_accept(), "{signatures}: {}", o.reply());
+        assert!(
+            ar(&o).contains("mailkey=pass (dkim2 i=1 by sender.test)"),
+            "{}",
+            ar(&o)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_from_outside_the_signing_domain_gets_no_dkim2_signature() {
+    let logs = LogCapture::global();
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    let dns = TestDns::start(zone(&key, &fwd)).await;
+    let s = signer(&dns, &key, "[\"mailkey\", \"dkim2\"]", "").await;
+    let m = message("alice@elsewhere.test");
+    let mut t = tx("127.0.0.1", FROM, m, &[RECIPIENT]);
+    t.helo = "from-outside.sender.test";
+    let o = send(s.addr, &t).await;
+    assert!(o.is_accept(), "{:?}", o.status);
+    assert_eq!(inserted(&o, "DKIM2-Signature"), 0);
+    assert_eq!(inserted(&o, "DKIM-Signature"), 1);
+    let line = logs.line_with(&["not DKIM2-signed for sender.test"]);
+    assert!(line.contains("From is not authentic"), "{line}");
+    // DKIM2 alone: the message cannot be signed, so on_error defers it.
+    let s = signer(&dns, &key, "[\"dkim2\"]", "").await;
+    let o = send(s.addr, &t).await;
+    assert!(
+        matches!(o.status, Status::Tempfail { .. }),
+        "{:?}",
+        o.status
+    );
+}
+
+#[tokio::test]
+async fn a_forwarding_host_adds_a_hop_with_the_recipe_for_a_chain_its_door_verified() {
+    let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
+    let (dns, r) = receiver(zone(&key, &fwd), NO_KEY_REJECTED).await;
+    let dir = common::process::temp_dir("dkim2-fwd");
+    let (key_file, secret) = (dir.join("fwd.pem"), dir.join("srs.secrets"));
+    fwd.write_pem(&key_file);
+    common::process::write(&secret, "forwarding-secret\n");
+    let config = format!(
+        "[[signing.domains]]\ndomain = \"fwd.test\"\nkey_file = \"{}\"\n\
+         signatures = [\"dkim2\"]\n\
+         [srs]\ndomain = \"fwd.test\"\nsecret_file = \"{}\"\n\
+         [dkim2]\nforward = true\n",
+        key_file.display(),
+        secret.display()
+    );
+    let f = Daemon::start(&common::config(&dns, &config)).await;
+    let arrived = signed(&key, &["carol@fwd.test"]);
+    let with_footer = format!("{arrived}-- \r\nSent through fwd.test\r\n");
+    // The second pass (trusted) of a message its door never verified: no hop.
+    let o = send(
+        f.addr,
+        &tx("127.0.0.1", FROM, with_footer.clone(), &[RECIPIENT]),
+    )
+    .await;
+    assert_eq!(inserted(&o, "DKIM2-Signature"), 0);
+    // The door (first pass) verifies it for carol@fwd.test ...
+    let o = send(
+        f.addr,
+        &tx("127.0.0.51", FROM, arrived, &["carol@fwd.test"]),
+    )
+    .await;
+    assert!(o.is_accept(), "{}", o.reply());
+    // ... and the second pass, with the footer and the alias's target,
+    // gets an SRS sender and a hop with a recipe.
+    let o = send(
+        f.addr,
+        &tx("127.0.0.1", FROM, with_footer.clone(), &[RECIPIENT]),
+    )
+    .await;
+    assert_eq!(inserted(&o, "DKIM2-Signature"), 1);
+    assert_eq!(inserted(&o, "Message-Instance"), 1);
+    let srs = o
+        .actions
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            EomAction::ChangeSender { mail, .. } => Some(mail.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .expect("SRS sender");
+    let srs = srs.trim_matches(['<', '>']).to_string();
+    let out = with_inserted(&o, &with_footer);
+    let o = send(r.addr, &tx("127.0.0.52", &srs, out, &[RECIPIENT])).await;
+    assert!(o.is_accept(), "{}", o.reply());
+    let ar = ar(&o);
+    assert!(
+        ar.contains("mailkey=pass (dkim2 i=2 by fwd.test, originator sender.test)"),
+        "{ar}"
+    );
+    assert!(
+        ar.contains("dkim2=pass (i=1 sender.test pass, i=2 fwd.test pass)"),
+        "{ar}"
+    );
+}
