@@ -100,7 +100,9 @@ fn custom_text(config: &GuidanceConfig, failure: Option<Failure>) -> Option<&Str
         Failure::Spf => &t.spf,
         Failure::NoTls | Failure::NoStartTls | Failure::BadCertificate => &t.tls,
         Failure::NoMx | Failure::NullMx | Failure::IpLiteral => &t.mx,
-        Failure::Dkim2Replay | Failure::Dkim2Changed | Failure::Dkim2Broken => &t.dkim2,
+        Failure::Dkim2Replay | Failure::Dkim2Changed | Failure::Dkim2Broken | Failure::Dkim2Dsn => {
+            &t.dkim2
+        }
     };
     specific.as_ref()
 }

@@ -27,6 +27,21 @@ fn zone(key: &TestKey, fwd: &TestKey) -> Zone {
         .mx("fwd.test", 10, "mx.fwd.test")
         .a("mx.fwd.test", Ipv4Addr::new(127, 0, 0, 30))
         .txt("mailkey._domainkey.fwd.test", &fwd.record)
+        // HELO names of the bounce senders: SPF checks postmaster@HELO.
+        .txt("mx.receiver.test", "v=spf1 ip4:127.0.0.0/8 -all")
+        .txt("mx.fwd.test", "v=spf1 ip4:127.0.0.0/8 -all")
+}
+
+/// A bounce (null sender) from `client`, which says HELO `helo`.
+fn bounce_tx<'a>(
+    client: &str,
+    helo: &'a str,
+    message: String,
+    rcpt: &[&'a str],
+) -> Transaction<'a> {
+    let mut t = tx(client, "", message, rcpt);
+    t.helo = helo;
+    t
 }
 
 async fn receiver(zone: Zone, extra: &str) -> (TestDns, Daemon) {
@@ -430,4 +445,283 @@ async fn a_forwarding_host_adds_a_hop_with_the_recipe_for_a_chain_its_door_verif
         ar.contains("dkim2=pass (i=1 sender.test pass, i=2 fwd.test pass)"),
         "{ar}"
     );
+}
+
+/// A DSN from receiver.test about `returned`, to `rcpt`.
+fn dsn(returned: &str, rcpt: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@receiver.test\r\nTo: {rcpt}\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+         Date: Mon, 23 Nov 2026 10:05:00 +0000\r\nMessage-ID: <bounce.1@receiver.test>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B0\"\r\n\r\n\
+         --B0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
+         Your message could not be delivered.\r\n\r\n\
+         --B0\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; mx.receiver.test\r\n\r\n\
+         Final-Recipient: rfc822; {RECIPIENT}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+         --B0\r\nContent-Type: message/rfc822\r\n\r\n{returned}\r\n--B0--\r\n"
+    )
+}
+
+/// sender.test signs DKIM2 and refuses DSNs that do not verify; receiver.test
+/// (the recipient's domain) signs its DSNs with `r`.
+async fn originator(dns: &TestDns, key: &TestKey, refuse: bool) -> Daemon {
+    signer(
+        dns,
+        key,
+        "[\"dkim2\"]",
+        &format!("[dkim2]\nrefuse_unverified_dsn = {refuse}\n"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_dsn_about_our_message_is_taken_only_when_it_verifies() {
+    let logs = LogCapture::global();
+    let (key, fwd, r) = (TestKey::ed25519(), TestKey::ed25519(), TestKey::ed25519());
+    let z = zone(&key, &fwd).txt("mailkey._domainkey.receiver.test", &r.record);
+    let dns = TestDns::start(z).await;
+    let s = originator(&dns, &key, true).await;
+    let ours = signed(&key, &[RECIPIENT]);
+    let signed_dsn = |by: &TestKey, d: &str| {
+        let m = dsn(&ours, FROM).replace("@receiver.test\r\nTo", &format!("@{d}\r\nTo"));
+        by.sign_dkim2(&m, d, "mailkey", "", &[FROM])
+    };
+    // Signed by the recipient's domain: verified, taken.
+    let o = send(
+        s.addr,
+        &bounce_tx(
+            "127.0.0.53",
+            "mx.receiver.test",
+            signed_dsn(&r, "receiver.test"),
+            &[FROM],
+        ),
+    )
+    .await;
+    assert!(o.is_accept(), "{}", o.reply());
+    assert!(
+        ar(&o).contains("dkim2=pass (i=1 receiver.test pass)"),
+        "{}",
+        ar(&o)
+    );
+    logs.line_with(&[
+        "DKIM2 DSN about our message (newest hop i=1 by sender.test): i=1 receiver.test pass",
+    ]);
+    // Not signed at all (backscatter of a forgery looks so): refused.
+    let o = send(
+        s.addr,
+        &bounce_tx("127.0.0.53", "mx.receiver.test", dsn(&ours, FROM), &[FROM]),
+    )
+    .await;
+    assert!(matches!(o.status, Status::Reject { .. }), "{:?}", o.status);
+    assert!(o.reply().starts_with("550-5.7.20"), "{}", o.reply());
+    assert!(
+        o.reply()
+            .contains("DSN not verified: DSN is not DKIM2 signed"),
+        "{}",
+        o.reply()
+    );
+    assert!(
+        o.reply()
+            .contains("This bounce is about a message DKIM2-signed by us"),
+        "{}",
+        o.reply()
+    );
+    // Signed by a domain the message was not sent to: refused.
+    let o = send(
+        s.addr,
+        &bounce_tx(
+            "127.0.0.53",
+            "mx.receiver.test",
+            signed_dsn(&fwd, "fwd.test"),
+            &[FROM],
+        ),
+    )
+    .await;
+    assert!(
+        o.reply()
+            .contains("DSN not verified: DSN signer is not aligned"),
+        "{}",
+        o.reply()
+    );
+    // Not refusing (the default): taken, and the header says why not.
+    let s = originator(&dns, &key, false).await;
+    let o = send(
+        s.addr,
+        &bounce_tx("127.0.0.53", "mx.receiver.test", dsn(&ours, FROM), &[FROM]),
+    )
+    .await;
+    assert!(o.is_accept(), "{}", o.reply());
+    assert!(
+        ar(&o).contains("dkim2=fail (FAIL: DSN not verified: DSN is not DKIM2 signed)"),
+        "{}",
+        ar(&o)
+    );
+}
+
+/// `message` with the milter's header and body actions applied as an MTA
+/// applies them (headers inserted at the top, replaced, removed; the body
+/// replaced); the new sender and recipients.
+fn applied(o: &Outcome, message: &str) -> String {
+    let (head, body) = message.split_once("\r\n\r\n").expect("header block");
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = fields.last_mut() {
+                v.push_str("\r\n");
+                v.push_str(line);
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            fields.push((n.to_string(), v.to_string()));
+        }
+    }
+    let mut body = body.to_string();
+    for action in &o.actions.actions {
+        match action {
+            EomAction::InsertHeader {
+                index: 0,
+                name,
+                value,
+            } => fields.insert(
+                0,
+                (
+                    name.to_string_lossy().into(),
+                    value.to_string_lossy().replace('\n', "\r\n"),
+                ),
+            ),
+            EomAction::ChangeHeader { name, index, value } => {
+                let name = name.to_string_lossy();
+                let at = fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (n, _))| n.eq_ignore_ascii_case(&name))
+                    .nth(*index as usize - 1)
+                    .map(|(i, _)| i);
+                if let Some(at) = at {
+                    fields[at].1 = value.to_string_lossy().replace('\n', "\r\n");
+                }
+            }
+            EomAction::DeleteHeader { name, index } => {
+                let name = name.to_string_lossy();
+                let at = fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (n, _))| n.eq_ignore_ascii_case(&name))
+                    .nth(*index as usize - 1)
+                    .map(|(i, _)| i);
+                if let Some(at) = at {
+                    fields.remove(at);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(new) = replaced_body(o) {
+        body = String::from_utf8(new).expect("body");
+    }
+    let head: String = fields.iter().map(|(n, v)| format!("{n}:{v}\r\n")).collect();
+    format!("{head}\r\n{body}")
+}
+
+fn replaced_body(o: &Outcome) -> Option<Vec<u8>> {
+    let chunks: Vec<&[u8]> = o
+        .actions
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            EomAction::ReplaceBody { chunk } => Some(chunk.as_ref()),
+            _ => None,
+        })
+        .collect();
+    (!chunks.is_empty()).then(|| chunks.concat())
+}
+
+#[tokio::test]
+async fn a_forwarder_passes_a_verified_dsn_back_and_the_originator_verifies_it() {
+    let (key, fwd, r) = (TestKey::ed25519(), TestKey::ed25519(), TestKey::ed25519());
+    let z = zone(&key, &fwd).txt("mailkey._domainkey.receiver.test", &r.record);
+    let dns = TestDns::start(z).await;
+    let dir = common::process::temp_dir("dkim2-dsn-fwd");
+    let (key_file, secret) = (dir.join("fwd.pem"), dir.join("srs.secrets"));
+    fwd.write_pem(&key_file);
+    common::process::write(&secret, "forwarding-secret\n");
+    let config = format!(
+        "[[signing.domains]]\ndomain = \"fwd.test\"\nkey_file = \"{}\"\n\
+         signatures = [\"dkim2\"]\n\
+         [srs]\ndomain = \"fwd.test\"\nsecret_file = \"{}\"\n\
+         [dkim2]\nforward = true\n",
+        key_file.display(),
+        secret.display()
+    );
+    let f = Daemon::start(&common::config(&dns, &config)).await;
+    let s = originator(&dns, &key, true).await;
+    // What fwd.test forwarded: sent to carol@fwd.test, a footer added,
+    // its hop from its SRS address to bob.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let srs = mailkey_milter::srs::Srs::new("fwd.test", vec![b"forwarding-secret".to_vec()], 21)
+        .forward(FROM, now)
+        .unwrap();
+    let forwarded = forwarded(&key, &fwd, &srs);
+    // receiver.test bounces it to the SRS address, signed.
+    let bounce = r.sign_dkim2(
+        &dsn(&forwarded, &srs),
+        "receiver.test",
+        "mailkey",
+        "",
+        &[&srs],
+    );
+    // 1. fwd.test's door: verified, rebuilt for the hop before it.
+    let o = send(
+        f.addr,
+        &bounce_tx("127.0.0.54", "mx.receiver.test", bounce.clone(), &[&srs]),
+    )
+    .await;
+    assert!(o.is_accept(), "{}", o.reply());
+    assert!(
+        ar(&o).contains("dkim2=pass (i=1 receiver.test pass)"),
+        "{}",
+        ar(&o)
+    );
+    assert!(replaced_body(&o).is_some(), "the DSN was not rebuilt");
+    let rebuilt = applied(&o, &bounce);
+    assert!(
+        rebuilt.contains("From: MAILER-DAEMON@fwd.test"),
+        "{rebuilt}"
+    );
+    assert!(
+        !rebuilt.contains("Sent through fwd.test"),
+        "our footer is undone: {rebuilt}"
+    );
+    // 2. Its second pass signs the DSN as fwd.test's, to Alice.
+    let o = send(
+        f.addr,
+        &bounce_tx("127.0.0.1", "mx.fwd.test", rebuilt.clone(), &[FROM]),
+    )
+    .await;
+    assert_eq!(inserted(&o, "DKIM2-Signature"), 1, "{:?}", o.actions);
+    let passed_back = applied(&o, &rebuilt);
+    // 3. sender.test verifies it: a DSN about its own message, from a domain
+    // it sent the message to.
+    let o = send(
+        s.addr,
+        &bounce_tx("127.0.0.55", "mx.fwd.test", passed_back, &[FROM]),
+    )
+    .await;
+    assert!(o.is_accept(), "{}", o.reply());
+    assert!(
+        ar(&o).contains("dkim2=pass (i=1 fwd.test pass)"),
+        "{}",
+        ar(&o)
+    );
+    // The bounce as receiver.test sent it does not verify at sender.test:
+    // it was signed for the SRS address, and its newest hop is fwd.test's.
+    let o = send(
+        s.addr,
+        &bounce_tx("127.0.0.55", "mx.fwd.test", bounce, &[FROM]),
+    )
+    .await;
+    assert!(o.reply().contains("DSN not verified"), "{}", o.reply());
 }

@@ -15,6 +15,7 @@ use super::{
     MessageStep, Stage, Status,
 };
 use crate::dkim2::{
+    dsn,
     verify::{verify, Arrival},
     Kind, Outcome,
 };
@@ -60,13 +61,29 @@ impl MessageStep for Verify {
                 return CheckResult::new(NAME, Status::None, Effect::Accept)
                     .reason("not verified: the MTA passed no RCPT TO");
             }
+            let shared = &inputs.shared;
+            // A bounce about a message of ours: the DSN is what is verified.
+            let ours = |d: &str| shared.dkim2.signers.for_domain(d).is_some();
+            if envelope.mail_from.is_empty() && !rcpt_to.is_empty() {
+                if let Some(about) = dsn::about(message, ours) {
+                    let outcome = dsn::verify(&shared.dns, rcpt_to, message, now).await;
+                    tracing::info!(
+                        "DKIM2 DSN about our message (newest hop i={} by {}): {}",
+                        about.i,
+                        about.d,
+                        outcome
+                            .comment()
+                            .unwrap_or_else(|| outcome.status.to_string())
+                    );
+                    return dsn_result(&outcome, shared.config.dkim2.refuse_unverified_dsn);
+                }
+            }
             let arrival = Arrival {
                 mail_from: &envelope.mail_from,
                 rcpt_to,
             };
-            let outcome = verify(&inputs.shared.dns, arrival, message, now).await;
-            let config = &inputs.shared.config.mailkey;
-            result(&outcome, sender.name(), config.alignment)
+            let outcome = verify(&shared.dns, arrival, message, now).await;
+            result(&outcome, sender.name(), shared.config.mailkey.alignment)
         })
     }
 
@@ -112,12 +129,36 @@ pub fn result(
     r
 }
 
+/// The result for a DSN about a message of ours: refused when it does not
+/// verify and `refuse` (`[dkim2] refuse_unverified_dsn`), through mailkey
+/// as any failing chain; otherwise reported only.
+pub fn dsn_result(outcome: &Outcome, refuse: bool) -> CheckResult {
+    let effect = match outcome.status {
+        Status::Pass | Status::None => Effect::Accept,
+        Status::TempError if refuse => Effect::Tempfail(Code::DNS_TEMPFAIL),
+        _ if refuse => Effect::Reject(Code::MAILKEY_FAIL),
+        _ => Effect::Accept,
+    };
+    let mut r = CheckResult::new(NAME, outcome.status, effect);
+    if let Some(comment) = outcome.comment() {
+        r = r.reason(comment);
+    }
+    if outcome.status != Status::Pass {
+        r = r.failure(Failure::Dkim2Dsn);
+    }
+    if let Some(d) = outcome.originator() {
+        r = r.prop("header.d", d);
+    }
+    r
+}
+
 /// The guidance's kind for a failed chain.
 pub fn failure(kind: Kind) -> Failure {
     match kind {
         Kind::Replay => Failure::Dkim2Replay,
         Kind::Changed => Failure::Dkim2Changed,
         Kind::Broken => Failure::Dkim2Broken,
+        Kind::Dsn => Failure::Dkim2Dsn,
     }
 }
 

@@ -169,6 +169,8 @@ pub enum Failure {
     Dkim2Changed,
     /// The DKIM2 chain of the sender domain does not verify otherwise.
     Dkim2Broken,
+    /// A DSN about a DKIM2-signed message of ours does not verify.
+    Dkim2Dsn,
 }
 
 impl CheckResult {

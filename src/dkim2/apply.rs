@@ -17,7 +17,7 @@
 //! The `dkim2` result's effect already says which ([`crate::checks::dkim2`]).
 
 use crate::{
-    checks::{dkim2, mailkey, CheckResult, Effect, Status},
+    checks::{dkim2, mailkey, CheckResult, Effect, Failure, Status},
     config::Alignment,
 };
 use mail_auth::AuthenticatedMessage;
@@ -49,10 +49,15 @@ pub fn apply(
         }
         Status::Fail | Status::PermError if chain.effect != Effect::Accept => {
             let why = chain.failure_reason();
+            let reason = if chain.failure == Some(Failure::Dkim2Dsn) {
+                why
+            } else {
+                format!("DKIM2 chain of {domain} fails: {why}")
+            };
             *mk = CheckResult {
                 check: mailkey::NAME,
                 status: Status::Fail,
-                reason: Some(format!("DKIM2 chain of {domain} fails: {why}")),
+                reason: Some(reason),
                 effect: chain.effect,
                 props: vec![("header.d", domain.to_string())],
                 failure: chain.failure,
@@ -143,7 +148,7 @@ impl ChainResult for CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::{Code, Failure};
+    use crate::checks::Code;
 
     fn results(chain: CheckResult) -> Vec<CheckResult> {
         vec![

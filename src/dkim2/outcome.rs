@@ -17,6 +17,8 @@ pub enum Kind {
     Changed,
     /// Any other failure: a signature, key, recipe or the chain of custody.
     Broken,
+    /// A DSN about a message of ours that does not verify (§16.4).
+    Dsn,
 }
 
 /// One hop of the chain: its sequence number and signing domain.

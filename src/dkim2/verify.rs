@@ -145,7 +145,9 @@ fn is_ignored(name: &[u8]) -> bool {
 
 /// The hops of the parsed signatures (by `i=`) and the distinct keys
 /// (selector, `d=`) they name.
-fn hops_and_keys(message: &AuthenticatedMessage<'_>) -> (Vec<Hop>, Vec<(String, String)>) {
+pub(super) fn hops_and_keys(
+    message: &AuthenticatedMessage<'_>,
+) -> (Vec<Hop>, Vec<(String, String)>) {
     let mut chain = Vec::new();
     let mut keys: Vec<(String, String)> = Vec::new();
     for header in message.dkim2_signatures() {

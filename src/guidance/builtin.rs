@@ -112,6 +112,14 @@ pub fn lines(failure: Failure, s: &Sender<'_>) -> Vec<String> {
                  and check: mailkey-milter check-domain {d} --key FILE"
             ),
         ],
+        Failure::Dkim2Dsn => vec![
+            "This bounce is about a message DKIM2-signed by us. We take such bounces only \
+             DKIM2-signed by a domain the message was sent to,"
+                .into(),
+            "returning the message as it was sent (draft-ietf-dkim-dkim2-spec, DSNs): \
+             sign your bounces with DKIM2, or do not send any for mail you did not get."
+                .into(),
+        ],
         Failure::IpLiteral => vec![
             "An address without a domain (user@[IP]) cannot be checked or answered.".into(),
             format!("Send from an address at your domain, with an MX: {d}. IN MX 10 mail.{d}."),

@@ -163,3 +163,76 @@ async fn insert(
     }
     Ok(())
 }
+
+/// A forwarding host passes a verified DSN about a message it forwarded
+/// back to the hop before it (draft §16.3): the returned message as it
+/// arrived here ([`crate::dkim2::dsn::propagate`]), `From` our
+/// MAILER-DAEMON, the DSN's own DKIM2 fields removed (our second pass
+/// signs it anew). Whatever fails, the DSN goes on unchanged (logged).
+pub async fn propagate(
+    actions: &EomActions,
+    shared: &Shared,
+    evaluation: &Evaluation,
+    message: &Message,
+    complete: &[u8],
+    leading_space: bool,
+    queue_id: &str,
+) {
+    if !shared.config.dkim2.forward || !message.envelope.mail_from.is_empty() {
+        return;
+    }
+    let verified = evaluation
+        .results
+        .iter()
+        .any(|r| r.check == check::NAME && r.status == Status::Pass);
+    let ours = |d: &str| shared.dkim2.signers.for_domain(d).is_some();
+    let Some(about) = crate::dkim2::dsn::about(complete, ours) else {
+        return;
+    };
+    // Only our own hop is passed back (we forwarded the message).
+    if !verified || about.i < 2 || !ours(&about.d) || evaluation.verdict.action != Action::Accept {
+        return;
+    }
+    let rebuilt = match crate::dkim2::dsn::propagate(complete) {
+        Ok(rebuilt) => rebuilt,
+        Err(e) => {
+            warn!("{queue_id}: DSN not passed back with our hop undone: {e}");
+            return;
+        }
+    };
+    let body_start = crate::dkim2::header_fields(&rebuilt)
+        .last()
+        .map_or(0, |(_, r)| r.end);
+    let body = rebuilt.get(body_start..).unwrap_or_default();
+    let body = body.strip_prefix(b"\r\n").unwrap_or(body);
+    if let Err(e) = actions.replace_body(body).await {
+        warn!("{queue_id}: failed to replace the DSN body: {e}");
+        return;
+    }
+    let space = if leading_space { " " } else { "" };
+    let from = format!("{space}MAILER-DAEMON@{}", about.d);
+    if let Err(e) = actions.change_header("From", 1, Some(from)).await {
+        warn!("{queue_id}: failed to change the DSN's From: {e}");
+    }
+    for name in [
+        crate::dkim2::SIGNATURE_HEADER,
+        crate::dkim2::INSTANCE_HEADER,
+    ] {
+        let count = crate::dkim2::header_fields(complete)
+            .filter(|(n, _)| n.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+            .count();
+        for index in (1..=count).rev() {
+            let Ok(index) = i32::try_from(index) else {
+                continue;
+            };
+            if let Err(e) = actions.change_header(name, index, None::<String>).await {
+                warn!("{queue_id}: failed to remove the DSN's {name}: {e}");
+            }
+        }
+    }
+    tracing::info!(
+        "{queue_id}: DKIM2 DSN about our hop i={} by {} passed back with the message as it arrived",
+        about.i,
+        about.d
+    );
+}

@@ -85,6 +85,16 @@ pub async fn check(
     }
     if let Some(complete) = &whole {
         super::dkim2_step::remember(shared, &evaluation, complete);
+        super::dkim2_step::propagate(
+            actions,
+            shared,
+            &evaluation,
+            &message,
+            complete,
+            leading_space,
+            queue_id,
+        )
+        .await;
     }
     logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Eom);
     metrics::record(&evaluation);

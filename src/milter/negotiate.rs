@@ -19,8 +19,12 @@ pub fn negotiate(
         return Status::Reject;
     }
     cx.requested_actions |= wanted;
-    // Bounce guidance rewrites DSN bodies and needs their recipients.
+    // Bounce guidance rewrites DSN bodies and needs their recipients; so
+    // does a DKIM2 forwarder passing DSNs back (src/dkim2/dsn.rs).
     let bounces = shared.config.guidance.bounces && actions.contains(Actions::REPLACE_BODY);
+    if shared.config.dkim2.forward && actions.contains(Actions::REPLACE_BODY) {
+        cx.requested_actions |= Actions::REPLACE_BODY;
+    }
     if bounces {
         cx.requested_actions |= Actions::REPLACE_BODY;
     } else if shared.config.guidance.bounces {
