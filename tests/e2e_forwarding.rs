@@ -168,26 +168,12 @@ fn example_main_cf(
     milter: &Daemon,
     reinject: Option<u16>,
 ) -> Vec<(String, String)> {
-    files
-        .iter()
-        .flat_map(|file| postfix::example_settings(file, |v| substitute(v, milter, reinject)))
-        .collect()
+    postfix::example_main_cf_at(files, milter.addr, reinject)
 }
 
 /// The master.cf lines of `postfix-examples/FILE`, addresses replaced.
 fn example_master_cf(file: &str, milter: &Daemon, reinject: u16) -> Vec<String> {
-    postfix::example_lines(file)
-        .iter()
-        .map(|l| substitute(l, milter, Some(reinject)))
-        .collect()
-}
-
-fn substitute(value: &str, milter: &Daemon, reinject: Option<u16>) -> String {
-    let value = value.replace("inet:127.0.0.1:8895", &format!("inet:{}", milter.addr));
-    match reinject {
-        Some(port) => value.replace("10027", &port.to_string()),
-        None => value,
-    }
+    postfix::example_master_cf_at(file, milter.addr, reinject)
 }
 
 /// Sends `data` from `client` (address, EHLO name) to `server` with swaks.

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{checks::Status, dns::Dns};
 use mail_auth::{
-    dkim2::{BodyRecipe, Dkim2Dsn, Dkim2DsnFailure, Envelope},
+    dkim2::{BodyRecipe, ChainBinding, Dkim2Dsn, Dkim2DsnFailure, Envelope},
     dns::Parameters,
     AuthenticatedMessage,
 };
@@ -59,6 +59,9 @@ fn returned(message: &[u8]) -> Option<Returned> {
 pub struct About {
     pub i: u32,
     pub d: String,
+    /// `mf=` of the hop before it (angle brackets included): where a DSN
+    /// about our hop goes back to.
+    pub previous_mf: Option<String>,
 }
 
 /// For a message from the null sender: the newest DKIM2 signature of the
@@ -90,9 +93,17 @@ pub fn about(message: &[u8], ours: impl Fn(&str) -> bool) -> Option<About> {
         return None;
     }
     let newest = signatures.iter().max_by_key(|h| h.header.i)?;
+    let previous_mf = signatures
+        .iter()
+        .find(|h| h.header.i + 1 == newest.header.i)
+        .and_then(|h| match &h.header.chain {
+            ChainBinding::Envelope { mail_from, .. } => Some(mail_from.clone()),
+            ChainBinding::NextDomain(_) => None,
+        });
     Some(About {
         i: newest.header.i,
         d: newest.header.d.to_ascii_lowercase(),
+        previous_mf,
     })
 }
 

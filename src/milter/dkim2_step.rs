@@ -167,8 +167,8 @@ async fn insert(
 /// A forwarding host passes a verified DSN about a message it forwarded
 /// back to the hop before it (draft §16.3): the returned message as it
 /// arrived here ([`crate::dkim2::dsn::propagate`]), `From` our
-/// MAILER-DAEMON, the DSN's own DKIM2 fields removed (our second pass
-/// signs it anew). Whatever fails, the DSN goes on unchanged (logged).
+/// MAILER-DAEMON, `To` the previous hop's sender, the DSN's own DKIM2
+/// fields removed (our second pass signs it anew). Whatever fails, the DSN goes on unchanged (logged).
 pub async fn propagate(
     actions: &EomActions,
     shared: &Shared,
@@ -213,6 +213,15 @@ pub async fn propagate(
     let from = format!("{space}MAILER-DAEMON@{}", about.d);
     if let Err(e) = actions.change_header("From", 1, Some(from)).await {
         warn!("{queue_id}: failed to change the DSN's From: {e}");
+    }
+    // Addressed to the hop before ours (the SRS step sends it there).
+    if let Some(to) = &about.previous_mf {
+        if let Err(e) = actions
+            .change_header("To", 1, Some(format!("{space}{to}")))
+            .await
+        {
+            warn!("{queue_id}: failed to change the DSN's To: {e}");
+        }
     }
     for name in [
         crate::dkim2::SIGNATURE_HEADER,

@@ -5,6 +5,7 @@
 pub mod arc;
 pub mod browser;
 pub mod dns;
+pub mod footer_milter;
 pub mod postfix;
 pub mod process;
 pub mod sendmail;
