@@ -105,6 +105,11 @@ struct CheckDomainArgs {
     /// and that a message signed with it verifies.
     #[arg(long)]
     key: Option<PathBuf>,
+    /// With --key: the domain also signs DKIM2 under this selector; a
+    /// DKIM2 test message signed with the key must verify (key at
+    /// SELECTOR._domainkey.DOMAIN).
+    #[arg(long, requires = "key")]
+    dkim2_selector: Option<String>,
     /// The address the domain's mail is sent from: SPF must pass for it.
     #[arg(long)]
     ip: Option<IpAddr>,
@@ -345,6 +350,7 @@ fn run_check_domain(mut config: Config, args: CheckDomainArgs) -> Result<ExitCod
         ip: args.ip,
         mta,
         tls: config.tls.clone(),
+        dkim2_selector: args.dkim2_selector.as_deref(),
     };
     let report = runtime()?.block_on(async {
         let dns = mailkey_milter::dns::Dns::new(&config.dns)?;

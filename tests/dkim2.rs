@@ -725,3 +725,56 @@ async fn a_forwarder_passes_a_verified_dsn_back_and_the_originator_verifies_it()
     .await;
     assert!(o.reply().contains("DSN not verified"), "{}", o.reply());
 }
+
+/// `check-domain sender.test --key FILE --dkim2-selector mailkey` against
+/// `zone`: (exit code, output).
+async fn check_domain_dkim2(zone: Zone, key: &TestKey) -> (i32, String) {
+    let dir = common::process::temp_dir("dkim2-check-domain");
+    let file = dir.join("sender.test.pem");
+    key.write_pem(&file);
+    let dns = TestDns::start(zone).await;
+    let out = tokio::process::Command::new(common::process::BIN)
+        .args(["check-domain", "sender.test", "--nameserver"])
+        .arg(dns.addr().to_string())
+        .arg("--key")
+        .arg(&file)
+        .args(["--dkim2-selector", "mailkey"])
+        .output()
+        .await
+        .expect("run check-domain");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}");
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test]
+async fn check_domain_tests_a_dkim2_signature_and_the_one_record_rule() {
+    let key = TestKey::ed25519();
+    // The mailkey record, and the CNAME keygen prints for DKIM verifiers.
+    let ready = |z: Zone| {
+        z.txt("mailkey.sender.test", &key.record)
+            .cname("mailkey._domainkey.sender.test", "mailkey.sender.test")
+    };
+    let (code, out) = check_domain_dkim2(ready(common::sender_zone()), &key).await;
+    assert!(
+        out.contains(
+            "✓ dkim2: a DKIM2 test message signed with the key (selector mailkey) verifies with \
+             the key at mailkey._domainkey.sender.test"
+        ),
+        "{out}"
+    );
+    assert_eq!(code, 0, "{out}");
+    // A rotation at mailkey.sender.test: two records behind the selector.
+    let rotating =
+        ready(common::sender_zone()).txt("mailkey.sender.test", &TestKey::ed25519().record);
+    let (code, out) = check_domain_dkim2(rotating, &key).await;
+    assert!(
+        out.contains("! dkim2: mailkey._domainkey.sender.test holds 2 records"),
+        "{out}"
+    );
+    assert!(
+        out.contains("✗ dkim2: a DKIM2 test message signed with the key (selector mailkey) does not verify: DKIM2-Signature i=1 public key mailkey has multiple records"),
+        "{out}"
+    );
+    assert_eq!(code, 1, "{out}");
+}
