@@ -120,6 +120,20 @@ pub struct Summary {
     /// With `--lookup`: what each top domain publishes now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Vec<super::lookup::DomainState>>,
+    /// Checked messages that carried a DKIM2 chain, by result.
+    pub dkim2: Dkim2Counts,
+}
+
+/// The DKIM2 chains of the checked messages (docs/protocol.md, "mailkey
+/// v2 = DKIM2"): how many verified, and how many failed so that they make
+/// mailkey reject (a replay, a change without recipe, a broken chain or an
+/// unverified DSN of the sender's own domain).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Dkim2Counts {
+    /// Messages by result word (`pass`, `fail`, `permerror`, `temperror`).
+    pub results: BTreeMap<String, u64>,
+    /// Failures that make mailkey reject.
+    pub mailkey_rejects: u64,
 }
 
 #[derive(Default)]
@@ -151,6 +165,7 @@ pub struct Aggregate {
     exempt: u64,
     scopes: [ScopeCounts; 5],
     days: BTreeMap<i64, DayCounts>,
+    dkim2: Dkim2Counts,
 }
 
 impl Aggregate {
@@ -178,6 +193,10 @@ impl Aggregate {
         };
         self.checked += 1;
         day.checked += 1;
+        if let Some((result, rejects)) = &r.dkim2 {
+            *self.dkim2.results.entry(result.clone()).or_default() += 1;
+            self.dkim2.mailkey_rejects += u64::from(*rejects);
+        }
         for (i, scope) in SCOPES.iter().enumerate() {
             let counts = &mut self.scopes[i];
             match would(&effects, *scope) {
@@ -250,6 +269,7 @@ impl Aggregate {
             impact,
             days,
             lookup: None,
+            dkim2: self.dkim2,
         }
     }
 }

@@ -46,6 +46,10 @@ pub struct Record {
     /// The sender domain (`None` for the null sender and address literals).
     pub domain: Option<String>,
     pub kind: Kind,
+    /// The DKIM2 result (`dkim2=`) of a checked message with a chain, and
+    /// whether it makes mailkey reject (`dkim2.effect=reject`); `None` for
+    /// `none` and for logs written before DKIM2.
+    pub dkim2: Option<(String, bool)>,
 }
 
 /// The fields the report reads; everything else on the line is ignored.
@@ -192,11 +196,16 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         }
         Kind::Checked(effects)
     };
+    let text = |name: &str| line.other.get(name).and_then(serde_json::Value::as_str);
+    let dkim2 = text("dkim2")
+        .filter(|r| !matches!(*r, "none" | "-"))
+        .map(|r| (r.to_string(), text("dkim2.effect") == Some("reject")));
     Ok(Some(Record {
         time,
         client: line.client.unwrap_or_else(|| "local".into()),
         domain: line.domain.filter(|d| !d.is_empty() && d != "-"),
         kind,
+        dkim2,
     }))
 }
 
@@ -237,6 +246,24 @@ mod tests {
         assert_eq!(parse_line("Nov 23 text line"), Err(LineError::NotJson));
         let exempt = LINE.replace("\"Q\",", "\"Q\",\"exempt\":true,");
         assert_eq!(parse_line(&exempt).unwrap().unwrap().kind, Kind::Exempt);
+    }
+
+    #[test]
+    fn dkim2_results_are_read_when_logged() {
+        assert_eq!(parse_line(LINE).unwrap().unwrap().dkim2, None);
+        let chain = LINE.replace(
+            "\"mx.effect\":\"-\"",
+            "\"mx.effect\":\"-\",\"dkim2\":\"fail\",\"dkim2.effect\":\"reject\"",
+        );
+        let r = parse_line(&chain).unwrap().unwrap();
+        assert_eq!(r.dkim2, Some(("fail".to_string(), true)));
+        let mut agg = super::super::aggregate::Aggregate::new(None, None);
+        agg.add(&r);
+        let text = super::super::render_text::text(&agg.summary(Vec::new(), 10));
+        assert!(
+            text.contains("DKIM2 chains: fail 1; failures that make mailkey reject: 1"),
+            "{text}"
+        );
     }
 
     #[test]
