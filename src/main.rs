@@ -152,6 +152,10 @@ struct EvaluateArgs {
     /// Sendmail's `{verify}` (OK, NO, FAIL, …).
     #[arg(long)]
     verify: Option<String>,
+    /// A recipient of the transaction (repeat for each): a DKIM2 chain is
+    /// verified against every one; without any, DKIM2 is not verified.
+    #[arg(long)]
+    rcpt_to: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -288,7 +292,9 @@ fn evaluate(config: Config, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Erro
     };
     let evaluation = runtime()?.block_on(async {
         let shared = std::sync::Arc::new(Shared::new(config)?);
-        let e = Pending::start(&shared, envelope).finish(&message).await;
+        let pending = Pending::start(&shared, envelope);
+        pending.recipients(args.rcpt_to);
+        let e = pending.finish(&message).await;
         Ok::<_, Box<dyn Error>>(e)
     })?;
     for r in &evaluation.results {
