@@ -140,7 +140,12 @@ fn verify(c: &mut Criterion) {
         };
         let check2 = || dkim2::verify::verify(&dns, arrival, dkim2_msg.as_bytes(), now);
         let first = rt.block_on(check2());
-        assert_eq!(first.status, Status::Pass, "dkim2 {name}: {:?}", first.failure);
+        assert_eq!(
+            first.status,
+            Status::Pass,
+            "dkim2 {name}: {:?}",
+            first.failure
+        );
         group.bench_function(format!("dkim2 {name}"), |b| {
             b.iter(|| rt.block_on(check2()))
         });

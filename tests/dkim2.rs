@@ -64,6 +64,13 @@ fn ar(o: &Outcome) -> String {
     o.auth_results().expect("Authentication-Results")
 }
 
+/// Every one of `parts` is in `text`.
+fn assert_has(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "{part:?} missing: {text}");
+    }
+}
+
 fn assert_rejected(o: &Outcome, reason: &str, guidance: &str) {
     assert!(!o.at_rcpt, "decided at RCPT: {}", o.reply());
     assert!(matches!(o.status, Status::Reject { .. }), "{:?}", o.status);
@@ -86,16 +93,12 @@ async fn a_chain_for_this_envelope_passes_mailkey_where_no_mailkey_is_published(
     // No mailkey.sender.test: without DKIM2, no_key = "reject" refuses.
     assert!(!o.at_rcpt, "refused at RCPT: {}", o.reply());
     assert!(o.is_accept(), "{:?}", o.status);
-    let ar = ar(&o);
-    assert!(
-        ar.contains(
-            "mailkey=pass (dkim2 i=1 by sender.test) header.d=sender.test header.s=mailkey"
-        ),
-        "{ar}"
-    );
-    assert!(
-        ar.contains("dkim2=pass (i=1 sender.test pass) header.d=sender.test"),
-        "{ar}"
+    assert_has(
+        &ar(&o),
+        &[
+            "mailkey=pass (dkim2 i=1 by sender.test) header.d=sender.test header.s=mailkey",
+            "dkim2=pass (i=1 sender.test pass) header.d=sender.test",
+        ],
     );
     let line = logs.line_with(&["client=127.0.0.41", "verdict="]);
     assert!(
@@ -215,16 +218,12 @@ async fn a_forwarded_chain_passes_for_the_forwarder_and_names_the_originator() {
     )
     .await;
     assert!(o.is_accept(), "{}", o.reply());
-    let ar = ar(&o);
-    assert!(
-        ar.contains(
-            "mailkey=pass (dkim2 i=2 by fwd.test, originator sender.test) header.d=fwd.test"
-        ),
-        "{ar}"
-    );
-    assert!(
-        ar.contains("dkim2=pass (i=1 sender.test pass, i=2 fwd.test pass) header.d=sender.test"),
-        "{ar}"
+    assert_has(
+        &ar(&o),
+        &[
+            "mailkey=pass (dkim2 i=2 by fwd.test, originator sender.test) header.d=fwd.test",
+            "dkim2=pass (i=1 sender.test pass, i=2 fwd.test pass) header.d=sender.test",
+        ],
     );
     let line = logs.line_with(&["client=127.0.0.46", "verdict="]);
     assert!(
@@ -332,6 +331,24 @@ async fn signer(dns: &TestDns, key: &TestKey, signatures: &str, extra: &str) -> 
     Daemon::start(&common::config(dns, &config)).await
 }
 
+/// A forwarding host for fwd.test: DKIM2 only, SRS, `[dkim2] forward`.
+async fn forwarder(dns: &TestDns, fwd: &TestKey) -> Daemon {
+    let dir = common::process::temp_dir("dkim2-fwd");
+    let (key_file, secret) = (dir.join("fwd.pem"), dir.join("srs.secrets"));
+    fwd.write_pem(&key_file);
+    common::process::write(&secret, "forwarding-secret\n");
+    std::mem::forget(dir);
+    let config = format!(
+        "[[signing.domains]]\ndomain = \"fwd.test\"\nkey_file = \"{}\"\n\
+         signatures = [\"dkim2\"]\n\
+         [srs]\ndomain = \"fwd.test\"\nsecret_file = \"{}\"\n\
+         [dkim2]\nforward = true\n",
+        key_file.display(),
+        secret.display()
+    );
+    Daemon::start(&common::config(dns, &config)).await
+}
+
 #[tokio::test]
 async fn the_milter_signs_dkim2_for_the_envelope_beside_or_instead_of_dkim1() {
     let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
@@ -385,19 +402,7 @@ async fn a_from_outside_the_signing_domain_gets_no_dkim2_signature() {
 async fn a_forwarding_host_adds_a_hop_with_the_recipe_for_a_chain_its_door_verified() {
     let (key, fwd) = (TestKey::ed25519(), TestKey::ed25519());
     let (dns, r) = receiver(zone(&key, &fwd), NO_KEY_REJECTED).await;
-    let dir = common::process::temp_dir("dkim2-fwd");
-    let (key_file, secret) = (dir.join("fwd.pem"), dir.join("srs.secrets"));
-    fwd.write_pem(&key_file);
-    common::process::write(&secret, "forwarding-secret\n");
-    let config = format!(
-        "[[signing.domains]]\ndomain = \"fwd.test\"\nkey_file = \"{}\"\n\
-         signatures = [\"dkim2\"]\n\
-         [srs]\ndomain = \"fwd.test\"\nsecret_file = \"{}\"\n\
-         [dkim2]\nforward = true\n",
-        key_file.display(),
-        secret.display()
-    );
-    let f = Daemon::start(&common::config(&dns, &config)).await;
+    let f = forwarder(&dns, &fwd).await;
     let arrived = signed(&key, &["carol@fwd.test"]);
     let with_footer = format!("{arrived}-- \r\nSent through fwd.test\r\n");
     // The second pass (trusted) of a message its door never verified: no hop.
@@ -562,6 +567,17 @@ async fn a_dsn_about_our_message_is_taken_only_when_it_verifies() {
 /// `message` with the milter's header and body actions applied as an MTA
 /// applies them (headers inserted at the top, replaced, removed; the body
 /// replaced); the new sender and recipients.
+/// Where the `index`th (from 1) field called `name` is in `fields`.
+fn occurrence(fields: &[(String, String)], name: &std::ffi::CStr, index: i32) -> Option<usize> {
+    let name = name.to_string_lossy();
+    fields
+        .iter()
+        .enumerate()
+        .filter(|(_, (n, _))| n.eq_ignore_ascii_case(&name))
+        .nth(usize::try_from(index).ok()?.checked_sub(1)?)
+        .map(|(i, _)| i)
+}
+
 fn applied(o: &Outcome, message: &str) -> String {
     let (head, body) = message.split_once("\r\n\r\n").expect("header block");
     let mut fields: Vec<(String, String)> = Vec::new();
@@ -590,50 +606,23 @@ fn applied(o: &Outcome, message: &str) -> String {
                 ),
             ),
             EomAction::ChangeHeader { name, index, value } => {
-                let name = name.to_string_lossy();
-                let at = fields
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (n, _))| n.eq_ignore_ascii_case(&name))
-                    .nth(*index as usize - 1)
-                    .map(|(i, _)| i);
-                if let Some(at) = at {
+                if let Some(at) = occurrence(&fields, name, *index) {
                     fields[at].1 = value.to_string_lossy().replace('\n', "\r\n");
                 }
             }
             EomAction::DeleteHeader { name, index } => {
-                let name = name.to_string_lossy();
-                let at = fields
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (n, _))| n.eq_ignore_ascii_case(&name))
-                    .nth(*index as usize - 1)
-                    .map(|(i, _)| i);
-                if let Some(at) = at {
+                if let Some(at) = occurrence(&fields, name, *index) {
                     fields.remove(at);
                 }
             }
             _ => {}
         }
     }
-    if let Some(new) = replaced_body(o) {
+    if let Some(new) = o.replaced_body() {
         body = String::from_utf8(new).expect("body");
     }
     let head: String = fields.iter().map(|(n, v)| format!("{n}:{v}\r\n")).collect();
     format!("{head}\r\n{body}")
-}
-
-fn replaced_body(o: &Outcome) -> Option<Vec<u8>> {
-    let chunks: Vec<&[u8]> = o
-        .actions
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            EomAction::ReplaceBody { chunk } => Some(chunk.as_ref()),
-            _ => None,
-        })
-        .collect();
-    (!chunks.is_empty()).then(|| chunks.concat())
 }
 
 #[tokio::test]
@@ -641,19 +630,7 @@ async fn a_forwarder_passes_a_verified_dsn_back_and_the_originator_verifies_it()
     let (key, fwd, r) = (TestKey::ed25519(), TestKey::ed25519(), TestKey::ed25519());
     let z = zone(&key, &fwd).txt("mailkey._domainkey.receiver.test", &r.record);
     let dns = TestDns::start(z).await;
-    let dir = common::process::temp_dir("dkim2-dsn-fwd");
-    let (key_file, secret) = (dir.join("fwd.pem"), dir.join("srs.secrets"));
-    fwd.write_pem(&key_file);
-    common::process::write(&secret, "forwarding-secret\n");
-    let config = format!(
-        "[[signing.domains]]\ndomain = \"fwd.test\"\nkey_file = \"{}\"\n\
-         signatures = [\"dkim2\"]\n\
-         [srs]\ndomain = \"fwd.test\"\nsecret_file = \"{}\"\n\
-         [dkim2]\nforward = true\n",
-        key_file.display(),
-        secret.display()
-    );
-    let f = Daemon::start(&common::config(&dns, &config)).await;
+    let f = forwarder(&dns, &fwd).await;
     let s = originator(&dns, &key, true).await;
     // What fwd.test forwarded: sent to carol@fwd.test, a footer added,
     // its hop from its SRS address to bob.
@@ -685,7 +662,7 @@ async fn a_forwarder_passes_a_verified_dsn_back_and_the_originator_verifies_it()
         "{}",
         ar(&o)
     );
-    assert!(replaced_body(&o).is_some(), "the DSN was not rebuilt");
+    assert!(o.replaced_body().is_some(), "the DSN was not rebuilt");
     let rebuilt = applied(&o, &bounce);
     assert!(
         rebuilt.contains("From: MAILER-DAEMON@fwd.test"),

@@ -28,11 +28,12 @@ use common::{
     footer_milter::FooterMilter,
     message,
     postfix::{
-        example_main_cf_at, example_master_cf_at, free_port, Postfix, PostfixOptions, PostfixTls,
+        example_main_cf_at, example_master_cf_at, free_port, verifying_receiver, Postfix,
+        PostfixOptions,
     },
     smtp_sink::{Received, SmtpSink},
     swaks,
-    tls::{Leaf, Pki},
+    tls::Pki,
     Daemon, LogCapture, TestKey,
 };
 use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
@@ -91,11 +92,9 @@ impl World {
         }
     }
 
+    /// Certificate and key files for `name`, from the test CA.
     fn cert(&self, name: &str, serial: u32) -> (String, String) {
-        let (cert, key) = self
-            .pki
-            .write(name, &self.pki.leaf(Leaf::valid(&[name], serial)));
-        (cert.display().to_string(), key.display().to_string())
+        self.pki.files_for(name, serial)
     }
 
     /// A milter in monitor mode that signs `domain` with DKIM2 only; its
@@ -112,16 +111,12 @@ impl World {
             .replace("mx.receiver.test", &format!("mx.{domain}"))
     }
 
-    /// F's milter: SRS and the DKIM2 hop when `forwarding`, else neither.
-    fn forwarder_config(&self, forwarding: bool) -> String {
-        let extra = if forwarding {
-            format!(
-                "[srs]\ndomain = \"fwd.test\"\nsecret_file = \"{}\"\n[dkim2]\nforward = true\n",
-                self.srs_secret_file.display()
-            )
-        } else {
-            String::new()
-        };
+    /// F's milter: SRS and the DKIM2 hop.
+    fn forwarder_config(&self) -> String {
+        let extra = format!(
+            "[srs]\ndomain = \"fwd.test\"\nsecret_file = \"{}\"\n[dkim2]\nforward = true\n",
+            self.srs_secret_file.display()
+        );
         self.signing_config("fwd.test", 1, &extra).replace(
             "trusted_networks = [\"127.0.0.1/32\"]",
             &format!("trusted_networks = [\"127.0.0.1/32\", \"{F_IP}/32\"]"),
@@ -144,7 +139,6 @@ impl World {
     /// verifies client certificates, passes its bounces through its
     /// milter, sends mail for fwd.test to F at `f_port`.
     fn start_r(&self, milter: &Daemon, sink: &SmtpSink, f_port: u16) -> Postfix {
-        let (cert_file, key_file) = self.cert("mx.b.test", 2);
         let mut extra_main_cf =
             example_main_cf_at(&["main.cf", "main.cf.bounces"], milter.addr, None);
         extra_main_cf.extend([
@@ -155,17 +149,8 @@ impl World {
                 format!("inline:{{fwd.test=smtp:[127.0.0.1]:{f_port}}}"),
             ),
         ]);
-        let opts = PostfixOptions {
-            extra_main_cf,
-            relay_domains: vec!["b.test".into()],
-            tls: Some(PostfixTls {
-                cert_file: cert_file.into(),
-                key_file: key_file.into(),
-                ca_file: Some(self.pki.ca_file()),
-                ask_ccert: true,
-            }),
-            ..Default::default()
-        };
+        let cert = self.cert("mx.b.test", 2);
+        let opts = verifying_receiver("b.test", cert, self.pki.ca_file(), extra_main_cf);
         tokio::task::block_in_place(|| Postfix::start(opts, sink))
     }
 
@@ -258,28 +243,56 @@ async fn alice_sends(w: &World, s: &Postfix, to: &str) {
     assert_eq!(out.final_code(), "250 2.0.0", "{}", out.output);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dkim2_forward_is_accepted_without_trusted_sealers_and_its_bounce_comes_back_verified() {
-    let logs = LogCapture::global();
-    let w = World::new("forward").await;
+/// S, F and R with their milters and sinks; F's footer milter skips
+/// `footer_skips` (F's own second pass, or nothing).
+struct Hosts {
+    w: World,
+    s: Postfix,
+    f: Postfix,
+    s_sink: SmtpSink,
+    r_sink: SmtpSink,
+    _r: Postfix,
+    _f_sink: SmtpSink,
+    _milters: [Daemon; 3],
+    _footer: FooterMilter,
+}
+
+async fn hosts(tag: &str, footer_skips: &str) -> Hosts {
+    let w = World::new(tag).await;
     let s_milter = Daemon::start(&w.signing_config("origin.test", 0, "")).await;
-    let f_milter = Daemon::start(&w.forwarder_config(true)).await;
+    let f_milter = Daemon::start(&w.forwarder_config()).await;
     let r_milter = Daemon::start(&w.receiver_config()).await;
-    let footer = FooterMilter::start(FOOTER, F_IP.parse().unwrap()).await;
+    let footer = FooterMilter::start(FOOTER, footer_skips.parse().expect("ip")).await;
     let (s_sink, f_sink, r_sink) = (SmtpSink::start(), SmtpSink::start(), SmtpSink::start());
     let (s_port, f_port) = (free_port(), free_port());
     let r = w.start_r(&r_milter, &r_sink, f_port);
-    let _f = w.start_f(
-        &f_milter,
-        &footer,
-        &f_sink,
-        (f_port, r.smtp_addr().port(), s_port),
-    );
+    let ports = (f_port, r.smtp_addr().port(), s_port);
+    let f = w.start_f(&f_milter, &footer, &f_sink, ports);
     let s = w.start_s(&s_milter, &s_sink, (s_port, f_port));
+    Hosts {
+        w,
+        s,
+        f,
+        s_sink,
+        r_sink,
+        _r: r,
+        _f_sink: f_sink,
+        _milters: [s_milter, f_milter, r_milter],
+        _footer: footer,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dkim2_forward_is_accepted_without_trusted_sealers_and_its_bounce_comes_back_verified() {
+    let logs = LogCapture::global();
+    // Every host lives as long as `h` (a pattern with `..` would drop the
+    // rest at once).
+    let h = hosts("forward", F_IP).await;
+    let (w, s, s_sink, r_sink) = (&h.w, &h.s, &h.s_sink, &h.r_sink);
 
     // 1. S signs, F adds the footer and its hop, R accepts.
-    alice_sends(&w, &s, "carol@fwd.test").await;
-    let got = wait_for(&r_sink, 1).await;
+    alice_sends(w, s, "carol@fwd.test").await;
+    let got = wait_for(r_sink, 1).await;
     let delivered = &got[0];
     println!(
         "R delivered: MAIL FROM:<{}>\n{}",
@@ -306,8 +319,8 @@ async fn a_dkim2_forward_is_accepted_without_trusted_sealers_and_its_bounce_come
 
     // 2. R bounces a forward to a user it does not have; the DSN goes back
     // through F (verified, passed back) to S, which verifies it.
-    alice_sends(&w, &s, "gone@fwd.test").await;
-    let got = wait_for(&s_sink, 1).await;
+    alice_sends(w, s, "gone@fwd.test").await;
+    let got = wait_for(s_sink, 1).await;
     let bounce = &got[0];
     println!(
         "S delivered the bounce: MAIL FROM:<{}> RCPT TO:{:?}\n{}",
@@ -342,25 +355,12 @@ async fn a_dkim2_forward_is_accepted_without_trusted_sealers_and_its_bounce_come
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarder_that_changes_the_message_after_its_hop_is_refused_with_its_guidance() {
     let logs = LogCapture::global();
-    let w = World::new("broken").await;
-    let s_milter = Daemon::start(&w.signing_config("origin.test", 0, "")).await;
-    let f_milter = Daemon::start(&w.forwarder_config(true)).await;
-    let r_milter = Daemon::start(&w.receiver_config()).await;
     // The list manager also runs on F's second pass: its footer comes
     // after fwd.test's hop, which no recipe describes.
-    let footer = FooterMilter::start(FOOTER, "127.0.0.99".parse().unwrap()).await;
-    let (s_sink, f_sink, r_sink) = (SmtpSink::start(), SmtpSink::start(), SmtpSink::start());
-    let (s_port, f_port) = (free_port(), free_port());
-    let r = w.start_r(&r_milter, &r_sink, f_port);
-    let f = w.start_f(
-        &f_milter,
-        &footer,
-        &f_sink,
-        (f_port, r.smtp_addr().port(), s_port),
-    );
-    let s = w.start_s(&s_milter, &s_sink, (s_port, f_port));
+    let h = hosts("broken", "127.0.0.99").await;
+    let (w, s, f, r_sink) = (&h.w, &h.s, &h.f, &h.r_sink);
 
-    alice_sends(&w, &s, "carol@fwd.test").await;
+    alice_sends(w, s, "carol@fwd.test").await;
     let refused = tokio::task::block_in_place(|| {
         f.wait_for_log(&["to=<bob@b.test>", "status=bounced"], DELIVERY)
     });

@@ -22,10 +22,10 @@ use common::{
     arc::{list_rewrite, SealKey},
     dns::{TestDns, Zone},
     message,
-    postfix::{self, free_port, Postfix, PostfixOptions, PostfixTls},
+    postfix::{self, free_port, Postfix, PostfixOptions},
     smtp_sink::{Received, SmtpSink},
     swaks,
-    tls::{Leaf, Pki},
+    tls::Pki,
     Daemon, TestKey,
 };
 use openssl::pkey::PKey;
@@ -98,10 +98,7 @@ impl World {
 
     /// Certificate and key files for `name`, from the test CA.
     fn cert(&self, name: &str, serial: u32) -> (String, String) {
-        let (cert, key) = self
-            .pki
-            .write(name, &self.pki.leaf(Leaf::valid(&[name], serial)));
-        (cert.display().to_string(), key.display().to_string())
+        self.pki.files_for(name, serial)
     }
 
     /// A's milter: monitor mode (A judges nothing), SRS, signing and ARC
@@ -137,7 +134,6 @@ impl World {
     /// client certificates against the test CA; mail for fwd.test (bounces
     /// to SRS addresses) goes to A at `a_port`.
     fn start_b(&self, milter: &Daemon, sink: &SmtpSink, a_port: Option<u16>) -> Postfix {
-        let (cert_file, key_file) = self.cert("mx.b.test", 2);
         let mut extra_main_cf = example_main_cf(&["main.cf"], milter, None);
         extra_main_cf.push(("smtp_bind_address".into(), B_IP.into()));
         if let Some(port) = a_port {
@@ -146,17 +142,8 @@ impl World {
                 format!("inline:{{fwd.test=smtp:[127.0.0.1]:{port}}}"),
             ));
         }
-        let opts = PostfixOptions {
-            extra_main_cf,
-            relay_domains: vec!["b.test".into()],
-            tls: Some(PostfixTls {
-                cert_file: cert_file.into(),
-                key_file: key_file.into(),
-                ca_file: Some(self.pki.ca_file()),
-                ask_ccert: true,
-            }),
-            ..Default::default()
-        };
+        let cert = self.cert("mx.b.test", 2);
+        let opts = postfix::verifying_receiver("b.test", cert, self.pki.ca_file(), extra_main_cf);
         tokio::task::block_in_place(|| Postfix::start(opts, sink))
     }
 }

@@ -64,7 +64,10 @@ impl MessageStep for Verify {
             let shared = &inputs.shared;
             // A bounce about a message of ours: the DSN is what is verified.
             let ours = |d: &str| shared.dkim2.signers.for_domain(d).is_some();
-            if envelope.mail_from.is_empty() && !rcpt_to.is_empty() {
+            if envelope.mail_from.is_empty()
+                && !rcpt_to.is_empty()
+                && !shared.dkim2.signers.is_empty()
+            {
                 if let Some(about) = dsn::about(message, ours) {
                     let outcome = dsn::verify(&shared.dns, rcpt_to, message, now).await;
                     tracing::info!(

@@ -87,6 +87,11 @@ impl Signers {
         Ok(Signers { by_domain })
     }
 
+    /// Does no domain sign DKIM2?
+    pub fn is_empty(&self) -> bool {
+        self.by_domain.is_empty()
+    }
+
     /// The DKIM2 signer of `domain`, if it signs DKIM2.
     pub fn for_domain(&self, domain: &str) -> Option<&Dkim2Signer<Ready>> {
         let domain = normalise_domain(domain).ok()?;

@@ -53,6 +53,9 @@ pub async fn sign(
     let complete = message.complete();
     let chain = has_dkim2_fields(complete);
     // A bounce of ours about a DKIM2-signed message (draft §16.2).
+    if shared.dkim2.signers.is_empty() {
+        return Ok(None);
+    }
     if mail_from.is_empty() && !chain {
         if let Some((domain, signer)) = shared.dkim2.signers.for_dsn(complete) {
             let signed = sign_fields(signer, complete, "", &rcpt_to, Role::Originator);
@@ -178,7 +181,10 @@ pub async fn propagate(
     leading_space: bool,
     queue_id: &str,
 ) {
-    if !shared.config.dkim2.forward || !message.envelope.mail_from.is_empty() {
+    if !shared.config.dkim2.forward
+        || !message.envelope.mail_from.is_empty()
+        || shared.dkim2.signers.is_empty()
+    {
         return;
     }
     let verified = evaluation

@@ -472,6 +472,20 @@ impl Outcome {
     pub fn is_accept(&self) -> bool {
         matches!(self.status, Status::Accept | Status::Continue)
     }
+
+    /// The body the milter replaced the message's with, if it did.
+    pub fn replaced_body(&self) -> Option<Vec<u8>> {
+        let chunks: Vec<&[u8]> = self
+            .actions
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                indymilter_test::EomAction::ReplaceBody { chunk } => Some(chunk.as_ref()),
+                _ => None,
+            })
+            .collect();
+        (!chunks.is_empty()).then(|| chunks.concat())
+    }
 }
 
 /// Opens a connection, connects and says HELO.

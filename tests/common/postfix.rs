@@ -346,6 +346,28 @@ pub fn example_settings(file: &str, value: impl Fn(&str) -> String) -> Vec<(Stri
         .collect()
 }
 
+/// A receiving MTA for `domain` (relayed to the sink) that offers STARTTLS
+/// with `cert` (certificate and key files) and verifies client
+/// certificates against `ca_file`, with `extra_main_cf`.
+pub fn verifying_receiver(
+    domain: &str,
+    (cert_file, key_file): (String, String),
+    ca_file: PathBuf,
+    extra_main_cf: Vec<(String, String)>,
+) -> PostfixOptions {
+    PostfixOptions {
+        extra_main_cf,
+        relay_domains: vec![domain.into()],
+        tls: Some(PostfixTls {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            ca_file: Some(ca_file),
+            ask_ccert: true,
+        }),
+        ..Default::default()
+    }
+}
+
 /// The main.cf settings of the shipped examples `files`, the documented
 /// milter (`inet:127.0.0.1:8895`) and re-injection port (`10027`, of
 /// `main.cf.forwarding`) replaced by the test's.
