@@ -19,6 +19,7 @@ use crate::{
         has_dkim2_fields,
         sign::{sign as sign_fields, Plan, Role},
     },
+    sign::SignError,
     transaction::Evaluation,
     verdict::Action,
     Shared,
@@ -47,19 +48,17 @@ pub async fn sign(
     leading_space: bool,
     queue_id: &str,
 ) -> Result<Option<String>, Outcome> {
-    let mail_from = message.envelope.mail_from.clone();
-    let rcpt_to = message.rcpt_to.clone();
+    if shared.dkim2.signers.is_empty() {
+        return Ok(None);
+    }
+    let (mail_from, rcpt_to) = (message.envelope.mail_from.clone(), message.rcpt_to.clone());
     let sender = message.envelope.sender_domain();
     let complete = message.complete();
     let chain = has_dkim2_fields(complete);
     // A bounce of ours about a DKIM2-signed message (draft §16.2).
-    if shared.dkim2.signers.is_empty() {
-        return Ok(None);
-    }
     if mail_from.is_empty() && !chain {
         if let Some((domain, signer)) = shared.dkim2.signers.for_dsn(complete) {
-            let signed = sign_fields(signer, complete, "", &rcpt_to, Role::Originator);
-            return match signed {
+            return match sign_fields(signer, complete, "", &rcpt_to, Role::Originator) {
                 Ok(fields) => insert(actions, fields, leading_space, queue_id)
                     .await
                     .map(|()| Some(format!("dsn by {domain}"))),
@@ -73,66 +72,88 @@ pub async fn sign(
     let Some(domain) = sender.name() else {
         return Ok(None);
     };
-    let plan = Plan::of(&shared.config, domain);
     if shared.dkim2.signers.for_domain(domain).is_none() {
         return Ok(None);
     }
     let original = if chain {
-        if !shared.config.dkim2.forward {
-            warn!("{queue_id}: no DKIM2 hop for {domain}: the message carries a chain and [dkim2] forward is off");
-            return Ok(None);
+        match door_verified(shared, complete, domain, queue_id) {
+            Some(original) => Some(original),
+            None => return Ok(None),
         }
-        let Some(original) = shared.dkim2.custody.recall(complete) else {
-            warn!(
-                "{queue_id}: no DKIM2 hop for {domain}: its chain was not verified at our door \
-                 (or that was more than an hour ago)"
-            );
-            return Ok(None);
-        };
-        Some(original)
     } else {
         None
     };
-    // Recipes (a diff of the two versions) and hashes: CPU work, on the
-    // blocking pool.
-    let job = (Arc::clone(shared), complete.to_vec(), domain.to_string());
-    let signed = tokio::task::spawn_blocking(move || {
-        let (shared, message, domain) = job;
-        let role = match &original {
-            Some(o) => Role::Hop { original: o },
-            None => Role::Originator,
-        };
-        let signer = shared.dkim2.signers.for_domain(&domain).ok_or_else(|| {
-            crate::sign::SignError::Crypto("the DKIM2 key is gone (reload)".into())
-        })?;
-        sign_fields(signer, &message, &mail_from, &rcpt_to, role)
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(crate::sign::SignError::Crypto(format!(
-            "DKIM2 signing failed: {e}"
-        )))
-    });
-    let signer_domain = domain;
-    match signed {
+    match sign_blocking(shared, complete, domain, (mail_from, rcpt_to), original).await {
         Ok(fields) => {
-            let what = describe(&fields, signer_domain);
+            let what = describe(&fields, domain);
             insert(actions, fields, leading_space, queue_id)
                 .await
                 .map(|()| Some(what))
         }
-        Err(e) if plan.mailkey => {
-            warn!("{queue_id}: not DKIM2-signed for {signer_domain} (its DKIM1 signature goes on): {e}");
+        Err(e) if Plan::of(&shared.config, domain).mailkey => {
+            warn!("{queue_id}: not DKIM2-signed for {domain} (its DKIM1 signature goes on): {e}");
             Ok(None)
         }
         Err(e) => {
-            error!("{queue_id}: failed to sign for {signer_domain}: {e}");
+            error!("{queue_id}: failed to sign for {domain}: {e}");
             match shared.config.on_error {
                 OnError::Accept => Ok(None),
                 OnError::Tempfail => Err(Outcome::Tempfail),
             }
         }
     }
+}
+
+/// The message as our door verified it, for a hop over `message`'s chain;
+/// `None` (logged) when there is none to sign a hop for.
+fn door_verified(
+    shared: &Shared,
+    message: &[u8],
+    domain: &str,
+    queue_id: &str,
+) -> Option<Arc<Vec<u8>>> {
+    if !shared.config.dkim2.forward {
+        warn!(
+            "{queue_id}: no DKIM2 hop for {domain}: the message carries a chain and \
+             [dkim2] forward is off"
+        );
+        return None;
+    }
+    let original = shared.dkim2.custody.recall(message);
+    if original.is_none() {
+        warn!(
+            "{queue_id}: no DKIM2 hop for {domain}: its chain was not verified at our door \
+             (or that was more than an hour ago)"
+        );
+    }
+    original
+}
+
+/// Signs on the blocking pool: hashes and, for a hop, the recipe (a diff
+/// of the two versions) are CPU work.
+async fn sign_blocking(
+    shared: &Arc<Shared>,
+    message: &[u8],
+    domain: &str,
+    (mail_from, rcpt_to): (String, Vec<String>),
+    original: Option<Arc<Vec<u8>>>,
+) -> Result<Vec<(&'static str, String)>, SignError> {
+    let job = (Arc::clone(shared), message.to_vec(), domain.to_string());
+    tokio::task::spawn_blocking(move || {
+        let (shared, message, domain) = job;
+        let role = match &original {
+            Some(o) => Role::Hop { original: o },
+            None => Role::Originator,
+        };
+        let signer = shared
+            .dkim2
+            .signers
+            .for_domain(&domain)
+            .ok_or_else(|| SignError::Crypto(format!("{domain} signs no DKIM2")))?;
+        sign_fields(signer, &message, &mail_from, &rcpt_to, role)
+    })
+    .await
+    .unwrap_or_else(|e| Err(SignError::Crypto(format!("DKIM2 signing failed: {e}"))))
 }
 
 /// `i=2 fwd.test` for the log line.
