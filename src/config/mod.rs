@@ -252,7 +252,12 @@ fn line_of(text: &str, dotted: &str) -> Option<usize> {
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if let Some(header) = line.strip_prefix('[') {
-            current = header.trim_end_matches(']').trim().to_string();
+            // `[table]` and `[[array.of.tables]]` alike.
+            current = header
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                .to_string();
             continue;
         }
         let assigned = line

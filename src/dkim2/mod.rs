@@ -220,6 +220,50 @@ mod tests {
     }
 
     #[test]
+    fn signing_settings_are_checked_and_round_trip() {
+        let parse = |entry: &str| {
+            let text = format!(
+                "[[signing.domains]]\ndomain = \"a.test\"\nkey_file = \"/k.pem\"\n{entry}\n"
+            );
+            Config::parse(&text, std::path::Path::new("t.toml")).map_err(|e| e.to_string())
+        };
+        let config =
+            parse("signatures = [\"mailkey\", \"dkim2\"]\ndkim2_selector = \"s2026\"").unwrap();
+        let entry = &config.signing.domains[0];
+        assert_eq!(
+            entry.signatures,
+            [SignatureKind::Mailkey, SignatureKind::Dkim2]
+        );
+        assert_eq!(entry.dkim2_selector, "s2026");
+        let again = Config::parse(&config.to_toml(), std::path::Path::new("t.toml")).unwrap();
+        assert_eq!(again, config);
+        // Defaults: DKIM1 only, selector mailkey.
+        let default = parse("").unwrap();
+        assert_eq!(
+            default.signing.domains[0].signatures,
+            [SignatureKind::Mailkey]
+        );
+        assert_eq!(default.signing.domains[0].dkim2_selector, "mailkey");
+        for (entry, why) in [
+            (
+                "signatures = []",
+                "t.toml, line 4: key `signing.domains.signatures`",
+            ),
+            (
+                "signatures = [\"dkim3\"]",
+                "invalid signature \"dkim3\": allowed values are \"mailkey\", \"dkim2\"",
+            ),
+            (
+                "dkim2_selector = \"a b\"",
+                "t.toml, line 4: key `signing.domains.dkim2_selector`: invalid value \"a b\"",
+            ),
+        ] {
+            let err = parse(entry).unwrap_err();
+            assert!(err.contains(why), "{entry}: {err}");
+        }
+    }
+
+    #[test]
     fn relaxed_domain_match() {
         assert!(at_or_below("Mail.Example.com", "example.com"));
         assert!(at_or_below("example.com.", "example.com"));
