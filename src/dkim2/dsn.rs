@@ -113,6 +113,12 @@ pub async fn verify(dns: &Dns, rcpt_to: &[String], message: &[u8], now: u64) -> 
     let Some(part) = returned(message) else {
         return refuse("DSN not verified: no returned message".into());
     };
+    // Both chains within the bounds of any chain.
+    for chain in [message, &message[part.range.clone()]] {
+        if let Err(why) = super::verify::within_bounds(chain) {
+            return refuse(format!("DSN not verified: {why}"));
+        }
+    }
     // The keys of both chains, from their header blocks.
     let (own, mut keys) = chain_of(message);
     let (_, returned_keys) = chain_of(&message[part.range.clone()]);

@@ -35,8 +35,8 @@ pub use outcome::{Kind, Outcome};
 
 use crate::config::{Config, SignatureKind};
 
-/// The most `DKIM2-Signature` (and `Message-Instance`) fields a message may
-/// carry: an originator, a list and a few forwarders. mail-auth allows 50;
+/// The most `DKIM2-Signature` fields a message may carry, and the most
+/// `Message-Instance` fields: an originator, a list and a few forwarders. mail-auth allows 50;
 /// each hop costs the verifier its key lookups, a signature check and, for
 /// a changed message, a recipe applied to the body and a hash of it, so
 /// the chain length multiplies the work a sender can ask for.

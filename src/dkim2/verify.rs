@@ -81,14 +81,10 @@ struct Prepared {
 /// the chain before any key is fetched.
 fn prepare(message: &[u8]) -> Option<Result<Prepared, Outcome>> {
     let mut drop: Vec<Range<usize>> = Vec::new();
-    let (mut signatures, mut dkim2_bytes, mut any) = (0, 0, false);
+    let mut any = false;
     for (name, range) in header_fields(message) {
         if is_dkim2_name(name) {
             any = true;
-            dkim2_bytes += range.len();
-            if name.trim_ascii().eq_ignore_ascii_case(b"dkim2-signature") {
-                signatures += 1;
-            }
         } else if is_ignored(name) {
             drop.push(range);
         }
@@ -96,23 +92,13 @@ fn prepare(message: &[u8]) -> Option<Result<Prepared, Outcome>> {
     if !any {
         return None;
     }
-    let refuse = |why: String| {
-        Some(Err(Outcome::refused(
+    if let Err(why) = within_bounds(message) {
+        return Some(Err(Outcome::refused(
             Status::PermError,
             Kind::Broken,
             why,
             Vec::new(),
-        )))
-    };
-    if signatures > MAX_SIGNATURES {
-        return refuse(format!(
-            "{signatures} DKIM2-Signature fields: at most {MAX_SIGNATURES} are verified"
-        ));
-    }
-    if dkim2_bytes > MAX_HEADER_BYTES {
-        return refuse(format!(
-            "DKIM2 header fields of {dkim2_bytes} bytes: at most {MAX_HEADER_BYTES} are verified"
-        ));
+        )));
     }
     let copy = without(message, &drop);
     // The hops and keys from the header block alone.
@@ -131,6 +117,36 @@ fn prepare(message: &[u8]) -> Option<Result<Prepared, Outcome>> {
         )));
     }
     Some(Ok(Prepared { copy, chain, keys }))
+}
+
+/// The chain bounds, on the header block of `message`: at most
+/// [`MAX_SIGNATURES`] signatures and as many instances, at most
+/// [`MAX_HEADER_BYTES`] of DKIM2 fields.
+pub(super) fn within_bounds(message: &[u8]) -> Result<(), String> {
+    let (mut signatures, mut instances, mut bytes) = (0, 0, 0);
+    for (name, range) in header_fields(message).filter(|(n, _)| is_dkim2_name(n)) {
+        bytes += range.len();
+        if name.trim_ascii().eq_ignore_ascii_case(b"dkim2-signature") {
+            signatures += 1;
+        } else {
+            instances += 1;
+        }
+    }
+    if signatures > MAX_SIGNATURES {
+        Err(format!(
+            "{signatures} DKIM2-Signature fields: at most {MAX_SIGNATURES} are verified"
+        ))
+    } else if instances > MAX_SIGNATURES {
+        Err(format!(
+            "{instances} Message-Instance fields: at most {MAX_SIGNATURES} are verified"
+        ))
+    } else if bytes > MAX_HEADER_BYTES {
+        Err(format!(
+            "DKIM2 header fields of {bytes} bytes: at most {MAX_HEADER_BYTES} are verified"
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// Fields DKIM2 ignores whose parsing costs work: `DKIM-Signature` (a body
@@ -259,6 +275,21 @@ mod tests {
         assert_eq!(
             refused.failure.map(|(_, why)| why).as_deref(),
             Some("9 DKIM2-Signature fields: at most 8 are verified")
+        );
+    }
+
+    #[test]
+    fn many_instances_are_refused_too() {
+        let instances: String = (1..=9)
+            .map(|m| format!("Message-Instance: m={m}; h=sha256:AA==:AA==\r\n"))
+            .collect();
+        let m = format!("{}{instances}From: a@a.test\r\n\r\nhi\r\n", sig(1));
+        let Some(Err(refused)) = prepare(m.as_bytes()) else {
+            panic!("not refused");
+        };
+        assert_eq!(
+            refused.failure.map(|(_, why)| why).as_deref(),
+            Some("9 Message-Instance fields: at most 8 are verified")
         );
     }
 
