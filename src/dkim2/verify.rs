@@ -294,6 +294,40 @@ mod tests {
     }
 
     #[test]
+    fn too_many_keys_or_bytes_are_refused_before_any_lookup() {
+        // Three hops of six selectors each: 18 keys.
+        let sigs: String = (1..=3)
+            .map(|i| {
+                let s: Vec<String> = (0..6)
+                    .map(|k| format!("s{i}{k}:ed25519-sha256:AAAA"))
+                    .collect();
+                sig(i).replace(
+                    &format!("s=s{i}:ed25519-sha256:AAAA"),
+                    &format!("s={}", s.join("|")),
+                )
+            })
+            .collect();
+        let m = format!("{sigs}From: a@a.test\r\n\r\nhi\r\n");
+        let Some(Err(refused)) = prepare(m.as_bytes()) else {
+            panic!("not refused");
+        };
+        assert_eq!(
+            refused.failure.map(|(_, why)| why).as_deref(),
+            Some("the DKIM2 chain names 18 keys: at most 16 are looked up")
+        );
+        let recipe = "A".repeat(300 * 1024);
+        let m = format!(
+            "{}Message-Instance: m=1; h=sha256:AA==:AA==; r={recipe}\r\n\r\nhi\r\n",
+            sig(1)
+        );
+        let Some(Err(refused)) = prepare(m.as_bytes()) else {
+            panic!("not refused");
+        };
+        let why = refused.failure.map(|(_, why)| why).unwrap_or_default();
+        assert!(why.ends_with("bytes: at most 262144 are verified"), "{why}");
+    }
+
+    #[test]
     fn dkim1_and_arc_fields_are_left_out_of_the_copy() {
         let m = format!(
             "{}DKIM-Signature: v=1; a=rsa-sha256; d=a.test; s=x; l=1; bh=AA; b=AA\r\n\
