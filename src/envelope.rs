@@ -29,6 +29,9 @@ pub struct TlsEvidence {
     pub cert_issuer: Option<String>,
     /// Sendmail's `{verify}`: `OK`, `NO`, `NOT`, `FAIL`, `NONE`, `TEMP`, …
     pub verify: Option<String>,
+    /// The client's TCP port: with its address, the session's key in the
+    /// Postfix policy companion's records ([`crate::policy`]).
+    pub client_port: Option<u16>,
 }
 
 impl TlsEvidence {
@@ -47,6 +50,7 @@ impl TlsEvidence {
             cert_subject: get("{cert_subject}"),
             cert_issuer: get("{cert_issuer}"),
             verify: get("{verify}"),
+            client_port: None,
         }
     }
 }

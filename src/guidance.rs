@@ -98,7 +98,9 @@ fn custom_text(config: &GuidanceConfig, failure: Option<Failure>) -> Option<&Str
         Failure::NoSignature => &t.no_signature,
         Failure::BodyChanged | Failure::BadSignature => &t.bad_signature,
         Failure::Spf => &t.spf,
-        Failure::NoTls | Failure::NoStartTls | Failure::BadCertificate => &t.tls,
+        Failure::NoTls | Failure::NoStartTls | Failure::BadCertificate | Failure::NoEvidence(_) => {
+            &t.tls
+        }
         Failure::NoMx | Failure::NullMx | Failure::IpLiteral => &t.mx,
         Failure::Dkim2Replay | Failure::Dkim2Changed | Failure::Dkim2Broken | Failure::Dkim2Dsn => {
             &t.dkim2
@@ -159,23 +161,44 @@ fn bounce_text(text: &str, d: &str) -> Vec<String> {
 /// bounced sender at `domain`, which publishes no mailkey: lines without
 /// line ends, at most [`BODY_WIDTH`] columns where words allow.
 pub fn bounce_paragraph(config: &GuidanceConfig, domain: &str) -> Vec<String> {
+    let intro = format!(
+        "About your domain {domain}: it publishes no mailkey, so receivers cannot \
+         tell mail that really comes from {domain} from mail that only claims to. \
+         If you did not send the message above, someone forged your address."
+    );
+    paragraph(config, &intro, domain, domain)
+}
+
+/// The same paragraph for bounces whose sender is not known when it is
+/// written: Sendmail's `ErrorHeader` file (`confERROR_MESSAGE`), which
+/// Sendmail puts into every bounce it writes itself; `{domain}` of an
+/// operator's text becomes "your domain". Plain ASCII without `$`
+/// (Sendmail expands macros in that file).
+pub fn static_bounce_paragraph(config: &GuidanceConfig) -> Vec<String> {
+    let intro = "About your domain: if it publishes no mailkey, receivers cannot tell \
+                 mail that really comes from it from mail that only claims to. If you did \
+                 not send the message in this report, someone may have forged your address.";
+    paragraph(config, intro, "your domain", "YOUR-DOMAIN")
+        .into_iter()
+        .map(|l| l.replace('$', "?"))
+        .collect()
+}
+
+/// The bounce paragraph: the operator's text (with `{domain}` as `named`)
+/// or the built-in one after `intro`, with the commands for `domain`.
+fn paragraph(config: &GuidanceConfig, intro: &str, named: &str, domain: &str) -> Vec<String> {
     let mut lines = Vec::new();
     match config.text_for.no_key.as_ref().or(config.text.as_ref()) {
-        Some(text) => lines.extend(bounce_text(text, domain)),
+        Some(text) => lines.extend(bounce_text(text, named)),
         None => {
-            let intro = format!(
-                "About your domain {domain}: it publishes no mailkey, so receivers cannot \
-                 tell mail that really comes from {domain} from mail that only claims to. \
-                 If you did not send the message above, someone forged your address."
-            );
             let what = "A mailkey is a signing key published in DNS: your mail server signs \
                         each outgoing message (a standard DKIM signature with selector \
                         \"mailkey\") and receivers check the signature against the key.";
-            lines.extend(wrap(&intro, BODY_WIDTH));
+            lines.extend(wrap(intro, BODY_WIDTH));
             lines.push(String::new());
             lines.extend(wrap(what, BODY_WIDTH));
             lines.push(String::new());
-            lines.push(format!("To set one up for {domain}:"));
+            lines.push(format!("To set one up for {named}:"));
             lines.push(format!(
                 "1. Run: mailkey-milter keygen --domain {domain} --out /etc/mailkey"
             ));
@@ -317,6 +340,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("TXT record at mailkey.a.test"), "{text}");
+    }
+
+    #[test]
+    fn the_static_paragraph_names_no_domain_and_no_macro() {
+        let c = config(Some("https://example.org/$x"), None, None);
+        let lines = static_bounce_paragraph(&c);
+        let text = lines.join("\n");
+        assert!(
+            text.starts_with("About your domain: if it publishes no mailkey"),
+            "{text}"
+        );
+        assert!(text.contains("keygen --domain YOUR-DOMAIN"), "{text}");
+        assert!(text.contains("TXT record at mailkey.YOUR-DOMAIN"), "{text}");
+        assert!(!text.contains('$'), "{text}");
+        let mut c = config(None, None, None);
+        c.text_for.no_key = Some("Sign mail from {domain}.".into());
+        assert_eq!(static_bounce_paragraph(&c), ["Sign mail from your domain."]);
     }
 
     #[test]

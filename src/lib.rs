@@ -30,6 +30,7 @@ pub mod logging;
 pub mod metrics;
 pub mod milter;
 pub mod netmask;
+pub mod policy;
 pub mod report;
 pub mod sign;
 pub mod socket;
@@ -63,6 +64,10 @@ pub struct Shared {
     pub dns: Dns,
     /// The certificate prober, with its cache of probed hosts.
     pub probe: Arc<Prober>,
+    /// Sender domains' servers (MX certificates, MTA-STS), with their cache.
+    pub servers: Arc<tls::Servers>,
+    /// What the Postfix policy companion recorded (kept across reloads).
+    pub policy: Arc<policy::Store>,
     pub signers: sign::Signers,
     /// `[srs]`, with its secrets; `None` when SRS is off.
     pub srs: Option<srs::Srs>,
@@ -85,12 +90,47 @@ pub enum SetupError {
     Srs(#[from] srs::SrsLoadError),
     #[error(transparent)]
     Exempt(#[from] exempt::ExemptError),
+    #[error(transparent)]
+    Socket(#[from] socket::OwnerError),
+}
+
+impl SetupError {
+    /// The configuration key whose value could not be put to work, and
+    /// what it allows; `None` when no key is to blame.
+    pub fn key(&self) -> Option<(&'static str, &'static str)> {
+        use tls::TrustStoreError as T;
+        Some(match self {
+            Self::Dns(_) | Self::Tls(T::OpenSsl(_)) => return None,
+            Self::Tls(T::Read { .. } | T::NoCertificates { .. }) => {
+                ("tls.ca_file", "a readable PEM file of CA certificates")
+            }
+            Self::Tls(T::ReadCrl { .. } | T::BadCrl { .. }) => {
+                ("tls.crl_files", "readable PEM CRL files")
+            }
+            Self::Signing(_) => (
+                "signing.domains",
+                "a domain name and a readable PEM private key (Ed25519, or RSA of at least \
+                 2048 bits) per entry",
+            ),
+            Self::Srs(_) => (
+                "srs.secret_file",
+                "a readable file with at least one secret line (blank lines and # comments \
+                 do not count)",
+            ),
+            Self::Exempt(_) => (
+                "exempt.file",
+                "a readable file of at most 1 MiB, one domain or network per line",
+            ),
+            Self::Socket(e) => (e.key, "a user or group name of this host, or a number"),
+        })
+    }
 }
 
 impl Shared {
     pub fn new(config: Config) -> Result<Self, SetupError> {
         let dns = Dns::new(&config.dns)?;
         let probe = Arc::new(Prober::new(&config.tls, &config.authserv_id)?);
+        let servers = Arc::new(tls::Servers::new(&config.tls, &config.authserv_id)?);
         let signers = sign::Signers::load(&config.signing)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
@@ -99,12 +139,35 @@ impl Shared {
             config,
             dns,
             probe,
+            servers,
+            policy: Arc::default(),
             signers,
             srs,
             exempt,
             dkim2,
         })
     }
+}
+
+/// Everything the daemon's start does with a configuration before it binds
+/// its socket: [`Shared::new`] (resolver, trust store, signing keys, SRS
+/// secrets, exemption file) and the socket's owner and group looked up.
+/// `check-config` runs exactly this, so it refuses what the start would.
+/// For a configuration read from `file`, an error names the file, the line
+/// and the key, and what the key allows.
+pub fn setup(
+    config: Config,
+    file: Option<&std::path::Path>,
+) -> Result<Shared, Box<dyn std::error::Error + Send + Sync>> {
+    let checked = socket::owner_ids(&config)
+        .map_err(SetupError::from)
+        .and_then(|_| Shared::new(config));
+    checked.map_err(|e| match (file, e.key()) {
+        (Some(path), Some((key, allowed))) => {
+            config::ConfigError::at_key(path, key, format!("{e}: allowed is {allowed}")).into()
+        }
+        _ => e.into(),
+    })
 }
 
 /// The current [`Shared`], swapped atomically by a reload; each milter
@@ -150,7 +213,8 @@ impl SharedHandle {
     }
 
     /// Installs a new configuration. The resolver and the prober keep their
-    /// caches when their settings did not change; the signing keys are read
+    /// caches when their settings did not change (and the probe slots
+    /// always); the signing keys are read
     /// again (a key file may have changed under the same name), and so is
     /// the exemption file. Any error
     /// leaves the running configuration in place.
@@ -169,17 +233,28 @@ impl SharedHandle {
         } else {
             Dns::new(&config.dns)?
         };
-        // A changed trust store (or CRL list) must take effect: rebuilt.
+        // A changed trust store (or CRL list) must take effect: rebuilt,
+        // with the same probe slots (the old prober still probes for the
+        // connections opened before: the budget is one).
         let probe = if old.config.tls == config.tls && old.config.authserv_id == config.authserv_id
         {
             old.probe.clone()
         } else {
-            Arc::new(Prober::new(&config.tls, &config.authserv_id)?)
+            let slots = old.probe.slots().clone();
+            Arc::new(Prober::with_slots(&config.tls, &config.authserv_id, slots)?)
         };
+        let servers =
+            if old.config.tls == config.tls && old.config.authserv_id == config.authserv_id {
+                old.servers.clone()
+            } else {
+                Arc::new(tls::Servers::new(&config.tls, &config.authserv_id)?)
+            };
         let new = Arc::new(Shared {
             config,
             dns,
             probe,
+            servers,
+            policy: old.policy.clone(),
             signers,
             srs,
             exempt,
@@ -220,6 +295,13 @@ pub async fn run(
     mut reloads: mpsc::Receiver<Reload>,
     shutdown: impl Future,
 ) -> io::Result<()> {
+    // The policy companion (off by default) shares the process, not the
+    // configuration snapshot: its socket is bound at start only.
+    let current = shared.current();
+    let companion = policy::start(&current.config, current.policy.clone())
+        .await
+        .map_err(io::Error::other)?;
+    drop(current);
     let reloader = {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -238,6 +320,9 @@ pub async fn run(
     let listener = socket::Resilient::new(listener);
     let result = indymilter::run(listener, callbacks, config, shutdown).await;
     reloader.abort();
+    if let Some(companion) = companion {
+        companion.abort();
+    }
     result
 }
 

@@ -3,7 +3,10 @@
 //! up from there).
 
 use crate::{
-    checks::{CheckName, CheckResult, Effect, Status},
+    checks::{
+        tls::evidence::{self, Rung},
+        CheckName, CheckResult, Effect, Status,
+    },
     config::LogFormat,
     envelope::Envelope,
     transaction::Evaluation,
@@ -28,7 +31,7 @@ pub fn init(format: LogFormat) {
 
 /// The version of the per-message line's fields (docs/log-format.md); raised
 /// whenever a field changes meaning, so `report` never misreads old logs.
-pub const LOG_VERSION: u32 = 1;
+pub const LOG_VERSION: u32 = 2;
 
 /// What the check's result would do to the message if the check alone were
 /// enforced (the check's own rule, e.g. `[mailkey] no_key`), for `report`.
@@ -41,6 +44,15 @@ fn effect(results: &[CheckResult], check: CheckName) -> &'static str {
             Effect::Reject(_) => "reject",
             Effect::Tempfail(_) => "tempfail",
         })
+}
+
+/// A further field of a check's result (`tls.probe`, `org`, …), `-` when
+/// no result has it.
+fn fact<'a>(results: &'a [CheckResult], name: &str) -> &'a str {
+    results
+        .iter()
+        .find_map(|r| r.fact_value(name))
+        .unwrap_or("-")
 }
 
 /// The check's result, `None` if it did not run.
@@ -134,6 +146,12 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
                 domain = e.sender.name().unwrap_or("-"),
                 $($check = %status(&e.results, crate::checks::$check::NAME),)*
                 $($check.effect = %effect(&e.results, crate::checks::$check::NAME),)*
+                "tls.evidence" = %fact(&e.results, evidence::FIELD_EVIDENCE),
+                "tls.mta_verified" = %fact(&e.results, Rung::MtaVerified.field()),
+                "tls.mta_presented" = %fact(&e.results, Rung::MtaPresented.field()),
+                "tls.probe" = %fact(&e.results, Rung::Probe.field()),
+                "tls.sender_domain" = %fact(&e.results, Rung::SenderDomain.field()),
+                org = fact(&e.results, evidence::FIELD_ORG),
                 verdict = %e.verdict.action.as_str(),
                 stage = %at.as_str(),
                 reply = verdict_reply.as_deref().unwrap_or("-"),
@@ -148,6 +166,42 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
         };
     }
     crate::checks::registered!(line);
+}
+
+/// The line for a recipient refused at RCPT TO, for that recipient only
+/// (an invalid SRS address of ours): `enforced` when it was refused, else
+/// (monitor mode) accepted and logged with what enforce mode would have
+/// answered. `message` is `recipient`, not `message`: it is not a message
+/// (the transaction goes on, or ends, with its other recipients), and
+/// readers of per-message lines pass it by (docs/log-format.md).
+pub fn refused_recipient(
+    queue_id: &str,
+    envelope: &Envelope,
+    rcpt: &str,
+    reply: &crate::verdict::Reply,
+    enforced: bool,
+) {
+    let code = reply.code.to_string();
+    let (verdict, reply_code, would_reject) = if enforced {
+        ("reject", code.as_str(), "-")
+    } else {
+        ("accept", "-", code.as_str())
+    };
+    let reasons = reply.lines.join(" ").replace("%%", "%");
+    info!(
+        log_version = LOG_VERSION,
+        queue_id = %queue_id,
+        client = %client(envelope),
+        helo = envelope.helo.as_str(),
+        mail_from = format!("<{}>", envelope.mail_from).as_str(),
+        rcpt_to = format!("<{rcpt}>").as_str(),
+        verdict = %verdict,
+        stage = %DecidedAt::Rcpt.as_str(),
+        reply = %reply_code,
+        would_reject = %would_reject,
+        reasons = format!("srs: {reasons}").as_str(),
+        "recipient"
+    );
 }
 
 /// `signed`: the domain whose mailkey signature was added, if any;

@@ -7,7 +7,7 @@
     rust_2018_idioms
 )]
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mailkey_milter::{
     check_domain,
     config::{Config, Mode, NameServer},
@@ -21,7 +21,7 @@ use std::{
     error::Error,
     io::{Read, Write},
     net::IpAddr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::ExitCode,
 };
 use tokio::signal::unix::{signal, SignalKind};
@@ -33,29 +33,38 @@ use tracing::info;
     about = "Milter that holds envelope senders accountable (mailkey, strict SPF, peer certificate, MX)"
 )]
 struct Cli {
+    /// Configuration file (TOML). Without it: safe defaults (monitor mode).
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
+    /// The daemon's flags, without a command (or after `run`); not global,
+    /// so that no other command lists them (see `main`).
     #[command(flatten)]
-    common: Common,
+    daemon: DaemonArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
-#[derive(Args, Clone)]
-struct Common {
-    /// Configuration file (TOML). Without it: safe defaults (monitor mode).
-    #[arg(long, short = 'c', global = true)]
-    config: Option<PathBuf>,
+/// Overrides of the configuration that only the daemon reads.
+#[derive(Args, Clone, Default)]
+struct DaemonArgs {
     /// Override `listen`: inet:HOST:PORT or unix:PATH.
-    #[arg(long, global = true)]
+    #[arg(long)]
     listen: Option<String>,
     /// Override `mode`: monitor or enforce.
-    #[arg(long, global = true)]
+    #[arg(long)]
     mode: Option<String>,
+}
+
+impl DaemonArgs {
+    fn given(&self) -> bool {
+        self.listen.is_some() || self.mode.is_some()
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the milter daemon (the default).
-    Run,
+    Run(DaemonArgs),
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         /// The file (default: --config).
@@ -72,6 +81,9 @@ enum Command {
     Sign(SignArgs),
     /// From JSON logs: what enforcing each check would have rejected.
     Report(mailkey_milter::report::ReportArgs),
+    /// Print the guidance paragraph for bounces the MTA writes itself
+    /// (Sendmail: the file of `confERROR_MESSAGE`), from `[guidance]`.
+    BounceText,
 }
 
 #[derive(Args)]
@@ -160,26 +172,56 @@ struct EvaluateArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.daemon.given()
+        && cli
+            .command
+            .as_ref()
+            .is_some_and(|c| !matches!(c, Command::Run(_)))
+    {
+        // `mailkey-milter --mode enforce report …` would ignore --mode.
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--listen and --mode are the daemon's: `mailkey-milter [run] [--listen …] \
+                 [--mode …]`; other commands do not take them",
+            )
+            .exit();
+    }
+    let file = cli.config;
+    // Commands other than the daemon take the file as it is.
+    let as_is = || Source {
+        file: file.clone(),
+        daemon: DaemonArgs::default(),
+    };
     let result = match cli.command {
-        None | Some(Command::Run) => {
-            load(&cli.common, None).and_then(|c| daemon(c, cli.common.clone()))
-        }
-        Some(Command::CheckConfig { file }) => {
-            load(&cli.common, file.as_deref()).and_then(|c| {
-                // The signing keys are part of a usable configuration.
-                sign::Signers::load(&c.signing)?;
-                print!("{}", c.to_toml());
-                Ok(ExitCode::SUCCESS)
-            })
-        }
-        Some(Command::Evaluate(args)) => load(&cli.common, None).and_then(|c| evaluate(c, args)),
+        None => daemon(Source {
+            file: file.clone(),
+            daemon: cli.daemon,
+        }),
+        Some(Command::Run(args)) => daemon(Source {
+            file: file.clone(),
+            daemon: DaemonArgs {
+                listen: args.listen.or(cli.daemon.listen),
+                mode: args.mode.or(cli.daemon.mode),
+            },
+        }),
+        Some(Command::CheckConfig { file: named }) => check_config(Source {
+            file: named.or(file.clone()),
+            daemon: DaemonArgs::default(),
+        }),
+        Some(Command::Evaluate(args)) => evaluate(&as_is(), args),
         Some(Command::Keygen(args)) => run_keygen(args),
-        Some(Command::CheckDomain(args)) => {
-            load(&cli.common, None).and_then(|c| run_check_domain(c, args))
-        }
+        Some(Command::CheckDomain(args)) => as_is().load().and_then(|c| run_check_domain(c, args)),
         Some(Command::Sign(args)) => run_sign(args),
-        Some(Command::Report(args)) => load(&cli.common, None)
+        Some(Command::Report(args)) => as_is()
+            .load()
             .and_then(|c| mailkey_milter::report::run(&c.dns, &args).map_err(Into::into)),
+        Some(Command::BounceText) => as_is().load().map(|c| {
+            for line in mailkey_milter::guidance::static_bounce_paragraph(&c.guidance) {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }),
     };
     result.unwrap_or_else(|e| {
         eprintln!("mailkey-milter: {e}");
@@ -192,19 +234,44 @@ fn main() -> ExitCode {
     })
 }
 
-/// The configuration file (or defaults) with the command-line overrides.
-fn load(common: &Common, file: Option<&Path>) -> Result<Config, Box<dyn Error>> {
-    let mut config = match file.or(common.config.as_deref()) {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if let Some(listen) = &common.listen {
-        config.listen = listen.parse().map_err(|e| format!("--listen: {e}"))?;
+/// Where the configuration comes from: the file (or the defaults) and the
+/// daemon's command-line overrides; read again on SIGHUP.
+#[derive(Clone)]
+struct Source {
+    file: Option<PathBuf>,
+    daemon: DaemonArgs,
+}
+
+impl Source {
+    /// The configuration file (or defaults) with the command-line overrides.
+    fn load(&self) -> Result<Config, Box<dyn Error>> {
+        let mut config = match &self.file {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(listen) = &self.daemon.listen {
+            config.listen = listen.parse().map_err(|e| format!("--listen: {e}"))?;
+        }
+        if let Some(mode) = &self.daemon.mode {
+            config.mode = mode.parse().map_err(|e| format!("--mode: {e}"))?;
+        }
+        Ok(config)
     }
-    if let Some(mode) = &common.mode {
-        config.mode = mode.parse().map_err(|e| format!("--mode: {e}"))?;
+
+    /// The configuration put to work as the daemon's start does it (files
+    /// read, keys loaded; no socket bound); call within a runtime.
+    fn setup(&self, config: Config) -> Result<Shared, Box<dyn Error>> {
+        mailkey_milter::setup(config, self.file.as_deref()).map_err(|e| -> Box<dyn Error> { e })
     }
-    Ok(config)
+}
+
+/// `check-config`: exactly what the daemon's start does before it binds
+/// its socket, so that it refuses what the start would refuse.
+fn check_config(source: Source) -> Result<ExitCode, Box<dyn Error>> {
+    let config = source.load()?;
+    runtime()?.block_on(async { source.setup(config.clone()) })?;
+    print!("{}", config.to_toml());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn Error>> {
@@ -213,13 +280,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn Error>> {
         .build()?)
 }
 
-fn daemon(config: Config, common: Common) -> Result<ExitCode, Box<dyn Error>> {
+fn daemon(source: Source) -> Result<ExitCode, Box<dyn Error>> {
+    let config = source.load()?;
     logging::init(config.log_format);
     runtime()?.block_on(async {
         // Everything the configuration names (resolver, trust store, keys)
         // is set up before the socket exists: a bad file never leaves a
         // half-started daemon that the MTA could connect to.
-        let shared = SharedHandle::new(Shared::new(config.clone())?);
+        let shared = SharedHandle::new(source.setup(config.clone())?);
         let listener = socket::bind(&config).await?;
         info!(
             listen = %config.listen,
@@ -249,7 +317,7 @@ fn daemon(config: Config, common: Common) -> Result<ExitCode, Box<dyn Error>> {
         let (reloads, reload_rx) = tokio::sync::mpsc::channel(1);
         let reloader = tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                let config = load(&common, None).map_err(|e| e.to_string().into());
+                let config = source.load().map_err(|e| e.to_string().into());
                 if reloads.send(config).await.is_err() {
                     break;
                 }
@@ -270,7 +338,8 @@ fn daemon(config: Config, common: Common) -> Result<ExitCode, Box<dyn Error>> {
     })
 }
 
-fn evaluate(config: Config, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Error>> {
+fn evaluate(source: &Source, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Error>> {
+    let config = source.load()?;
     logging::init(config.log_format);
     let mut message = Vec::new();
     std::io::stdin().read_to_end(&mut message)?;
@@ -291,7 +360,7 @@ fn evaluate(config: Config, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Erro
         }),
     };
     let evaluation = runtime()?.block_on(async {
-        let shared = std::sync::Arc::new(Shared::new(config)?);
+        let shared = std::sync::Arc::new(source.setup(config)?);
         let pending = Pending::start(&shared, envelope);
         pending.recipients(args.rcpt_to);
         let e = pending.finish(&message).await;

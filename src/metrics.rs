@@ -16,10 +16,14 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info},
     registry::Registry,
 };
-use std::{sync::LazyLock, time::Duration};
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
 };
 use tracing::warn;
 
@@ -281,10 +285,24 @@ pub fn render(shared: Option<&SharedHandle>) -> String {
 /// back at once: wait this long before the next try instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Scrapes served at once: a scraper or two, and a person with curl. A
+/// connection beyond them is answered `503` at once and closed (a client
+/// whose request arrived first may see a reset instead), so that nobody
+/// who can reach the port can pile up connections (and file descriptors,
+/// which the milter socket needs too).
+pub const MAX_CONNECTIONS: usize = 16;
+/// One deadline for a whole scrape, reading the request and writing the
+/// answer: a client that sends (or reads) a byte now and then holds its
+/// connection no longer than this.
+pub const SCRAPE_DEADLINE: Duration = Duration::from_secs(5);
+
+const BUSY: &[u8] = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+
 /// Serves `GET /metrics` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, shared: SharedHandle) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let mut stream = match listener.accept().await {
+        let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
                 warn!("metrics: cannot accept a connection: {e}");
@@ -292,28 +310,36 @@ pub async fn serve(listener: TcpListener, shared: SharedHandle) {
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // A fresh socket's send buffer takes these few bytes at once.
+            let _ = stream.try_write(BUSY);
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let response = if request.starts_with("GET /metrics ") || request.starts_with("GET / ")
-            {
-                let body = render(Some(&shared));
-                format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = tokio::time::timeout(SCRAPE_DEADLINE, answer(stream, &shared)).await;
+            drop(slot);
         });
     }
+}
+
+/// Reads one request and writes its answer.
+async fn answer(mut stream: TcpStream, shared: &SharedHandle) {
+    let mut buf = [0u8; 1024];
+    let Ok(n) = stream.read(&mut buf).await else {
+        return;
+    };
+    let request = String::from_utf8_lossy(&buf[..n]);
+    let response = if request.starts_with("GET /metrics ") || request.starts_with("GET / ") {
+        let body = render(Some(shared));
+        format!(
+            "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    } else {
+        "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
+    };
+    let _ = stream.write_all(response.as_bytes()).await;
 }
 
 #[cfg(test)]

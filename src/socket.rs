@@ -123,7 +123,12 @@ pub enum SocketError {
 }
 
 pub async fn bind(config: &Config) -> Result<Listener, SocketError> {
-    let listen = &config.listen;
+    bind_to(&config.listen, config).await
+}
+
+/// Binds `listen` (the milter's, or the policy companion's) with the
+/// configured unix socket permissions.
+pub async fn bind_to(listen: &Listen, config: &Config) -> Result<Listener, SocketError> {
     let bind_err = |source| SocketError::Bind {
         listen: listen.to_string(),
         source,
@@ -144,8 +149,10 @@ pub async fn bind(config: &Config) -> Result<Listener, SocketError> {
 
 /// Removes the unix socket file at exit.
 pub fn cleanup(config: &Config) {
-    if let Listen::Unix(path) = &config.listen {
-        let _ = fs::remove_file(path);
+    for listen in std::iter::once(&config.listen).chain(&config.policy.listen) {
+        if let Listen::Unix(path) = listen {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 
@@ -172,23 +179,40 @@ fn set_permissions(path: &Path, config: &Config) -> Result<(), SocketError> {
     };
     fs::set_permissions(path, fs::Permissions::from_mode(config.socket_mode.0))
         .map_err(|e| err(format!("cannot set mode {:04o}: {e}", config.socket_mode.0)))?;
-    let uid = match &config.socket_owner {
-        Some(name) => Some(
-            lookup_id("/etc/passwd", name).ok_or_else(|| err(format!("unknown user {name:?}")))?,
-        ),
-        None => None,
-    };
-    let gid = match &config.socket_group {
-        Some(name) => Some(
-            lookup_id("/etc/group", name).ok_or_else(|| err(format!("unknown group {name:?}")))?,
-        ),
-        None => None,
-    };
+    let (uid, gid) = owner_ids(config).map_err(|e| err(e.to_string()))?;
     if uid.is_some() || gid.is_some() {
         std::os::unix::fs::chown(path, uid, gid)
             .map_err(|e| err(format!("cannot change owner: {e}")))?;
     }
     Ok(())
+}
+
+/// A `socket_owner` or `socket_group` that is not a user or group here.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {what} {name:?}")]
+pub struct OwnerError {
+    /// The configuration key.
+    pub key: &'static str,
+    what: &'static str,
+    name: String,
+}
+
+/// The numeric user and group the unix socket is given (`socket_owner`,
+/// `socket_group`), looked up at start (and by `check-config`) before any
+/// socket exists.
+pub fn owner_ids(config: &Config) -> Result<(Option<u32>, Option<u32>), OwnerError> {
+    let id = |name: &Option<String>, file, key, what| match name {
+        Some(name) => lookup_id(file, name).map(Some).ok_or_else(|| OwnerError {
+            key,
+            what,
+            name: name.clone(),
+        }),
+        None => Ok(None),
+    };
+    Ok((
+        id(&config.socket_owner, "/etc/passwd", "socket_owner", "user")?,
+        id(&config.socket_group, "/etc/group", "socket_group", "group")?,
+    ))
 }
 
 /// The numeric id of `name` in a passwd/group style file (or `name` itself

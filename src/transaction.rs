@@ -88,11 +88,7 @@ impl Pending {
     /// Starts every check for `envelope` at once (call at MAIL FROM): the
     /// end of message then waits for the slowest, not for the sum.
     pub fn start(shared: &Arc<Shared>, envelope: Envelope) -> Self {
-        let inputs = Arc::new(Inputs {
-            shared: shared.clone(),
-            envelope,
-            rcpt_to: std::sync::OnceLock::new(),
-        });
+        let inputs = Arc::new(Inputs::new(shared.clone(), envelope));
         let tasks = CHECKS
             .iter()
             .map(|check| {
@@ -135,6 +131,7 @@ impl Pending {
                 _ => {}
             }
         }
+        crate::checks::tls::with_session_record(&mut results, &self.inputs);
         Some(results)
     }
 
@@ -186,13 +183,14 @@ impl Pending {
             }
             results.push(finished.unwrap_or_else(|| timed_out(check, timeout, on_error)));
         }
+        crate::checks::tls::with_session_record(&mut results, &self.inputs);
         let sender = self.inputs.envelope.sender_domain();
         let trusted = &config.forwarding.trusted_arc_sealers;
         let whole: &[u8] = match message {
             Received::Whole(message) => message,
             Received::TooBig(_) => &[],
         };
-        crate::dkim2::apply(&mut results, sender.name(), config.mailkey.alignment, whole);
+        crate::dkim2::apply(&mut results, sender.name(), config.mailkey.alignment);
         forwarding::apply(&mut results, trusted, sender.name(), whole);
         let who = guidance::Sender::of(&self.inputs.envelope, sender.name());
         let verdict = verdict::decide(&results, config, &who);

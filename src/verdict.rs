@@ -17,9 +17,10 @@ use crate::{
 
 /// The SMTP reply lines have at most this many lines (libmilter's limit).
 pub const MAX_REPLY_LINES: usize = 32;
-/// Text per reply line: with the code, the enhanced code, separators and
-/// CRLF (`550-5.7.20 ` … `\r\n`, 13 octets) a line stays below RFC 5321's
-/// 512 octets, even after the MTA turns our `%%` back into `%`.
+/// Octets of text per reply line as we hand it to the MTA, `%` doubled:
+/// with the code, the enhanced code, separators and CRLF (`550-5.7.20 ` …
+/// `\r\n`, 13 octets) a line stays below RFC 5321's 512 octets (§4.5.3.1.5)
+/// both as sent and after the MTA turns our `%%` back into `%`.
 pub const MAX_LINE_TEXT: usize = 400;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,14 +208,19 @@ fn failure_line(r: &CheckResult, domain: Option<&str>) -> String {
 
 /// Makes text safe for a reply line: printable ASCII only (no CR/LF from a
 /// hostile sender can start a new reply line), `%` doubled (the MTA treats
-/// reply text as a format string), and a bounded length.
+/// reply text as a format string), and at most [`MAX_LINE_TEXT`] octets
+/// with the `%` doubled (a `%` that does not fit whole is left out).
 pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_LINE_TEXT) + 8);
-    for c in text.chars().take(MAX_LINE_TEXT) {
-        match c {
-            '%' => out.push_str("%%"),
-            ' '..='~' => out.push(c),
-            _ => out.push('?'),
+    let mut out = String::with_capacity(text.len().min(MAX_LINE_TEXT));
+    for c in text.chars() {
+        let c = if (' '..='~').contains(&c) { c } else { '?' };
+        let len = if c == '%' { 2 } else { 1 };
+        if out.len() + len > MAX_LINE_TEXT {
+            break;
+        }
+        out.push(c);
+        if c == '%' {
+            out.push('%');
         }
     }
     out
@@ -356,5 +362,30 @@ mod tests {
         assert_eq!(sanitize("a\r\n550 5.7.1 b%s"), "a??550 5.7.1 b%%s");
         assert_eq!(sanitize("é"), "?");
         assert_eq!(sanitize(&"x".repeat(2000)).len(), MAX_LINE_TEXT);
+    }
+
+    /// RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with its
+    /// code and CRLF, also as we send it, `%` doubled.
+    #[test]
+    fn reply_lines_fit_512_octets_with_percent_doubled() {
+        let spf = Code {
+            reply: 550,
+            enhanced: "5.7.26",
+        };
+        for text in [
+            "%".repeat(1000),
+            format!("x{}", "%".repeat(600)),
+            "%x".repeat(500),
+        ] {
+            let reply = Reply::new(spf, [text.clone(), text]);
+            let last = reply.lines.len() - 1;
+            for (i, line) in reply.lines.iter().enumerate() {
+                let sep = if i == last { ' ' } else { '-' };
+                let sent = format!("{}{sep}{} {line}\r\n", spf.reply, spf.enhanced);
+                assert!(sent.len() <= 512, "{} octets", sent.len());
+                assert!(line.split("%%").all(|s| !s.contains('%')), "{line}");
+            }
+        }
+        assert_eq!(sanitize(&"%".repeat(1000)), "%".repeat(MAX_LINE_TEXT));
     }
 }

@@ -88,6 +88,158 @@ fn config_errors_name_file_line_key_and_allowed_values() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/mk.toml: cannot read"));
 }
 
+/// `check-config` runs what the daemon's start runs before it binds its
+/// socket (files read, keys loaded, names looked up): whatever the start
+/// refuses, check-config refuses too, with the same message naming the
+/// file, the line, the key and what is allowed.
+#[tokio::test]
+async fn check_config_refuses_what_start_up_refuses() {
+    let dir = temp_dir("check-start");
+    let key_file = dir.join("fwd.example.pem");
+    TestKey::ed25519().write_pem(&key_file);
+    let secrets = dir.join("srs.secrets");
+    write(&secrets, "a-secret\n");
+    let empty = dir.join("empty.secrets");
+    write(&empty, "# only a comment\n\n");
+    let signing = format!(
+        "[[signing.domains]]\ndomain = \"fwd.example\"\nkey_file = \"{}\"\n",
+        key_file.display()
+    );
+    let srs = |domain: &str, file: &std::path::Path| {
+        format!(
+            "{signing}[srs]\ndomain = \"{domain}\"\nsecret_file = \"{}\"\n",
+            file.display()
+        )
+    };
+    // (config, line, key, what is allowed)
+    let cases = [
+        (
+            srs(
+                "fwd.example",
+                std::path::Path::new("/nonexistent/srs.secrets"),
+            ),
+            6,
+            "srs.secret_file",
+            "allowed is a readable file with at least one secret line",
+        ),
+        (
+            srs("fwd.example", &empty),
+            6,
+            "srs.secret_file",
+            "allowed is a readable file with at least one secret line",
+        ),
+        (
+            srs("other.example", &secrets),
+            5,
+            "srs.domain",
+            "allowed is a domain of [[signing.domains]]",
+        ),
+        (
+            "[forwarding]\ntrusted_arc_sealers = [\"lists.example.org\", \"not a domain\"]\n"
+                .into(),
+            2,
+            "forwarding.trusted_arc_sealers",
+            "allowed is a DNS name",
+        ),
+        (
+            "socket_owner = \"no-such-user-mailkey\"\n".into(),
+            1,
+            "socket_owner",
+            "allowed is a user or group name",
+        ),
+    ];
+    for (n, (text, line, key, allowed)) in cases.iter().enumerate() {
+        let file = dir.join(format!("case{n}.toml"));
+        write(&file, text);
+        let file = file.to_str().unwrap();
+        let check = Command::new(BIN)
+            .args(["check-config", file])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(check.status.code(), Some(1), "{text}: {err}");
+        for part in [
+            format!("{file}, line {line}: key `{key}`"),
+            allowed.to_string(),
+        ] {
+            assert!(err.contains(&part), "{part:?} not in {err}");
+        }
+        // The start refuses it with the same words (a start that went on
+        // would be stopped by the guard and fail the test).
+        let listen = format!("inet:{}", free_addr());
+        let start = tokio::process::Command::new(BIN)
+            .args(["--config", file, "--listen", &listen])
+            .kill_on_drop(true)
+            .output();
+        let start = tokio::time::timeout(std::time::Duration::from_secs(20), start)
+            .await
+            .unwrap_or_else(|_| panic!("the daemon started with {text}"))
+            .unwrap();
+        assert_eq!(start.status.code(), Some(1), "{text}");
+        let start_err = String::from_utf8_lossy(&start.stderr);
+        let first = |e: &str| {
+            e.lines()
+                .find(|l| l.contains("mailkey-milter:"))
+                .map(str::to_string)
+        };
+        assert_eq!(first(&start_err), first(&err), "{start_err}");
+    }
+}
+
+/// `--listen` and `--mode` are the daemon's: other commands neither list
+/// nor take them, and the daemon still does, with or without `run`.
+#[tokio::test]
+async fn daemon_flags_belong_to_the_daemon() {
+    let help = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for command in [
+        "report",
+        "check-config",
+        "evaluate",
+        "keygen",
+        "check-domain",
+        "sign",
+    ] {
+        let text = help(&[command, "--help"]);
+        assert!(
+            !text.contains("--listen") && !text.contains("--mode"),
+            "{command}: {text}"
+        );
+        assert!(text.contains("--config"), "{command}: {text}");
+    }
+    for args in [&["--help"][..], &["run", "--help"]] {
+        let text = help(args);
+        assert!(
+            text.contains("--listen") && text.contains("--mode"),
+            "{args:?}: {text}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["--mode", "enforce", "report", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--listen and --mode are the daemon's"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The daemon takes them, before `run` and after it.
+    for run in [&[][..], &["run"]] {
+        let addr = free_addr();
+        let listen = format!("inet:{addr}");
+        let mut args = run.to_vec();
+        args.extend(["--listen", listen.as_str(), "--mode", "enforce"]);
+        let daemon = Process::start(&args);
+        let line = daemon.wait_for(&["started"]).await;
+        assert!(line.contains(&format!("listen={listen}")), "{line}");
+        assert!(line.contains("mode=enforce"), "{line}");
+    }
+}
+
 /// Runs `evaluate` against the test DNS server.
 async fn evaluate(dns: &TestDns, mode: &str, message: &str) -> (i32, String) {
     let dir = temp_dir(&format!("eval-{mode}-{}", message.len()));

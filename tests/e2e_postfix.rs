@@ -56,7 +56,7 @@ async fn setup_with(
             let v = match k.as_str() {
                 "smtpd_tls_cert_file" => tls.server_cert.display().to_string(),
                 "smtpd_tls_key_file" => tls.server_key.display().to_string(),
-                "smtpd_tls_CAfile" => tls.ca.display().to_string(),
+                "smtpd_tls_CApath" => tls.ca_dir.display().to_string(),
                 _ => v,
             };
             extra_main_cf.push((k, v));
@@ -92,7 +92,7 @@ fn example_main_cf(file: &str, milter: &str) -> Vec<(String, String)> {
 /// Certificates from a test CA made in code, written to files.
 struct TlsFiles {
     _pki: common::tls::Pki,
-    ca: std::path::PathBuf,
+    ca_dir: std::path::PathBuf,
     server_cert: std::path::PathBuf,
     server_key: std::path::PathBuf,
     client_cert: std::path::PathBuf,
@@ -107,7 +107,7 @@ impl TlsFiles {
         let (server_cert, server_key) = pki.write("server", &server);
         let (client_cert, client_key) = pki.write("client", &client);
         TlsFiles {
-            ca: pki.ca_file(),
+            ca_dir: pki.ca_dir(),
             _pki: pki,
             server_cert,
             server_key,

@@ -1,10 +1,11 @@
 //! What Sendmail does with its own bounces: a real Sendmail 8.17 (private
-//! instance, `sendmail-examples/sendmail.mc`'s milter lines) accepts a
-//! message, the next hop (the SMTP sink) refuses the recipient, and Sendmail
-//! returns a DSN to the sender. Sendmail runs milters only on mail it
-//! receives over SMTP; the DSNs it generates itself never pass them, so the
-//! DSN arrives without guidance and the milter never sees it. (The senders
-//! Sendmail refuses at SMTP time get the guidance in our reply text.)
+//! instance, `sendmail-examples/sendmail.mc`'s milter and
+//! `confERROR_MESSAGE` lines) accepts a message, the next hop (the SMTP
+//! sink) refuses the recipient, and Sendmail returns a DSN to the sender.
+//! Sendmail runs milters only on mail it receives over SMTP: the DSNs it
+//! generates itself never pass them. What it does put into each of them is
+//! its `ErrorHeader` file, written by `mailkey-milter bounce-text` — so the
+//! bounced sender reads the guidance anyway (#23).
 //!
 //! `MAILKEY_WRITE_FIXTURES=1` writes the DSN to
 //! tests/fixtures/bounce/sendmail-dsn.eml (tests/bounce.rs uses it).
@@ -14,19 +15,47 @@
 
 mod common;
 
-use common::{dns::TestDns, message, sendmail::Sendmail, smtp_sink::SmtpSink, swaks, Daemon};
+use common::{
+    dns::TestDns,
+    message,
+    process::{temp_dir, write, BIN},
+    sendmail::Sendmail,
+    smtp_sink::SmtpSink,
+    swaks, Daemon,
+};
 use std::time::Duration;
 
 const FROM: &str = "alice@sender.test";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sendmail_dsn_does_not_pass_the_milter() {
+async fn sendmail_dsn_carries_the_guidance_of_its_error_header() {
     let logs = common::LogCapture::global();
     let dns = TestDns::start(common::sender_zone()).await;
     let daemon = Daemon::start(&common::config(&dns, "[tls]\nenforce = false")).await;
     let sink = SmtpSink::start();
+    // The file, as the example's comment says to write it.
+    let dir = temp_dir("sendmail-bounce");
+    let config = dir.join("mk.toml");
+    write(
+        &config,
+        "[guidance]\nurl = \"https://mailkey.example/setup\"\n",
+    );
+    let out = tokio::process::Command::new(BIN)
+        .args(["bounce-text", "-c", config.to_str().unwrap()])
+        .output()
+        .await
+        .expect("run bounce-text");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paragraph = String::from_utf8(out.stdout).unwrap();
+    let file = dir.join("mailkey-bounce.txt");
+    write(&file, &paragraph);
     let milter = format!("inet:{}@127.0.0.1", daemon.addr.port());
-    let sendmail = tokio::task::block_in_place(|| Sendmail::start(&milter, &sink));
+    let sendmail =
+        tokio::task::block_in_place(|| Sendmail::start_with_error_message(&milter, &sink, &file));
 
     let out = swaks::submit(
         sendmail.dir(),
@@ -44,11 +73,20 @@ async fn sendmail_dsn_does_not_pass_the_milter() {
     assert_eq!(dsn.mail_from, "", "{got:#?}");
     assert_eq!(dsn.rcpt_to, [FROM]);
     let text = dsn.text();
+    println!("{text}");
     assert!(text.contains("report-type=delivery-status"), "{text}");
     assert!(text.contains("550 5.1.1 No such user here"), "{text}");
+    // The paragraph, line by line as written (Sendmail ends them CRLF).
+    for line in paragraph.lines().filter(|l| !l.is_empty()) {
+        assert!(text.contains(line), "{line:?} not in the DSN:\n{text}");
+    }
+    assert!(
+        text.contains("Details: https://mailkey.example/setup"),
+        "{text}"
+    );
+    // It is Sendmail's doing: the milter saw the accepted message, and
+    // nothing with the null sender.
     assert!(!text.contains("X-Mailkey-Guidance"), "{text}");
-    assert!(!text.contains("mailkey-milter keygen"), "{text}");
-    // The milter saw the accepted message, and nothing with the null sender.
     let log = logs.text();
     assert!(log.contains("mail_from=\"<alice@sender.test>\""), "{log}");
     assert!(!log.contains("mail_from=\"<>\""), "{log}");

@@ -43,7 +43,7 @@ fn message_lines(client: &str) -> Vec<String> {
     logs()
         .text()
         .lines()
-        .filter(|l| l.contains("log_version=1") && l.contains(&client))
+        .filter(|l| l.contains("log_version=2") && l.contains(&client))
         .map(String::from)
         .collect()
 }

@@ -212,9 +212,12 @@ fn probed(ip: &'static str) -> Transaction<'static> {
     t
 }
 
+/// The probe's evidence alone: its own guidance (the other kinds' is
+/// tests/tls_evidence.rs's).
 fn probing(pki: &Pki) -> String {
     format!(
-        "[spf]\nenforce = false\n[tls]\nprobe_port = {}\nprobe_timeout_ms = 1500\nca_file = \"{}\"",
+        "[spf]\nenforce = false\n[tls]\nevidence = [\"probe\"]\nprobe_port = {}\n\
+         probe_timeout_ms = 1500\nca_file = \"{}\"",
         probe_port(),
         pki.ca_file().display()
     )

@@ -9,7 +9,9 @@ use common::{
     dns::{TestDns, Zone},
     message,
     process::{free_addr, temp_dir, write, Process},
-    send, TestKey, Transaction,
+    send,
+    tls::{probe_port, Behaviour, Responder},
+    TestKey, Transaction,
 };
 use prometheus_parse::{Sample, Scrape, Value};
 use std::{collections::BTreeSet, net::Ipv4Addr, net::SocketAddr};
@@ -28,16 +30,7 @@ fn zone(key: &TestKey) -> Zone {
 
 /// `GET /metrics`, the body parsed.
 async fn scrape(addr: SocketAddr) -> (String, Scrape) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
-        .await
-        .expect("request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response");
+    let response = get(addr).await;
     let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
     assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
     assert!(head.contains("Content-Type: application/openmetrics-text"));
@@ -83,8 +76,10 @@ async fn metrics_count_the_traffic_and_the_dashboard_uses_only_them() {
     let dns = TestDns::start(zone(&key)).await;
     let dir = temp_dir("metrics");
     let (milter, metrics) = (free_addr(), free_addr());
-    // Nothing listens there: the one probe fails at once (temperror).
-    let closed = free_addr().port();
+    // 127.0.0.3's port answers 421: the one probe fails at once, and
+    // temporarily (temperror; a port nobody listens on would be a 550).
+    let _busy = Responder::start("127.0.0.3", Behaviour::Busy);
+    let closed = probe_port();
     let config = dir.join("mk.toml");
     write(
         &config,
@@ -143,7 +138,7 @@ async fn metrics_count_the_traffic_and_the_dashboard_uses_only_them() {
     trusted.client_ip = "127.0.0.1".parse().unwrap();
     assert!(send(milter, &trusted).await.is_accept());
     // 6: TLS without a client certificate, from 127.0.0.3: a probe, which
-    // cannot connect: 451.
+    // is told 421: 451.
     let mut plain = signed("d@good.test");
     plain.client_ip = "127.0.0.3".parse().unwrap();
     plain.tls_macros.truncate(3);
@@ -255,6 +250,63 @@ async fn metrics_count_the_traffic_and_the_dashboard_uses_only_them() {
     wait_for_value(metrics, in_flight, 1.0).await;
     drop(second);
     wait_for_value(metrics, in_flight, 0.0).await;
+}
+
+/// A raw `GET /metrics`: the whole response.
+async fn get(addr: SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response).await;
+    response
+}
+
+/// Whoever reaches the metrics port cannot pile up connections there: the
+/// ones beyond `MAX_CONNECTIONS` are answered 503 at once, and the slots
+/// come back when connections end.
+#[tokio::test]
+async fn the_metrics_port_serves_a_bounded_number_of_connections() {
+    let dir = temp_dir("metrics-cap");
+    let (milter, metrics) = (free_addr(), free_addr());
+    let config = dir.join("mk.toml");
+    write(
+        &config,
+        &format!("listen = \"inet:{milter}\"\n[metrics]\nlisten = \"{metrics}\"\n"),
+    );
+    let daemon = Process::start(&["--config", config.to_str().unwrap()]);
+    daemon.wait_for(&["metrics on"]).await;
+    // Connections that send nothing hold every slot (for up to the scrape
+    // deadline); the listener takes them in order.
+    let mut idle = Vec::new();
+    for _ in 0..mailkey_milter::metrics::MAX_CONNECTIONS {
+        idle.push(
+            tokio::net::TcpStream::connect(metrics)
+                .await
+                .expect("connect"),
+        );
+    }
+    // One more is answered at once, before it says anything (so that no
+    // request of ours is left unread when the daemon closes: that would
+    // make the kernel reset the connection instead).
+    let mut extra = tokio::net::TcpStream::connect(metrics)
+        .await
+        .expect("connect");
+    let mut busy = String::new();
+    let _ = extra.read_to_string(&mut busy).await;
+    assert!(busy.starts_with("HTTP/1.0 503 "), "{busy:?}");
+    drop(idle);
+    let mut last = String::new();
+    for _ in 0..400 {
+        last = get(metrics).await;
+        if last.starts_with("HTTP/1.0 200 OK") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no scrape after the idle connections closed: {last}");
 }
 
 /// Scrapes until `name` has `expected` (the milter handles an abort or a

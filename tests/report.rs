@@ -171,7 +171,7 @@ fn message_lines(log: &[String]) -> Vec<Value> {
         .collect()
 }
 
-/// Every per-message line has `log_version` 1 and the effects the traffic
+/// Every per-message line has `log_version` 2 and the effects the traffic
 /// implies; the daemon's own `would_reject` agrees with "all four". The
 /// exempt line (if any) says so, and what enforcing would have done.
 fn check_lines(log: &[String], traffic: &[Msg], exempt: bool) {
@@ -192,7 +192,7 @@ fn check_lines(log: &[String], traffic: &[Msg], exempt: bool) {
     assert_eq!(lines.len(), traffic.len(), "{}", log.join("\n"));
     println!("a real line: {}", serde_json::to_string(&lines[3]).unwrap());
     for (line, msg) in lines.iter().zip(traffic) {
-        assert_eq!(line["log_version"], 1, "{line}");
+        assert_eq!(line["log_version"], 2, "{line}");
         let Some(expect) = msg.expect else {
             assert_eq!(line["trusted"], "trusted-network", "{line}");
             continue;
@@ -318,4 +318,42 @@ async fn report_counts_what_enforcing_would_reject() {
     lookups(&config, a, b).await;
     refusals(&dir, &log_a).await;
     html(&dir, a, b, &v).await;
+}
+
+/// `--since`/`--until` keep fractions of a second (#21: `…46.863Z` was
+/// read as `…46Z`): of three lines within one second, the period from
+/// `.863` until `.9` holds exactly the one logged at `.8635`.
+#[tokio::test]
+async fn since_and_until_keep_fractions_of_a_second() {
+    let line = |at: &str| {
+        format!(
+            "{{\"timestamp\":\"2026-11-23T10:00:46.{at}Z\",\"level\":\"INFO\",\"message\":\"message\",\
+             \"log_version\":1,\"queue_id\":\"Q{at}\",\"client\":\"192.0.2.1\",\"domain\":\"a.test\",\
+             \"mailkey.effect\":\"reject\",\"spf.effect\":\"accept\",\"tls.effect\":\"accept\",\
+             \"mx.effect\":\"accept\"}}\n"
+        )
+    };
+    let log = [line("100000"), line("863500"), line("950000")].concat();
+    let out = report(
+        &[
+            "-",
+            "--json",
+            "--since",
+            "2026-11-23T10:00:46.863Z",
+            "--until",
+            "2026-11-23T11:00:46.9+01:00",
+        ],
+        log.as_bytes(),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["checked"], 1, "{v:#}");
+    assert_eq!(v["since"], "2026-11-23T10:00:46.863Z", "{v:#}");
+    assert_eq!(v["until"], "2026-11-23T10:00:46.9Z", "{v:#}");
+    assert_eq!(v["first"], "2026-11-23T10:00:46.8635Z", "{v:#}");
 }

@@ -14,7 +14,9 @@
 set -euo pipefail
 
 # g++: libfuzzer-sys compiles libFuzzer for the fuzz targets (fuzz/run.sh).
-PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0 chromium g++)
+# openssl: the command makes OCSP responses and hashes the CA directory
+# Postfix's smtpd_tls_CApath reads (tests/common/tls.rs).
+PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0 chromium g++ openssl)
 
 say() { echo "setup.sh: $*"; }
 

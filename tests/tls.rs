@@ -15,7 +15,7 @@ use common::{
 use indymilter_test::{MacroStage, SocketInfo, Status, TestConnection};
 use mailkey_milter::{
     config::TlsConfig,
-    tls::{CertProblem, TrustStore},
+    tls::{CertProblem, ProbeKind, Problem, TrustStore},
 };
 use std::net::SocketAddr;
 
@@ -23,7 +23,8 @@ const FROM: &str = "alice@sender.test";
 const HELO: &str = "mail.sender.test";
 
 /// A daemon that trusts `pki`'s CA and probes on the responders' port;
-/// `extra` adds keys to `[tls]`.
+/// `extra` adds keys to `[tls]`. The evidence is the MTA's and the probe's
+/// (the sender domain's is tests/tls_evidence.rs's).
 async fn setup(pki: &Pki, extra: &str) -> (TestDns, Daemon) {
     let dns = TestDns::start(common::sender_zone()).await;
     // Decided at end of message, where the header with the certificate's
@@ -31,7 +32,8 @@ async fn setup(pki: &Pki, extra: &str) -> (TestDns, Daemon) {
     let config = common::config(
         &dns,
         &format!(
-            "reject_at_rcpt = false\n[tls]\nprobe_port = {}\nprobe_timeout_ms = 1500\nca_file = \"{}\"\n{extra}",
+            "reject_at_rcpt = false\n[tls]\nevidence = [\"mta-verified\", \"probe\"]\n\
+             probe_port = {}\nprobe_timeout_ms = 1500\nca_file = \"{}\"\n{extra}",
             probe_port(),
             pki.ca_file().display()
         ),
@@ -158,7 +160,8 @@ async fn self_signed_certificate_is_rejected() {
     let (_dns, daemon) = setup(&pki, "").await;
     let outcome = send(daemon.addr, &unverified_tls("127.0.0.23")).await;
     assert_rejected(&outcome, "550-5.7.5", "self-signed certificate");
-    assert!(ar(&outcome).contains("x-tls=fail (self-signed certificate)"));
+    assert!(ar(&outcome)
+        .contains("x-tls=fail (self-signed certificate; no verified client certificate)"));
 }
 
 #[tokio::test]
@@ -186,7 +189,8 @@ async fn certificate_revoked_by_crl_is_rejected() {
     let outcome = send(daemon.addr, &unverified_tls("127.0.0.24")).await;
     assert_rejected(&outcome, "550-5.7.5", "certificate revoked by CRL");
     assert!(
-        ar(&outcome).contains("x-tls=fail (certificate revoked by CRL)"),
+        ar(&outcome)
+            .contains("x-tls=fail (certificate revoked by CRL; no verified client certificate)"),
         "{}",
         ar(&outcome)
     );
@@ -276,16 +280,38 @@ async fn silent_client_port_is_a_temporary_failure() {
     );
 }
 
+/// Nothing listening will not change by itself: a definite 5.7.5 at once,
+/// not days of deferrals (#23). Only a time-out defers (above).
 #[tokio::test]
-async fn closed_client_port_is_a_temporary_failure() {
+async fn closed_client_port_is_refused_at_once() {
     let pki = Pki::new("closed");
     // Nothing listens on 127.0.0.28.
     let (_dns, daemon) = setup(&pki, "").await;
     let outcome = send(daemon.addr, &unverified_tls("127.0.0.28")).await;
-    assert_tempfail(
-        &outcome,
-        &format!("cannot connect to 127.0.0.28 port {}", probe_port()),
+    let reply = outcome.reply();
+    assert!(
+        matches!(outcome.status, Status::Reject { .. }),
+        "expected a reject, got {:?}: {reply}",
+        outcome.status
     );
+    assert!(reply.starts_with("550-5.7.5"), "{reply}");
+    assert!(
+        reply.contains(&format!(
+            "no certificate to verify: nothing listens on 127.0.0.28 port {}",
+            probe_port()
+        )),
+        "{reply}"
+    );
+    // The guidance names a way to meet each accepted kind of evidence.
+    assert!(
+        reply.contains("present a client certificate from a trusted CA"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("offer STARTTLS on 127.0.0.28 port 25"),
+        "{reply}"
+    );
+    assert!(ar(&outcome).contains("x-tls=fail (no certificate to verify: nothing listens"));
 }
 
 #[tokio::test]
@@ -335,8 +361,10 @@ async fn send_with_helo_macros(addr: SocketAddr, ip: &str, macros: &[(&str, &str
     outcome
 }
 
+/// `{verify}=OK` passes without a probe; `FAIL` (an untrusted certificate)
+/// is reported, never decisive by itself: the probe decides (#23).
 #[tokio::test]
-async fn sendmail_verify_ok_passes_and_fail_rejects_without_a_probe() {
+async fn sendmail_verify_ok_passes_and_fail_leaves_it_to_the_probe() {
     let pki = Pki::new("sendmail");
     let responder = Responder::start("127.0.0.32", starttls(self_signed(&[HELO])));
     let (_dns, daemon) = setup(&pki, "").await;
@@ -357,13 +385,15 @@ async fn sendmail_verify_ok_passes_and_fail_rejects_without_a_probe() {
         "{}",
         ar(&ok)
     );
+    assert_eq!(responder.connections(), 0, "no probe was made");
     let fail = send_with_helo_macros(daemon.addr, "127.0.0.32", &sendmail("FAIL")).await;
     assert_rejected(
         &fail,
         "550-5.7.5",
-        "the client certificate failed verification by the MTA (verify=FAIL)",
+        "self-signed certificate; the client certificate failed verification by the MTA \
+         (verify=FAIL)",
     );
-    assert_eq!(responder.connections(), 0, "no probe was made");
+    assert_eq!(responder.connections(), 1, "the probe decided");
 }
 
 #[tokio::test]
@@ -440,8 +470,13 @@ async fn monitor_mode_never_rejects_but_says_what_it_would_do() {
     assert_eq!(outcome.status, Status::Accept);
     assert!(
         ar(&outcome).contains(
-            "x-tls=fail (self-signed certificate; monitor mode, would reject: 550 5.7.5)"
+            "x-tls=fail (self-signed certificate; no verified client certificate; sender domain: "
         ),
+        "{}",
+        ar(&outcome)
+    );
+    assert!(
+        ar(&outcome).contains("; monitor mode, would reject: 550 5.7.5)"),
         "{}",
         ar(&outcome)
     );
@@ -457,6 +492,51 @@ async fn trusted_clients_are_never_probed() {
     assert_eq!(outcome.status, Status::Accept);
     assert_eq!(outcome.auth_results(), None);
     assert_eq!(responder.connections(), 0);
+}
+
+#[tokio::test]
+async fn an_ipv4_mapped_client_is_its_ipv4_address_for_the_probe() {
+    let pki = Pki::new("mapped");
+    let leaf = pki.leaf(Leaf::valid(&[HELO], 113));
+    let responder = Responder::start("127.0.0.44", starttls(leaf));
+    let (_dns, daemon) = setup(&pki, "").await;
+    // The same host, as an MTA on an IPv6 socket and one on IPv4 give it.
+    for ip in ["::ffff:127.0.0.44", "127.0.0.44"] {
+        let outcome = send(daemon.addr, &unverified_tls(ip)).await;
+        assert_eq!(outcome.status, Status::Accept, "{ip}: {}", outcome.reply());
+        assert!(ar(&outcome).contains("cert verified by probe"), "{ip}");
+    }
+    assert_eq!(
+        responder.connections(),
+        1,
+        "one cache entry for both forms of the address"
+    );
+}
+
+#[tokio::test]
+async fn an_unspecified_client_address_is_never_probed() {
+    // A probe of 0.0.0.0 or :: connects to our own host, whose certificate
+    // would then answer for the client.
+    let pki = Pki::new("unspecified");
+    let (_dns, daemon) = setup(&pki, "").await;
+    let cases = [
+        ("0.0.0.0", "0.0.0.0 is an unspecified address"),
+        ("::ffff:0.0.0.0", "0.0.0.0 is an unspecified address"),
+        ("::", ":: is the unspecified address"),
+    ];
+    for (ip, why) in cases {
+        let outcome = send(daemon.addr, &unverified_tls(ip)).await;
+        // SPF fails too (the zone authorises 127.0.0.0/8 only): 5.7.26.
+        assert!(
+            matches!(outcome.status, Status::Reject { .. }),
+            "{ip}: {:?}",
+            outcome.status
+        );
+        let tls = format!(
+            "x-tls=fail (no certificate to verify: the client address {why}, which is never probed;"
+        );
+        assert!(ar(&outcome).contains(&tls), "{ip}: {}", ar(&outcome));
+    }
 }
 
 /// The verification itself with the clock injected: the same chain is
@@ -476,13 +556,19 @@ fn verification_time_is_injected() {
         trust
             .verify(&chain, None, unix_now() + 2 * 365 * 86_400)
             .unwrap_err(),
-        CertProblem::Bad(format!("certificate expired on {}", chain[0].not_after()))
+        CertProblem::Bad(Problem::new(
+            ProbeKind::Expired,
+            format!("certificate expired on {}", chain[0].not_after())
+        ))
     );
     assert_eq!(
         trust
             .verify(&chain, None, unix_now() - 10 * 86_400)
             .unwrap_err(),
-        CertProblem::Bad("certificate not yet valid".into())
+        CertProblem::Bad(Problem::new(
+            ProbeKind::BadCertificate,
+            "certificate not yet valid"
+        ))
     );
 }
 
@@ -523,7 +609,10 @@ fn stapled_ocsp_response_is_judged() {
         trust
             .verify(&chain, Some(&revoked), unix_now())
             .unwrap_err(),
-        CertProblem::Bad("certificate revoked by stapled OCSP response".into())
+        CertProblem::Bad(Problem::new(
+            ProbeKind::Revoked,
+            "certificate revoked by stapled OCSP response"
+        ))
     );
     // Garbage tells nothing, as if nothing had been stapled.
     assert!(trust.verify(&chain, Some(b"junk"), unix_now()).is_ok());

@@ -8,7 +8,7 @@
 use super::{report::Findings, Mark, RECEIVER};
 use crate::{
     checks::{mailkey, spf, tls, Effect, Status},
-    config::{SpfConfig, TlsConfig, TlsRequire},
+    config::{Evidence, SpfConfig, TlsConfig, TlsRequire},
     dns::Dns,
     envelope::{Envelope, SenderDomain, TlsEvidence},
     sign::{DomainKey, HEADER},
@@ -76,6 +76,8 @@ pub async fn mta(dns: &Dns, config: &TlsConfig, host: &str, port: u16, f: &mut F
     let config = TlsConfig {
         enforce: true,
         require: TlsRequire::Certificate,
+        // The probe's rung alone: the client's own port is what is checked.
+        evidence: vec![Evidence::Probe],
         probe: true,
         probe_port: port,
         ..config.clone()
@@ -101,7 +103,7 @@ pub async fn mta(dns: &Dns, config: &TlsConfig, host: &str, port: u16, f: &mut F
         version: Some("TLSv1.3".into()),
         ..TlsEvidence::default()
     };
-    let result = tls::judge(&evidence, Some(&outcome), &config);
+    let result = tls::judge(&evidence, &tls::Found::probe_only(outcome, host), &config);
     let why = result.reason.unwrap_or_default();
     let text = match result.effect {
         Effect::Accept => format!("{host} ({ip}) port {port}: {why}"),

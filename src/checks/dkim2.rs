@@ -22,6 +22,13 @@ use crate::dkim2::{
 
 pub const NAME: CheckName = CheckName::new("dkim2");
 
+/// The newest signature's `i=`, `d=` and first selector, and the draft's
+/// text of a failure: what [`crate::dkim2::apply`] reads (not logged).
+pub const FACT_NEWEST_I: &str = "dkim2.newest_i";
+pub const FACT_NEWEST_D: &str = "dkim2.newest_d";
+pub const FACT_NEWEST_S: &str = "dkim2.newest_s";
+pub const FACT_FAILURE: &str = "dkim2.failure";
+
 pub const CHECK: Check = Check {
     name: NAME,
     ar_method: "dkim2",
@@ -116,10 +123,7 @@ pub fn result(
         Status::TempError if claims => Effect::Tempfail(Code::DNS_TEMPFAIL),
         _ => Effect::Accept,
     };
-    let mut r = CheckResult::new(NAME, outcome.status, effect);
-    if let Some(comment) = outcome.comment() {
-        r = r.reason(comment);
-    }
+    let mut r = with_facts(CheckResult::new(NAME, outcome.status, effect), outcome);
     if let Some((kind, _)) = outcome.failure {
         r = r.failure(failure(kind));
     }
@@ -142,15 +146,29 @@ pub fn dsn_result(outcome: &Outcome, refuse: bool) -> CheckResult {
         _ if refuse => Effect::Reject(Code::MAILKEY_FAIL),
         _ => Effect::Accept,
     };
-    let mut r = CheckResult::new(NAME, outcome.status, effect);
-    if let Some(comment) = outcome.comment() {
-        r = r.reason(comment);
-    }
+    let mut r = with_facts(CheckResult::new(NAME, outcome.status, effect), outcome);
     if outcome.status != Status::Pass {
         r = r.failure(Failure::Dkim2Dsn);
     }
     if let Some(d) = outcome.originator() {
         r = r.prop("header.d", d);
+    }
+    r
+}
+
+/// The comment and the facts of `outcome` on `r`.
+fn with_facts(mut r: CheckResult, outcome: &Outcome) -> CheckResult {
+    if let Some(comment) = outcome.comment() {
+        r = r.reason(comment);
+    }
+    if let Some(hop) = outcome.newest() {
+        r = r
+            .fact(FACT_NEWEST_I, hop.i.to_string())
+            .fact(FACT_NEWEST_D, hop.d.clone())
+            .fact(FACT_NEWEST_S, hop.selector.clone());
+    }
+    if let Some((_, why)) = &outcome.failure {
+        r = r.fact(FACT_FAILURE, why.clone());
     }
     r
 }

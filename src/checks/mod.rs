@@ -132,6 +132,9 @@ pub struct CheckResult {
     /// What the sender must fix, for a result that fails: it picks the
     /// guidance of the reject reply ([`crate::guidance`]).
     pub failure: Option<Failure>,
+    /// Further fields of the log line (name, value), e.g. the TLS check's
+    /// evidence ladder (docs/log-format.md).
+    pub facts: Vec<(&'static str, String)>,
 }
 
 /// Why a check failed, as what the sender has to fix. Typed, so that the
@@ -157,6 +160,9 @@ pub enum Failure {
     NoStartTls,
     /// The client's certificate is not acceptable (the reason says why).
     BadCertificate,
+    /// Nothing proved who runs the sending server: none of the accepted
+    /// kinds of evidence passed (the guidance names a way to meet each).
+    NoEvidence(tls::evidence::EvidenceSet),
     NoMx,
     NullMx,
     /// The sender address has no domain (`user@[192.0.2.1]`).
@@ -182,7 +188,22 @@ impl CheckResult {
             effect,
             props: Vec::new(),
             failure: None,
+            facts: Vec::new(),
         }
+    }
+
+    /// Adds a field to the log line.
+    pub fn fact(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.facts.push((name, value.into()));
+        self
+    }
+
+    /// The value of the log field `name`, if this result has it.
+    pub fn fact_value(&self, name: &str) -> Option<&str> {
+        self.facts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn failure(mut self, failure: Failure) -> Self {

@@ -42,12 +42,24 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Inputs {
     pub shared: Arc<Shared>,
     pub envelope: Envelope,
+    /// The SPF result, evaluated once for the SPF check and the TLS
+    /// check's `sender-domain` evidence ([`super::spf::shared_result`]).
+    pub spf: tokio::sync::OnceCell<CheckResult>,
     /// Every RCPT TO of the transaction, known at the end of message (a
     /// DKIM2 signature binds them all); empty before.
     pub rcpt_to: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Inputs {
+    pub fn new(shared: Arc<Shared>, envelope: Envelope) -> Self {
+        Self {
+            shared,
+            envelope,
+            spf: tokio::sync::OnceCell::new(),
+            rcpt_to: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The recipients ([`Inputs::rcpt_to`]), empty when not known.
     pub fn recipients(&self) -> &[String] {
         self.rcpt_to.get().map_or(&[], Vec::as_slice)

@@ -9,7 +9,7 @@
 
 mod lookup;
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Stage, Status};
+use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Inputs, Stage, Status};
 use crate::{
     config::SpfConfig,
     dns::Dns,
@@ -27,14 +27,21 @@ pub const CHECK: Check = Check {
     name: NAME,
     ar_method: "spf",
     enforced: |config| config.spf.enforce,
-    start: |inputs| {
-        Box::pin(async move {
+    start: |inputs| Box::pin(async move { Stage::Done(shared_result(&inputs).await.clone()) }),
+};
+
+/// The transaction's SPF result, evaluated once: the SPF check and the TLS
+/// check's `sender-domain` evidence both ask for it.
+pub async fn shared_result(inputs: &Inputs) -> &CheckResult {
+    inputs
+        .spf
+        .get_or_init(|| async {
             let config = &inputs.shared.config;
             let host = &config.authserv_id;
-            Stage::Done(check(&inputs.shared.dns, &config.spf, &inputs.envelope, host).await)
+            check(&inputs.shared.dns, &config.spf, &inputs.envelope, host).await
         })
-    },
-};
+        .await
+}
 
 pub const FAIL: Code = Code {
     reply: 550,

@@ -1,14 +1,34 @@
-//! The peer-certificate check (docs/protocol.md §6.3): the session
-//! must be encrypted, and the sending server must hold a CA-signed,
-//! unexpired, unrevoked certificate for its own name. A server that proves
-//! who it is can be held to account; an anonymous one cannot.
+//! The peer-certificate check (docs/protocol.md §6.3): the session must be
+//! encrypted, and something must show who runs the sending server — the
+//! evidence ladder (docs/decisions.md, "Evidence ladder"). Each kind of
+//! evidence is a rung ([`evidence::Rung`]); `[tls] evidence` says which
+//! count, any one suffices, and every one of them is measured and logged
+//! so that the report can say what each other setting would have done:
 //!
-//! Evidence comes first from the MTA's TLS macros (free), then, only when
-//! `require = "certificate"` and the MTA saw no verified certificate, from
-//! an active STARTTLS probe of the client ([`crate::tls`]). [`judge`]
-//! turns the evidence into a result; it does no I/O.
+//! - `mta-verified`: the MTA verified a client certificate (its macros,
+//!   free), optionally of the sender's organisation ([`org`]);
+//! - `mta-presented`: a certificate the MTA did not verify (Sendmail's
+//!   `{verify}`, or the Postfix policy companion): logged, never a pass;
+//! - `probe`: our STARTTLS probe of the client's port ([`crate::tls`]),
+//!   with its outcome taxonomy;
+//! - `sender-domain`: SPF passed for `D`, and `D`'s own mail servers are
+//!   CA-certified ([`sender_domain`]).
+//!
+//! [`check`] gathers (I/O, concurrently); [`judge`] decides (no I/O).
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Stage, Status};
+pub mod evidence;
+mod ladder;
+pub mod org;
+pub mod sender_domain;
+
+use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Inputs, Stage, Status};
+use crate::{
+    config::{CertAlignment, Evidence, TlsConfig, TlsRequire},
+    envelope::TlsEvidence,
+    tls::{confirmed_ptr_names, ProbeOutcome},
+};
+use evidence::Rung;
+use std::time::Duration;
 
 pub const NAME: CheckName = CheckName::new("tls");
 
@@ -16,19 +36,7 @@ pub const CHECK: Check = Check {
     name: NAME,
     ar_method: "x-tls",
     enforced: |config| config.tls.enforce,
-    start: |inputs| {
-        Box::pin(async move {
-            let shared = &inputs.shared;
-            let (dns, tls) = (&shared.dns, &shared.config.tls);
-            Stage::Done(check(dns, &shared.probe, tls, &inputs.envelope).await)
-        })
-    },
-};
-use crate::{
-    config::{TlsConfig, TlsRequire},
-    dns::Dns,
-    envelope::{Envelope, TlsEvidence},
-    tls::{ProbeOutcome, Prober},
+    start: |inputs| Box::pin(async move { Stage::Done(check(&inputs).await) }),
 };
 
 /// The session was not encrypted (RFC 5248: "Encryption Needed").
@@ -36,12 +44,12 @@ pub const NO_TLS: Code = Code {
     reply: 550,
     enhanced: "5.7.10",
 };
-/// No acceptable certificate (RFC 3463 X.7.5: "Cryptographic failure").
+/// No acceptable evidence (RFC 3463 X.7.5: "Cryptographic failure").
 pub const BAD_CERT: Code = Code {
     reply: 550,
     enhanced: "5.7.5",
 };
-/// The probe could not finish.
+/// No evidence yet, and some may come (a probe that timed out).
 pub const TEMPFAIL: Code = Code {
     reply: 451,
     enhanced: "4.7.5",
@@ -75,37 +83,142 @@ pub fn mta_certificate(e: &TlsEvidence) -> MtaCertificate {
     }
 }
 
-/// Is a probe needed to decide? Only when a certificate is required, the
-/// session is encrypted (else it fails anyway) and the MTA verified none.
-pub fn wants_probe(e: &TlsEvidence, config: &TlsConfig) -> bool {
-    config.require == TlsRequire::Certificate
-        && config.probe
-        && e.version.is_some()
-        && mta_certificate(e) == MtaCertificate::Unverified
+/// The `mta-presented` rung: did the client show a certificate the MTA did
+/// not verify? Sendmail says so in `{verify}`; Postfix only through the
+/// policy companion ([`crate::policy`], applied by [`with_session_record`]).
+pub fn presented(e: &TlsEvidence) -> &'static str {
+    match e.verify.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        Some("OK") => "-",
+        Some("FAIL") => "untrusted",
+        Some("NO") | Some("NONE") => "no-certificate",
+        Some(_) => "unknown",
+        None if mta_certificate(e) != MtaCertificate::Unverified => "-",
+        None => "unknown",
+    }
 }
 
-/// The check: the macros, and the probe when [`wants_probe`].
-pub async fn check(
-    dns: &Dns,
-    prober: &Prober,
-    config: &TlsConfig,
-    envelope: &Envelope,
-) -> CheckResult {
-    let probe = match envelope.client_ip {
-        Some(ip) if wants_probe(&envelope.tls, config) => {
-            Some(prober.probe(dns, ip, &envelope.helo).await)
+/// What the check's I/O found, for [`judge`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The client probe's outcome; `None` when it did not run.
+    pub probe: Option<ProbeOutcome>,
+    /// The `sender-domain` rung; `None` when it did not run.
+    pub sender_domain: Option<sender_domain::Finding>,
+    /// Confirmed PTR names of the client (when looked up).
+    pub ptr_names: Vec<String>,
+    /// The HELO name and the sender domain `D`.
+    pub helo: String,
+    pub domain: Option<String>,
+}
+
+impl Found {
+    /// Only a probe's outcome (`check-domain`'s receiver view).
+    pub fn probe_only(outcome: ProbeOutcome, helo: &str) -> Self {
+        Self {
+            probe: Some(outcome),
+            helo: helo.to_string(),
+            ..Self::default()
         }
+    }
+}
+
+/// The check: the macros, then every accepted rung (concurrently).
+pub async fn check(inputs: &Inputs) -> CheckResult {
+    let found = gather(inputs).await;
+    judge(&inputs.envelope.tls, &found, &inputs.shared.config.tls)
+}
+
+/// The rungs' I/O. The client probe is left out when the MTA verified a
+/// certificate that counts (it cannot change the verdict, and the big
+/// senders' outbound addresses do not listen); the report counts those
+/// messages as unmeasured for settings without `mta-verified`.
+async fn gather(inputs: &Inputs) -> Found {
+    let (shared, envelope) = (&inputs.shared, &inputs.envelope);
+    let (config, dns) = (&shared.config.tls, &shared.dns);
+    let mut found = Found {
+        helo: envelope.helo.trim_end_matches('.').to_ascii_lowercase(),
+        domain: envelope.sender_domain().name().map(str::to_string),
+        ..Found::default()
+    };
+    if envelope.tls.version.is_none() || config.require != TlsRequire::Certificate {
+        return found;
+    }
+    let timeout = Duration::from_millis(config.probe_timeout_ms);
+    let ptr_names = || async {
+        match envelope.client_ip {
+            Some(ip) => tokio::time::timeout(timeout, confirmed_ptr_names(dns, ip))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    };
+    let verified = match mta_certificate(&envelope.tls) {
+        MtaCertificate::Verified(subject) => Some(subject),
         _ => None,
     };
-    judge(&envelope.tls, probe.as_ref(), config)
+    if verified.is_some() && config.mta_verified_alignment.contains(&CertAlignment::Ptr) {
+        found.ptr_names = ptr_names().await;
+    }
+    let mta_passes = config.accepts(Evidence::MtaVerified)
+        && verified
+            .as_deref()
+            .is_some_and(|s| aligned(s, config, &found));
+    let probe = async {
+        match envelope.client_ip {
+            Some(ip) if config.accepts(Evidence::Probe) && !mta_passes => {
+                Some(shared.probe.probe(dns, ip, &envelope.helo).await)
+            }
+            _ => None,
+        }
+    };
+    let domain = async {
+        match config.accepts(Evidence::SenderDomain) {
+            true => Some(sender_domain::evaluate(inputs).await),
+            false => None,
+        }
+    };
+    // The organisation of a message without a verified certificate is its
+    // confirmed PTR name's (looked up while the probes run).
+    let ptrs = async {
+        match verified.is_none() && found.ptr_names.is_empty() {
+            true => Some(ptr_names().await),
+            false => None,
+        }
+    };
+    let (probe, domain, ptrs) = tokio::join!(probe, domain, ptrs);
+    found.probe = probe;
+    found.sender_domain = domain;
+    if let Some(ptrs) = ptrs {
+        found.ptr_names = ptrs;
+    }
+    found
 }
 
-/// The decision, from the MTA's evidence and the probe's outcome (if one
-/// ran). The reason of a pass is the `Authentication-Results` comment.
-pub fn judge(e: &TlsEvidence, probe: Option<&ProbeOutcome>, config: &TlsConfig) -> CheckResult {
+/// Does an MTA-verified certificate's organisation align with one of the
+/// names `mta_verified_alignment` lists (always, when it lists none)?
+fn aligned(subject: &str, config: &TlsConfig, found: &Found) -> bool {
+    let cert = org::subject_name(subject);
+    let rules = &config.mta_verified_alignment;
+    rules.is_empty()
+        || rules.iter().any(|rule| match rule {
+            CertAlignment::Helo => org::aligned(cert, &found.helo),
+            CertAlignment::Ptr => found.ptr_names.iter().any(|p| org::aligned(cert, p)),
+            CertAlignment::SenderDomain => found
+                .domain
+                .as_deref()
+                .is_some_and(|d| org::aligned(cert, d)),
+        })
+}
+
+/// The decision, from the MTA's evidence and what the rungs found. The
+/// reason of a pass is the `Authentication-Results` comment; the log line
+/// gets every rung's word (`facts`).
+pub fn judge(e: &TlsEvidence, found: &Found, config: &TlsConfig) -> CheckResult {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     let Some(version) = e.version.as_deref() else {
-        return match config.require {
+        let r = match config.require {
             TlsRequire::None => {
                 result(Status::None, Effect::Accept).reason("not encrypted; not required")
             }
@@ -113,179 +226,82 @@ pub fn judge(e: &TlsEvidence, probe: Option<&ProbeOutcome>, config: &TlsConfig) 
                 .failure(Failure::NoTls)
                 .reason("session not encrypted: STARTTLS was not used"),
         };
+        let org = org::organisation(None, &found.ptr_names, &found.helo);
+        return r
+            .fact(evidence::FIELD_EVIDENCE, evidence::PLAINTEXT)
+            .fact(evidence::FIELD_ORG, org);
     };
     let session = match (&e.cipher, &e.cipher_bits) {
         (Some(c), Some(b)) => format!("{version}, {c} {b} bits"),
         (Some(c), None) => format!("{version}, {c}"),
         _ => version.to_string(),
     };
+    let unmeasured = |r: CheckResult| {
+        let org = org::organisation(None, &found.ptr_names, &found.helo);
+        r.fact(evidence::FIELD_EVIDENCE, "-")
+            .fact(evidence::FIELD_ORG, org)
+    };
     match config.require {
         TlsRequire::None => {
-            return result(Status::Pass, Effect::Accept).reason(format!("{session}, not required"))
+            return unmeasured(
+                result(Status::Pass, Effect::Accept).reason(format!("{session}, not required")),
+            )
         }
         TlsRequire::Encryption => {
-            return result(Status::Pass, Effect::Accept)
-                .reason(format!("{session}, no certificate required"))
+            return unmeasured(
+                result(Status::Pass, Effect::Accept)
+                    .reason(format!("{session}, no certificate required")),
+            )
         }
         TlsRequire::Certificate => {}
     }
-    match mta_certificate(e) {
-        MtaCertificate::Verified(subject) => {
-            return result(Status::Pass, Effect::Accept).reason(format!(
-                "{version}, cert verified by MTA, {}",
-                subject_text(&subject)
-            ))
-        }
-        MtaCertificate::Failed(how) => {
-            return result(Status::Fail, Effect::Reject(BAD_CERT))
-                .failure(Failure::BadCertificate)
-                .reason(format!(
-                    "the client certificate failed verification by the MTA (verify={how})"
-                ))
-        }
-        MtaCertificate::Unverified => {}
-    }
-    let bad = |why: String| {
-        result(Status::Fail, Effect::Reject(BAD_CERT))
-            .failure(Failure::BadCertificate)
-            .reason(why)
-    };
-    match probe {
-        None if !config.probe => {
-            bad("no verified client certificate, and probing is disabled".into())
-        }
-        None => bad("no verified client certificate and no client address to probe".into()),
-        Some(ProbeOutcome::Verified { name, subject, .. }) => result(Status::Pass, Effect::Accept)
-            .reason(format!(
-                "{version}, cert verified by probe for {name}, CN={subject}"
-            )),
-        Some(ProbeOutcome::NoStartTls(why)) => {
-            bad(format!("no certificate to verify: {why}")).failure(Failure::NoStartTls)
-        }
-        Some(ProbeOutcome::BadCertificate(why)) => bad(why.clone()),
-        Some(ProbeOutcome::TempError(why)) => result(Status::TempError, Effect::Tempfail(TEMPFAIL))
-            .reason(format!("certificate probe failed: {why}")),
-    }
+    ladder::Ladder::new(e, found, config).result(version, config)
 }
 
-/// Postfix gives the subject CN, Sendmail a whole DN.
-fn subject_text(subject: &str) -> String {
-    if subject.contains('=') {
-        subject.to_string()
-    } else {
-        format!("CN={subject}")
+/// Postfix's side of `mta-presented`, from the policy companion's record
+/// of the session (looked up when the verdict is made: Postfix consults
+/// the policy service before it passes RCPT to the milter). Changes only
+/// the TLS result's `unknown`: the rung is reported, never a pass, but a
+/// client that showed an untrusted certificate is told to fix that one.
+pub fn with_session_record(results: &mut [CheckResult], inputs: &Inputs) {
+    let shared = &inputs.shared;
+    let e = &inputs.envelope.tls;
+    if shared.config.policy.listen.is_none() || e.verify.is_some() {
+        return;
+    }
+    let (Some(ip), Some(port)) = (inputs.envelope.client_ip, e.client_port) else {
+        return;
+    };
+    let Some(r) = results.iter_mut().find(|r| r.check == NAME) else {
+        return;
+    };
+    let field = Rung::MtaPresented.field();
+    if r.fact_value(field) != Some("unknown") {
+        return;
+    }
+    let Some(session) = shared.policy.get(ip, port) else {
+        return;
+    };
+    let word = match (&session.fingerprint, session.verified) {
+        (Some(_), false) => "untrusted",
+        (Some(_), true) => "-",
+        (None, _) => "no-certificate",
+    };
+    for fact in r.facts.iter_mut().filter(|(n, _)| *n == field) {
+        fact.1 = word.into();
+    }
+    if word == "untrusted" && matches!(r.failure, Some(Failure::NoEvidence(_))) {
+        r.failure = Some(Failure::BadCertificate);
+        let fingerprint = session.fingerprint.unwrap_or_default();
+        let why = format!(
+            "the client presented a certificate the MTA did not verify (fingerprint {fingerprint})"
+        );
+        r.reason = Some(match r.reason.take() {
+            Some(before) => format!("{why}; {before}"),
+            None => why,
+        });
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn evidence(pairs: &[(&str, &str)]) -> TlsEvidence {
-        TlsEvidence::from_macros(|n| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| v.to_string())
-        })
-    }
-
-    fn cfg(require: TlsRequire) -> TlsConfig {
-        TlsConfig {
-            require,
-            ..TlsConfig::default()
-        }
-    }
-
-    #[test]
-    fn postfix_subject_and_issuer_mean_verified() {
-        let e = evidence(&[
-            ("{tls_version}", "TLSv1.3"),
-            ("{cert_subject}", "mx.a.test"),
-            ("{cert_issuer}", "CA"),
-        ]);
-        assert!(!wants_probe(&e, &TlsConfig::default()));
-        let r = judge(&e, None, &TlsConfig::default());
-        assert_eq!(r.status, Status::Pass);
-        assert_eq!(
-            r.reason.as_deref(),
-            Some("TLSv1.3, cert verified by MTA, CN=mx.a.test")
-        );
-    }
-
-    #[test]
-    fn sendmail_verify_decides_over_subject() {
-        let with = |v| {
-            evidence(&[
-                ("{tls_version}", "TLSv1.3"),
-                ("{cert_subject}", "/CN=mx.a.test"),
-                ("{cert_issuer}", "/CN=CA"),
-                ("{verify}", v),
-            ])
-        };
-        assert_eq!(
-            mta_certificate(&with("OK")),
-            MtaCertificate::Verified("/CN=mx.a.test".into())
-        );
-        assert_eq!(
-            judge(&with("FAIL"), None, &TlsConfig::default()).effect,
-            Effect::Reject(BAD_CERT)
-        );
-        for v in ["NO", "NOT", "NONE", "TEMP", "PROTOCOL", "SOFTWARE"] {
-            assert!(wants_probe(&with(v), &TlsConfig::default()), "{v}");
-        }
-    }
-
-    #[test]
-    fn requirements() {
-        let plain = TlsEvidence::default();
-        let tls = evidence(&[("{tls_version}", "TLSv1.2")]);
-        assert_eq!(
-            judge(&plain, None, &TlsConfig::default()).effect,
-            Effect::Reject(NO_TLS)
-        );
-        assert_eq!(
-            judge(&plain, None, &cfg(TlsRequire::None)).effect,
-            Effect::Accept
-        );
-        assert_eq!(
-            judge(&tls, None, &cfg(TlsRequire::Encryption)).effect,
-            Effect::Accept
-        );
-        assert!(!wants_probe(&tls, &cfg(TlsRequire::Encryption)));
-        assert!(!wants_probe(&plain, &TlsConfig::default()));
-        let no_probe = TlsConfig {
-            probe: false,
-            ..TlsConfig::default()
-        };
-        assert_eq!(
-            judge(&tls, None, &no_probe).effect,
-            Effect::Reject(BAD_CERT)
-        );
-    }
-
-    #[test]
-    fn probe_outcomes() {
-        let tls = evidence(&[("{tls_version}", "TLSv1.3")]);
-        let c = TlsConfig::default();
-        let temp = ProbeOutcome::TempError("timed out".into());
-        let r = judge(&tls, Some(&temp), &c);
-        assert_eq!(
-            (r.status, r.effect),
-            (Status::TempError, Effect::Tempfail(TEMPFAIL))
-        );
-        let none = ProbeOutcome::NoStartTls("x does not offer STARTTLS".into());
-        assert_eq!(
-            judge(&tls, Some(&none), &c).effect,
-            Effect::Reject(BAD_CERT)
-        );
-        let ok = ProbeOutcome::Verified {
-            name: "mx.a.test".into(),
-            subject: "mx.a.test".into(),
-            version: "TLSv1.3".into(),
-        };
-        let r = judge(&tls, Some(&ok), &c);
-        assert_eq!(r.status, Status::Pass);
-        assert!(r.reason.unwrap().contains("cert verified by probe"));
-    }
-}
+mod tests;

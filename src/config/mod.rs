@@ -7,6 +7,8 @@
 //! mode "maybe": allowed values are "monitor" and "enforce"`. Unknown keys are
 //! errors (`deny_unknown_fields`): a typo must never silently disable a check.
 
+#[cfg(test)]
+mod documented;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -74,6 +76,7 @@ pub struct Config {
     pub mailkey: MailkeyConfig,
     pub spf: SpfConfig,
     pub tls: TlsConfig,
+    pub policy: PolicyConfig,
     pub mx: MxConfig,
     pub guidance: GuidanceConfig,
     pub signing: SigningConfig,
@@ -103,6 +106,7 @@ impl Default for Config {
             mailkey: MailkeyConfig::default(),
             spf: SpfConfig::default(),
             tls: TlsConfig::default(),
+            policy: PolicyConfig::default(),
             mx: MxConfig::default(),
             guidance: GuidanceConfig::default(),
             signing: SigningConfig::default(),
@@ -113,6 +117,20 @@ impl Default for Config {
             exempt: ExemptConfig::default(),
             limits: LimitsConfig::default(),
             dkim2: Dkim2Config::default(),
+        }
+    }
+}
+
+impl ConfigError {
+    /// An error in the value of `key` (`table.key`) of the file at `path`,
+    /// found after the file was read (a file the value names, a key that
+    /// does not load): with the line of the key when it is in the file.
+    pub fn at_key(path: &Path, key: &str, message: String) -> Self {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        Self::Invalid {
+            path: path.into(),
+            line: line_of(&text, key),
+            message: format!("key `{key}`: {message}"),
         }
     }
 }
@@ -182,6 +200,17 @@ impl Config {
                 self.tls.probe_timeout_ms
             ));
         }
+        if self.tls.require == TlsRequire::Certificate && self.tls.evidence.is_empty() {
+            return Err(
+                "key `tls.evidence`: the list is empty: allowed are one or more of \
+                 \"mta-verified\", \"sender-domain\", \"probe\" (with require = \"certificate\"; \
+                 use require = \"encryption\" to need no certificate)"
+                    .into(),
+            );
+        }
+        if self.tls.mta_sts_port == 0 {
+            return Err("key `tls.mta_sts_port`: invalid value 0: allowed is 1 to 65535".into());
+        }
         if self.arc.seal {
             let Some(domain) = &self.arc.seal_domain else {
                 return Err("key `arc.seal`: seal = true needs `seal_domain`".into());
@@ -202,6 +231,7 @@ impl Config {
         if self.srs.domain.is_some() && self.srs.secret_file.is_none() {
             return Err("key `srs.domain`: SRS needs `secret_file`".into());
         }
+        self.validate_forwarding()?;
         if self.srs.max_age_days == 0 || self.srs.max_age_days > 1000 {
             return Err(format!(
                 "key `srs.max_age_days`: invalid value {}: allowed is 1 to 1000 \
@@ -231,6 +261,30 @@ impl Config {
         self.guidance.text_for.validate()
     }
 
+    /// `[srs] domain` and `[forwarding] trusted_arc_sealers`: domains, and
+    /// the SRS domain one of ours (mail rewritten to it is signed with its
+    /// `[signing]` key, docs/decisions.md "SRS then sign").
+    fn validate_forwarding(&self) -> Result<(), String> {
+        for sealer in &self.forwarding.trusted_arc_sealers {
+            crate::exempt::domain(sealer)
+                .map_err(|why| format!("key `forwarding.trusted_arc_sealers`: {why}"))?;
+        }
+        let Some(domain) = &self.srs.domain else {
+            return Ok(());
+        };
+        let srs =
+            crate::exempt::domain(domain).map_err(|why| format!("key `srs.domain`: {why}"))?;
+        let signs =
+            |s: &SigningDomain| crate::envelope::domain_name(&s.domain) == Some(srs.clone());
+        if !self.signing.domains.iter().any(signs) {
+            return Err(format!(
+                "key `srs.domain`: invalid value {domain:?}: allowed is a domain of \
+                 [[signing.domains]] (mail rewritten to SRS is signed for it)"
+            ));
+        }
+        Ok(())
+    }
+
     /// The effective configuration as TOML, for `check-config`.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
@@ -244,20 +298,19 @@ fn key_in(message: &str) -> Option<&str> {
 }
 
 /// The line (1-based) where `dotted` (`table.key` or `key`) is set in
-/// `text`: the first `key =` line inside `[table]` (or before any table).
+/// `text`: the first `key =` line inside `[table]` (or before any table),
+/// or the first `[dotted]`/`[[dotted]]` header when it names a table.
 /// Good for the plain layout of our files; `None` when not found.
 fn line_of(text: &str, dotted: &str) -> Option<usize> {
     let (table, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
     let mut current = String::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
-        if let Some(header) = line.strip_prefix('[') {
-            // `[table]` and `[[array.of.tables]]` alike.
-            current = header
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .trim()
-                .to_string();
+        if line.starts_with('[') {
+            current = line.trim_matches(['[', ']']).trim().to_string();
+            if current == dotted {
+                return Some(n + 1);
+            }
             continue;
         }
         let assigned = line

@@ -1,6 +1,6 @@
 //! The tables of the configuration file, one struct each, with defaults.
 
-use super::values::{Alignment, NameServer, NoKey, TlsRequire};
+use super::values::{Alignment, CertAlignment, Evidence, Listen, NameServer, NoKey, TlsRequire};
 use serde::{Deserialize, Serialize};
 use std::{fs, net::SocketAddr, path::PathBuf};
 
@@ -65,10 +65,21 @@ impl Default for SpfConfig {
 pub struct TlsConfig {
     pub enforce: bool,
     pub require: TlsRequire,
-    /// Actively probe the client's SMTP port for its certificate.
+    /// With `require = "certificate"`: the kinds of evidence that count
+    /// (any one suffices); each is measured for every message.
+    pub evidence: Vec<Evidence>,
+    /// The name rule of `mta-verified`: the organisational domain of the
+    /// certificate must equal that of one of these names (empty: none).
+    pub mta_verified_alignment: Vec<CertAlignment>,
+    /// `false` takes `probe` out of `evidence` (the switch of
+    /// configurations written before `evidence`).
     pub probe: bool,
+    /// The SMTP port probed, on clients and on a sender domain's MX hosts.
     pub probe_port: u16,
     pub probe_timeout_ms: u64,
+    /// The HTTPS port of MTA-STS policy hosts. RFC 8461 fixes 443: another
+    /// value is for tests only.
+    pub mta_sts_port: u16,
     /// Trust store; the system store when absent.
     pub ca_file: Option<PathBuf>,
     pub crl_files: Vec<PathBuf>,
@@ -79,13 +90,48 @@ impl Default for TlsConfig {
         Self {
             enforce: true,
             require: TlsRequire::Certificate,
+            evidence: vec![
+                Evidence::MtaVerified,
+                Evidence::SenderDomain,
+                Evidence::Probe,
+            ],
+            mta_verified_alignment: Vec::new(),
             probe: true,
             probe_port: 25,
             probe_timeout_ms: 10_000,
+            mta_sts_port: 443,
             ca_file: None,
             crl_files: Vec::new(),
         }
     }
+}
+
+impl TlsConfig {
+    /// Does `kind` count as evidence (listed, and for `probe`, not
+    /// switched off by `probe = false`)?
+    pub fn accepts(&self, kind: Evidence) -> bool {
+        self.evidence.contains(&kind) && (kind != Evidence::Probe || self.probe)
+    }
+
+    /// The evidence that counts, in the configured order.
+    pub fn accepted(&self) -> Vec<Evidence> {
+        let mut out: Vec<Evidence> = Vec::new();
+        for e in &self.evidence {
+            if self.accepts(*e) && !out.contains(e) {
+                out.push(*e);
+            }
+        }
+        out
+    }
+}
+
+/// `[policy]`: the Postfix policy companion (`check_policy_service`), off
+/// without `listen` (src/policy.rs).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// `inet:HOST:PORT` or `unix:PATH`; read at start only.
+    pub listen: Option<Listen>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

@@ -196,3 +196,26 @@ fn limits_are_validated_with_their_line() {
     assert_eq!(ok.limits.max_connections, 5);
     assert_eq!(ok.limits.eom_timeout_ms, 10_000);
 }
+
+#[test]
+fn tls_evidence_is_validated_with_its_line() {
+    let parse = |t: &str| Config::parse(t, Path::new("t.toml")).map_err(|e| e.to_string());
+    let e = parse("[tls]\nevidence = [\"mta-presented\"]\n").unwrap_err();
+    assert!(
+        e.contains("line 2") && e.contains("\"mta-verified\""),
+        "{e}"
+    );
+    let e = parse("mode = \"monitor\"\n[tls]\nevidence = []\n").unwrap_err();
+    assert!(e.contains("line 3") && e.contains("tls.evidence"), "{e}");
+    // Nothing is required without require = "certificate".
+    let c = parse("[tls]\nrequire = \"encryption\"\nevidence = []\n").unwrap();
+    assert!(c.tls.evidence.is_empty());
+    let c = parse("[tls]\nprobe = false\nmta_verified_alignment = [\"helo\", \"ptr\"]\n").unwrap();
+    assert_eq!(
+        c.tls.accepted(),
+        [Evidence::MtaVerified, Evidence::SenderDomain]
+    );
+    assert!(parse("[tls]\nmta_verified_alignment = [\"cn\"]\n").is_err());
+    let c = parse("[policy]\nlisten = \"inet:127.0.0.1:8896\"\n").unwrap();
+    assert_eq!(c.policy.listen, Some(Listen::Inet("127.0.0.1:8896".into())));
+}

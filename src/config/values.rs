@@ -62,6 +62,17 @@ keyword_enum!(SignatureKind, "signature", { Mailkey => "mailkey", Dkim2 => "dkim
 keyword_enum!(TlsRequire, "require", {
     None => "none", Encryption => "encryption", Certificate => "certificate"
 });
+// The kinds of evidence `[tls] evidence` may accept (docs/decisions.md,
+// "Evidence ladder"). `mta-presented` is measured and logged, never
+// accepted: it is not one of them.
+keyword_enum!(Evidence, "evidence", {
+    MtaVerified => "mta-verified", SenderDomain => "sender-domain", Probe => "probe"
+});
+// What the organisational domain of an MTA-verified certificate may align
+// with (`[tls] mta_verified_alignment`).
+keyword_enum!(CertAlignment, "mta_verified_alignment", {
+    Helo => "helo", Ptr => "ptr", SenderDomain => "sender-domain"
+});
 
 /// Where the milter listens.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]

@@ -20,17 +20,10 @@ use crate::{
     checks::{dkim2, mailkey, CheckResult, Effect, Failure, Status},
     config::Alignment,
 };
-use mail_auth::AuthenticatedMessage;
 
 /// Rewrites the mailkey result by the `dkim2` result. `domain`: the
-/// transaction's sender domain; `message`: the message (its header block
-/// names the newest signer).
-pub fn apply(
-    results: &mut [CheckResult],
-    domain: Option<&str>,
-    alignment: Alignment,
-    message: &[u8],
-) {
+/// transaction's sender domain.
+pub fn apply(results: &mut [CheckResult], domain: Option<&str>, alignment: Alignment) {
     let Some(chain) = results.iter().find(|r| r.check == dkim2::NAME).cloned() else {
         return;
     };
@@ -38,90 +31,55 @@ pub fn apply(
     let Some(mk) = results.iter_mut().find(|r| r.check == mailkey::NAME) else {
         return;
     };
+    let why = chain
+        .fact_value(dkim2::FACT_FAILURE)
+        .unwrap_or("does not verify");
     match chain.status {
         Status::Pass => {
-            let Some(newest) = newest_signer(message) else {
-                return;
-            };
-            if mailkey::aligned(&newest.d, domain, alignment) {
-                *mk = passed(&newest, chain.props_value("header.d"));
+            let newest = |fact| chain.fact_value(fact).unwrap_or_default();
+            let d = newest(dkim2::FACT_NEWEST_D);
+            if !d.is_empty() && mailkey::aligned(d, domain, alignment) {
+                let i = newest(dkim2::FACT_NEWEST_I);
+                let originator = chain.props_value("header.d").filter(|_| i != "1");
+                *mk = passed(i, d, newest(dkim2::FACT_NEWEST_S), originator);
             }
         }
         Status::Fail | Status::PermError if chain.effect != Effect::Accept => {
-            let why = chain.failure_reason();
             let reason = if chain.failure == Some(Failure::Dkim2Dsn) {
-                why
+                why.to_string()
             } else {
                 format!("DKIM2 chain of {domain} fails: {why}")
             };
-            *mk = CheckResult {
-                check: mailkey::NAME,
-                status: Status::Fail,
-                reason: Some(reason),
-                effect: chain.effect,
-                props: vec![("header.d", domain.to_string())],
-                failure: chain.failure,
-            };
+            *mk = CheckResult::new(mailkey::NAME, Status::Fail, chain.effect)
+                .reason(reason)
+                .prop("header.d", domain);
+            mk.failure = chain.failure;
         }
         Status::TempError if chain.effect != Effect::Accept && mk.status != Status::Pass => {
-            *mk = CheckResult {
-                check: mailkey::NAME,
-                status: Status::TempError,
-                reason: Some(format!(
-                    "DKIM2 chain of {domain}: {}",
-                    chain.failure_reason()
-                )),
-                effect: chain.effect,
-                props: Vec::new(),
-                failure: None,
-            };
+            *mk = CheckResult::new(mailkey::NAME, Status::TempError, chain.effect)
+                .reason(format!("DKIM2 chain of {domain}: {why}"));
         }
         _ => {}
     }
 }
 
-/// The newest signature: who delivered to us.
-struct Signer {
-    i: u32,
-    d: String,
-    selector: String,
-}
-
-fn newest_signer(message: &[u8]) -> Option<Signer> {
-    let end = super::header_fields(message)
-        .last()
-        .map_or(0, |(_, r)| r.end);
-    let head = AuthenticatedMessage::parse(message.get(..end)?)?;
-    let sig = head.dkim2_signatures().iter().max_by_key(|h| h.header.i)?;
-    Some(Signer {
-        i: sig.header.i,
-        d: sig.header.d.to_ascii_lowercase(),
-        selector: sig
-            .header
-            .s
-            .first()
-            .map(|v| v.selector.clone())
-            .unwrap_or_default(),
-    })
-}
-
 /// mailkey's pass by a DKIM2 chain: `header.d` and `header.s` of the newest
-/// signature; the comment names it and, for a forward, the originator.
-fn passed(newest: &Signer, originator: Option<&str>) -> CheckResult {
+/// signature (`i=`); the comment names it and, for a forward, the
+/// originator.
+fn passed(i: &str, d: &str, selector: &str, originator: Option<&str>) -> CheckResult {
     let reason = match originator {
-        Some(o) if newest.i > 1 => format!("dkim2 i={} by {}, originator {o}", newest.i, newest.d),
-        _ => format!("dkim2 i={} by {}", newest.i, newest.d),
+        Some(o) => format!("dkim2 i={i} by {d}, originator {o}"),
+        None => format!("dkim2 i={i} by {d}"),
     };
     CheckResult::new(mailkey::NAME, Status::Pass, Effect::Accept)
         .reason(reason)
-        .prop("header.d", newest.d.clone())
-        .prop("header.s", newest.selector.clone())
+        .prop("header.d", d)
+        .prop("header.s", selector)
 }
 
 /// Reading back what the `dkim2` check wrote.
 trait ChainResult {
     fn props_value(&self, name: &str) -> Option<&str>;
-    fn failure_reason(&self) -> String;
 }
 
 impl ChainResult for CheckResult {
@@ -131,18 +89,6 @@ impl ChainResult for CheckResult {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
     }
-
-    /// The comment without the hop list and the result word: the draft's
-    /// text of the failure.
-    fn failure_reason(&self) -> String {
-        let comment = self.reason.as_deref().unwrap_or("does not verify");
-        let why = comment.rsplit_once("; ").map_or(comment, |(_, why)| why);
-        ["FAIL: ", "PERMERROR: ", "TEMPERROR: "]
-            .iter()
-            .find_map(|p| why.strip_prefix(p))
-            .unwrap_or(why)
-            .to_string()
-    }
 }
 
 #[cfg(test)]
@@ -150,28 +96,28 @@ mod tests {
     use super::*;
     use crate::checks::Code;
 
-    fn results(chain: CheckResult) -> Vec<CheckResult> {
-        vec![
-            CheckResult::new(mailkey::NAME, Status::Pass, Effect::Accept)
-                .prop("header.d", "a.test"),
-            chain,
-        ]
+    fn chain(status: Status, effect: Effect, i: &str) -> CheckResult {
+        CheckResult::new(dkim2::NAME, status, effect)
+            .prop("header.d", "o.test")
+            .fact(dkim2::FACT_NEWEST_I, i)
+            .fact(dkim2::FACT_NEWEST_D, "a.test")
+            .fact(dkim2::FACT_NEWEST_S, "sel")
     }
 
-    const MESSAGE: &[u8] = b"DKIM2-Signature: i=1; m=1; t=1; d=a.test; mf=PGFAYS50ZXN0Pg==; \
-        rt=PGJAYi50ZXN0Pg==; s=sel:ed25519-sha256:AAAA\r\nFrom: a@a.test\r\n\r\nhi\r\n";
+    fn mailkey_pass() -> CheckResult {
+        CheckResult::new(mailkey::NAME, Status::Pass, Effect::Accept).prop("header.d", "a.test")
+    }
 
     #[test]
     fn a_failing_chain_of_the_sender_outranks_a_dkim1_pass() {
-        let chain = CheckResult::new(
-            dkim2::NAME,
-            Status::Fail,
-            Effect::Reject(Code::MAILKEY_FAIL),
-        )
-        .reason("i=1 a.test; FAIL: DKIM2-Signature i=1 RCPT TO <c@c.test> did not match")
-        .failure(Failure::Dkim2Replay);
-        let mut r = results(chain);
-        apply(&mut r, Some("a.test"), Alignment::Strict, MESSAGE);
+        let failing = chain(Status::Fail, Effect::Reject(Code::MAILKEY_FAIL), "1")
+            .fact(
+                dkim2::FACT_FAILURE,
+                "DKIM2-Signature i=1 RCPT TO <c@c.test> did not match",
+            )
+            .failure(Failure::Dkim2Replay);
+        let mut r = vec![mailkey_pass(), failing];
+        apply(&mut r, Some("a.test"), Alignment::Strict);
         assert_eq!(r[0].status, Status::Fail);
         assert_eq!(r[0].failure, Some(Failure::Dkim2Replay));
         assert_eq!(
@@ -184,37 +130,32 @@ mod tests {
 
     #[test]
     fn a_chain_of_another_domain_or_under_test_changes_nothing() {
-        let chain = CheckResult::new(dkim2::NAME, Status::Fail, Effect::Accept);
-        let mut r = results(chain);
-        apply(&mut r, Some("a.test"), Alignment::Strict, MESSAGE);
+        let mut r = vec![mailkey_pass(), chain(Status::Fail, Effect::Accept, "1")];
+        apply(&mut r, Some("a.test"), Alignment::Strict);
         assert_eq!(r[0].status, Status::Pass);
     }
 
     #[test]
     fn a_passing_chain_of_the_sender_passes_mailkey() {
-        let chain =
-            CheckResult::new(dkim2::NAME, Status::Pass, Effect::Accept).prop("header.d", "a.test");
-        let mut r = vec![
-            CheckResult::new(
-                mailkey::NAME,
-                Status::None,
-                Effect::Reject(Code::MAILKEY_FAIL),
-            ),
-            chain,
-        ];
-        apply(&mut r, Some("a.test"), Alignment::Strict, MESSAGE);
+        let none = CheckResult::new(
+            mailkey::NAME,
+            Status::None,
+            Effect::Reject(Code::MAILKEY_FAIL),
+        );
+        let mut r = vec![none.clone(), chain(Status::Pass, Effect::Accept, "2")];
+        apply(&mut r, Some("a.test"), Alignment::Strict);
         assert_eq!(r[0].status, Status::Pass);
-        assert_eq!(r[0].reason.as_deref(), Some("dkim2 i=1 by a.test"));
+        assert_eq!(
+            r[0].reason.as_deref(),
+            Some("dkim2 i=2 by a.test, originator o.test")
+        );
         assert_eq!(
             r[0].props,
             [("header.d", "a.test".into()), ("header.s", "sel".into())]
         );
         // Strictly aligned only: a parent's chain does not pass a subdomain.
-        let mut r = vec![
-            CheckResult::new(mailkey::NAME, Status::None, Effect::Accept),
-            CheckResult::new(dkim2::NAME, Status::Pass, Effect::Accept),
-        ];
-        apply(&mut r, Some("sub.a.test"), Alignment::Strict, MESSAGE);
+        let mut r = vec![none, chain(Status::Pass, Effect::Accept, "1")];
+        apply(&mut r, Some("sub.a.test"), Alignment::Strict);
         assert_eq!(r[0].status, Status::None);
     }
 }

@@ -3,7 +3,10 @@
 //! three reply lines, so that all four checks failing still fits 32 lines.
 
 use super::Sender;
-use crate::checks::{keyrecord::owner_name, Failure};
+use crate::{
+    checks::{keyrecord::owner_name, tls::evidence::EvidenceSet, Failure},
+    config::Evidence,
+};
 
 /// The guidance lines for `failure`.
 pub fn lines(failure: Failure, s: &Sender<'_>) -> Vec<String> {
@@ -80,6 +83,7 @@ pub fn lines(failure: Failure, s: &Sender<'_>) -> Vec<String> {
             ),
             format!("(your HELO name) or for the name that {ip} resolves to."),
         ],
+        Failure::NoEvidence(accepted) => no_evidence(accepted, s),
         Failure::NoMx => vec![
             format!("{d} has no MX record, so no one can answer its mail."),
             format!("Publish one: {d}. IN MX 10 mail.{d}. (a host that takes mail for {d})"),
@@ -125,4 +129,32 @@ pub fn lines(failure: Failure, s: &Sender<'_>) -> Vec<String> {
             format!("Send from an address at your domain, with an MX: {d}. IN MX 10 mail.{d}."),
         ],
     }
+}
+
+/// Nothing proved who runs the sending server: one line per accepted kind
+/// of evidence, each a way to meet it (at most four lines).
+fn no_evidence(accepted: EvidenceSet, s: &Sender<'_>) -> Vec<String> {
+    let (d, ip, helo) = (s.domain_or_placeholder(), s.ip_text(), s.helo_text());
+    let mut lines = vec![format!(
+        "Nothing shows who runs your server {helo} ({ip}). Any one of these will:"
+    )];
+    if accepted.contains(Evidence::MtaVerified) {
+        lines.push(
+            "- present a client certificate from a trusted CA when sending \
+             (Postfix: smtp_tls_cert_file, smtp_tls_key_file);"
+                .into(),
+        );
+    }
+    if accepted.contains(Evidence::SenderDomain) {
+        lines.push(format!(
+            "- let SPF of {d} authorise {ip}, and give the MX hosts of {d} certificates from \
+             a trusted CA for their names (or publish an MTA-STS policy in enforce mode);"
+        ));
+    }
+    if accepted.contains(Evidence::Probe) {
+        lines.push(format!(
+            "- offer STARTTLS on {ip} port 25 with a certificate from a trusted CA for {helo}."
+        ));
+    }
+    lines
 }

@@ -50,14 +50,6 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
                 let Some(session) = cx.data.as_mut() else {
                     return Status::Tempfail;
                 };
-                // An invalid SRS address of ours is refused here, at RCPT,
-                // for this recipient only; then the early reject (the same
-                // answer for every recipient).
-                let first = args.first().map(|a| a.to_string_lossy().into_owned());
-                if let Some(reply) = first.and_then(|a| srs_step::refuse_rcpt(session.shared(), &a))
-                {
-                    return Outcome::Reject(reply).reply(&mut cx.reply);
-                }
                 match session.rcpt(&args, &cx.macros).await {
                     Some(reply) => Outcome::Reject(reply).reply(&mut cx.reply),
                     None => Status::Continue,

@@ -34,6 +34,7 @@ pub struct Session {
     /// The stages whose reply the MTA does not wait for (negotiated).
     noreply: ProtoOpts,
     client_ip: Option<IpAddr>,
+    client_port: Option<u16>,
     helo: String,
     message: Option<Message>,
     /// Counts the transaction in `transactions_in_flight` until it ends
@@ -51,6 +52,7 @@ impl Session {
             leading_space,
             noreply,
             client_ip: None,
+            client_port: None,
             helo: String::new(),
             message: None,
             in_flight: None,
@@ -59,9 +61,9 @@ impl Session {
     }
 
     pub fn connect(&mut self, socket: SocketInfo) {
-        self.client_ip = match socket {
-            SocketInfo::Inet(addr) => Some(addr.ip()),
-            _ => None,
+        (self.client_ip, self.client_port) = match socket {
+            SocketInfo::Inet(addr) => (Some(addr.ip()), Some(addr.port())),
+            _ => (None, None),
         };
     }
 
@@ -77,10 +79,13 @@ impl Session {
             client_ip: self.client_ip,
             helo: self.helo.clone(),
             mail_from: parse_mail_from(sender.as_deref().unwrap_or_default()),
-            tls: TlsEvidence::from_macros(|name| {
-                let name = CString::new(name).ok()?;
-                macro_str(macros, &name)
-            }),
+            tls: TlsEvidence {
+                client_port: self.client_port,
+                ..TlsEvidence::from_macros(|name| {
+                    let name = CString::new(name).ok()?;
+                    macro_str(macros, &name)
+                })
+            },
         };
         let authenticated = macro_str(macros, c"{auth_authen}").is_some_and(|a| !a.is_empty());
         let trust = self.trust(authenticated);
@@ -114,19 +119,22 @@ impl Session {
         }
     }
 
-    pub fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
-    /// RCPT TO: `Some(reply)` rejects the recipient (and, since every
-    /// recipient gets the same answer, the message before DATA).
+    /// RCPT TO: `Some(reply)` rejects the recipient: an invalid SRS address
+    /// of ours, for this recipient only; then the early reject (the same
+    /// answer for every recipient, so the message is refused before DATA).
     pub async fn rcpt(&mut self, args: &[CString], macros: &Macros) -> Option<Reply> {
         let m = self.message.as_mut()?;
+        // Postfix has no queue ID before the first accepted recipient and
+        // logs `NOQUEUE` for these rejects; so do we.
+        let queue_id = || macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
+        let first = args.first().map(|a| a.to_string_lossy());
+        if let Some(reply) =
+            first.and_then(|a| srs_step::refuse_rcpt(&self.shared, m, &a, &queue_id()))
+        {
+            return Some(reply);
+        }
         if m.trust.is_none() && self.at_rcpt.is_none() {
-            // Postfix has no queue ID before the first accepted recipient
-            // and logs `NOQUEUE` for these rejects; so do we.
-            let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
-            self.at_rcpt = Some(early::reject(&self.shared, m, &queue_id).await);
+            self.at_rcpt = Some(early::reject(&self.shared, m, &queue_id()).await);
         }
         if let Some(Some(reply)) = &self.at_rcpt {
             return Some(reply.clone());

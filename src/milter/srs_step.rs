@@ -1,8 +1,10 @@
 //! SRS in the milter (`[srs]`, src/srs/):
 //!
 //! - at RCPT, a recipient in our SRS domain that does not reverse (forged
-//!   hash, expired, malformed) is refused with `550 5.1.1`; other addresses
-//!   of the domain (postmaster@) are left to the MTA;
+//!   hash, expired, malformed) is refused with `550 5.1.1` in enforce mode
+//!   (accepted in monitor mode, which never refuses), and logged either way
+//!   (`logging::refused_recipient`); other addresses of the domain
+//!   (postmaster@) are left to the MTA;
 //! - at end of message, each recipient that reverses is replaced by the
 //!   address it stands for (a bounce finds its way back);
 //! - a message from a trusted client whose sender is foreign (neither a
@@ -12,7 +14,7 @@
 //!   (docs/decisions.md, "SRS: which mail is rewritten").
 
 use super::message::Message;
-use crate::{checks::Code, verdict::Reply, Shared};
+use crate::{checks::Code, config::Mode, logging, verdict::Reply, Shared};
 use indymilter::{ContextActions, EomActions};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{error, info};
@@ -22,17 +24,22 @@ pub const INVALID: Code = Code {
     enhanced: "5.1.1",
 };
 
-/// The reply refusing RCPT `arg`, if it is an invalid SRS address of ours.
-pub fn refuse_rcpt(shared: &Shared, arg: &str) -> Option<Reply> {
+/// The reply refusing RCPT `arg`, if it is an invalid SRS address of ours;
+/// logged here, and `None` in monitor mode (which never refuses: the log
+/// line says what enforce mode would have answered).
+pub fn refuse_rcpt(shared: &Shared, message: &Message, arg: &str, queue_id: &str) -> Option<Reply> {
     let srs = shared.srs.as_ref()?;
     let address = bare(arg);
     if !srs.is_ours(address) {
         return None;
     }
-    match srs.reverse(address, now()) {
-        Ok(_) | Err(crate::srs::SrsError::NotSrs) => None,
-        Err(e) => Some(Reply::new(INVALID, [format!("invalid SRS address: {e}")])),
-    }
+    let reply = match srs.reverse(address, now()) {
+        Ok(_) | Err(crate::srs::SrsError::NotSrs) => return None,
+        Err(e) => Reply::new(INVALID, [format!("invalid SRS address: {e}")]),
+    };
+    let enforced = shared.config.mode == Mode::Enforce;
+    logging::refused_recipient(queue_id, &message.envelope, address, &reply, enforced);
+    enforced.then_some(reply)
 }
 
 /// The end-of-message rewrites. An action the MTA refuses is logged and

@@ -3,7 +3,7 @@
 
 use super::{
     parse::{Effect, Kind, Record, CHECKS},
-    time,
+    time::{self, Nanos},
 };
 use serde::Serialize;
 use std::{
@@ -115,8 +115,13 @@ pub struct Summary {
     pub checked: u64,
     pub trusted: u64,
     pub exempt: u64,
+    /// Recipients refused at RCPT as invalid SRS addresses of ours (in
+    /// monitor mode: that enforce mode would have refused); not messages.
+    pub invalid_srs_recipients: u64,
     pub impact: Vec<Impact>,
     pub days: Vec<Day>,
+    /// The certificate check per sender and per candidate setting.
+    pub tls_evidence: super::evidence::EvidenceSummary,
     /// With `--lookup`: what each top domain publishes now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Vec<super::lookup::DomainState>>,
@@ -156,21 +161,23 @@ struct DayCounts {
 /// message is kept).
 #[derive(Default)]
 pub struct Aggregate {
-    since: Option<i64>,
-    until: Option<i64>,
-    first: Option<i64>,
-    last: Option<i64>,
+    since: Option<Nanos>,
+    until: Option<Nanos>,
+    first: Option<Nanos>,
+    last: Option<Nanos>,
     checked: u64,
     trusted: u64,
     exempt: u64,
+    invalid_srs_recipients: u64,
     scopes: [ScopeCounts; 5],
     days: BTreeMap<i64, DayCounts>,
     dkim2: Dkim2Counts,
+    evidence: super::evidence::EvidenceAggregate,
 }
 
 impl Aggregate {
-    /// `since` inclusive, `until` exclusive (epoch seconds).
-    pub fn new(since: Option<i64>, until: Option<i64>) -> Self {
+    /// `since` inclusive, `until` exclusive.
+    pub fn new(since: Option<Nanos>, until: Option<Nanos>) -> Self {
         Self {
             since,
             until,
@@ -182,13 +189,18 @@ impl Aggregate {
         if self.since.is_some_and(|s| r.time < s) || self.until.is_some_and(|u| r.time >= u) {
             return;
         }
+        if r.kind == Kind::InvalidSrsRecipient {
+            self.invalid_srs_recipients += 1;
+            return;
+        }
         self.first = Some(self.first.map_or(r.time, |f| f.min(r.time)));
         self.last = Some(self.last.map_or(r.time, |l| l.max(r.time)));
-        let day = self.days.entry(r.time.div_euclid(86_400)).or_default();
+        let day = self.days.entry(time::day_number(r.time)).or_default();
         day.messages += 1;
         let effects = match r.kind {
             Kind::Trusted => return self.trusted += 1,
             Kind::Exempt => return self.exempt += 1,
+            Kind::InvalidSrsRecipient => return,
             Kind::Checked(effects) => effects,
         };
         self.checked += 1;
@@ -197,6 +209,7 @@ impl Aggregate {
             *self.dkim2.results.entry(result.clone()).or_default() += 1;
             self.dkim2.mailkey_rejects += u64::from(*rejects);
         }
+        self.evidence.add(r);
         for (i, scope) in SCOPES.iter().enumerate() {
             let counts = &mut self.scopes[i];
             match would(&effects, *scope) {
@@ -266,8 +279,10 @@ impl Aggregate {
             checked: self.checked,
             trusted: self.trusted,
             exempt: self.exempt,
+            invalid_srs_recipients: self.invalid_srs_recipients,
             impact,
             days,
+            tls_evidence: self.evidence.summary(self.checked, top),
             lookup: None,
             dkim2: self.dkim2,
         }
@@ -275,7 +290,7 @@ impl Aggregate {
 }
 
 /// The `n` largest counts, ties by name.
-fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
+pub fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
     let mut all: Vec<Count> = counts
         .iter()
         .map(|(name, messages)| Count {

@@ -4,6 +4,7 @@
 //! knowing what it will refuse.
 
 pub mod aggregate;
+pub mod evidence;
 pub mod lookup;
 pub mod parse;
 pub mod render_html;
@@ -76,7 +77,7 @@ fn bound(
     option: &'static str,
     value: Option<&str>,
     until: bool,
-) -> Result<Option<i64>, ReportError> {
+) -> Result<Option<time::Nanos>, ReportError> {
     value
         .map(|v| {
             time::parse_bound(v, until).ok_or_else(|| ReportError::Bound {

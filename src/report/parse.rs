@@ -3,6 +3,7 @@
 //! line. Only per-message lines are kept; startup and other lines pass.
 
 use super::{time, ReportError};
+use crate::checks::tls::evidence::{self, Rung};
 use flate2::bufread::MultiGzDecoder;
 use serde::Deserialize;
 use std::{
@@ -10,8 +11,12 @@ use std::{
     io::{BufRead, BufReader, Read},
 };
 
-/// The `log_version` this report reads (see docs/log-format.md).
-pub const LOG_VERSION: u64 = 1;
+/// The newest `log_version` this report reads (see docs/log-format.md);
+/// it reads every version in [`LOG_VERSIONS`].
+pub const LOG_VERSION: u64 = 2;
+/// Version 1 lines have no TLS evidence fields: they count everywhere but
+/// in the evidence tables, where they are "not measured".
+pub const LOG_VERSIONS: [u64; 2] = [1, 2];
 
 /// The checks in log order; `effects` of a [`Record`] follow it. The
 /// daemon's registry is the source; a unit test keeps this list equal to it.
@@ -34,13 +39,16 @@ pub enum Kind {
     Trusted,
     /// Exempted by configuration: not checked.
     Exempt,
+    /// Not a message: a recipient refused at RCPT TO as an invalid SRS
+    /// address of ours (or, in monitor mode, that would have been).
+    InvalidSrsRecipient,
 }
 
 /// One per-message log line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    /// Epoch seconds.
-    pub time: i64,
+    /// When it was logged.
+    pub time: super::time::Nanos,
     /// The client address, or `local`.
     pub client: String,
     /// The sender domain (`None` for the null sender and address literals).
@@ -50,6 +58,38 @@ pub struct Record {
     /// whether it makes mailkey reject (`dkim2.effect=reject`); `None` for
     /// `none` and for logs written before DKIM2.
     pub dkim2: Option<(String, bool)>,
+    /// The TLS evidence fields of a checked message (version 2 lines).
+    pub tls: Option<TlsFacts>,
+}
+
+/// What the certificate check found on each rung (docs/log-format.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// `tls.evidence`: the kind that passed, `none`, `plaintext` or `-`.
+    pub evidence: String,
+    /// Each rung's word, in [`Rung::ALL`] order (`-`: not measured).
+    pub rungs: [String; 4],
+    /// `org`: the sending organisation.
+    pub org: String,
+}
+
+impl TlsFacts {
+    /// The word `rung` logged.
+    pub fn word(&self, rung: Rung) -> &str {
+        Rung::ALL
+            .iter()
+            .position(|r| *r == rung)
+            .map_or("-", |i| self.rungs[i].as_str())
+    }
+
+    fn from_line(other: &serde_json::Map<String, serde_json::Value>) -> Option<Self> {
+        let get = |name: &str| other.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        Some(Self {
+            evidence: get(evidence::FIELD_EVIDENCE)?,
+            rungs: Rung::ALL.map(|r| get(r.field()).unwrap_or_else(|| "-".into())),
+            org: get(evidence::FIELD_ORG).unwrap_or_else(|| "unknown".into()),
+        })
+    }
 }
 
 /// The fields the report reads; everything else on the line is ignored.
@@ -150,16 +190,22 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         return Ok(None);
     }
     let line: Line = serde_json::from_str(text).map_err(|_| LineError::NotJson)?;
-    // Per-message lines are the `message` events that carry a queue ID.
-    if line.message.as_deref() != Some("message") || line.queue_id.is_none() {
+    // Per-message lines are the `message` events that carry a queue ID;
+    // `recipient` events are refused recipients (docs/log-format.md).
+    let recipient = match line.message.as_deref() {
+        Some("message") => false,
+        Some("recipient") => true,
+        _ => return Ok(None),
+    };
+    if line.queue_id.is_none() {
         return Ok(None);
     }
     match &line.log_version {
-        Some(v) if v.as_u64() == Some(LOG_VERSION) => {}
+        Some(v) if v.as_u64().is_some_and(|v| LOG_VERSIONS.contains(&v)) => {}
         Some(v) => {
             return Err(LineError::Bad(format!(
-                "log_version {v} is unknown to this report, which reads version {LOG_VERSION}; \
-                 use the report of the mailkey-milter that wrote the log"
+                "log_version {v} is unknown to this report, which reads versions 1 to \
+                 {LOG_VERSION}; use the report of the mailkey-milter that wrote the log"
             )))
         }
         None => {
@@ -174,7 +220,9 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         .as_deref()
         .and_then(time::parse_datetime)
         .ok_or_else(|| LineError::Bad("no RFC 3339 timestamp".into()))?;
-    let kind = if line.exempt == Some(true) {
+    let kind = if recipient {
+        Kind::InvalidSrsRecipient
+    } else if line.exempt == Some(true) {
         Kind::Exempt
     } else if line.trusted.is_some() {
         Kind::Trusted
@@ -200,12 +248,17 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
     let dkim2 = text("dkim2")
         .filter(|r| !matches!(*r, "none" | "-"))
         .map(|r| (r.to_string(), text("dkim2.effect") == Some("reject")));
+    let tls = match kind {
+        Kind::Checked(_) => TlsFacts::from_line(&line.other),
+        _ => None,
+    };
     Ok(Some(Record {
         time,
         client: line.client.unwrap_or_else(|| "local".into()),
         domain: line.domain.filter(|d| !d.is_empty() && d != "-"),
         kind,
         dkim2,
+        tls,
     }))
 }
 
@@ -246,6 +299,9 @@ mod tests {
         assert_eq!(parse_line("Nov 23 text line"), Err(LineError::NotJson));
         let exempt = LINE.replace("\"Q\",", "\"Q\",\"exempt\":true,");
         assert_eq!(parse_line(&exempt).unwrap().unwrap().kind, Kind::Exempt);
+        let srs = r#"{"timestamp":"2026-11-23T10:00:00.5Z","level":"INFO","message":"recipient","log_version":1,"queue_id":"NOQUEUE","client":"192.0.2.1","helo":"mx.a.test","mail_from":"<>","rcpt_to":"<SRS0=xxxx=AB=a.test=u@fwd.test>","verdict":"accept","stage":"rcpt","reply":"-","would_reject":"550 5.1.1","reasons":"srs: invalid SRS address: hash does not verify"}"#;
+        let r = parse_line(srs).unwrap().unwrap();
+        assert_eq!(r.kind, Kind::InvalidSrsRecipient);
     }
 
     #[test]
@@ -268,8 +324,8 @@ mod tests {
 
     #[test]
     fn unknown_versions_and_missing_effects_are_refused() {
-        let v2 = LINE.replace("\"log_version\":1", "\"log_version\":2");
-        assert!(matches!(parse_line(&v2), Err(LineError::Bad(w)) if w.contains("log_version 2")));
+        let v3 = LINE.replace("\"log_version\":1", "\"log_version\":3");
+        assert!(matches!(parse_line(&v3), Err(LineError::Bad(w)) if w.contains("log_version 3")));
         let v0 = LINE.replace("\"log_version\":1,", "");
         assert!(
             matches!(parse_line(&v0), Err(LineError::Bad(w)) if w.contains("without log_version"))

@@ -4,6 +4,7 @@
 
 use super::{
     aggregate::{Count, Summary},
+    evidence::{setting_name, EvidenceSummary, KINDS},
     parse::CHECKS,
     render_text::label,
 };
@@ -189,7 +190,15 @@ pub fn page(s: &Summary) -> String {
         ("checked", s.checked, "checked"),
         ("trusted", s.trusted, "trusted (not checked)"),
         ("exempt", s.exempt, "exempt (not checked)"),
-    ] {
+        (
+            "invalid_srs_recipients",
+            s.invalid_srs_recipients,
+            "invalid SRS recipients (not messages)",
+        ),
+    ]
+    .into_iter()
+    .filter(|(field, n, _)| *n > 0 || *field != "invalid_srs_recipients")
+    {
         let _ = write!(
             p,
             "<div class=\"card\"><b data-field=\"{field}\">{n}</b><span>{what}</span></div>"
@@ -255,6 +264,7 @@ pub fn page(s: &Summary) -> String {
             top_table("client network", i.check, "network", &i.top_networks)
         );
     }
+    p.push_str(&evidence(&s.tls_evidence, s.checked));
     if let Some(lookups) = &s.lookup {
         p.push_str(
             "<h2>What the domains publish now</h2><table><tr><th>domain</th><th>mailkey</th>\
@@ -279,6 +289,100 @@ pub fn page(s: &Summary) -> String {
          A check's would-rejects are the messages it alone would have refused; \
          &ldquo;all four&rdquo; counts each message once.</footer></main></body></html>",
         s.log_version
+    );
+    p
+}
+
+/// The certificate check per sender and per candidate setting: two
+/// tables, every number in a `data-field` of a row that names its
+/// organisation (`data-org`, `data-domain`) or setting (`data-setting`).
+fn evidence(e: &EvidenceSummary, checked: u64) -> String {
+    if e.organisations_total == 0 {
+        return String::new();
+    }
+    let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
+    let mut p = format!(
+        "<h2>TLS evidence per sending organisation</h2><p class=\"sub\">{} measured messages; \
+         {} of {} organisation and sender domain pairs listed. Per kind of evidence: the \
+         messages on which it passed.</p><table><tr><th>organisation</th><th>sender domain</th>\
+         <th class=\"n\">messages</th><th class=\"n\">plaintext</th>",
+        e.measured,
+        e.organisations.len(),
+        e.organisations_total
+    );
+    for k in &kinds {
+        let _ = write!(p, "<th class=\"n\">{}</th>", esc(k));
+    }
+    p.push_str(
+        "<th class=\"n\">none</th><th class=\"n\">untrusted certificate</th>\
+         <th>probe outcomes</th></tr>",
+    );
+    for r in &e.organisations {
+        let _ = write!(
+            p,
+            "<tr data-org=\"{}\" data-domain=\"{}\"><td>{}</td><td>{}</td>\
+             <td class=\"n\" data-field=\"messages\">{}</td>\
+             <td class=\"n\" data-field=\"plaintext\">{}</td>",
+            esc(&r.organisation),
+            esc(&r.sender_domain),
+            esc(&r.organisation),
+            esc(&r.sender_domain),
+            r.messages,
+            r.plaintext
+        );
+        for k in &kinds {
+            let _ = write!(
+                p,
+                "<td class=\"n\" data-field=\"passed-{}\">{}</td>",
+                esc(k),
+                r.passed.get(k).copied().unwrap_or(0)
+            );
+        }
+        let probe: Vec<String> = r
+            .probe
+            .iter()
+            .map(|(w, n)| format!("<span data-probe=\"{}\">{} {n}</span>", esc(w), esc(w)))
+            .collect();
+        let _ = write!(
+            p,
+            "<td class=\"n\" data-field=\"none\">{}</td>\
+             <td class=\"n\" data-field=\"untrusted\">{}</td><td>{}</td></tr>",
+            r.decided_by.get("none").copied().unwrap_or(0),
+            r.untrusted_certificate,
+            probe.join(", ")
+        );
+    }
+    p.push_str(
+        "</table><h2>If <code>[tls] evidence</code> were</h2><table><tr><th>setting</th>\
+         <th class=\"n\">would refuse</th><th class=\"n\">share</th>\
+         <th class=\"n\">would defer</th><th class=\"n\">share</th>\
+         <th class=\"n\">not measured</th><th>refused organisations</th></tr>",
+    );
+    for i in &e.settings {
+        let name = setting_name(&i.evidence);
+        let orgs: Vec<String> = i
+            .top_organisations
+            .iter()
+            .map(|c| format!("{} {}", esc(&c.name), c.messages))
+            .collect();
+        let _ = write!(
+            p,
+            "<tr data-setting=\"{s}\"><td><code>{s}</code></td>\
+             <td class=\"n\" data-field=\"refuse\">{}</td><td class=\"n\">{:.1}%</td>\
+             <td class=\"n\" data-field=\"defer\">{}</td><td class=\"n\">{:.1}%</td>\
+             <td class=\"n\" data-field=\"unmeasured\">{}</td><td>{}</td></tr>",
+            i.refuse,
+            i.refuse_percent,
+            i.defer,
+            i.defer_percent,
+            i.unmeasured,
+            orgs.join(", "),
+            s = esc(&name)
+        );
+    }
+    let _ = write!(
+        p,
+        "</table><p class=\"sub\">Shares are of the {checked} checked messages.</p>"
     );
     p
 }

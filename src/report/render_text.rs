@@ -1,6 +1,9 @@
 //! The plain table `report` prints by default.
 
-use super::aggregate::{Count, Summary};
+use super::{
+    aggregate::{Count, Summary},
+    evidence::{setting_name, EvidenceSummary, KINDS},
+};
 use std::fmt::Write;
 
 /// `a 3, b 2` — or `-` when empty.
@@ -49,6 +52,14 @@ pub fn text(s: &Summary) -> String {
         "Messages: {} = {} checked + {} trusted + {} exempt\n",
         s.messages, s.checked, s.trusted, s.exempt
     );
+    if s.invalid_srs_recipients > 0 {
+        let _ = writeln!(
+            out,
+            "Invalid SRS recipients: {} (bounces to forged or expired SRS addresses; \
+             refused at RCPT with 550 5.1.1 in enforce mode)\n",
+            s.invalid_srs_recipients
+        );
+    }
     let _ = writeln!(
         out,
         "{:<16}{:>14}{:>15}",
@@ -107,6 +118,7 @@ pub fn text(s: &Summary) -> String {
             out.push('\n');
         }
     }
+    evidence(&mut out, &s.tls_evidence, s.checked);
     if let Some(lookups) = &s.lookup {
         let _ = writeln!(out, "\nWhat the domains publish now");
         let _ = writeln!(
@@ -123,4 +135,85 @@ pub fn text(s: &Summary) -> String {
         }
     }
     out
+}
+
+/// The certificate check per sender and per candidate setting.
+fn evidence(out: &mut String, e: &EvidenceSummary, checked: u64) {
+    if e.organisations_total == 0 {
+        return;
+    }
+    let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "\nTLS evidence per sending organisation ({} measured message{}; {} of {} listed)",
+        e.measured,
+        if e.measured == 1 { "" } else { "s" },
+        e.organisations.len(),
+        e.organisations_total
+    );
+    let _ = write!(
+        out,
+        "{:<24}{:<22}{:>6}{:>7}",
+        "organisation", "sender domain", "msgs", "plain"
+    );
+    for k in &kinds {
+        let _ = write!(out, "{:>15}", k);
+    }
+    let _ = writeln!(out, "{:>6}{:>11}  probe outcomes", "none", "untrusted");
+    for r in &e.organisations {
+        let _ = write!(
+            out,
+            "{:<24}{:<22}{:>6}{:>7}",
+            r.organisation, r.sender_domain, r.messages, r.plaintext
+        );
+        for k in &kinds {
+            let _ = write!(out, "{:>15}", r.passed.get(k).copied().unwrap_or(0));
+        }
+        let probe: Vec<Count> = r
+            .probe
+            .iter()
+            .map(|(name, n)| Count {
+                name: name.clone(),
+                messages: *n,
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:>6}{:>11}  {}",
+            r.decided_by.get("none").copied().unwrap_or(0),
+            r.untrusted_certificate,
+            list(&probe)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "(per kind: messages on which it passed; none: no accepted kind passed; untrusted: \
+         a certificate the MTA did not verify was shown)"
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<46}{:>14}{:>15}{:>14}",
+        "Enforcing [tls] evidence =", "would refuse", "would defer", "not measured"
+    );
+    for i in &e.settings {
+        let _ = writeln!(
+            out,
+            "{:<46}{:>7} {:>5.1}%{:>8} {:>5.1}%{:>14}",
+            setting_name(&i.evidence),
+            i.refuse,
+            i.refuse_percent,
+            i.defer,
+            i.defer_percent,
+            i.unmeasured
+        );
+    }
+    let _ = writeln!(out, "(shares are of the {checked} checked messages)");
+    for i in e.settings.iter().filter(|i| i.refuse > 0) {
+        let _ = writeln!(
+            out,
+            "  refused under {}: {}",
+            setting_name(&i.evidence),
+            list(&i.top_organisations)
+        );
+    }
 }

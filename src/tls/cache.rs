@@ -11,12 +11,19 @@
 //! cannot be probed — holds for every HELO name of the IP. So a client
 //! that varies its HELO name gets at most [`MAX_HELO_VARIANTS`] probes per
 //! lifetime below, however many names it tries.
+//!
+//! The cache is bounded in bytes, not in entries: a certificate may carry
+//! thousands of names (OpenSSL reads a chain of up to 100 KiB), so each
+//! record weighs what it holds ([`IpRecord::bytes`]).
 
 use super::ProbeOutcome;
 use moka::future::Cache;
 use std::{
     net::IpAddr,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 use tokio::sync::Mutex;
@@ -28,8 +35,12 @@ use tokio::sync::Mutex;
 const PASS_TTL: Duration = Duration::from_secs(3600);
 const FAIL_TTL: Duration = Duration::from_secs(600);
 const TEMP_TTL: Duration = Duration::from_secs(60);
-/// Client IPs remembered.
-const CACHE_SIZE: u64 = 10_000;
+/// What the records of all client IPs may hold together, in bytes (about
+/// 14,000 records of an ordinary certificate's few names).
+pub const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// What a record weighs besides its text: the record, its findings and
+/// the cache's bookkeeping, rounded up.
+const RECORD_OVERHEAD: usize = 512;
 /// Certificates fetched per client IP with different SNI (HELO) names
 /// within their lifetime; a further name is judged against those already
 /// fetched instead of probing again.
@@ -73,6 +84,32 @@ impl Finding {
             self,
             Finding::Outcome(ProbeOutcome::NoStartTls(_) | ProbeOutcome::TempError(_))
         )
+    }
+
+    /// The text it holds, with what each string costs besides.
+    fn bytes(&self) -> usize {
+        const STRING: usize = std::mem::size_of::<String>();
+        match self {
+            Finding::Certificate {
+                names,
+                subject,
+                version,
+            } => {
+                names.iter().map(|n| n.len() + STRING).sum::<usize>()
+                    + subject.len()
+                    + version.len()
+            }
+            Finding::Outcome(o) => match o {
+                ProbeOutcome::Verified {
+                    name,
+                    subject,
+                    version,
+                } => name.len() + subject.len() + version.len(),
+                ProbeOutcome::NoStartTls(why)
+                | ProbeOutcome::BadCertificate(why)
+                | ProbeOutcome::TempError(why) => why.text.len(),
+            },
+        }
     }
 
     fn covers(&self, host: &str) -> bool {
@@ -132,10 +169,28 @@ impl IpRecord {
         }
         self.by_sni.push((sni, finding, until));
     }
+
+    /// What the record weighs in the cache.
+    pub fn bytes(&self) -> usize {
+        let every = self.every_name.as_ref().map_or(0, |(f, _)| f.bytes());
+        let by_sni: usize = self
+            .by_sni
+            .iter()
+            .map(|(sni, f, _)| sni.as_ref().map_or(0, String::len) + f.bytes())
+            .sum();
+        RECORD_OVERHEAD + every + by_sni
+    }
+}
+
+/// One client IP's record in the cache, with its weight when last stored.
+pub struct Entry {
+    pub record: Arc<Mutex<IpRecord>>,
+    weight: AtomicU32,
 }
 
 /// The records of all client IPs.
-pub struct ProbeCache(Cache<IpAddr, Arc<Mutex<IpRecord>>>);
+#[derive(Clone)]
+pub struct ProbeCache(Cache<IpAddr, Arc<Entry>>);
 
 impl ProbeCache {
     pub fn new() -> Self {
@@ -143,15 +198,30 @@ impl ProbeCache {
         // the longest lifetime has nothing left worth keeping.
         Self(
             Cache::builder()
-                .max_capacity(CACHE_SIZE)
+                .max_capacity(CACHE_BYTES)
+                .weigher(|_, entry: &Arc<Entry>| entry.weight.load(Ordering::Relaxed))
                 .time_to_idle(PASS_TTL)
                 .build(),
         )
     }
 
     /// The record of `ip` (a new, empty one for a new IP).
-    pub async fn record(&self, ip: IpAddr) -> Arc<Mutex<IpRecord>> {
-        self.0.get_with(ip, async { Arc::default() }).await
+    pub async fn record(&self, ip: IpAddr) -> Arc<Entry> {
+        let new = || {
+            Arc::new(Entry {
+                record: Arc::default(),
+                weight: AtomicU32::new(RECORD_OVERHEAD as u32),
+            })
+        };
+        self.0.get_with(ip, async { new() }).await
+    }
+
+    /// Weighs `entry` again after a store that left it `bytes` heavy: the
+    /// cache weighs an entry when it is inserted, so it is inserted again.
+    pub async fn reweigh(&self, ip: IpAddr, entry: &Arc<Entry>, bytes: usize) {
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        entry.weight.store(bytes, Ordering::Relaxed);
+        self.0.insert(ip, entry.clone()).await;
     }
 }
 
@@ -171,7 +241,10 @@ mod tests {
     fn failures_before_the_handshake_answer_for_every_helo_name() {
         let now = Instant::now();
         let mut r = IpRecord::default();
-        let down = Finding::Outcome(ProbeOutcome::TempError("timed out".into()));
+        let down = Finding::Outcome(ProbeOutcome::TempError(super::super::Problem::new(
+            super::super::ProbeKind::Timeout,
+            "timed out",
+        )));
         r.store(Some("a.test".into()), down.clone(), now);
         assert_eq!(r.lookup(Some("b.test"), "b.test", now), Some(down));
         assert_eq!(r.lookup(Some("b.test"), "b.test", now + TEMP_TTL), None);
@@ -200,5 +273,38 @@ mod tests {
             Some(cert("*.x.test"))
         );
         assert_eq!(r.lookup(Some("b.y.test"), "b.y.test", now), None);
+    }
+
+    /// Certificates with thousands of names cannot make the cache big: it
+    /// holds at most [`CACHE_BYTES`] of what its records hold.
+    #[tokio::test]
+    async fn the_cache_is_bounded_in_bytes_not_entries() {
+        let cache = ProbeCache::new();
+        let names: Vec<String> = (0..2000).map(|i| format!("{i:0>90}.many.test")).collect();
+        let big = Finding::Certificate {
+            names,
+            subject: "many.test".into(),
+            version: "TLSv1.3".into(),
+        };
+        // 64 clients of ~200 KB each: 12.8 MB offered.
+        for i in 0..64u8 {
+            let ip = IpAddr::from([192, 0, 2, i]);
+            let entry = cache.record(ip).await;
+            let bytes = {
+                let mut record = entry.record.lock().await;
+                record.store(Some("many.test".into()), big.clone(), Instant::now());
+                record.bytes()
+            };
+            assert!(bytes > 200_000, "{bytes}");
+            cache.reweigh(ip, &entry, bytes).await;
+        }
+        cache.0.run_pending_tasks().await;
+        let held: usize = cache
+            .0
+            .iter()
+            .map(|(_, e)| e.record.try_lock().map_or(0, |r| r.bytes()))
+            .sum();
+        assert!(held > 0);
+        assert!(held as u64 <= CACHE_BYTES, "{held} bytes held");
     }
 }

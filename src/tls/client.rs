@@ -1,10 +1,13 @@
 //! The blocking SMTP client of the probe: banner, `EHLO`, `STARTTLS`, the
 //! TLS handshake (asking for a stapled OCSP response) and `QUIT`, against
 //! the client's IP only. It collects what the peer presented; judging it is
-//! [`super::trust`]'s job.
+//! [`super::trust`]'s job. How it ended is named ([`ProbeKind`]), so that
+//! what cannot change by itself (nothing listens, no STARTTLS) is told
+//! apart from what can (a time-out, a `4xx`).
 
+use super::outcome::{ProbeKind, Problem};
 use openssl::{
-    ssl::{SslConnector, StatusType},
+    ssl::{HandshakeError, SslConnector, StatusType},
     x509::X509,
 };
 use std::{
@@ -17,16 +20,31 @@ use std::{
 const MAX_LINE: u64 = 1024;
 const MAX_LINES: usize = 64;
 
-/// What the conversation with the client's SMTP port produced.
+/// What the conversation with the client's SMTP port produced: the
+/// certificate chain it presented, or why it ended before one.
 pub enum Conversation {
     Presented {
         chain: Vec<X509>,
         ocsp: Option<Vec<u8>>,
         version: String,
     },
-    NoStartTls(String),
-    Refused(String),
-    Failed(String),
+    Ended(Problem),
+}
+
+fn ended(kind: ProbeKind, text: String) -> Conversation {
+    Conversation::Ended(Problem::new(kind, text))
+}
+
+/// The kind of an I/O failure: a refused or unreachable port is nothing
+/// listening (it will not change by itself), a time-out is a time-out,
+/// anything else may pass.
+pub(super) fn io_kind(e: &std::io::Error) -> ProbeKind {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused | HostUnreachable | NetworkUnreachable => ProbeKind::NoListener,
+        TimedOut | WouldBlock => ProbeKind::Timeout,
+        _ => ProbeKind::Temporary,
+    }
 }
 
 /// Banner, `EHLO`, `STARTTLS`, handshake, `QUIT` — blocking, the whole
@@ -43,16 +61,19 @@ pub fn converse(
     let deadline = Instant::now() + limit;
     let at = format!("{} port {}", addr.ip(), addr.port());
     let late = || {
-        Conversation::Failed(format!(
-            "probe of {at} did not finish within {} ms",
-            limit.as_millis()
-        ))
+        ended(
+            ProbeKind::Timeout,
+            format!(
+                "probe of {at} did not finish within {} ms",
+                limit.as_millis()
+            ),
+        )
     };
-    let failed = |why: String| {
+    let failed = |kind: ProbeKind, why: String| {
         if Instant::now() >= deadline {
             late()
         } else {
-            Conversation::Failed(why)
+            ended(kind, why)
         }
     };
     let Some(left) = time_left(deadline) else {
@@ -60,10 +81,16 @@ pub fn converse(
     };
     let stream = match TcpStream::connect_timeout(&addr, left) {
         Ok(s) => s,
-        Err(e) => return failed(format!("cannot connect to {at}: {e}")),
+        Err(e) => {
+            let why = match io_kind(&e) {
+                ProbeKind::NoListener => format!("nothing listens on {at}: {e}"),
+                _ => format!("cannot connect to {at}: {e}"),
+            };
+            return failed(io_kind(&e), why);
+        }
     };
     let mut reader = BufReader::new(Bounded { stream, deadline });
-    let io = |what: &str, e: std::io::Error| failed(format!("{at}: {what}: {e}"));
+    let io = |what: &str, e: std::io::Error| failed(io_kind(&e), format!("{at}: {what}: {e}"));
 
     let (code, _) = match read_reply(&mut reader) {
         Ok(r) => r,
@@ -89,7 +116,10 @@ pub fn converse(
     });
     if !offers_starttls {
         let _ = send(reader.get_mut(), "QUIT\r\n");
-        return Conversation::NoStartTls(format!("{at} does not offer STARTTLS"));
+        return ended(
+            ProbeKind::NoStartTls,
+            format!("{at} does not offer STARTTLS"),
+        );
     }
     if let Err(e) = send(reader.get_mut(), "STARTTLS\r\n") {
         return io("sending STARTTLS", e);
@@ -100,14 +130,23 @@ pub fn converse(
     };
     if code != 220 {
         return if code / 100 == 5 {
-            Conversation::NoStartTls(format!("{at} refused STARTTLS with {code}"))
+            ended(
+                ProbeKind::NoStartTls,
+                format!("{at} refused STARTTLS with {code}"),
+            )
         } else {
-            Conversation::Failed(format!("{at} answered STARTTLS with {code}"))
+            ended(
+                ProbeKind::Temporary,
+                format!("{at} answered STARTTLS with {code}"),
+            )
         };
     }
     // Anything sent before the handshake is an injection attempt.
     if !reader.buffer().is_empty() {
-        return Conversation::Failed(format!("{at} sent data before the TLS handshake"));
+        return ended(
+            ProbeKind::Temporary,
+            format!("{at} sent data before the TLS handshake"),
+        );
     }
     let stream = reader.into_inner();
     let tls = connector.configure().and_then(|mut c| {
@@ -118,11 +157,22 @@ pub fn converse(
     });
     let ssl = match tls {
         Ok(ssl) => ssl,
-        Err(e) => return Conversation::Failed(format!("OpenSSL: {e}")),
+        Err(e) => return ended(ProbeKind::Temporary, format!("OpenSSL: {e}")),
     };
     let mut tls = match ssl.connect(stream) {
         Ok(s) => s,
-        Err(e) => return failed(format!("TLS handshake with {at} failed: {e}")),
+        Err(e) => {
+            // A protocol failure (no common version or cipher) stays; a
+            // reset or a time-out on the way may not.
+            let kind = match &e {
+                HandshakeError::Failure(mid) => mid
+                    .error()
+                    .io_error()
+                    .map_or(ProbeKind::HandshakeFailed, io_kind),
+                _ => ProbeKind::Temporary,
+            };
+            return failed(kind, format!("TLS handshake with {at} failed: {e}"));
+        }
     };
     let chain: Vec<X509> = tls
         .ssl()
@@ -145,7 +195,7 @@ pub fn converse(
 }
 
 /// The time until `deadline`, `None` when it has passed.
-fn time_left(deadline: Instant) -> Option<Duration> {
+pub(super) fn time_left(deadline: Instant) -> Option<Duration> {
     Some(deadline.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
 }
 
@@ -154,9 +204,9 @@ fn time_left(deadline: Instant) -> Option<Duration> {
 /// passed, they fail with `TimedOut`. Socket time-outs alone apply per
 /// read, so a peer dripping one byte a second would never trip them.
 #[derive(Debug)]
-struct Bounded {
-    stream: TcpStream,
-    deadline: Instant,
+pub(super) struct Bounded {
+    pub(super) stream: TcpStream,
+    pub(super) deadline: Instant,
 }
 
 impl Bounded {
@@ -201,12 +251,14 @@ impl Write for Bounded {
     }
 }
 
+/// A `5xx` banner or `EHLO` reply: the server will not be probed, which is
+/// as good as nothing listening; a `4xx` is temporary.
 fn refused(at: &str, stage: &str, code: u16) -> Conversation {
     let why = format!("{at} answered our probe's {stage} with {code}");
     if code / 100 == 5 {
-        Conversation::Refused(why)
+        ended(ProbeKind::NoListener, why)
     } else {
-        Conversation::Failed(why)
+        ended(ProbeKind::Temporary, why)
     }
 }
 
@@ -284,12 +336,15 @@ mod tests {
             .recv_timeout(Duration::from_secs(60))
             .expect("the conversation ended");
         match outcome {
-            Conversation::Failed(why) => assert_eq!(
+            Conversation::Ended(why) => assert_eq!(
                 why,
-                format!(
-                    "probe of {} port {} did not finish within 300 ms",
-                    addr.ip(),
-                    addr.port()
+                Problem::new(
+                    ProbeKind::Timeout,
+                    format!(
+                        "probe of {} port {} did not finish within 300 ms",
+                        addr.ip(),
+                        addr.port()
+                    )
                 )
             ),
             _ => panic!("expected a failure"),

@@ -11,14 +11,20 @@
 //! starve the probing of others:
 //! - one deadline per probe (`probe_timeout_ms`) for the whole conversation,
 //!   TLS handshake included, however the peer paces its bytes;
+//! - only a unicast host address is probed ([`probe_target`]): never an
+//!   unspecified (`0.0.0.0`, `::`, which reach our own host), broadcast,
+//!   multicast or reserved one; an IPv4-mapped IPv6 address is its IPv4
+//!   address (one cache entry, one flight);
 //! - at most one probe per client IP in flight; concurrent transactions
 //!   from that IP wait for its result (single flight);
-//! - results cached per IP; only a certificate depends on the HELO name,
-//!   and at most [`MAX_HELO_VARIANTS`] per IP are fetched;
-//! - at most [`MAX_CONCURRENT_PROBES`] probes at once, slots handed out in
-//!   order; waiting for one (or for the probe of the same IP) is limited
-//!   to `probe_timeout_ms` too, defers the transaction when it runs out and
-//!   is never cached as a probe failure.
+//! - results cached per IP, in a cache bounded in bytes; only a certificate
+//!   depends on the HELO name, and at most [`MAX_HELO_VARIANTS`] per IP are
+//!   fetched;
+//! - at most [`MAX_CONCURRENT_PROBES`] probes at once and
+//!   [`MAX_PROBES_PER_NETWORK`] per client /24 or /64 (`slots`), handed out
+//!   in order and shared across reloads; waiting for one (or for the probe
+//!   of the same IP) is limited to `probe_timeout_ms` too, defers the
+//!   transaction when it runs out and is never cached as a probe failure.
 //!
 //! The conversation is blocking OpenSSL on Tokio's blocking pool, ended by
 //! its deadline, so no thread (and no shutdown) waits longer on a peer; the
@@ -26,17 +32,24 @@
 //!
 //! Parts: `trust` (CAs, CRLs, stapled OCSP), `names` (RFC 6125 name
 //! matching, confirmed PTR names), `client` (the SMTP STARTTLS
-//! conversation), `cache` (what was found out, per IP, for how long); this
-//! file is the [`Prober`] that puts them together for the check
-//! (`checks::tls`).
+//! conversation), `cache` (what was found out, per IP, for how long),
+//! `slots` (how many probes run at once); this file is the [`Prober`] that
+//! puts them together for the check (`checks::tls`).
 
 mod cache;
 mod client;
+mod mta_sts;
 mod names;
+mod outcome;
+mod servers;
+mod slots;
 mod trust;
 
-pub use cache::MAX_HELO_VARIANTS;
+pub use cache::{CACHE_BYTES, MAX_HELO_VARIANTS};
 pub use names::{cert_names, confirmed_ptr_names, name_matches};
+pub use outcome::{ProbeKind, Problem};
+pub use servers::{ServerFinding, Servers, MAX_MX_HOSTS};
+pub use slots::{Slots, MAX_CONCURRENT_PROBES, MAX_PROBES_PER_NETWORK};
 pub use trust::{CertProblem, TrustStore, TrustStoreError};
 
 use crate::{config::TlsConfig, dns::Dns};
@@ -44,15 +57,12 @@ use cache::{Finding, ProbeCache};
 use client::Conversation;
 use names::{is_dns_name, subject_cn};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use slots::NoSlot;
 use std::{
     net::{IpAddr, SocketAddr},
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
-use tokio::sync::Semaphore;
-
-/// Probes running at once; more wait in order (within their limit).
-pub const MAX_CONCURRENT_PROBES: usize = 32;
 
 /// What a probe found out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,20 +76,32 @@ pub enum ProbeOutcome {
         /// The TLS version the probe negotiated.
         version: String,
     },
-    /// The client's SMTP port does not offer STARTTLS.
-    NoStartTls(String),
+    /// Decided before the TLS handshake, for every name: nothing listens
+    /// on the client's SMTP port, or it does not offer STARTTLS.
+    NoStartTls(Problem),
     /// A certificate was shown and is not acceptable (why).
-    BadCertificate(String),
-    /// The probe could not finish (why).
-    TempError(String),
+    BadCertificate(Problem),
+    /// The probe could not finish (why): it may pass later.
+    TempError(Problem),
 }
 
-/// Probes clients; shared by all transactions (one cache, one semaphore).
+impl ProbeOutcome {
+    /// Its name in the taxonomy (the log's `tls.probe`).
+    pub fn kind(&self) -> ProbeKind {
+        match self {
+            Self::Verified { .. } => ProbeKind::Verified,
+            Self::NoStartTls(p) | Self::BadCertificate(p) | Self::TempError(p) => p.kind,
+        }
+    }
+}
+
+/// Probes clients; shared by all transactions (one cache, one set of
+/// slots; the slots also with the probers of earlier configurations).
 pub struct Prober {
     trust: Arc<TrustStore>,
     connector: SslConnector,
     cache: ProbeCache,
-    permits: Arc<Semaphore>,
+    slots: Slots,
     port: u16,
     timeout: Duration,
     /// Our name in `EHLO`.
@@ -88,6 +110,16 @@ pub struct Prober {
 
 impl Prober {
     pub fn new(config: &TlsConfig, ehlo_name: &str) -> Result<Self, TrustStoreError> {
+        Self::with_slots(config, ehlo_name, Slots::new())
+    }
+
+    /// A prober that shares `slots` with others (a reload's new prober
+    /// with the one connections opened before it still use).
+    pub fn with_slots(
+        config: &TlsConfig,
+        ehlo_name: &str,
+        slots: Slots,
+    ) -> Result<Self, TrustStoreError> {
         let mut b = SslConnector::builder(SslMethod::tls_client())?;
         // We verify the chain ourselves, after the handshake, to say why.
         b.set_verify(SslVerifyMode::NONE);
@@ -95,16 +127,30 @@ impl Prober {
             trust: Arc::new(TrustStore::load(config)?),
             connector: b.build(),
             cache: ProbeCache::new(),
-            permits: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
+            slots,
             port: config.probe_port,
             timeout: Duration::from_millis(config.probe_timeout_ms),
             ehlo_name: ehlo_name.to_string(),
         })
     }
 
+    /// The probe slots, to share with a prober that replaces this one.
+    pub fn slots(&self) -> &Slots {
+        &self.slots
+    }
+
     /// The (cached) outcome of probing `ip`, which said `HELO helo`.
     /// Concurrent calls for the same IP share one probe.
     pub async fn probe(&self, dns: &Dns, ip: IpAddr, helo: &str) -> ProbeOutcome {
+        let ip = ip.to_canonical();
+        if let Err(why) = probe_target(ip) {
+            return ProbeOutcome::BadCertificate(Problem::new(
+                ProbeKind::BadCertificate,
+                format!(
+                    "no certificate to verify: the client address {ip} is {why}, which is never probed"
+                ),
+            ));
+        }
         let helo = helo.trim_end_matches('.').to_ascii_lowercase();
         let (names, subject, version) = match self.finding(ip, &helo).await {
             Finding::Certificate {
@@ -136,16 +182,22 @@ impl Prober {
                 } else {
                     ptrs.join(", ")
                 };
-                ProbeOutcome::BadCertificate(format!(
-                    "certificate name mismatch: it is for {} but the client is {helo} \
-                     (confirmed reverse DNS: {ptrs})",
-                    names.join(", ")
+                ProbeOutcome::BadCertificate(Problem::new(
+                    ProbeKind::NameMismatch,
+                    format!(
+                        "certificate name mismatch: it is for {} but the client is {helo} \
+                         (confirmed reverse DNS: {ptrs})",
+                        names.join(", ")
+                    ),
                 ))
             }
-            Ok(Err(why)) => ProbeOutcome::TempError(why),
-            Err(_) => ProbeOutcome::TempError(format!(
-                "confirming the PTR names of {ip} took longer than {} ms",
-                self.timeout.as_millis()
+            Ok(Err(why)) => ProbeOutcome::TempError(Problem::new(ProbeKind::Temporary, why)),
+            Err(_) => ProbeOutcome::TempError(Problem::new(
+                ProbeKind::Timeout,
+                format!(
+                    "confirming the PTR names of {ip} took longer than {} ms",
+                    self.timeout.as_millis()
+                ),
             )),
         }
     }
@@ -161,33 +213,40 @@ impl Prober {
         let sni = is_dns_name(helo).then(|| helo.to_string());
         let turn = tokio::time::Instant::now() + self.timeout;
         let waited = || {
-            Finding::Outcome(ProbeOutcome::TempError(format!(
-                "no probe slot for {ip} within {} ms (probes in flight)",
-                self.timeout.as_millis()
+            Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                ProbeKind::Timeout,
+                format!(
+                    "no probe slot for {ip} within {} ms (probes in flight)",
+                    self.timeout.as_millis()
+                ),
             )))
         };
-        let record = self.cache.record(ip).await;
-        let Ok(mut record) = tokio::time::timeout_at(turn, record.lock_owned()).await else {
+        let entry = self.cache.record(ip).await;
+        let Ok(mut record) = tokio::time::timeout_at(turn, entry.record.clone().lock_owned()).await
+        else {
             return waited();
         };
         if let Some(found) = record.lookup(sni.as_deref(), helo, Instant::now()) {
             return found;
         }
-        // Fair: the semaphore serves waiters in order, and each IP has at
-        // most one waiter (the holder of its record).
-        let permit = match tokio::time::timeout_at(turn, self.permits.clone().acquire_owned()).await
-        {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => {
-                return Finding::Outcome(ProbeOutcome::TempError("probing is shutting down".into()))
+        // Fair: the slots are handed out in order, and each IP has at most
+        // one waiter (the holder of its record).
+        let permit = match self.slots.acquire(ip, turn).await {
+            Ok(slot) => slot,
+            Err(NoSlot::Closed) => {
+                return Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                    ProbeKind::Temporary,
+                    "probing is shutting down",
+                )))
             }
-            Err(_) => return waited(),
+            Err(NoSlot::Late) => return waited(),
         };
         // The probe runs to its end and is remembered even if this
         // transaction goes away meanwhile; the slot is held exactly as long
         // as the conversation (which ends by its deadline).
         let (connector, trust, limit) = (self.connector.clone(), self.trust.clone(), self.timeout);
         let (addr, ehlo) = (SocketAddr::new(ip, self.port), self.ehlo_name.clone());
+        let cache = self.cache.clone();
         let probe = tokio::spawn(async move {
             let sni_sent = sni.clone();
             let started = Instant::now();
@@ -199,9 +258,10 @@ impl Prober {
             });
             let found = match examined.await {
                 Ok(found) => found,
-                Err(e) => {
-                    Finding::Outcome(ProbeOutcome::TempError(format!("probe task failed: {e}")))
-                }
+                Err(e) => Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                    ProbeKind::Temporary,
+                    format!("probe task failed: {e}"),
+                ))),
             };
             let outcome = match &found {
                 Finding::Outcome(o) => Some(o),
@@ -209,11 +269,53 @@ impl Prober {
             };
             crate::metrics::probe_finished(outcome, started.elapsed());
             record.store(sni, found.clone(), Instant::now());
+            let bytes = record.bytes();
+            drop(record);
+            cache.reweigh(ip, &entry, bytes).await;
             found
         });
         probe.await.unwrap_or_else(|e| {
-            Finding::Outcome(ProbeOutcome::TempError(format!("probe task failed: {e}")))
+            Finding::Outcome(ProbeOutcome::TempError(Problem::new(
+                ProbeKind::Temporary,
+                format!("probe task failed: {e}"),
+            )))
         })
+    }
+}
+
+/// Is `ip` (canonical: IPv4-mapped addresses are IPv4) an address a probe
+/// may connect to? Only a unicast host address: an unspecified address
+/// connects to our own host (so our own certificate would answer for the
+/// client), and a broadcast or multicast one to many hosts or none. The
+/// error says what the address is (no parentheses: it ends up in an
+/// `Authentication-Results` comment). Loopback, private and documentation
+/// addresses are unicast and probed (docs/decisions.md, "Probe slots").
+pub fn probe_target(ip: IpAddr) -> Result<(), &'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let first = v4.octets()[0];
+            // 0.0.0.0/8, 224.0.0.0/4 and 240.0.0.0/4 (RFC 6890).
+            if v4.is_unspecified() || first == 0 {
+                Err("an unspecified address")
+            } else if v4.is_broadcast() {
+                Err("the broadcast address")
+            } else if v4.is_multicast() {
+                Err("a multicast address")
+            } else if first >= 240 {
+                Err("a reserved address")
+            } else {
+                Ok(())
+            }
+        }
+        IpAddr::V6(v6) => {
+            if v6.is_unspecified() {
+                Err("the unspecified address")
+            } else if v6.is_multicast() {
+                Err("a multicast address")
+            } else {
+                Ok(())
+            }
+        }
     }
 }
 
@@ -227,9 +329,7 @@ fn examine(conversation: Conversation, trust: &TrustStore) -> Finding {
             ocsp,
             version,
         } => (chain, ocsp, version),
-        Conversation::NoStartTls(why) => return outcome(ProbeOutcome::NoStartTls(why)),
-        Conversation::Refused(why) => return outcome(ProbeOutcome::BadCertificate(why)),
-        Conversation::Failed(why) => return outcome(ProbeOutcome::TempError(why)),
+        Conversation::Ended(why) => return outcome(ended(why)),
     };
     match trust.verify(&chain, ocsp.as_deref(), unix_now()) {
         Ok(verified) => match verified.first() {
@@ -242,12 +342,26 @@ fn examine(conversation: Conversation, trust: &TrustStore) -> Finding {
                     version,
                 }
             }
-            None => outcome(ProbeOutcome::BadCertificate(
-                "no certificate presented".into(),
-            )),
+            None => outcome(ProbeOutcome::BadCertificate(Problem::new(
+                ProbeKind::BadCertificate,
+                "no certificate presented",
+            ))),
         },
         Err(CertProblem::Bad(why)) => outcome(ProbeOutcome::BadCertificate(why)),
-        Err(CertProblem::Internal(why)) => outcome(ProbeOutcome::TempError(why)),
+        Err(CertProblem::Internal(why)) => outcome(ProbeOutcome::TempError(Problem::new(
+            ProbeKind::Temporary,
+            why,
+        ))),
+    }
+}
+
+/// A conversation that ended before a certificate: decided before the
+/// handshake (for every HELO name), temporary, or a failed handshake.
+fn ended(why: Problem) -> ProbeOutcome {
+    match why.kind {
+        ProbeKind::NoListener | ProbeKind::NoStartTls => ProbeOutcome::NoStartTls(why),
+        k if k.is_temporary() => ProbeOutcome::TempError(why),
+        _ => ProbeOutcome::BadCertificate(why),
     }
 }
 
@@ -256,4 +370,39 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe_target;
+
+    #[test]
+    fn only_unicast_host_addresses_are_probed() {
+        let refused = [
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "::",
+            "ff02::1",
+            "ff05::1:3",
+        ];
+        for ip in refused {
+            assert!(probe_target(ip.parse().unwrap()).is_err(), "{ip}");
+        }
+        let probed = [
+            "127.0.0.1",
+            "192.0.2.1",
+            "10.1.2.3",
+            "198.51.100.7",
+            "::1",
+            "2001:db8::25",
+            "fe80::1",
+        ];
+        for ip in probed {
+            assert_eq!(probe_target(ip.parse().unwrap()), Ok(()), "{ip}");
+        }
+    }
 }

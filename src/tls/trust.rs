@@ -3,6 +3,7 @@
 //! response? Functions of their inputs with the clock passed in, so tests
 //! can move time.
 
+use super::outcome::{ProbeKind, Problem};
 use crate::config::TlsConfig;
 use openssl::{
     asn1::Asn1Time,
@@ -67,8 +68,8 @@ pub struct TrustStore {
 /// Why a certificate was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CertProblem {
-    /// Not acceptable: expired, unknown CA, revoked, …
-    Bad(String),
+    /// Not acceptable: expired, unknown CA, revoked, … (named).
+    Bad(Problem),
     /// We could not judge (OpenSSL failed, a CRL file vanished).
     Internal(String),
 }
@@ -146,7 +147,10 @@ impl TrustStore {
     ) -> Result<Vec<X509>, CertProblem> {
         let internal = |e: ErrorStack| CertProblem::Internal(format!("OpenSSL: {e}"));
         let Some(leaf) = chain.first() else {
-            return Err(CertProblem::Bad("no certificate presented".into()));
+            return Err(CertProblem::Bad(Problem::new(
+                ProbeKind::BadCertificate,
+                "no certificate presented",
+            )));
         };
         let mut untrusted = Stack::new().map_err(internal)?;
         for c in &chain[1..] {
@@ -179,9 +183,10 @@ impl TrustStore {
             let store = self.store(now, false, false).map_err(internal)?;
             match stapled_status(der, &verified, &store) {
                 Ok(true) => {
-                    return Err(CertProblem::Bad(
-                        "certificate revoked by stapled OCSP response".into(),
-                    ))
+                    return Err(CertProblem::Bad(Problem::new(
+                        ProbeKind::Revoked,
+                        "certificate revoked by stapled OCSP response",
+                    )))
                 }
                 Ok(false) => {}
                 Err(why) => debug!("stapled OCSP response ignored: {why}"),
@@ -215,30 +220,43 @@ impl TrustStore {
 
 /// [`describe`], with the date when the sender's own certificate expired
 /// (what the sender needs to see to renew it).
-fn describe_for(e: X509VerifyResult, leaf: &X509, now: i64) -> String {
+fn describe_for(e: X509VerifyResult, leaf: &X509, now: i64) -> Problem {
     let leaf_expired = e.as_raw() == ERR_CERT_HAS_EXPIRED
         && Asn1Time::from_unix(now).is_ok_and(|now| leaf.not_after() < now);
     if leaf_expired {
-        format!("certificate expired on {}", leaf.not_after())
+        Problem::new(
+            ProbeKind::Expired,
+            format!("certificate expired on {}", leaf.not_after()),
+        )
     } else {
         describe(e)
     }
 }
 
-/// The reason words for a verification error.
-fn describe(e: X509VerifyResult) -> String {
-    match e.as_raw() {
-        ERR_CERT_HAS_EXPIRED => "certificate expired".into(),
-        ERR_CERT_NOT_YET_VALID => "certificate not yet valid".into(),
+/// The kind and reason words for a verification error.
+fn describe(e: X509VerifyResult) -> Problem {
+    let (kind, text) = match e.as_raw() {
+        ERR_CERT_HAS_EXPIRED => (ProbeKind::Expired, "certificate expired".into()),
+        ERR_CERT_NOT_YET_VALID => (
+            ProbeKind::BadCertificate,
+            "certificate not yet valid".into(),
+        ),
         ERR_DEPTH_ZERO_SELF_SIGNED_CERT | ERR_SELF_SIGNED_CERT_IN_CHAIN => {
-            "self-signed certificate".into()
+            (ProbeKind::SelfSigned, "self-signed certificate".into())
         }
         ERR_UNABLE_TO_GET_ISSUER_CERT
         | ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
-        | ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE => "certificate not signed by a trusted CA".into(),
-        ERR_CERT_REVOKED => "certificate revoked by CRL".into(),
-        _ => format!("certificate not accepted: {}", e.error_string()),
-    }
+        | ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE => (
+            ProbeKind::UntrustedCa,
+            "certificate not signed by a trusted CA".into(),
+        ),
+        ERR_CERT_REVOKED => (ProbeKind::Revoked, "certificate revoked by CRL".into()),
+        _ => (
+            ProbeKind::BadCertificate,
+            format!("certificate not accepted: {}", e.error_string()),
+        ),
+    };
+    Problem::new(kind, text)
 }
 
 /// Does the stapled response say the leaf is revoked? `Err` when the

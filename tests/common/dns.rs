@@ -13,7 +13,10 @@
 use hickory_resolver::proto::{
     op::{Edns, Message, MessageType, OpCode, ResponseCode},
     rr::{
-        rdata::{A, AAAA, CNAME, MX, PTR, SOA, TXT},
+        rdata::{
+            tlsa::{CertUsage, Matching, Selector},
+            A, AAAA, CNAME, MX, PTR, SOA, TLSA, TXT,
+        },
         Name, RData, Record, RecordType,
     },
 };
@@ -117,6 +120,18 @@ impl Zone {
     pub fn ptr(self, ip: IpAddr, name: &str) -> Self {
         let reverse = Name::from(ip).to_ascii();
         self.add(&reverse, RData::PTR(PTR(dns_name(name))))
+    }
+
+    /// A TLSA record (RFC 6698) `usage selector matching data`, e.g. DANE-EE
+    /// SPKI SHA-256 is `3 1 1`.
+    pub fn tlsa(self, name: &str, usage: u8, selector: u8, matching: u8, data: Vec<u8>) -> Self {
+        let tlsa = TLSA::new(
+            CertUsage::from(usage),
+            Selector::from(selector),
+            Matching::from(matching),
+            data,
+        );
+        self.add(name, RData::TLSA(tlsa))
     }
 
     pub fn cname(self, name: &str, target: &str) -> Self {

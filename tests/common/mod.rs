@@ -12,6 +12,7 @@ pub mod sendmail;
 pub mod smtp_sink;
 pub mod swaks;
 pub mod tls;
+pub mod traffic;
 
 use indymilter_test::{EomActions, MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
 use mail_auth::{
@@ -296,7 +297,7 @@ impl TestKey {
         format!("{}{modified}", signed.to_header())
     }
 
-    /// Writes the private key as a PEM file (PKCS#8), for `[signing]`.
+    /// Writes the private key to `path` as PEM, as `[signing]` reads it.
     pub fn write_pem(&self, path: &Path) {
         let pkey = PKey::private_key_from_pkcs8(&self.pkcs8).expect("pkcs8");
         let pem = pkey.private_key_to_pem_pkcs8().expect("pem");

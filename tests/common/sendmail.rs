@@ -76,6 +76,18 @@ fn example_tls_lines(dir: &Path, tls: &SendmailTls<'_>) -> String {
     lines.join("dnl\n") + "dnl\n"
 }
 
+/// The example's `confERROR_MESSAGE` line, naming `file` instead.
+fn example_error_message_line(file: &Path) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sendmail-examples/sendmail.mc");
+    let text = std::fs::read_to_string(&path).expect("sendmail-examples/sendmail.mc");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("define(`confERROR_MESSAGE'"))
+        .unwrap_or_else(|| panic!("{path:?} has no confERROR_MESSAGE line"));
+    let (name, _) = line.split_once(", `").expect("define(`X', `Y')");
+    format!("{name}, `{}')dnl\n", file.display())
+}
+
 fn example_milter_lines(milter: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sendmail-examples/sendmail.mc");
     let text = std::fs::read_to_string(&path).expect("sendmail-examples/sendmail.mc");
@@ -103,6 +115,21 @@ impl Sendmail {
     /// Like [`start`](Self::start), offering STARTTLS with `tls` (and asking
     /// clients for a certificate, which Sendmail verifies into `{verify}`).
     pub fn start_with(milter: &str, sink: &SmtpSink, tls: Option<SendmailTls<'_>>) -> Sendmail {
+        Self::launch(milter, sink, tls, None)
+    }
+
+    /// Like [`start`](Self::start), with the example's `confERROR_MESSAGE`
+    /// naming `file`: its text goes into the bounces Sendmail writes.
+    pub fn start_with_error_message(milter: &str, sink: &SmtpSink, file: &Path) -> Sendmail {
+        Self::launch(milter, sink, None, Some(file))
+    }
+
+    fn launch(
+        milter: &str,
+        sink: &SmtpSink,
+        tls: Option<SendmailTls<'_>>,
+        error_message: Option<&Path>,
+    ) -> Sendmail {
         let binary = Path::new(ROOT).join("usr/libexec/sendmail/sendmail");
         assert!(
             binary.exists(),
@@ -146,7 +173,14 @@ impl Sendmail {
             milter_lines = example_milter_lines(milter)
                 + &tls
                     .as_ref()
-                    .map_or(String::new(), |t| example_tls_lines(&dir, t)),
+                    .map_or(String::new(), |t| example_tls_lines(&dir, t))
+                + &error_message.map_or(String::new(), |f| {
+                    // Sendmail reads the file only below a safe directory
+                    // path (not /tmp): a copy of its own.
+                    let copy = dir.join("error-header.txt");
+                    std::fs::copy(f, &copy).unwrap();
+                    example_error_message_line(&copy)
+                }),
         );
         std::fs::write(dir.join("test.mc"), mc).unwrap();
         let cf_dir = format!("{ROOT}/usr/share/sendmail/cf");

@@ -133,6 +133,21 @@ impl Pki {
         self.dir.join("ca.pem")
     }
 
+    /// A CA directory as `smtpd_tls_CApath` wants it: the CA certificate
+    /// under its subject-hash name (`openssl rehash`).
+    pub fn ca_dir(&self) -> PathBuf {
+        let dir = self.dir.join("capath");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(self.ca_file(), dir.join("ca.pem")).unwrap();
+        let status = std::process::Command::new("openssl")
+            .arg("rehash")
+            .arg(&dir)
+            .status()
+            .expect("the openssl command");
+        assert!(status.success(), "openssl rehash failed");
+        dir
+    }
+
     /// Writes `id` as `NAME.pem` and `NAME.key` into this CA's directory.
     pub fn write(&self, name: &str, id: &Identity) -> (PathBuf, PathBuf) {
         let cert = self.dir.join(format!("{name}.pem"));
@@ -288,6 +303,63 @@ pub fn probe_port() -> u16 {
     })
 }
 
+/// The HTTPS port of every MTA-STS policy host (one per test process), and
+/// the daemon's `mta_sts_port`.
+pub fn https_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let l = TcpListener::bind("127.0.0.2:0").unwrap();
+        l.local_addr().unwrap().port()
+    })
+}
+
+/// An HTTPS server on `ip`:[`https_port`] showing `identity`, answering
+/// every request with `status` and `body` (an MTA-STS policy host).
+pub fn https_server(ip: &str, identity: Identity, status: &str, body: &str) -> Responder {
+    assert!(ip.starts_with("127."), "test traffic stays on loopback");
+    let listener = TcpListener::bind((ip, https_port())).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    b.set_private_key(&identity.key).unwrap();
+    b.set_certificate(&identity.cert).unwrap();
+    let acceptor = Arc::new(b.build());
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, response) = (acceptor.clone(), response.clone());
+            std::thread::spawn(move || {
+                let Ok(mut tls) = acceptor.accept(stream) else {
+                    return;
+                };
+                // The request head, then the answer.
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut b = [0u8; 1];
+                    match tls.read(&mut b) {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                let _ = tls.write_all(response.as_bytes());
+                let _ = tls.shutdown();
+            });
+        }
+    });
+    Responder {
+        addr,
+        connections,
+        stop: Arc::new(AtomicBool::new(false)),
+    }
+}
+
 /// How a responder answers.
 pub enum Behaviour {
     /// Offers STARTTLS and shows this certificate (and stapled OCSP).
@@ -299,6 +371,8 @@ pub enum Behaviour {
     NoStartTls,
     /// Accepts the connection and never says anything.
     Silent,
+    /// Answers `421` (too busy) and closes: a temporary refusal.
+    Busy,
     /// Sends an endless multi-line banner one byte a second, as a tarpit
     /// does, until the responder is dropped.
     Drip,
@@ -342,6 +416,7 @@ impl Responder {
             _ => None,
         };
         let silent = matches!(behaviour, Behaviour::Silent);
+        let busy = matches!(behaviour, Behaviour::Busy);
         let drip = matches!(behaviour, Behaviour::Drip);
         let count = connections.clone();
         let stop = Arc::new(AtomicBool::new(false));
@@ -355,6 +430,9 @@ impl Responder {
                 std::thread::spawn(move || {
                     if drip {
                         serve_drip(stream, &stopped)
+                    } else if busy {
+                        let mut s = stream;
+                        let _ = s.write_all(b"421 4.3.2 too busy, try later\r\n");
                     } else {
                         serve(stream, acceptor, silent)
                     }

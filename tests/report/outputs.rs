@@ -58,7 +58,7 @@ pub async fn refusals(dir: &Path, log: &[String]) {
         .iter()
         .position(|l| l.contains("\"queue_id\""))
         .unwrap();
-    lines[at] = lines[at].replace("\"log_version\":1", "\"log_version\":2");
+    lines[at] = lines[at].replace("\"log_version\":2", "\"log_version\":3");
     let file = dir.join("future.log");
     write(&file, &(lines.join("\n") + "\n"));
     let out = report(&[file.to_str().unwrap()], b"").await;
@@ -66,7 +66,7 @@ pub async fn refusals(dir: &Path, log: &[String]) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!(
-            "future.log, line {}: log_version 2 is unknown",
+            "future.log, line {}: log_version 3 is unknown",
             at + 1
         )),
         "{err}"
