@@ -1,6 +1,8 @@
 //! Micro-benchmarks of the per-message work that is not I/O: the mailkey
 //! verification per algorithm (through the daemon's own check, keys given
-//! as the lookup would return them, so no DNS query), parsing with body
+//! as the lookup would return them, so no DNS query), the DKIM2
+//! verification of the same message signed with the same keys (keys in the
+//! DNS cache, as after the first message of a sender), parsing with body
 //! canonicalisation, and rendering the Authentication-Results value.
 //!
 //! `cargo bench --ignore-rust-version --bench micro`
@@ -15,6 +17,7 @@ use mailkey_milter::{
     auth_results,
     checks::{keyrecord::KeyLookup, mailkey, CheckResult, Effect, Status},
     config::Config,
+    dkim2,
     dns::{Dns, TxtAnswer},
     envelope::SenderDomain,
     verdict::Verdict,
@@ -49,8 +52,24 @@ fn sign<K: SigningKey>(key: K, msg: &str, c: Canonicalization) -> String {
     format!("{}{msg}", mail_auth::headers::HeaderWriter::to_header(&sig))
 }
 
-/// (name, signed message, key record) per algorithm, relaxed/relaxed.
-fn signed() -> Vec<(&'static str, String, String)> {
+/// The same message with a DKIM2 signature (`i=1`) for the benchmark's
+/// envelope, alice@sender.test → bob@receiver.test.
+fn sign_dkim2(key: impl Into<mail_auth::crypto::DkimKey>, msg: &str) -> String {
+    let signed = mail_auth::dkim2::Dkim2Signer::from_key(key)
+        .domain(DOMAIN)
+        .selector("mailkey")
+        .sign(
+            msg.as_bytes(),
+            mail_auth::dkim2::Hop::real(format!("<alice@{DOMAIN}>"), ["<bob@receiver.test>"]),
+            None,
+        )
+        .expect("DKIM2 sign");
+    format!("{}{msg}", signed.to_header())
+}
+
+/// (name, DKIM1-signed message, DKIM2-signed message, key record) per
+/// algorithm; DKIM1 relaxed/relaxed.
+fn signed() -> Vec<(&'static str, String, String, String)> {
     let msg = message();
     let b64 = openssl::base64::encode_block;
     let ed = PKey::generate_ed25519().expect("ed25519");
@@ -69,15 +88,23 @@ fn signed() -> Vec<(&'static str, String, String)> {
         "v=DKIM1; k=rsa; p={}",
         b64(&rsa.public_key_to_der().expect("spki"))
     );
+    let ed2 = Ed25519Key::from_pkcs8_der(&ed.private_key_to_pkcs8().expect("pkcs8"))
+        .expect("ed25519 key");
+    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        rsa.private_key_to_pkcs8().expect("pkcs8"),
+    ));
+    let rsa2 = RsaKey::<Sha256>::from_key_der(der).expect("rsa key");
     vec![
         (
             "rsa-2048",
             sign(rsa_key, &msg, Canonicalization::Relaxed),
+            sign_dkim2(rsa2, &msg),
             rsa_record,
         ),
         (
             "ed25519",
             sign(ed_key, &msg, Canonicalization::Relaxed),
+            sign_dkim2(ed2, &msg),
             ed_record,
         ),
     ]
@@ -100,9 +127,30 @@ fn verify(c: &mut Criterion) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let mut group = c.benchmark_group("verify");
-    for (name, msg, record) in signed() {
+    let rcpt = vec!["bob@receiver.test".to_string()];
+    for (name, msg, dkim2_msg, record) in signed() {
+        // DKIM2: the key in the cache, as after the sender's first message.
+        dns.preload_txt(
+            &format!("mailkey._domainkey.{DOMAIN}"),
+            TxtAnswer::Records(vec![record.clone().into_bytes()]),
+        );
+        let arrival = dkim2::verify::Arrival {
+            mail_from: "alice@sender.test",
+            rcpt_to: &rcpt,
+        };
+        let check2 = || dkim2::verify::verify(&dns, arrival, dkim2_msg.as_bytes(), now);
+        let first = rt.block_on(check2());
+        assert_eq!(
+            first.status,
+            Status::Pass,
+            "dkim2 {name}: {:?}",
+            first.failure
+        );
+        group.bench_function(format!("dkim2 {name}"), |b| {
+            b.iter(|| rt.block_on(check2()))
+        });
         let keys = std::sync::Arc::new(KeyLookup::from_answer(TxtAnswer::Records(vec![
-            record.into_bytes()
+            record.into_bytes(),
         ])));
         let check = || {
             mailkey::check(

@@ -102,6 +102,9 @@ fn custom_text(config: &GuidanceConfig, failure: Option<Failure>) -> Option<&Str
             &t.tls
         }
         Failure::NoMx | Failure::NullMx | Failure::IpLiteral => &t.mx,
+        Failure::Dkim2Replay | Failure::Dkim2Changed | Failure::Dkim2Broken | Failure::Dkim2Dsn => {
+            &t.dkim2
+        }
     };
     specific.as_ref()
 }

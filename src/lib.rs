@@ -20,6 +20,7 @@ pub mod check_domain;
 pub mod checks;
 pub mod config;
 pub mod controls;
+pub mod dkim2;
 pub mod dns;
 pub mod dsn;
 pub mod envelope;
@@ -81,6 +82,8 @@ pub struct Shared {
     pub exempt: exempt::Exemptions,
     /// Tokens and challenges with their store; `None` when both are off.
     pub controls: Option<Arc<controls::Controls>>,
+    /// DKIM2 signers and the forwarding host's door-verified messages.
+    pub dkim2: dkim2::State,
 }
 
 /// Why a configuration cannot be put to work.
@@ -153,6 +156,7 @@ impl Shared {
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         let controls = controls::Controls::load(&config, None)?;
+        let dkim2 = dkim2::State::load(&config)?;
         Ok(Self {
             config,
             dns,
@@ -164,6 +168,7 @@ impl Shared {
             srs,
             exempt,
             controls,
+            dkim2,
         })
     }
 }
@@ -246,6 +251,11 @@ impl SharedHandle {
         let old = self.current();
         let controls =
             controls::Controls::load(&config, old.controls.as_deref().map(|c| (c, &old.config)))?;
+        let mut dkim2 = dkim2::State::load(&config)?;
+        // The door-verified messages wait for their second pass.
+        if old.config.dkim2 == config.dkim2 {
+            dkim2.custody = old.dkim2.custody.clone();
+        }
         let dns = if old.config.dns == config.dns {
             old.dns.clone()
         } else {
@@ -278,6 +288,7 @@ impl SharedHandle {
             srs,
             exempt,
             controls,
+            dkim2,
         });
         match self.0.write() {
             Ok(mut guard) => *guard = new,

@@ -127,6 +127,8 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
     // A forwarder's SRS sender: the address it claims to forward for.
     let srs_original = crate::srs::claimed_original(&envelope.mail_from);
     let spf_failed_mailkey_passed = mailkey_covers_spf(&e.results);
+    // The verified DKIM2 chain of custody: originator first, then each hop.
+    let dkim2_chain = crate::checks::dkim2::chain(&e.results);
     // Written only on exempt lines (a `None` field is left out).
     let exempt = e.verdict.exempt.as_ref().map(|_| true);
     let exempt_by = e.verdict.exempt.as_ref().map(|r| r.to_string());
@@ -155,6 +157,7 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
                 reply = verdict_reply.as_deref().unwrap_or("-"),
                 would_reject = would_reject.as_deref().unwrap_or("-"),
                 spf_failed_mailkey_passed,
+                dkim2_chain,
                 exempt,
                 exempt_by = exempt_by.as_deref(),
                 token = e.controls.token.as_deref().map(tracing::field::display),
@@ -204,8 +207,15 @@ pub fn refused_recipient(
     );
 }
 
-/// `signed`: the domain whose mailkey signature was added, if any.
-pub fn trusted_message(queue_id: &str, envelope: &Envelope, how: &str, signed: Option<&str>) {
+/// `signed`: the domain whose mailkey signature was added, if any;
+/// `dkim2`: the DKIM2 signature added (`i=2 fwd.test`), if any.
+pub fn trusted_message(
+    queue_id: &str,
+    envelope: &Envelope,
+    how: &str,
+    signed: Option<&str>,
+    dkim2: Option<&str>,
+) {
     info!(
         log_version = LOG_VERSION,
         queue_id = %queue_id,
@@ -214,6 +224,7 @@ pub fn trusted_message(queue_id: &str, envelope: &Envelope, how: &str, signed: O
         mail_from = format!("<{}>", envelope.mail_from).as_str(),
         trusted = %how,
         signed = %signed.unwrap_or("-"),
+        dkim2_signed = dkim2,
         verdict = %"accept",
         "message"
     );

@@ -125,6 +125,11 @@ struct CheckDomainArgs {
     /// and that a message signed with it verifies.
     #[arg(long)]
     key: Option<PathBuf>,
+    /// With --key: the domain also signs DKIM2 under this selector; a
+    /// DKIM2 test message signed with the key must verify (key at
+    /// SELECTOR._domainkey.DOMAIN).
+    #[arg(long, requires = "key")]
+    dkim2_selector: Option<String>,
     /// The address the domain's mail is sent from: SPF must pass for it.
     #[arg(long)]
     ip: Option<IpAddr>,
@@ -167,6 +172,10 @@ struct EvaluateArgs {
     /// Sendmail's `{verify}` (OK, NO, FAIL, …).
     #[arg(long)]
     verify: Option<String>,
+    /// A recipient of the transaction (repeat for each): a DKIM2 chain is
+    /// verified against every one; without any, DKIM2 is not verified.
+    #[arg(long)]
+    rcpt_to: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -380,7 +389,9 @@ fn evaluate(source: &Source, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Err
     };
     let evaluation = runtime()?.block_on(async {
         let shared = std::sync::Arc::new(source.setup(config)?);
-        let e = Pending::start(&shared, envelope).finish(&message).await;
+        let pending = Pending::start(&shared, envelope);
+        pending.recipients(args.rcpt_to);
+        let e = pending.finish(&message).await;
         Ok::<_, Box<dyn Error>>(e)
     })?;
     for r in &evaluation.results {
@@ -444,6 +455,7 @@ fn run_check_domain(mut config: Config, args: CheckDomainArgs) -> Result<ExitCod
         ip: args.ip,
         mta,
         tls: config.tls.clone(),
+        dkim2_selector: args.dkim2_selector.as_deref(),
     };
     let report = runtime()?.block_on(async {
         let dns = mailkey_milter::dns::Dns::new(&config.dns)?;

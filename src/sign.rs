@@ -162,6 +162,12 @@ impl DomainKey {
         })
     }
 
+    /// The private key itself, for a signer that must own it (mail-auth's
+    /// DKIM2 signer); `None` while another signer shares it.
+    pub(crate) fn into_dkim_key(self) -> Option<DkimKey> {
+        Arc::try_unwrap(self.key).ok()
+    }
+
     /// The key as mail-auth signs with it (ARC sealing reuses it).
     pub(crate) fn signing_key(&self) -> SharedKey {
         SharedKey(self.key.clone())

@@ -137,6 +137,12 @@ impl Pending {
         Some(results)
     }
 
+    /// Every RCPT TO of the transaction, for the checks that read the
+    /// message (call before [`finish`](Self::finish)).
+    pub fn recipients(&self, rcpt_to: Vec<String>) {
+        let _ = self.inputs.rcpt_to.set(rcpt_to);
+    }
+
     /// Waits for the checks, runs those that read `message`, and decides.
     /// All of it within `limits.eom_timeout_ms` from now: a check still
     /// running then is abandoned and its result is `on_error`'s.
@@ -185,6 +191,7 @@ impl Pending {
             Received::Whole(message) => message,
             Received::TooBig(_) => &[],
         };
+        crate::dkim2::apply(&mut results, sender.name(), config.mailkey.alignment);
         forwarding::apply(&mut results, trusted, sender.name(), whole);
         let who = guidance::Sender::of(&self.inputs.envelope, sender.name());
         let verdict = verdict::decide(&results, config, &who);

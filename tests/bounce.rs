@@ -41,19 +41,6 @@ async fn bounce(daemon: &Daemon, message: &str) -> Outcome {
     outcome
 }
 
-fn replaced_body(o: &Outcome) -> Option<Vec<u8>> {
-    let chunks: Vec<&[u8]> = o
-        .actions
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            EomAction::ReplaceBody { chunk } => Some(chunk.as_ref()),
-            _ => None,
-        })
-        .collect();
-    (!chunks.is_empty()).then(|| chunks.concat())
-}
-
 fn marker(o: &Outcome) -> Option<String> {
     o.actions.actions.iter().find_map(|a| match a {
         EomAction::AddHeader { name, value } if name.to_bytes() == b"X-Mailkey-Guidance" => {
@@ -64,7 +51,7 @@ fn marker(o: &Outcome) -> Option<String> {
 }
 
 fn assert_unchanged(o: &Outcome) {
-    assert!(replaced_body(o).is_none(), "body replaced");
+    assert!(o.replaced_body().is_none(), "body replaced");
     assert!(marker(o).is_none(), "marker added");
 }
 
@@ -139,7 +126,7 @@ async fn real_postfix_dsn_gets_the_paragraph_and_keeps_every_other_byte() {
     let (_dns, daemon) = daemon(false).await;
     let o = bounce(&daemon, FIXTURE).await;
     assert_eq!(marker(&o).as_deref(), Some(" appended for receiver.test"));
-    let body = replaced_body(&o).expect("body replaced");
+    let body = o.replaced_body().expect("body replaced");
     let (head, old_body) = split(FIXTURE);
     // Exactly the paragraph after the text, before the blank line that
     // ended the part: every other byte of the body as it was.
@@ -172,7 +159,7 @@ async fn real_sendmail_dsn_with_a_headerless_text_part() {
     let dsn = include_str!("fixtures/bounce/sendmail-dsn.eml");
     let (_dns, daemon) = daemon(false).await;
     let o = bounce(&daemon, dsn).await;
-    let body = replaced_body(&o).expect("body replaced");
+    let body = o.replaced_body().expect("body replaced");
     let (head, _) = split(dsn);
     let rewritten = format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body));
     assert_guided(dsn, rewritten.as_bytes());
@@ -207,7 +194,7 @@ async fn quoted_printable_text_part() {
     let dsn = with_text_encoding("quoted-printable", &content);
     let (_dns, daemon) = daemon(false).await;
     let o = bounce(&daemon, &dsn).await;
-    let body = replaced_body(&o).expect("body replaced");
+    let body = o.replaced_body().expect("body replaced");
     let (head, _) = split(&dsn);
     let rewritten = format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body));
     assert_guided(&dsn, rewritten.as_bytes());
@@ -229,7 +216,7 @@ async fn base64_text_part() {
     let dsn = with_text_encoding("base64", &lines.join("\r\n"));
     let (_dns, daemon) = daemon(false).await;
     let o = bounce(&daemon, &dsn).await;
-    let body = replaced_body(&o).expect("body replaced");
+    let body = o.replaced_body().expect("body replaced");
     let (head, _) = split(&dsn);
     let rewritten = format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body));
     assert_guided(&dsn, rewritten.as_bytes());
@@ -242,7 +229,7 @@ async fn base64_text_part() {
 async fn dsn_seen_twice_gets_the_paragraph_once() {
     let (_dns, daemon) = daemon(false).await;
     let first = bounce(&daemon, FIXTURE).await;
-    let body = String::from_utf8(replaced_body(&first).unwrap()).unwrap();
+    let body = String::from_utf8(first.replaced_body().unwrap()).unwrap();
     let (head, _) = split(FIXTURE);
     // What the MTA made of the first pass, going through the milter again.
     let again = format!(

@@ -124,6 +124,7 @@ impl World {
             ip: Some(server.1.parse::<IpAddr>().expect("ip")),
             mta: Some((server.0, probe_port())),
             tls: self.tls(),
+            dkim2_selector: None,
         };
         check_domain::check_sending(&resolver, DOMAIN, &sending).await
     }

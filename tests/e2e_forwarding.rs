@@ -22,10 +22,10 @@ use common::{
     arc::{list_rewrite, SealKey},
     dns::{TestDns, Zone},
     message,
-    postfix::{self, free_port, Postfix, PostfixOptions, PostfixTls},
+    postfix::{self, free_port, Postfix, PostfixOptions},
     smtp_sink::{Received, SmtpSink},
     swaks,
-    tls::{Leaf, Pki},
+    tls::Pki,
     Daemon, TestKey,
 };
 use openssl::pkey::PKey;
@@ -104,10 +104,7 @@ impl World {
 
     /// Certificate and key files for `name`, from the test CA.
     fn cert(&self, name: &str, serial: u32) -> (String, String) {
-        let (cert, key) = self
-            .pki
-            .write(name, &self.pki.leaf(Leaf::valid(&[name], serial)));
-        (cert.display().to_string(), key.display().to_string())
+        self.pki.files_for(name, serial)
     }
 
     /// A's milter: monitor mode (A judges nothing), SRS, signing and ARC
@@ -144,7 +141,6 @@ impl World {
     /// client certificates against the test CA; mail for fwd.test (bounces
     /// to SRS addresses) goes to A at `a_port`.
     fn start_b(&self, milter: &Daemon, sink: &SmtpSink, a_port: Option<u16>) -> Postfix {
-        let (cert_file, key_file) = self.cert("mx.b.test", 2);
         let mut extra_main_cf = example_main_cf(&["main.cf"], milter, None);
         extra_main_cf.push(("smtp_bind_address".into(), B_IP.into()));
         if let Some(port) = a_port {
@@ -153,17 +149,8 @@ impl World {
                 format!("inline:{{fwd.test=smtp:[127.0.0.1]:{port}}}"),
             ));
         }
-        let opts = PostfixOptions {
-            extra_main_cf,
-            relay_domains: vec!["b.test".into()],
-            tls: Some(PostfixTls {
-                cert_file: cert_file.into(),
-                key_file: key_file.into(),
-                ca_file: Some(self.pki.ca_file()),
-                ask_ccert: true,
-            }),
-            ..Default::default()
-        };
+        let cert = self.cert("mx.b.test", 2);
+        let opts = postfix::verifying_receiver("b.test", cert, self.pki.ca_file(), extra_main_cf);
         tokio::task::block_in_place(|| Postfix::start(opts, sink))
     }
 }
@@ -175,26 +162,12 @@ fn example_main_cf(
     milter: &Daemon,
     reinject: Option<u16>,
 ) -> Vec<(String, String)> {
-    files
-        .iter()
-        .flat_map(|file| postfix::example_settings(file, |v| substitute(v, milter, reinject)))
-        .collect()
+    postfix::example_main_cf_at(files, milter.addr, reinject)
 }
 
 /// The master.cf lines of `postfix-examples/FILE`, addresses replaced.
 fn example_master_cf(file: &str, milter: &Daemon, reinject: u16) -> Vec<String> {
-    postfix::example_lines(file)
-        .iter()
-        .map(|l| substitute(l, milter, Some(reinject)))
-        .collect()
-}
-
-fn substitute(value: &str, milter: &Daemon, reinject: Option<u16>) -> String {
-    let value = value.replace("inet:127.0.0.1:8895", &format!("inet:{}", milter.addr));
-    match reinject {
-        Some(port) => value.replace("10027", &port.to_string()),
-        None => value,
-    }
+    postfix::example_master_cf_at(file, milter.addr, reinject)
 }
 
 /// Sends `data` from `client` (address, EHLO name) to `server` with swaks.

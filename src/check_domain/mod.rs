@@ -50,6 +50,9 @@ pub struct Sending<'a> {
     /// probed as a receiver probes it, with this trust store.
     pub mta: Option<(&'a str, u16)>,
     pub tls: TlsConfig,
+    /// The DKIM2 selector the domain signs with (`--dkim2-selector`): a
+    /// DKIM2 test message signed with `key_file` must verify.
+    pub dkim2_selector: Option<&'a str>,
 }
 
 /// Checks `domain`; with `key_file`, also that a published record matches it.
@@ -81,6 +84,10 @@ pub async fn check_sending(dns: &Dns, domain: &str, sending: &Sending<'_>) -> Re
         key_matches(&domain, path, &keys, &mut f);
         if let Ok(key) = DomainKey::load(&domain, path) {
             receiver::signature(dns, &domain, &key, &mut f).await;
+        }
+        if let (Some(selector), Ok(key)) = (sending.dkim2_selector, DomainKey::load(&domain, path))
+        {
+            receiver::dkim2_signature(dns, &domain, key, selector, &mut f).await;
         }
     }
     dkim_alias(dns, &domain, &keys, &mut f).await;
@@ -288,7 +295,21 @@ async fn dkim_alias(dns: &Dns, domain: &str, keys: &KeyLookup, f: &mut Findings)
         return;
     }
     let (name, owner) = (dkim_name(domain), owner_name(domain));
-    match dns.txt(&name).await {
+    let answer = dns.txt(&name).await;
+    if let TxtAnswer::Records(r) = &answer {
+        if r.len() > 1 {
+            f.add(
+                Mark::Warn,
+                "dkim2",
+                format!(
+                    "{name} holds {} records: DKIM2 verifiers refuse a selector with several \
+                     (permerror); rotate DKIM2 keys under a selector of their own",
+                    r.len()
+                ),
+            );
+        }
+    }
+    match answer {
         TxtAnswer::Records(r) if published.iter().all(|k| r.iter().any(|x| x == k)) => f.add(
             Mark::Ok,
             "dkim",

@@ -157,3 +157,60 @@ pub async fn signature(dns: &Dns, domain: &str, key: &DomainKey, f: &mut Finding
     };
     f.judged(result.effect, Mark::Ok, "signature", text);
 }
+
+/// Signs a DKIM2 test message (`i=1`, from `postmaster@domain` to a test
+/// recipient) with `key` under `selector` and verifies it with the DKIM2
+/// check, keys at `selector._domainkey.domain`.
+pub async fn dkim2_signature(
+    dns: &Dns,
+    domain: &str,
+    key: DomainKey,
+    selector: &str,
+    f: &mut Findings,
+) {
+    let from = format!("postmaster@{domain}");
+    let rcpt = vec!["check@receiver.invalid".to_string()];
+    let message = format!(
+        "From: <{from}>\r\nTo: <check@receiver.invalid>\r\n\
+         Subject: check-domain DKIM2 test\r\nMessage-ID: <check-domain-dkim2@{domain}>\r\n\r\n\
+         A test message signed by check-domain.\r\n"
+    );
+    let Some(key) = key.into_dkim_key() else {
+        return f.add(Mark::Fail, "dkim2", "cannot use the key for DKIM2");
+    };
+    let signer = mail_auth::dkim2::Dkim2Signer::from_key(key)
+        .domain(domain)
+        .selector(selector);
+    let role = crate::dkim2::sign::Role::Originator;
+    let fields = match crate::dkim2::sign::sign(&signer, message.as_bytes(), &from, &rcpt, role) {
+        Ok(fields) => fields,
+        Err(e) => return f.add(Mark::Fail, "dkim2", format!("cannot sign: {e}")),
+    };
+    let head: String = fields.iter().map(|(n, v)| format!("{n}:{v}\r\n")).collect();
+    let signed = format!("{head}{message}");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let arrival = crate::dkim2::verify::Arrival {
+        mail_from: &from,
+        rcpt_to: &rcpt,
+    };
+    let outcome = crate::dkim2::verify::verify(dns, arrival, signed.as_bytes(), now).await;
+    let result = crate::checks::dkim2::result(&outcome, Some(domain), RECEIVER.alignment);
+    let name = format!("{selector}._domainkey.{domain}");
+    let text = match result.status {
+        Status::Pass => format!(
+            "a DKIM2 test message signed with the key (selector {selector}) verifies with \
+             the key at {name}"
+        ),
+        _ => format!(
+            "a DKIM2 test message signed with the key (selector {selector}) does not verify: \
+             {}; publish the key as one TXT record at {name}",
+            outcome
+                .failure
+                .as_ref()
+                .map_or("no result", |(_, why)| why.as_str())
+        ),
+    };
+    f.judged(result.effect, Mark::Ok, "dkim2", text);
+}

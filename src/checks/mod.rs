@@ -6,6 +6,7 @@
 
 pub mod arc;
 pub mod cpu;
+pub mod dkim2;
 pub mod keyrecord;
 pub mod mailkey;
 pub mod mx;
@@ -171,6 +172,16 @@ pub enum Failure {
     NullMx,
     /// The sender address has no domain (`user@[192.0.2.1]`).
     IpLiteral,
+    /// The DKIM2 signature of the sender domain binds another envelope
+    /// (or is too old): forwarded without a DKIM2 hop, or replayed.
+    Dkim2Replay,
+    /// The message changed after the newest DKIM2 signature, without a
+    /// `Message-Instance` recipe.
+    Dkim2Changed,
+    /// The DKIM2 chain of the sender domain does not verify otherwise.
+    Dkim2Broken,
+    /// A DSN about a DKIM2-signed message of ours does not verify.
+    Dkim2Dsn,
 }
 
 impl CheckResult {

@@ -16,7 +16,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 /// line's field names) expands from the same list.
 macro_rules! registered {
     ($then:ident) => {
-        $then! { mailkey, spf, tls, mx, arc }
+        $then! { mailkey, spf, tls, mx, arc, dkim2 }
     };
 }
 pub(crate) use registered;
@@ -45,6 +45,9 @@ pub struct Inputs {
     /// The SPF result, evaluated once for the SPF check and the TLS
     /// check's `sender-domain` evidence ([`super::spf::shared_result`]).
     pub spf: tokio::sync::OnceCell<CheckResult>,
+    /// Every RCPT TO of the transaction, known at the end of message (a
+    /// DKIM2 signature binds them all); empty before.
+    pub rcpt_to: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Inputs {
@@ -53,7 +56,13 @@ impl Inputs {
             shared,
             envelope,
             spf: tokio::sync::OnceCell::new(),
+            rcpt_to: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The recipients ([`Inputs::rcpt_to`]), empty when not known.
+    pub fn recipients(&self) -> &[String] {
+        self.rcpt_to.get().map_or(&[], Vec::as_slice)
     }
 }
 

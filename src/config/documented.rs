@@ -28,10 +28,9 @@ impl Key {
 /// of its first element: the configuration walked has one of each.
 fn keys() -> Vec<Key> {
     let mut config = Config::default();
-    config.signing.domains.push(SigningDomain {
-        domain: "example.org".into(),
-        key_file: "/etc/mailkey/example.org.pem".into(),
-    });
+    let text = "[[signing.domains]]\ndomain = \"example.org\"\nkey_file = \"/k.pem\"\n";
+    let parsed = Config::parse(text, std::path::Path::new("t.toml")).expect("a signing entry");
+    config.signing.domains = parsed.signing.domains;
     let value = serde_json::to_value(&config).expect("the configuration as JSON");
     let mut out = Vec::new();
     walk(&value, &mut Vec::new(), false, &mut out);

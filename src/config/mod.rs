@@ -93,6 +93,7 @@ pub struct Config {
     pub state: StateConfig,
     pub tokens: TokensConfig,
     pub challenge: ChallengeConfig,
+    pub dkim2: Dkim2Config,
 }
 
 impl Default for Config {
@@ -125,6 +126,7 @@ impl Default for Config {
             state: StateConfig::default(),
             tokens: TokensConfig::default(),
             challenge: ChallengeConfig::default(),
+            dkim2: Dkim2Config::default(),
         }
     }
 }
@@ -256,6 +258,7 @@ impl Config {
         }
         self.limits.validate()?;
         controls::validate(&self.state, &self.tokens, &self.challenge)?;
+        crate::dkim2::validate_config(self)?;
         for (key, value) in [
             ("url", &self.guidance.url),
             ("contact", &self.guidance.contact),

@@ -184,6 +184,9 @@ pub struct GuidanceTexts {
     pub tls: Option<String>,
     /// No MX, a null MX, or an IP-literal sender.
     pub mx: Option<String>,
+    /// The DKIM2 chain of the sender domain fails (replay, a change without
+    /// recipe, a broken chain).
+    pub dkim2: Option<String>,
 }
 
 /// At most this many lines per `text_for` text: with all four checks
@@ -194,7 +197,7 @@ pub const GUIDANCE_PLACEHOLDERS: [&str; 3] = ["{domain}", "{ip}", "{helo}"];
 
 impl GuidanceTexts {
     /// Every text, with its key.
-    pub fn all(&self) -> [(&'static str, &Option<String>); 6] {
+    pub fn all(&self) -> [(&'static str, &Option<String>); 7] {
         [
             ("no_key", &self.no_key),
             ("no_signature", &self.no_signature),
@@ -202,6 +205,7 @@ impl GuidanceTexts {
             ("spf", &self.spf),
             ("tls", &self.tls),
             ("mx", &self.mx),
+            ("dkim2", &self.dkim2),
         ]
     }
 
@@ -317,6 +321,23 @@ pub struct SigningConfig {
 pub struct SigningDomain {
     pub domain: String,
     pub key_file: PathBuf,
+    /// The signatures the domain's mail gets: `mailkey` (a DKIM-Signature
+    /// with s=mailkey), `dkim2` (a DKIM2-Signature binding the envelope),
+    /// or both (docs/decisions.md, "DKIM2").
+    #[serde(default = "default_signatures")]
+    pub signatures: Vec<super::SignatureKind>,
+    /// The DKIM2 selector: receivers look the key up at
+    /// `SELECTOR._domainkey.DOMAIN` (`mailkey`: the CNAME keygen prints).
+    #[serde(default = "default_dkim2_selector")]
+    pub dkim2_selector: String,
+}
+
+fn default_signatures() -> Vec<super::SignatureKind> {
+    vec![super::SignatureKind::Mailkey]
+}
+
+fn default_dkim2_selector() -> String {
+    crate::checks::keyrecord::SELECTOR.into()
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -441,5 +462,33 @@ impl LimitsConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// `[dkim2]`: DKIM2 chains (docs/protocol.md, "mailkey v2 = DKIM2").
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dkim2Config {
+    /// Verify DKIM2 chains of checked mail (`dkim2=` in the header; a chain
+    /// for the sender domain passes or fails the mailkey check).
+    pub verify: bool,
+    /// A forwarding host: mail from trusted clients that carries a DKIM2
+    /// chain verified at our door gets a DKIM2 hop of ours.
+    pub forward: bool,
+    /// Bytes of door-verified messages kept for the forward hop's recipe.
+    pub custody_cache_size: u64,
+    /// Refuse a DSN for a DKIM2-signed message of ours that does not
+    /// verify (`verify_dkim2_dsn`); otherwise it is logged only.
+    pub refuse_unverified_dsn: bool,
+}
+
+impl Default for Dkim2Config {
+    fn default() -> Self {
+        Self {
+            verify: true,
+            forward: false,
+            custody_cache_size: 32 * 1024 * 1024,
+            refuse_unverified_dsn: false,
+        }
     }
 }

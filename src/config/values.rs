@@ -58,6 +58,7 @@ keyword_enum!(LogFormat, "log_format", { Text => "text", Json => "json" });
 keyword_enum!(OnError, "on_error", { Tempfail => "tempfail", Accept => "accept" });
 keyword_enum!(NoKey, "no_key", { Accept => "accept", Reject => "reject" });
 keyword_enum!(Alignment, "alignment", { Strict => "strict", Relaxed => "relaxed" });
+keyword_enum!(SignatureKind, "signature", { Mailkey => "mailkey", Dkim2 => "dkim2" });
 keyword_enum!(TlsRequire, "require", {
     None => "none", Encryption => "encryption", Certificate => "certificate"
 });

@@ -60,6 +60,19 @@ pub async fn reject(shared: &Shared, message: &mut Message) -> Option<Evaluation
     }
     let sender = message.envelope.sender_domain();
     let who = crate::guidance::Sender::of(&message.envelope, sender.name());
+    // A DKIM2 chain in the message may still pass mailkey (its keys are
+    // named in the message): mailkey's failure alone waits for the end of
+    // message; it is part of a reject that the other checks make anyway.
+    if config.dkim2.verify {
+        let others: Vec<_> = results
+            .iter()
+            .filter(|r| r.check != mailkey::NAME)
+            .cloned()
+            .collect();
+        if verdict::decide(&others, config, &who).action != Action::Reject {
+            return None;
+        }
+    }
     let verdict = verdict::decide(&results, config, &who);
     if verdict.action != Action::Reject || verdict.reply.is_none() {
         return None;

@@ -30,6 +30,7 @@ pub async fn check(
         error!("{queue_id}: failed to check message: no checks were started for it");
         return Outcome::internal_error(config);
     };
+    pending.recipients(message.rcpt_to.clone());
     // The checks run in a task of their own: a panic there (a bug) is
     // caught, and the message gets `on_error`.
     let token_key = recipients.message_key(&message);
@@ -108,6 +109,19 @@ pub async fn check(
             )
             .await;
         }
+    }
+    if let Some(complete) = &whole {
+        super::dkim2_step::remember(shared, &evaluation, complete);
+        super::dkim2_step::propagate(
+            actions,
+            shared,
+            &evaluation,
+            &message,
+            complete,
+            leading_space,
+            queue_id,
+        )
+        .await;
     }
     logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Eom);
     metrics::record(&evaluation);

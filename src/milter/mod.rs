@@ -2,6 +2,7 @@
 //! connection's [`Session`], which owns the message lifecycle; this module
 //! only negotiates the protocol and turns an [`Outcome`] into the reply.
 
+mod dkim2_step;
 mod dsn_guidance;
 mod early;
 mod inbound;

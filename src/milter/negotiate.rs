@@ -19,8 +19,12 @@ pub fn negotiate(
         return Status::Reject;
     }
     cx.requested_actions |= wanted;
-    // Bounce guidance rewrites DSN bodies and needs their recipients.
+    // Bounce guidance rewrites DSN bodies and needs their recipients; so
+    // does a DKIM2 forwarder passing DSNs back (src/dkim2/dsn.rs).
     let bounces = shared.config.guidance.bounces && actions.contains(Actions::REPLACE_BODY);
+    if shared.config.dkim2.forward && actions.contains(Actions::REPLACE_BODY) {
+        cx.requested_actions |= Actions::REPLACE_BODY;
+    }
     if bounces {
         cx.requested_actions |= Actions::REPLACE_BODY;
     } else if shared.config.guidance.bounces {
@@ -47,8 +51,12 @@ pub fn negotiate(
     // Stages we have no use for. RCPT: bounce guidance reads the
     // recipients, and enforce mode rejects there when a check that needs
     // no message failed (the configuration is this connection's snapshot).
-    // Tokens and challenges are per recipient.
-    let rcpt_wanted = bounces || super::early::wanted(&shared.config) || shared.controls.is_some();
+    // Tokens and challenges are per recipient; DKIM2 binds every RCPT:
+    // verifying and signing it needs them.
+    let rcpt_wanted = bounces
+        || super::early::wanted(&shared.config)
+        || shared.controls.is_some()
+        || crate::dkim2::needs_recipients(&shared);
     let rcpt_stage = (!rcpt_wanted).then_some(ProtoOpts::NO_RCPT);
     for unneeded in
         rcpt_stage

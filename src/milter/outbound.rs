@@ -3,6 +3,7 @@
 //! domains`, and their log line.
 
 use super::{
+    dkim2_step,
     message::{Message, Trust},
     Outcome,
 };
@@ -13,12 +14,14 @@ use crate::{
     Shared,
 };
 use indymilter::{ContextActions, EomActions};
+use std::sync::Arc;
 use tracing::error;
 
-/// Adds the mailkey signature when `D` has a signing key, and logs.
+/// Adds the mailkey signature when `D` has a signing key, and the DKIM2
+/// signature when one is due (src/milter/dkim2_step.rs), and logs.
 pub async fn sign(
     actions: &EomActions,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     message: &mut Message,
     trust: Trust,
     leading_space: bool,
@@ -28,11 +31,16 @@ pub async fn sign(
         Ok(signed) => signed,
         Err(outcome) => return outcome,
     };
+    let dkim2 = match dkim2_step::sign(actions, shared, message, leading_space, queue_id).await {
+        Ok(dkim2) => dkim2,
+        Err(outcome) => return outcome,
+    };
     logging::trusted_message(
         queue_id,
         &message.envelope,
         trust.as_str(),
         signed.as_deref(),
+        dkim2.as_deref(),
     );
     metrics::record_trusted();
     Outcome::Accept
@@ -54,6 +62,10 @@ async fn add_signature(
     let Some(key) = sender.name().and_then(|d| shared.signers.for_domain(d)) else {
         return Ok(None);
     };
+    // A domain may sign with DKIM2 only (`signatures = ["dkim2"]`).
+    if !crate::dkim2::sign::Plan::of(&shared.config, &key.domain).mailkey {
+        return Ok(None);
+    }
     let value = match key.sign(message.complete()) {
         Ok(v) => v,
         Err(e) => return Err(failed(shared, queue_id, &key.domain, &e)),

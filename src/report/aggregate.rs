@@ -127,6 +127,20 @@ pub struct Summary {
     /// With `--lookup`: what each top domain publishes now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Vec<super::lookup::DomainState>>,
+    /// Checked messages that carried a DKIM2 chain, by result.
+    pub dkim2: Dkim2Counts,
+}
+
+/// The DKIM2 chains of the checked messages (docs/protocol.md, "mailkey
+/// v2 = DKIM2"): how many verified, and how many failed so that they make
+/// mailkey reject (a replay, a change without recipe, a broken chain or an
+/// unverified DSN of the sender's own domain).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Dkim2Counts {
+    /// Messages by result word (`pass`, `fail`, `permerror`, `temperror`).
+    pub results: BTreeMap<String, u64>,
+    /// Failures that make mailkey reject.
+    pub mailkey_rejects: u64,
 }
 
 /// Tokens and challenges over the period: how much mail the checks would
@@ -190,6 +204,7 @@ pub struct Aggregate {
     invalid_srs_recipients: u64,
     scopes: [ScopeCounts; 5],
     days: BTreeMap<i64, DayCounts>,
+    dkim2: Dkim2Counts,
     evidence: super::evidence::EvidenceAggregate,
 }
 
@@ -224,6 +239,10 @@ impl Aggregate {
         };
         self.checked += 1;
         day.checked += 1;
+        if let Some((result, rejects)) = &r.dkim2 {
+            *self.dkim2.results.entry(result.clone()).or_default() += 1;
+            self.dkim2.mailkey_rejects += u64::from(*rejects);
+        }
         self.evidence.add(r);
         for (i, scope) in SCOPES.iter().enumerate() {
             let counts = &mut self.scopes[i];
@@ -300,6 +319,7 @@ impl Aggregate {
             days,
             tls_evidence: self.evidence.summary(self.checked, top),
             lookup: None,
+            dkim2: self.dkim2,
         }
     }
 }

@@ -56,6 +56,10 @@ pub struct Record {
     pub kind: Kind,
     /// What a recipient's token or challenge did (`token`, `challenge`).
     pub letting: Letting,
+    /// The DKIM2 result (`dkim2=`) of a checked message with a chain, and
+    /// whether it makes mailkey reject (`dkim2.effect=reject`); `None` for
+    /// `none` and for logs written before DKIM2.
+    pub dkim2: Option<(String, bool)>,
     /// The TLS evidence fields of a checked message (version 2 lines).
     pub tls: Option<TlsFacts>,
 }
@@ -268,6 +272,10 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
             .as_deref()
             .is_some_and(|w| w.starts_with('5')),
     };
+    let text = |name: &str| line.other.get(name).and_then(serde_json::Value::as_str);
+    let dkim2 = text("dkim2")
+        .filter(|r| !matches!(*r, "none" | "-"))
+        .map(|r| (r.to_string(), text("dkim2.effect") == Some("reject")));
     let tls = match kind {
         Kind::Checked(_) => TlsFacts::from_line(&line.other),
         _ => None,
@@ -278,6 +286,7 @@ pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
         domain: line.domain.filter(|d| !d.is_empty() && d != "-"),
         kind,
         letting,
+        dkim2,
         tls,
     }))
 }
@@ -288,12 +297,13 @@ mod tests {
 
     #[test]
     fn checks_are_the_registered_ones() {
-        // ARC never rejects or defers (its effect is always accept): the
-        // report, which counts what enforcing would refuse, leaves it out.
+        // ARC never rejects or defers (its effect is always accept), and
+        // DKIM2 does only through mailkey: the report, which counts what
+        // enforcing each check would refuse, leaves them out.
         let registered: Vec<&str> = crate::checks::CHECKS
             .iter()
+            .filter(|c| c.is_enforced(&crate::config::Config::default()))
             .map(|c| c.name.as_str())
-            .filter(|c| *c != crate::checks::arc::NAME.as_str())
             .collect();
         assert_eq!(registered, CHECKS);
     }
@@ -321,6 +331,24 @@ mod tests {
         let srs = r#"{"timestamp":"2026-11-23T10:00:00.5Z","level":"INFO","message":"recipient","log_version":1,"queue_id":"NOQUEUE","client":"192.0.2.1","helo":"mx.a.test","mail_from":"<>","rcpt_to":"<SRS0=xxxx=AB=a.test=u@fwd.test>","verdict":"accept","stage":"rcpt","reply":"-","would_reject":"550 5.1.1","reasons":"srs: invalid SRS address: hash does not verify"}"#;
         let r = parse_line(srs).unwrap().unwrap();
         assert_eq!(r.kind, Kind::InvalidSrsRecipient);
+    }
+
+    #[test]
+    fn dkim2_results_are_read_when_logged() {
+        assert_eq!(parse_line(LINE).unwrap().unwrap().dkim2, None);
+        let chain = LINE.replace(
+            "\"mx.effect\":\"-\"",
+            "\"mx.effect\":\"-\",\"dkim2\":\"fail\",\"dkim2.effect\":\"reject\"",
+        );
+        let r = parse_line(&chain).unwrap().unwrap();
+        assert_eq!(r.dkim2, Some(("fail".to_string(), true)));
+        let mut agg = super::super::aggregate::Aggregate::new(None, None);
+        agg.add(&r);
+        let text = super::super::render_text::text(&agg.summary(Vec::new(), 10));
+        assert!(
+            text.contains("DKIM2 chains: fail 1; failures that make mailkey reject: 1"),
+            "{text}"
+        );
     }
 
     #[test]

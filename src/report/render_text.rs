@@ -77,6 +77,20 @@ pub fn text(s: &Summary) -> String {
         );
     }
     let _ = writeln!(out, "(shares are of the {} checked messages)", s.checked);
+    if !s.dkim2.results.is_empty() {
+        let results: Vec<String> = s
+            .dkim2
+            .results
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "DKIM2 chains: {}; failures that make mailkey reject: {}",
+            results.join(", "),
+            s.dkim2.mailkey_rejects
+        );
+    }
     for i in s.impact.iter().filter(|i| i.reject > 0) {
         let _ = writeln!(
             out,

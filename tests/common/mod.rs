@@ -7,6 +7,7 @@ pub mod browser;
 pub mod cdp;
 pub mod controls;
 pub mod dns;
+pub mod footer_milter;
 pub mod postfix;
 pub mod process;
 pub mod redis;
@@ -231,6 +232,74 @@ impl TestKey {
         }
     }
 
+    /// A DKIM2 signer for `domain` with this key under `selector`
+    /// (mail-auth's, as a sender's MTA would sign).
+    pub fn dkim2_signer(
+        &self,
+        domain: &str,
+        selector: &str,
+    ) -> mail_auth::dkim2::Dkim2Signer<mail_auth::signer::Ready> {
+        let key: mail_auth::crypto::DkimKey = match self.algorithm {
+            "ed25519" => Ed25519Key::from_pkcs8_der(&self.pkcs8)
+                .expect("ed25519 key")
+                .into(),
+            _ => {
+                let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.clone()));
+                RsaKey::<Sha256>::from_key_der(der).expect("rsa key").into()
+            }
+        };
+        mail_auth::dkim2::Dkim2Signer::from_key(key)
+            .domain(domain)
+            .selector(selector)
+            .out_of_band_arrangement()
+    }
+
+    /// `message` with a DKIM2 originator signature (`i=1`) of `domain`
+    /// for the envelope `mail_from` → `rcpt_to` prepended.
+    pub fn sign_dkim2(
+        &self,
+        message: &str,
+        domain: &str,
+        selector: &str,
+        mail_from: &str,
+        rcpt_to: &[&str],
+    ) -> String {
+        let rcpt: Vec<String> = rcpt_to.iter().map(|r| format!("<{r}>")).collect();
+        let signed = self
+            .dkim2_signer(domain, selector)
+            .sign(
+                message.as_bytes(),
+                mail_auth::dkim2::Hop::real(format!("<{mail_from}>"), rcpt),
+                None,
+            )
+            .expect("DKIM2 sign");
+        format!("{}{message}", signed.to_header())
+    }
+
+    /// `modified` (a changed copy of `received`, which carries a chain)
+    /// with this key's DKIM2 hop for `domain` prepended: a new
+    /// `Message-Instance` with the recipe when the content changed.
+    pub fn hop_dkim2(
+        &self,
+        received: &str,
+        modified: &str,
+        domain: &str,
+        mail_from: &str,
+        rcpt_to: &[&str],
+    ) -> String {
+        let rcpt: Vec<String> = rcpt_to.iter().map(|r| format!("<{r}>")).collect();
+        let signed = self
+            .dkim2_signer(domain, "mailkey")
+            .sign_revised(
+                received.as_bytes(),
+                modified.as_bytes(),
+                mail_auth::dkim2::Hop::real(format!("<{mail_from}>"), rcpt),
+                None,
+            )
+            .expect("DKIM2 hop");
+        format!("{}{modified}", signed.to_header())
+    }
+
     /// Writes the private key to `path` as PEM, as `[signing]` reads it.
     pub fn write_pem(&self, path: &Path) {
         let pkey = PKey::private_key_from_pkcs8(&self.pkcs8).expect("pkcs8");
@@ -373,6 +442,9 @@ pub struct Transaction<'a> {
     pub rcpts: Vec<String>,
 }
 
+/// The recipient of every test transaction unless it says otherwise.
+pub const RECIPIENT: &str = "bob@receiver.test";
+
 /// The macros Postfix sends for a client certificate it verified.
 pub const VERIFIED_TLS: [(&str, &str); 5] = [
     ("{tls_version}", "TLSv1.3"),
@@ -391,7 +463,7 @@ impl<'a> Transaction<'a> {
             mail_macros: Vec::new(),
             tls_macros: VERIFIED_TLS.to_vec(),
             message,
-            rcpts: vec!["<bob@receiver.test>".to_string()],
+            rcpts: vec![format!("<{RECIPIENT}>")],
         }
     }
 
@@ -464,6 +536,20 @@ impl Outcome {
             }
         }
         head + message
+    }
+
+    /// The body the milter replaced the message's with, if it did.
+    pub fn replaced_body(&self) -> Option<Vec<u8>> {
+        let chunks: Vec<&[u8]> = self
+            .actions
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                indymilter_test::EomAction::ReplaceBody { chunk } => Some(chunk.as_ref()),
+                _ => None,
+            })
+            .collect();
+        (!chunks.is_empty()).then(|| chunks.concat())
     }
 }
 

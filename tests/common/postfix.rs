@@ -346,6 +346,58 @@ pub fn example_settings(file: &str, value: impl Fn(&str) -> String) -> Vec<(Stri
         .collect()
 }
 
+/// A receiving MTA for `domain` (relayed to the sink) that offers STARTTLS
+/// with `cert` (certificate and key files) and verifies client
+/// certificates against `ca_file`, with `extra_main_cf`.
+pub fn verifying_receiver(
+    domain: &str,
+    (cert_file, key_file): (String, String),
+    ca_file: PathBuf,
+    extra_main_cf: Vec<(String, String)>,
+) -> PostfixOptions {
+    PostfixOptions {
+        extra_main_cf,
+        relay_domains: vec![domain.into()],
+        tls: Some(PostfixTls {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            ca_file: Some(ca_file),
+            ask_ccert: true,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The main.cf settings of the shipped examples `files`, the documented
+/// milter (`inet:127.0.0.1:8895`) and re-injection port (`10027`, of
+/// `main.cf.forwarding`) replaced by the test's.
+pub fn example_main_cf_at(
+    files: &[&str],
+    milter: SocketAddr,
+    reinject: Option<u16>,
+) -> Vec<(String, String)> {
+    files
+        .iter()
+        .flat_map(|file| example_settings(file, |v| substitute(v, milter, reinject)))
+        .collect()
+}
+
+/// The master.cf lines of `postfix-examples/FILE`, addresses replaced.
+pub fn example_master_cf_at(file: &str, milter: SocketAddr, reinject: u16) -> Vec<String> {
+    example_lines(file)
+        .iter()
+        .map(|l| substitute(l, milter, Some(reinject)))
+        .collect()
+}
+
+fn substitute(value: &str, milter: SocketAddr, reinject: Option<u16>) -> String {
+    let value = value.replace("inet:127.0.0.1:8895", &format!("inet:{milter}"));
+    match reinject {
+        Some(port) => value.replace("10027", &port.to_string()),
+        None => value,
+    }
+}
+
 /// A port of 127.0.0.1 that is free now, for a further smtpd of an
 /// instance (`extra_master_cf`). Something may take it before Postfix binds
 /// it; on this test machine nothing does.

@@ -157,6 +157,13 @@ impl Pki {
         (cert, key)
     }
 
+    /// A valid leaf for `name` with `serial`, written as by [`Pki::write`]:
+    /// (certificate file, key file) as strings, for MTA settings.
+    pub fn files_for(&self, name: &str, serial: u32) -> (String, String) {
+        let (cert, key) = self.write(name, &self.leaf(Leaf::valid(&[name], serial)));
+        (cert.display().to_string(), key.display().to_string())
+    }
+
     /// A leaf signed by this CA.
     pub fn leaf(&self, leaf: Leaf<'_>) -> Identity {
         make_leaf(&leaf, Some(&self.ca))

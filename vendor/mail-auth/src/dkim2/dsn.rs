@@ -364,6 +364,27 @@ impl MessageAuthenticator {
             .await
     }
 
+    /// [`verify_dkim2_dsn`](Self::verify_dkim2_dsn) at the time `now`
+    /// (seconds since the epoch) instead of the system clock.
+    // mailkey-milter: the time is injected, as for verify_dkim2_at.
+    pub async fn verify_dkim2_dsn_at<'x, R, S, C, A, RT>(
+        &self,
+        params: impl Into<Parameters<'x, &'x Dkim2Dsn<'x, R, S>, C>>,
+        envelope: Envelope<A, RT>,
+        now: u64,
+    ) -> Result<Dkim2DsnOutput, Dkim2DsnFailure>
+    where
+        R: AsRef<AuthenticatedMessage<'x>> + 'x,
+        S: AsRef<AuthenticatedMessage<'x>> + 'x,
+        C: DnsCache + 'x,
+        A: AsRef<str> + Clone,
+        RT: IntoIterator<Item: AsRef<str>> + Clone,
+    {
+        let params = params.into();
+        self.verify_dkim2_dsn_(params.input, envelope, params.txt_cache(), now)
+            .await
+    }
+
     pub(crate) async fn verify_dkim2_dsn_<'x, R, S, TXT, A, RT>(
         &self,
         dsn: &'x Dkim2Dsn<'x, R, S>,

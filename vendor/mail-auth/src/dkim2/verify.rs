@@ -131,6 +131,34 @@ impl MessageAuthenticator {
         .await
     }
 
+    /// [`verify_dkim2`](Self::verify_dkim2) at the time `now` (seconds since
+    /// the epoch) instead of the system clock, for the timestamp checks
+    /// (§14.3): a caller with its own clock, and fixed test vectors.
+    // mailkey-milter: the time is injected (the crate-private verify_dkim2_
+    // takes it already); verify_dkim2 reads the system clock.
+    pub async fn verify_dkim2_at<'x, C, A, R>(
+        &self,
+        params: impl Into<Parameters<'x, &'x AuthenticatedMessage<'x>, C>>,
+        envelope: Envelope<A, R>,
+        now: u64,
+    ) -> Dkim2Output<'x>
+    where
+        C: DnsCache + 'x,
+        A: AsRef<str>,
+        R: IntoIterator<Item: AsRef<str>>,
+    {
+        let params = params.into();
+        self.verify_dkim2_(
+            params.input,
+            envelope,
+            params.txt_cache(),
+            now,
+            true,
+            Verification::Full,
+        )
+        .await
+    }
+
     /// Checks whether a message is Provisionally Verified (§13.2): the
     /// initial assessment a receiver may make before accepting delivery,
     /// and the precondition for later sending a DSN about the message.
