@@ -150,7 +150,7 @@ fn verify(c: &mut Criterion) {
             b.iter(|| rt.block_on(check2()))
         });
         let keys = std::sync::Arc::new(KeyLookup::from_answer(TxtAnswer::Records(vec![
-            record.into_bytes(),
+            record.into_bytes()
         ])));
         let check = || {
             mailkey::check(
