@@ -19,7 +19,6 @@
 
 mod fields;
 mod keys;
-mod overlay;
 
 pub use fields::{
     Fields, MAX_BYTES, MAX_HEADER_FIELDS, MAX_SETS, MAX_SIGNATURE_BITS, MAX_SIGNED_HEADERS,
@@ -139,7 +138,7 @@ pub async fn check(dns: &Dns, uses: Uses<'_>, message: &[u8], deadline: Instant)
 /// `d=` of the newest seal.
 async fn validate(
     authenticator: &MessageAuthenticator,
-    keyring: &overlay::KeyOverlay,
+    keyring: &crate::key_overlay::KeyOverlay,
     message: &[u8],
     deadline: Instant,
 ) -> (DkimResult, Option<String>) {

@@ -1,8 +1,9 @@
-//! The keys an ARC validation may use, as a DNS cache: mail-auth asks its
-//! TXT cache before it would query DNS, so validation itself sends no
-//! query; one key per set (`keys`). (The mailkey verifier needs none: it
-//! checks each signature with the key it chose, vendor/mail-auth
-//! PATCHED.md.)
+//! The keys a verification may use, as mail-auth's TXT cache: mail-auth
+//! asks its cache before it would query DNS, so a verification given one
+//! sends no query. The keys are looked up before, through our caches: one
+//! per ARC set (`checks::arc::keys`), one per DKIM2 hop (`dkim2::keys`).
+//! (The mailkey verifier needs none: it checks each signature with the key
+//! it chose, vendor/mail-auth PATCHED.md.)
 
 use mail_auth::{
     dns::{DnsCache, NoCache, ResolverCache, TxtRecord},
