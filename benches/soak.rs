@@ -7,9 +7,20 @@
 //! 127.0.0.1; every client address is on 127.0.0.0/8.
 //!
 //! `bash bench/soak.sh [--messages N] [--connections C]` (defaults
-//! 1,000,000 and 1,000) prints msg/s, the outcome counts and the largest
-//! RSS. Under `cargo test` it runs 48 messages on 12 connections and
-//! asserts that every transaction got its answer and the daemon survived.
+//! 1,000,000 and 1,000) prints msg/s, the outcome counts, the largest RSS
+//! and the largest `RssAnon` (anonymous memory: the heap, not the page
+//! cache of mapped files).
+//!
+//! `bash bench/soak.sh --burst [--connections C] [--size BYTES]` (defaults
+//! 100 and 50,000,000): C connections each send one signed message of
+//! BYTES at once, sampled every 100 ms: what a burst of large mail costs in
+//! memory (SECURITY.md "Soak").
+//!
+//! The daemon runs with `MALLOC_MMAP_THRESHOLD_=65536`, as the systemd unit
+//! starts it, unless the caller's environment sets it. Under `cargo test`
+//! the soak runs 48 messages on 12 connections and the burst 4 messages of
+//! 1 MB, and both assert that every transaction got its answer and the
+//! daemon survived.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -51,112 +62,225 @@ struct Counts {
     slowest: [AtomicU64; MIX],
 }
 
+/// What the command line asks for.
+struct Args {
+    full: bool,
+    burst: bool,
+    messages: Option<usize>,
+    connections: Option<usize>,
+    size: Option<usize>,
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut messages, mut connections, mut full) = (None, None, false);
+    let mut parsed = Args {
+        full: false,
+        burst: false,
+        messages: None,
+        connections: None,
+        size: None,
+    };
     while let Some(a) = args.next() {
         let mut number = |what: &str| -> Option<usize> {
-            let n = args.next().and_then(|v| v.replace('_', "").parse().ok());
+            let n = args
+                .next()
+                .and_then(|v| v.replace(['_', ','], "").parse().ok());
             Some(n.unwrap_or_else(|| panic!("{what} needs a number")))
         };
         match a.as_str() {
-            "--bench" => full = true,
-            "--messages" => messages = number("--messages"),
-            "--connections" => connections = number("--connections"),
+            "--bench" => parsed.full = true,
+            "--burst" => parsed.burst = true,
+            "--messages" => parsed.messages = number("--messages"),
+            "--connections" => parsed.connections = number("--connections"),
+            "--size" => parsed.size = number("--size"),
             _ => {}
         }
     }
-    let (messages, connections) = match full {
-        true => (messages.unwrap_or(1_000_000), connections.unwrap_or(1000)),
-        false => (messages.unwrap_or(48), connections.unwrap_or(12)),
-    };
-    // The daemon caps concurrent milter connections at 1000.
-    let connections = connections.clamp(1, 1000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(soak(messages, connections, full));
+    let full = parsed.full;
+    if parsed.burst || !full {
+        let connections = parsed.connections.unwrap_or(if full { 100 } else { 4 });
+        let size = parsed
+            .size
+            .unwrap_or(if full { 50_000_000 } else { 1_000_000 });
+        runtime.block_on(burst(connections.clamp(1, 1000), size, full));
+    }
+    if !parsed.burst {
+        let (messages, connections) = match full {
+            true => (
+                parsed.messages.unwrap_or(1_000_000),
+                parsed.connections.unwrap_or(1000),
+            ),
+            false => (
+                parsed.messages.unwrap_or(48),
+                parsed.connections.unwrap_or(12),
+            ),
+        };
+        // The daemon caps concurrent milter connections at 1000.
+        runtime.block_on(soak(messages, connections.clamp(1, 1000), full));
+    }
+}
+
+/// The real daemon as a child process, on a unix socket, with the test DNS
+/// server; killed when dropped.
+struct Daemon {
+    child: std::process::Child,
+    socket: PathBuf,
+    log: PathBuf,
+    _dir: process::TempDir,
+    _dns: TestDns,
+}
+
+impl Daemon {
+    /// `extra`: configuration lines (top level and tables before `[dns]`).
+    async fn start(name: &str, key: &TestKey, extra: &str) -> Daemon {
+        let dns = TestDns::start(sender_zone().txt("mailkey.sender.test", &key.record)).await;
+        let dir = process::temp_dir(name);
+        let socket = dir.join("milter.sock");
+        let config = dir.join("soak.toml");
+        process::write(
+            &config,
+            &format!(
+                "listen = \"unix:{}\"\n{}",
+                socket.display(),
+                common::config(&dns, extra)
+            ),
+        );
+        // warn: a soak log at info is one line per message, and is not what
+        // is measured; warnings and errors are kept to be counted.
+        let log = dir.join("daemon.log");
+        let mut command = std::process::Command::new(process::BIN);
+        command
+            .args(["--config", &config.to_string_lossy()])
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        // As contrib/mailkey-milter.service starts it.
+        if std::env::var_os(MMAP_THRESHOLD).is_none() {
+            command.env(MMAP_THRESHOLD, "65536");
+        }
+        let child = command.spawn().expect("start mailkey-milter");
+        wait_for_socket(&socket).await;
+        Daemon {
+            child,
+            socket,
+            log,
+            _dir: dir,
+            _dns: dns,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the daemon: whether it was still alive, and its log.
+    fn stop(mut self) -> (bool, String) {
+        let alive = self.child.try_wait().expect("wait").is_none();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (
+            alive,
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+        )
+    }
+}
+
+const MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
+
+/// The daemon's largest `VmRSS` and `RssAnon` (KiB), sampled every
+/// `every` until dropped.
+struct Sampler {
+    max_rss: Arc<AtomicU64>,
+    max_anon: Arc<AtomicU64>,
+    pid: u32,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    /// `report` is called after each sample with the current RSS (KiB).
+    fn start(pid: u32, every: Duration, report: impl Fn(u64) + Send + 'static) -> Sampler {
+        let max_rss = Arc::new(AtomicU64::new(0));
+        let max_anon = Arc::new(AtomicU64::new(0));
+        let (rss, anon) = (max_rss.clone(), max_anon.clone());
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let now = memory_kib(pid);
+                rss.fetch_max(now.rss, Relaxed);
+                anon.fetch_max(now.anon, Relaxed);
+                report(now.rss);
+            }
+        });
+        Sampler {
+            max_rss,
+            max_anon,
+            pid,
+            task,
+        }
+    }
+
+    /// Takes a last sample; the largest RSS and RssAnon in MiB.
+    fn stop(self) -> (f64, f64) {
+        self.task.abort();
+        let now = memory_kib(self.pid);
+        let rss = self.max_rss.fetch_max(now.rss, Relaxed).max(now.rss);
+        let anon = self.max_anon.fetch_max(now.anon, Relaxed).max(now.anon);
+        (rss as f64 / 1024.0, anon as f64 / 1024.0)
+    }
 }
 
 async fn soak(messages: usize, connections: usize, full: bool) {
     let key = TestKey::ed25519();
-    let dns = TestDns::start(sender_zone().txt("mailkey.sender.test", &key.record)).await;
-    let dir = process::temp_dir("soak");
-    let socket = dir.join("milter.sock");
-    let config = dir.join("soak.toml");
-    process::write(
-        &config,
-        &format!(
-            "listen = \"unix:{}\"\n{}",
-            socket.display(),
-            common::config(&dns, "")
-        ),
-    );
-    // warn: a soak log at info is one line per message, and is not what
-    // is measured; warnings and errors are kept to be counted.
-    let log = dir.join("daemon.log");
-    let mut daemon = std::process::Command::new(process::BIN)
-        .args(["--config", &config.to_string_lossy()])
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("start mailkey-milter");
-    wait_for_socket(&socket).await;
-    let pid = daemon.id();
+    let daemon = Daemon::start("soak", &key, "").await;
+    let pid = daemon.pid();
 
     // 200 signatures per hostile message; 10 under `cargo test`, where the
     // daemon is a debug build and its crypto is 100 times slower.
     let mix = Arc::new(mix(&key, if full { 200 } else { 10 }));
     let counts = Arc::new(Counts::default());
     let next = Arc::new(AtomicUsize::new(0));
-    let max_rss = Arc::new(AtomicU64::new(0));
     println!("soak: {messages} messages, {connections} concurrent milter connections (unix socket), daemon pid {pid}");
     let started = Instant::now();
     let sampler = {
-        let (max_rss, next) = (max_rss.clone(), next.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let rss = rss_kib(pid).unwrap_or(0);
-                max_rss.fetch_max(rss, Relaxed);
-                let secs = started.elapsed().as_secs();
-                if secs > 0 && secs % 10 == 0 {
-                    let done = next.load(Relaxed).min(messages);
-                    println!(
-                        "soak: {secs:>4} s  {done:>9} messages  {:>7.0} msg/s  RSS {:.1} MiB",
-                        done as f64 / started.elapsed().as_secs_f64(),
-                        rss as f64 / 1024.0
-                    );
-                }
+        let next = next.clone();
+        Sampler::start(pid, Duration::from_secs(1), move |rss| {
+            let secs = started.elapsed().as_secs();
+            if secs > 0 && secs % 10 == 0 {
+                let done = next.load(Relaxed).min(messages);
+                println!(
+                    "soak: {secs:>4} s  {done:>9} messages  {:>7.0} msg/s  RSS {:.1} MiB",
+                    done as f64 / started.elapsed().as_secs_f64(),
+                    rss as f64 / 1024.0
+                );
             }
         })
     };
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (socket, mix, counts, next) =
-            (socket.clone(), mix.clone(), counts.clone(), next.clone());
-        // 127.0.(c / 250).(c % 250 + 2): never 127.0.0.1, the trusted one.
-        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, (c / 250) as u8, (c % 250 + 2) as u8));
+        let (socket, mix, counts, next) = (
+            daemon.socket.clone(),
+            mix.clone(),
+            counts.clone(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            client(&socket, ip, &mix, &counts, &next, messages).await
+            client(&socket, client_ip(c), &mix, &counts, &next, messages).await
         }));
     }
     for t in tasks {
         t.await.expect("client task");
     }
     let elapsed = started.elapsed();
-    sampler.abort();
-    max_rss.fetch_max(rss_kib(pid).unwrap_or(0), Relaxed);
-    let alive = daemon.try_wait().expect("wait").is_none();
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    let (max_rss, max_anon) = sampler.stop();
+    let (alive, logged) = daemon.stop();
 
     let c = |a: &AtomicU64| a.load(Relaxed);
-    let logged = std::fs::read_to_string(&log).unwrap_or_default();
     let (errors_logged, panics) = (
         logged.matches("ERROR").count(),
         logged.matches("panicked").count(),
@@ -172,8 +296,7 @@ async fn soak(messages: usize, connections: usize, full: bool) {
         c(&counts.errors)
     );
     println!(
-        "soak: max RSS {:.1} MiB at {connections} connections; daemon {}; log: {errors_logged} ERROR lines, {panics} panics",
-        c(&max_rss) as f64 / 1024.0,
+        "soak: max RSS {max_rss:.1} MiB, max RssAnon {max_anon:.1} MiB at {connections} connections; daemon {}; log: {errors_logged} ERROR lines, {panics} panics",
         if alive { "alive" } else { "DIED" }
     );
     let slowest: Vec<String> = counts
@@ -197,6 +320,86 @@ async fn soak(messages: usize, connections: usize, full: bool) {
         assert_eq!(
             c(&counts.accept) + c(&counts.reject) + c(&counts.tempfail) + c(&counts.aborted),
             messages as u64
+        );
+    }
+}
+
+/// 127.0.(c / 250).(c % 250 + 2): never 127.0.0.1, the trusted one.
+fn client_ip(c: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, (c / 250) as u8, (c % 250 + 2) as u8))
+}
+
+/// A burst: `connections` signed messages of `size` bytes each, sent at
+/// once, one per connection. The end-of-message deadline is raised so that
+/// every message is verified (and its memory counted), not abandoned.
+async fn burst(connections: usize, size: usize, full: bool) {
+    let key = TestKey::ed25519();
+    let daemon = Daemon::start("burst", &key, "[limits]\neom_timeout_ms = 600000").await;
+    let pid = daemon.pid();
+    let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n";
+    let plain =
+        message("alice@sender.test").replace("Hello Bob,\r\n", &line.repeat(size / line.len() + 1));
+    let signed = key.sign(&plain, "sender.test", "mailkey");
+    let (head, body) = signed.split_once("\r\n\r\n").unwrap_or((&signed, ""));
+    let msg = Arc::new(Msg {
+        fields: fields(head),
+        body: body.as_bytes().to_vec(),
+        probe: false,
+        abort: false,
+    });
+    drop((plain, signed));
+    println!(
+        "burst: {connections} messages of {:.1} MB at once, one per milter connection (unix socket), daemon pid {pid}",
+        msg.body.len() as f64 / 1e6
+    );
+    let counts = Arc::new(Counts::default());
+    let started = Instant::now();
+    let sampler = Sampler::start(pid, Duration::from_millis(100), |_| {});
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (socket, msg, counts) = (daemon.socket.clone(), msg.clone(), counts.clone());
+        tasks.push(tokio::spawn(async move {
+            let next = AtomicUsize::new(0);
+            client(
+                &socket,
+                client_ip(c),
+                std::slice::from_ref(&*msg),
+                &counts,
+                &next,
+                1,
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let elapsed = started.elapsed();
+    let (max_rss, max_anon) = sampler.stop();
+    let (alive, logged) = daemon.stop();
+    let c = |a: &AtomicU64| a.load(Relaxed);
+    println!(
+        "burst: {connections} messages in {:.1} s = {:.1} msg/s ({:.0} MB/s); accept {}, reject {}, tempfail {}, protocol errors {}",
+        elapsed.as_secs_f64(),
+        connections as f64 / elapsed.as_secs_f64(),
+        (connections * msg.body.len()) as f64 / 1e6 / elapsed.as_secs_f64(),
+        c(&counts.accept),
+        c(&counts.reject),
+        c(&counts.tempfail),
+        c(&counts.errors)
+    );
+    println!(
+        "burst: max RSS {max_rss:.1} MiB, max RssAnon {max_anon:.1} MiB; daemon {}; log: {} ERROR lines, {} panics",
+        if alive { "alive" } else { "DIED" },
+        logged.matches("ERROR").count(),
+        logged.matches("panicked").count(),
+    );
+    if !full {
+        assert!(alive, "the daemon died:\n{logged}");
+        assert_eq!(
+            c(&counts.accept),
+            connections as u64,
+            "every signed message passes; daemon log:\n{logged}"
         );
     }
 }
@@ -260,7 +463,8 @@ type Result<T> = std::result::Result<T, indymilter_test::TestError>;
 async fn open(socket: &Path, ip: IpAddr) -> Result<TestConnection> {
     let mut conn = TestConnection::configure()
         .exact_leading_space(true)
-        .read_timeout(Duration::from_secs(60))
+        // A burst of large messages on 2 cores takes minutes to verify.
+        .read_timeout(Duration::from_secs(600))
         .open_unix(socket)
         .await?;
     conn.macros(MacroStage::Connect, [("j", "mx.receiver.test")])
@@ -404,10 +608,28 @@ fn fields(head: &str) -> Vec<(CString, CString)> {
         .collect()
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+/// Resident memory of a process, in KiB.
+struct Memory {
+    /// `VmRSS`: everything resident, mapped files' page cache included.
+    rss: u64,
+    /// `RssAnon`: anonymous memory (heap, stacks): what only swap could
+    /// take back.
+    anon: u64,
+}
+
+fn memory_kib(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    Memory {
+        rss: field("VmRSS:"),
+        anon: field("RssAnon:"),
+    }
 }
 
 async fn wait_for_socket(path: &PathBuf) {
