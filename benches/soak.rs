@@ -336,10 +336,7 @@ async fn burst(connections: usize, size: usize, full: bool) {
     let key = TestKey::ed25519();
     let daemon = Daemon::start("burst", &key, "[limits]\neom_timeout_ms = 600000").await;
     let pid = daemon.pid();
-    let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n";
-    let plain =
-        message("alice@sender.test").replace("Hello Bob,\r\n", &line.repeat(size / line.len() + 1));
-    let signed = key.sign(&plain, "sender.test", "mailkey");
+    let signed = common::large_signed_message(&key, "alice@sender.test", size);
     let (head, body) = signed.split_once("\r\n\r\n").unwrap_or((&signed, ""));
     let msg = Arc::new(Msg {
         fields: fields(head),
@@ -347,7 +344,7 @@ async fn burst(connections: usize, size: usize, full: bool) {
         probe: false,
         abort: false,
     });
-    drop((plain, signed));
+    drop(signed);
     println!(
         "burst: {connections} messages of {:.1} MB at once, one per milter connection (unix socket), daemon pid {pid}",
         msg.body.len() as f64 / 1e6
