@@ -179,6 +179,27 @@ impl Daemon {
     }
 
     /// Stops the daemon: whether it was still alive, and its log.
+    /// CPU seconds the daemon used so far (user + system), from
+    /// /proc/PID/stat: work done, which a shared machine disturbs less than
+    /// msg/s.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // After the command name in parentheses: state is field 3, utime
+        // and stime are fields 14 and 15, in clock ticks.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        let ticks = |i: usize| -> f64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
+        let hz = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0);
+        (ticks(11) + ticks(12)) / hz
+    }
+
     fn stop(mut self) -> (bool, String) {
         let alive = self.child.try_wait().expect("wait").is_none();
         let _ = self.child.kill();
@@ -278,6 +299,7 @@ async fn soak(messages: usize, connections: usize, full: bool) {
     }
     let elapsed = started.elapsed();
     let (max_rss, max_anon) = sampler.stop();
+    let cpu = daemon.cpu_seconds();
     let (alive, logged) = daemon.stop();
 
     let c = |a: &AtomicU64| a.load(Relaxed);
@@ -298,6 +320,10 @@ async fn soak(messages: usize, connections: usize, full: bool) {
     println!(
         "soak: max RSS {max_rss:.1} MiB, max RssAnon {max_anon:.1} MiB at {connections} connections; daemon {}; log: {errors_logged} ERROR lines, {panics} panics",
         if alive { "alive" } else { "DIED" }
+    );
+    println!(
+        "soak: daemon CPU {cpu:.1} s = {:.0} µs per message",
+        cpu * 1e6 / messages as f64
     );
     let slowest: Vec<String> = counts
         .slowest
@@ -373,6 +399,7 @@ async fn burst(connections: usize, size: usize, full: bool) {
     }
     let elapsed = started.elapsed();
     let (max_rss, max_anon) = sampler.stop();
+    let cpu = daemon.cpu_seconds();
     let (alive, logged) = daemon.stop();
     let c = |a: &AtomicU64| a.load(Relaxed);
     println!(
@@ -390,6 +417,10 @@ async fn burst(connections: usize, size: usize, full: bool) {
         if alive { "alive" } else { "DIED" },
         logged.matches("ERROR").count(),
         logged.matches("panicked").count(),
+    );
+    println!(
+        "burst: daemon CPU {cpu:.1} s = {:.0} ms per message",
+        cpu * 1e3 / connections as f64
     );
     if !full {
         assert!(alive, "the daemon died:\n{logged}");
