@@ -13,8 +13,10 @@
 //!
 //! `bash bench/soak.sh --burst [--connections C] [--size BYTES]` (defaults
 //! 100 and 50,000,000): C connections each send one signed message of
-//! BYTES at once, sampled every 100 ms: what a burst of large mail costs in
-//! memory (SECURITY.md "Soak").
+//! BYTES at once and wait until every body is in, so that the daemon holds
+//! all of them, then end them together; memory is read at that moment and
+//! sampled every 100 ms: what a burst of large mail costs (SECURITY.md
+//! "Soak").
 //!
 //! The daemon runs with `MALLOC_MMAP_THRESHOLD_=65536`, as the systemd unit
 //! starts it, unless the caller's environment sets it. Under `cargo test`
@@ -291,7 +293,7 @@ async fn soak(messages: usize, connections: usize, full: bool) {
             next.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            client(&socket, client_ip(c), &mix, &counts, &next, messages).await
+            client(&socket, client_ip(c), &mix, &counts, &next, messages, None).await
         }));
     }
     for t in tasks {
@@ -356,8 +358,10 @@ fn client_ip(c: usize) -> IpAddr {
 }
 
 /// A burst: `connections` signed messages of `size` bytes each, sent at
-/// once, one per connection. The end-of-message deadline is raised so that
-/// every message is verified (and its memory counted), not abandoned.
+/// once, one per connection; each waits after its body until all bodies
+/// are in (the memory then is that of every message at once), then all
+/// end. The end-of-message deadline is raised so that every message is
+/// verified (and its memory counted), not abandoned.
 async fn burst(connections: usize, size: usize, full: bool) {
     let key = TestKey::ed25519();
     let daemon = Daemon::start("burst", &key, "[limits]\neom_timeout_ms = 600000").await;
@@ -376,24 +380,39 @@ async fn burst(connections: usize, size: usize, full: bool) {
         msg.body.len() as f64 / 1e6
     );
     let counts = Arc::new(Counts::default());
+    let hold = Arc::new(Hold {
+        arrived: AtomicUsize::new(0),
+        go: tokio::sync::Semaphore::new(0),
+    });
     let started = Instant::now();
     let sampler = Sampler::start(pid, Duration::from_millis(100), |_| {});
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (socket, msg, counts) = (daemon.socket.clone(), msg.clone(), counts.clone());
+        let (socket, msg, counts, hold) = (
+            daemon.socket.clone(),
+            msg.clone(),
+            counts.clone(),
+            hold.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let next = AtomicUsize::new(0);
-            client(
-                &socket,
-                client_ip(c),
-                std::slice::from_ref(&*msg),
-                &counts,
-                &next,
-                1,
-            )
-            .await
+            let mix = std::slice::from_ref(&*msg);
+            client(&socket, client_ip(c), mix, &counts, &next, 1, Some(&hold)).await
         }));
     }
+    // Every body answered (or its connection failed): the daemon holds
+    // every message, none has ended.
+    while hold.arrived.load(Relaxed) + (counts.errors.load(Relaxed) as usize) < connections {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let held = memory_kib(pid);
+    println!(
+        "burst: all {connections} messages received, none ended, after {:.1} s: RSS {:.1} MiB, RssAnon {:.1} MiB",
+        started.elapsed().as_secs_f64(),
+        held.rss as f64 / 1024.0,
+        held.anon as f64 / 1024.0
+    );
+    hold.go.close();
     for t in tasks {
         t.await.expect("client task");
     }
@@ -434,6 +453,7 @@ async fn burst(connections: usize, size: usize, full: bool) {
 
 /// One MTA connection: transactions until `messages` are sent; a broken
 /// connection is counted and replaced.
+/// `hold`: wait there after each body (the burst).
 async fn client(
     socket: &Path,
     ip: IpAddr,
@@ -441,6 +461,7 @@ async fn client(
     counts: &Counts,
     next: &AtomicUsize,
     messages: usize,
+    hold: Option<&Hold>,
 ) {
     let mut conn: Option<TestConnection> = None;
     loop {
@@ -450,7 +471,7 @@ async fn client(
         }
         let mut c = match conn.take() {
             Some(c) => c,
-            None => match open(socket, ip).await {
+            None => match open(socket, ip, hold.is_some()).await {
                 Ok(c) => c,
                 Err(_) => {
                     counts.errors.fetch_add(1, Relaxed);
@@ -461,7 +482,7 @@ async fn client(
         };
         let msg = &mix[n % mix.len()];
         let t = Instant::now();
-        let result = transaction(&mut c, msg).await;
+        let result = transaction(&mut c, msg, hold).await;
         counts.slowest[n % mix.len()].fetch_max(t.elapsed().as_millis() as u64, Relaxed);
         match result {
             Ok(status) => {
@@ -488,9 +509,16 @@ async fn client(
 
 type Result<T> = std::result::Result<T, indymilter_test::TestError>;
 
-async fn open(socket: &Path, ip: IpAddr) -> Result<TestConnection> {
+/// `answer_body`: do not offer the option to leave body chunks unanswered,
+/// so that a client knows when the daemon has taken its body in.
+async fn open(socket: &Path, ip: IpAddr, answer_body: bool) -> Result<TestConnection> {
+    let mut opts = ProtoOpts::all();
+    if answer_body {
+        opts.remove(ProtoOpts::NOREPLY_BODY);
+    }
     let mut conn = TestConnection::configure()
         .exact_leading_space(true)
+        .available_opts(opts)
         // A burst of large messages on 2 cores takes minutes to verify.
         .read_timeout(Duration::from_secs(600))
         .open_unix(socket)
@@ -506,9 +534,21 @@ async fn open(socket: &Path, ip: IpAddr) -> Result<TestConnection> {
     Ok(conn)
 }
 
+/// Burst transactions wait after their body until every one has sent its
+/// own: the daemon then holds all the messages at once.
+struct Hold {
+    arrived: AtomicUsize,
+    /// Closed to let them all go on to the end of message.
+    go: tokio::sync::Semaphore,
+}
+
 /// One transaction; `None` when it was aborted, else the final status (a
 /// reject before end of message ends it as the MTA would, with an abort).
-async fn transaction(conn: &mut TestConnection, msg: &Msg) -> Result<Option<Status>> {
+async fn transaction(
+    conn: &mut TestConnection,
+    msg: &Msg,
+    hold: Option<&Hold>,
+) -> Result<Option<Status>> {
     let mut macros = vec![("i", "SOAK1")];
     if !msg.probe {
         macros.extend(VERIFIED_TLS);
@@ -539,6 +579,10 @@ async fn transaction(conn: &mut TestConnection, msg: &Msg) -> Result<Option<Stat
     }
     for chunk in msg.body.chunks(65535) {
         conn.body(chunk.to_vec()).await?;
+    }
+    if let Some(hold) = hold {
+        hold.arrived.fetch_add(1, Relaxed);
+        let _ = hold.go.acquire().await; // an error: closed, go on
     }
     let (_, status) = conn.eom().await?;
     Ok(Some(status))
