@@ -19,10 +19,11 @@ use std::{
 };
 
 /// The most bytes of one message kept in memory; a larger message goes to
-/// a file. 64 KiB keeps ordinary mail (a few KB of text, or a small HTML
-/// newsletter) off the file system, and bounds what 1,000 connections hold
-/// to 64 MiB in the worst case (docs/decisions.md).
-pub const MEMORY_MAX: usize = 64 * 1024;
+/// a file. 32 KiB keeps ordinary mail (a few KB of text and signatures)
+/// off the file system, and bounds what 1,000 connections hold to 32 MiB
+/// in the worst case, which with the connections' own state stays far
+/// below 100 MiB (docs/decisions.md, "Why 32 KiB").
+pub const MEMORY_MAX: usize = 32 * 1024;
 
 /// Writes to the spool file are gathered in a buffer of this size, so that
 /// a thousand small header fields past [`MEMORY_MAX`] are not a thousand
