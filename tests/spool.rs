@@ -242,8 +242,10 @@ async fn trusted_mail_is_signed_from_the_spool_or_deferred() {
 }
 
 #[tokio::test]
-async fn check_config_and_start_refuse_a_spool_dir_that_does_not_work() {
-    let dns = TestDns::start(common::sender_zone()).await;
+async fn check_config_start_and_reload_refuse_a_spool_dir_that_does_not_work() {
+    let logs = LogCapture::global();
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(zone(&key)).await;
     let dir = process::temp_dir("spool-check-config");
     let file = dir.join("milter.toml");
     let missing = dir.join("missing");
@@ -261,6 +263,16 @@ async fn check_config_and_start_refuse_a_spool_dir_that_does_not_work() {
     assert!(stderr.contains(&said), "{stderr}");
     let daemon = process::Process::start(&["--config", &file.to_string_lossy()]);
     daemon.wait_for(&[&said]).await;
+
+    // A reload to it is refused, and the running spool goes on serving.
+    let good = dir.join("good");
+    std::fs::create_dir(&good).unwrap();
+    let daemon = Daemon::start(&config(&dns, &good, "")).await;
+    daemon.reload(&config(&dns, &missing, ""));
+    logs.line_with(&["reload refused, keeping the running configuration", &said]);
+    let large = large_signed_message(&key, FROM, 200_000);
+    let outcome = send(daemon.addr, &Transaction::new("127.0.0.14", FROM, large)).await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
 }
 
 /// A tmpfs of `size` mounted on `dir` (tests run as root), unmounted when
