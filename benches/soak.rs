@@ -215,6 +215,58 @@ impl Daemon {
 
 const MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
 
+/// What a run measured once its clients are done; the daemon is stopped.
+struct Ended {
+    elapsed: Duration,
+    /// MiB.
+    max_rss: f64,
+    max_anon: f64,
+    /// CPU seconds of the daemon.
+    cpu: f64,
+    alive: bool,
+    logged: String,
+    errors_logged: usize,
+    panics: usize,
+}
+
+impl Ended {
+    fn now(daemon: Daemon, sampler: Sampler, started: Instant) -> Ended {
+        let elapsed = started.elapsed();
+        let (max_rss, max_anon) = sampler.stop();
+        let cpu = daemon.cpu_seconds();
+        let (alive, logged) = daemon.stop();
+        Ended {
+            elapsed,
+            max_rss,
+            max_anon,
+            cpu,
+            alive,
+            errors_logged: logged.matches("ERROR").count(),
+            panics: logged.matches("panicked").count(),
+            logged,
+        }
+    }
+
+    /// The memory, health and CPU lines of `kind` (soak, burst); `unit` of
+    /// the CPU per message: µs or ms.
+    fn print(&self, kind: &str, at: &str, messages: usize, unit: &str) {
+        println!(
+            "{kind}: max RSS {:.1} MiB, max RssAnon {:.1} MiB{at}; daemon {}; log: {} ERROR lines, {} panics",
+            self.max_rss,
+            self.max_anon,
+            if self.alive { "alive" } else { "DIED" },
+            self.errors_logged,
+            self.panics
+        );
+        let scale = if unit == "ms" { 1e3 } else { 1e6 };
+        println!(
+            "{kind}: daemon CPU {:.1} s = {:.0} {unit} per message",
+            self.cpu,
+            self.cpu * scale / messages as f64
+        );
+    }
+}
+
 /// The daemon's largest `VmRSS` and `RssAnon` (KiB), sampled every
 /// `every` until dropped.
 struct Sampler {
@@ -284,31 +336,19 @@ async fn soak(messages: usize, connections: usize, full: bool) {
             }
         })
     };
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let (socket, mix, counts, next) = (
-            daemon.socket.clone(),
-            mix.clone(),
-            counts.clone(),
-            next.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            client(&socket, client_ip(c), &mix, &counts, &next, messages, None).await
-        }));
-    }
-    for t in tasks {
+    let clients = Clients {
+        mix,
+        counts: counts.clone(),
+        next,
+        messages,
+        hold: None,
+    };
+    for t in clients.spawn(&daemon.socket, connections) {
         t.await.expect("client task");
     }
-    let elapsed = started.elapsed();
-    let (max_rss, max_anon) = sampler.stop();
-    let cpu = daemon.cpu_seconds();
-    let (alive, logged) = daemon.stop();
-
+    let end = Ended::now(daemon, sampler, started);
+    let (elapsed, alive, logged) = (end.elapsed, end.alive, &end.logged);
     let c = |a: &AtomicU64| a.load(Relaxed);
-    let (errors_logged, panics) = (
-        logged.matches("ERROR").count(),
-        logged.matches("panicked").count(),
-    );
     println!(
         "soak: {messages} messages in {:.1} s = {:.0} msg/s; accept {}, reject {}, tempfail {}, aborted {}, protocol errors {}",
         elapsed.as_secs_f64(),
@@ -319,13 +359,11 @@ async fn soak(messages: usize, connections: usize, full: bool) {
         c(&counts.aborted),
         c(&counts.errors)
     );
-    println!(
-        "soak: max RSS {max_rss:.1} MiB, max RssAnon {max_anon:.1} MiB at {connections} connections; daemon {}; log: {errors_logged} ERROR lines, {panics} panics",
-        if alive { "alive" } else { "DIED" }
-    );
-    println!(
-        "soak: daemon CPU {cpu:.1} s = {:.0} µs per message",
-        cpu * 1e6 / messages as f64
+    end.print(
+        "soak",
+        &format!(" at {connections} connections"),
+        messages,
+        "µs",
     );
     let slowest: Vec<String> = counts
         .slowest
@@ -338,7 +376,7 @@ async fn soak(messages: usize, connections: usize, full: bool) {
     );
     if !full {
         assert!(alive, "the daemon died:\n{logged}");
-        assert_eq!(panics, 0, "{logged}");
+        assert_eq!(end.panics, 0, "{logged}");
         assert_eq!(
             c(&counts.errors),
             0,
@@ -368,16 +406,17 @@ async fn burst(connections: usize, size: usize, full: bool) {
     let pid = daemon.pid();
     let signed = common::large_signed_message(&key, "alice@sender.test", size);
     let (head, body) = signed.split_once("\r\n\r\n").unwrap_or((&signed, ""));
-    let msg = Arc::new(Msg {
+    let msg = Msg {
         fields: fields(head),
         body: body.as_bytes().to_vec(),
         probe: false,
         abort: false,
-    });
+    };
+    let body_len = msg.body.len();
     drop(signed);
     println!(
         "burst: {connections} messages of {:.1} MB at once, one per milter connection (unix socket), daemon pid {pid}",
-        msg.body.len() as f64 / 1e6
+        body_len as f64 / 1e6
     );
     let counts = Arc::new(Counts::default());
     let hold = Arc::new(Hold {
@@ -386,20 +425,14 @@ async fn burst(connections: usize, size: usize, full: bool) {
     });
     let started = Instant::now();
     let sampler = Sampler::start(pid, Duration::from_millis(100), |_| {});
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let (socket, msg, counts, hold) = (
-            daemon.socket.clone(),
-            msg.clone(),
-            counts.clone(),
-            hold.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let next = AtomicUsize::new(0);
-            let mix = std::slice::from_ref(&*msg);
-            client(&socket, client_ip(c), mix, &counts, &next, 1, Some(&hold)).await
-        }));
-    }
+    let clients = Clients {
+        mix: Arc::new(vec![msg]),
+        counts: counts.clone(),
+        next: Arc::new(AtomicUsize::new(0)),
+        messages: connections,
+        hold: Some(hold.clone()),
+    };
+    let tasks = clients.spawn(&daemon.socket, connections);
     // Every body answered (or its connection failed): the daemon holds
     // every message, none has ended.
     while hold.arrived.load(Relaxed) + (counts.errors.load(Relaxed) as usize) < connections {
@@ -416,31 +449,20 @@ async fn burst(connections: usize, size: usize, full: bool) {
     for t in tasks {
         t.await.expect("client task");
     }
-    let elapsed = started.elapsed();
-    let (max_rss, max_anon) = sampler.stop();
-    let cpu = daemon.cpu_seconds();
-    let (alive, logged) = daemon.stop();
+    let end = Ended::now(daemon, sampler, started);
+    let (elapsed, alive, logged) = (end.elapsed, end.alive, &end.logged);
     let c = |a: &AtomicU64| a.load(Relaxed);
     println!(
         "burst: {connections} messages in {:.1} s = {:.1} msg/s ({:.0} MB/s); accept {}, reject {}, tempfail {}, protocol errors {}",
         elapsed.as_secs_f64(),
         connections as f64 / elapsed.as_secs_f64(),
-        (connections * msg.body.len()) as f64 / 1e6 / elapsed.as_secs_f64(),
+        (connections * body_len) as f64 / 1e6 / elapsed.as_secs_f64(),
         c(&counts.accept),
         c(&counts.reject),
         c(&counts.tempfail),
         c(&counts.errors)
     );
-    println!(
-        "burst: max RSS {max_rss:.1} MiB, max RssAnon {max_anon:.1} MiB; daemon {}; log: {} ERROR lines, {} panics",
-        if alive { "alive" } else { "DIED" },
-        logged.matches("ERROR").count(),
-        logged.matches("panicked").count(),
-    );
-    println!(
-        "burst: daemon CPU {cpu:.1} s = {:.0} ms per message",
-        cpu * 1e3 / connections as f64
-    );
+    end.print("burst", "", connections, "ms");
     if !full {
         assert!(alive, "the daemon died:\n{logged}");
         assert_eq!(
@@ -451,22 +473,46 @@ async fn burst(connections: usize, size: usize, full: bool) {
     }
 }
 
+/// What the client connections share.
+struct Clients {
+    /// Message `n` is `mix[n % mix.len()]`.
+    mix: Arc<Vec<Msg>>,
+    counts: Arc<Counts>,
+    /// The next message number; the clients stop at `messages`.
+    next: Arc<AtomicUsize>,
+    messages: usize,
+    hold: Option<Arc<Hold>>,
+}
+
+impl Clients {
+    /// `connections` clients on `socket`, each from an address of its own.
+    fn spawn(self, socket: &Path, connections: usize) -> Vec<tokio::task::JoinHandle<()>> {
+        let shared = Arc::new(self);
+        (0..connections)
+            .map(|c| {
+                let (socket, s) = (socket.to_path_buf(), shared.clone());
+                tokio::spawn(async move { client(&socket, client_ip(c), &s).await })
+            })
+            .collect()
+    }
+}
+
 /// One MTA connection: transactions until `messages` are sent; a broken
 /// connection is counted and replaced.
 /// `hold`: wait there after each body (the burst).
-async fn client(
-    socket: &Path,
-    ip: IpAddr,
-    mix: &[Msg],
-    counts: &Counts,
-    next: &AtomicUsize,
-    messages: usize,
-    hold: Option<&Hold>,
-) {
+async fn client(socket: &Path, ip: IpAddr, shared: &Clients) {
+    let Clients {
+        mix,
+        counts,
+        next,
+        messages,
+        ..
+    } = shared;
+    let hold = shared.hold.as_deref();
     let mut conn: Option<TestConnection> = None;
     loop {
         let n = next.fetch_add(1, Relaxed);
-        if n >= messages {
+        if n >= *messages {
             break;
         }
         let mut c = match conn.take() {

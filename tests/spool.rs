@@ -10,8 +10,8 @@
 mod common;
 
 use common::{
-    dns::TestDns, greet, large_signed_message, message, process, send, Daemon, LogCapture, TestKey,
-    Transaction, VERIFIED_TLS,
+    dns::TestDns, greet, large_signed_message, message, process, send, Daemon, LogCapture, Outcome,
+    TestKey, Transaction, VERIFIED_TLS,
 };
 use indymilter_test::{MacroStage, ProtoOpts, Status, TestConnection};
 use std::{path::Path, time::Duration};
@@ -85,6 +85,19 @@ async fn send_measured(
     (status, reply, grown)
 }
 
+/// The message was deferred with `451 4.3.0`, and an error line of its
+/// transaction says `why` … `detail`.
+fn assert_deferred(outcome: &Outcome, why: &str, detail: &str) {
+    assert!(
+        matches!(outcome.status, Status::Tempfail { .. }),
+        "{:?}",
+        outcome.status
+    );
+    let reply = outcome.reply();
+    assert!(reply.starts_with("451 4.3.0"), "{reply}");
+    LogCapture::global().line_with(&["ERROR", &format!("QUEUEID1: {why}"), detail]);
+}
+
 #[tokio::test]
 async fn a_20_mb_message_is_verified_from_the_spool_without_growing_the_heap() {
     let key = TestKey::ed25519();
@@ -122,7 +135,7 @@ async fn a_20_mb_message_is_verified_from_the_spool_without_growing_the_heap() {
 
 #[tokio::test]
 async fn a_spool_dir_that_vanished_defers_large_mail_and_says_why() {
-    let logs = LogCapture::global();
+    LogCapture::global(); // installed before the daemon logs
     let key = TestKey::ed25519();
     let dns = TestDns::start(zone(&key)).await;
     let dir = process::temp_dir("spool-vanished");
@@ -136,24 +149,19 @@ async fn a_spool_dir_that_vanished_defers_large_mail_and_says_why() {
     // accepted unchecked.
     let large = large_signed_message(&key, FROM, 200_000);
     let outcome = send(daemon.addr, &Transaction::new("127.0.0.11", FROM, large)).await;
-    assert!(matches!(outcome.status, Status::Tempfail { .. }));
-    assert!(
-        outcome.reply().starts_with("451 4.3.0"),
-        "{}",
-        outcome.reply()
-    );
-    logs.line_with(&[
-        "QUEUEID1: failed to check message: cannot create a spool file in",
+    assert_deferred(
+        &outcome,
+        "failed to check message: cannot create a spool file in",
         &format!(
             "{} (limits.spool_dir): No such file or directory",
             dir.display()
         ),
-    ]);
+    );
 }
 
 #[tokio::test]
 async fn a_full_spool_file_system_defers_large_mail_and_says_why() {
-    let logs = LogCapture::global();
+    LogCapture::global(); // installed before the daemon logs
     let key = TestKey::ed25519();
     let dns = TestDns::start(zone(&key)).await;
     let dir = process::temp_dir("spool-full");
@@ -162,19 +170,14 @@ async fn a_full_spool_file_system_defers_large_mail_and_says_why() {
     let large = large_signed_message(&key, FROM, 3_000_000);
     let t = Transaction::new("127.0.0.12", FROM, large.clone());
     let outcome = send(daemon.addr, &t).await;
-    assert!(matches!(outcome.status, Status::Tempfail { .. }));
-    assert!(
-        outcome.reply().starts_with("451 4.3.0"),
-        "{}",
-        outcome.reply()
-    );
-    logs.line_with(&[
-        "QUEUEID1: failed to check message: cannot write the spool file in",
+    assert_deferred(
+        &outcome,
+        "failed to check message: cannot write the spool file in",
         &format!(
             "{} (limits.spool_dir): No space left on device",
             dir.display()
         ),
-    ]);
+    );
     // Monitor mode never stops mail: the same message goes on.
     let monitor = config(&dns, &dir, "").replace("mode = \"enforce\"", "mode = \"monitor\"");
     let daemon = Daemon::start(&monitor).await;
@@ -183,7 +186,7 @@ async fn a_full_spool_file_system_defers_large_mail_and_says_why() {
 
 #[tokio::test]
 async fn trusted_mail_is_signed_from_the_spool_or_deferred() {
-    let logs = LogCapture::global();
+    LogCapture::global(); // installed before the daemon logs
     let key = TestKey::ed25519();
     let dns = TestDns::start(zone(&key)).await;
     let dir = process::temp_dir("spool-signing");
@@ -229,16 +232,11 @@ async fn trusted_mail_is_signed_from_the_spool_or_deferred() {
     // unsigned.
     std::fs::remove_dir(&spool).unwrap();
     let outcome = send(daemon.addr, &t).await;
-    assert!(matches!(outcome.status, Status::Tempfail { .. }));
-    assert!(
-        outcome.reply().starts_with("451 4.3.0"),
-        "{}",
-        outcome.reply()
-    );
-    logs.line_with(&[
-        "QUEUEID1: failed to sign for sender.test: cannot create a spool file in",
+    assert_deferred(
+        &outcome,
+        "failed to sign for sender.test: cannot create a spool file in",
         &spool.display().to_string(),
-    ]);
+    );
 }
 
 #[tokio::test]
