@@ -154,7 +154,7 @@ async fn real_postfix_dsn_gets_the_paragraph_and_keeps_every_other_byte() {
 
 #[tokio::test]
 async fn large_dsn_is_guided_from_the_spool_file() {
-    // The bounce of a 1 MB message returned whole: past 64 KiB it waits in
+    // The bounce of a 1 MB message returned whole: past 32 KiB it waits in
     // the spool file, which the MIME rewrite reads and the new body
     // replaces.
     let returned = "\r\nthe numbers are attached.\r\n";

@@ -1,4 +1,4 @@
-//! Large messages (issue #21, item 9): past 64 KiB a message waits for the
+//! Large messages (issue #21, item 9): past 32 KiB a message waits for the
 //! end of message in an unlinked file in `[limits] spool_dir` and is
 //! verified (or signed) from a read-only map of it, so the daemon's heap
 //! does not grow with the message. Through the real milter socket, with a
@@ -116,7 +116,7 @@ async fn a_20_mb_message_is_verified_from_the_spool_without_growing_the_heap() {
     let (status, reply, grown) = send_measured(addr, pid, &signed).await;
     assert_eq!(status, Status::Accept, "{reply}");
     // Without the spool the 20 MB are heap (RssAnon grows by at least
-    // that); with it, only the 64 KiB before spooling and the buffers of
+    // that); with it, only the 32 KiB before spooling and the buffers of
     // one body chunk at a time.
     assert!(grown < 4 << 20, "RssAnon grew by {grown} bytes for 20 MB");
     let line = daemon.wait_for(&["SPOOL20MB", "mailkey=pass"]).await;

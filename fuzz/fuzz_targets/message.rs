@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         ..Envelope::default()
     };
     let _ = envelope.sender_domain().name();
-    // Past 64 KiB (folded values grow on the way) the message goes to a
+    // Past 32 KiB (folded values grow on the way) the message goes to a
     // spool file there, and is read back through its map.
     let spool_dir = std::env::temp_dir();
     let mut msg = Message::new(envelope, None, None, 1 << 20, &spool_dir);
