@@ -24,45 +24,24 @@
 //! 1 MB, and both assert that every transaction got its answer and the
 //! daemon survived.
 
+#[path = "soak/clients.rs"]
+mod clients;
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "soak/daemon.rs"]
+mod daemon;
 
-use common::{dns::TestDns, message, process, sender_zone, TestKey, VERIFIED_TLS};
-use indymilter_test::{MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
+use clients::{Clients, Counts, Hold, Msg, MIX};
+use common::{header_fields, message, TestKey};
+use daemon::{memory_kib, Daemon, Ended, Sampler};
 use std::{
     ffi::CString,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc,
     },
     time::{Duration, Instant},
 };
-
-/// One transaction as the MTA passes it: header fields and body.
-struct Msg {
-    fields: Vec<(CString, CString)>,
-    body: Vec<u8>,
-    /// Send no TLS macros, so that the daemon probes the client.
-    probe: bool,
-    /// Stop after the headers and abort (client gone, RSET).
-    abort: bool,
-}
-
-const MIX: usize = 12;
-
-#[derive(Default)]
-struct Counts {
-    accept: AtomicU64,
-    reject: AtomicU64,
-    tempfail: AtomicU64,
-    aborted: AtomicU64,
-    /// Protocol errors: a dropped connection or a broken reply.
-    errors: AtomicU64,
-    /// The slowest transaction of each kind in the mix, in ms.
-    slowest: [AtomicU64; MIX],
-}
 
 /// What the command line asks for.
 struct Args {
@@ -123,190 +102,6 @@ fn main() {
         };
         // The daemon caps concurrent milter connections at 1000.
         runtime.block_on(soak(messages, connections.clamp(1, 1000), full));
-    }
-}
-
-/// The real daemon as a child process, on a unix socket, with the test DNS
-/// server; killed when dropped.
-struct Daemon {
-    child: std::process::Child,
-    socket: PathBuf,
-    log: PathBuf,
-    _dir: process::TempDir,
-    _dns: TestDns,
-}
-
-impl Daemon {
-    /// `extra`: configuration lines (top level and tables before `[dns]`).
-    async fn start(name: &str, key: &TestKey, extra: &str) -> Daemon {
-        let dns = TestDns::start(sender_zone().txt("mailkey.sender.test", &key.record)).await;
-        let dir = process::temp_dir(name);
-        let socket = dir.join("milter.sock");
-        let config = dir.join("soak.toml");
-        process::write(
-            &config,
-            &format!(
-                "listen = \"unix:{}\"\n{}",
-                socket.display(),
-                common::config(&dns, extra)
-            ),
-        );
-        // warn: a soak log at info is one line per message, and is not what
-        // is measured; warnings and errors are kept to be counted.
-        let log = dir.join("daemon.log");
-        let mut command = std::process::Command::new(process::BIN);
-        command
-            .args(["--config", &config.to_string_lossy()])
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        // As contrib/mailkey-milter.service starts it.
-        if std::env::var_os(MMAP_THRESHOLD).is_none() {
-            command.env(MMAP_THRESHOLD, "65536");
-        }
-        let child = command.spawn().expect("start mailkey-milter");
-        wait_for_socket(&socket).await;
-        Daemon {
-            child,
-            socket,
-            log,
-            _dir: dir,
-            _dns: dns,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Stops the daemon: whether it was still alive, and its log.
-    /// CPU seconds the daemon used so far (user + system), from
-    /// /proc/PID/stat: work done, which a shared machine disturbs less than
-    /// msg/s.
-    fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // After the command name in parentheses: state is field 3, utime
-        // and stime are fields 14 and 15, in clock ticks.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-        let ticks = |i: usize| -> f64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
-        let hz = std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0);
-        (ticks(11) + ticks(12)) / hz
-    }
-
-    fn stop(mut self) -> (bool, String) {
-        let alive = self.child.try_wait().expect("wait").is_none();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        (
-            alive,
-            std::fs::read_to_string(&self.log).unwrap_or_default(),
-        )
-    }
-}
-
-const MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
-
-/// What a run measured once its clients are done; the daemon is stopped.
-struct Ended {
-    elapsed: Duration,
-    /// MiB.
-    max_rss: f64,
-    max_anon: f64,
-    /// CPU seconds of the daemon.
-    cpu: f64,
-    alive: bool,
-    logged: String,
-    errors_logged: usize,
-    panics: usize,
-}
-
-impl Ended {
-    fn now(daemon: Daemon, sampler: Sampler, started: Instant) -> Ended {
-        let elapsed = started.elapsed();
-        let (max_rss, max_anon) = sampler.stop();
-        let cpu = daemon.cpu_seconds();
-        let (alive, logged) = daemon.stop();
-        Ended {
-            elapsed,
-            max_rss,
-            max_anon,
-            cpu,
-            alive,
-            errors_logged: logged.matches("ERROR").count(),
-            panics: logged.matches("panicked").count(),
-            logged,
-        }
-    }
-
-    /// The memory, health and CPU lines of `kind` (soak, burst); `unit` of
-    /// the CPU per message: µs or ms.
-    fn print(&self, kind: &str, at: &str, messages: usize, unit: &str) {
-        println!(
-            "{kind}: max RSS {:.1} MiB, max RssAnon {:.1} MiB{at}; daemon {}; log: {} ERROR lines, {} panics",
-            self.max_rss,
-            self.max_anon,
-            if self.alive { "alive" } else { "DIED" },
-            self.errors_logged,
-            self.panics
-        );
-        let scale = if unit == "ms" { 1e3 } else { 1e6 };
-        println!(
-            "{kind}: daemon CPU {:.1} s = {:.0} {unit} per message",
-            self.cpu,
-            self.cpu * scale / messages as f64
-        );
-    }
-}
-
-/// The daemon's largest `VmRSS` and `RssAnon` (KiB), sampled every
-/// `every` until dropped.
-struct Sampler {
-    max_rss: Arc<AtomicU64>,
-    max_anon: Arc<AtomicU64>,
-    pid: u32,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sampler {
-    /// `report` is called after each sample with the current RSS (KiB).
-    fn start(pid: u32, every: Duration, report: impl Fn(u64) + Send + 'static) -> Sampler {
-        let max_rss = Arc::new(AtomicU64::new(0));
-        let max_anon = Arc::new(AtomicU64::new(0));
-        let (rss, anon) = (max_rss.clone(), max_anon.clone());
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let now = memory_kib(pid);
-                rss.fetch_max(now.rss, Relaxed);
-                anon.fetch_max(now.anon, Relaxed);
-                report(now.rss);
-            }
-        });
-        Sampler {
-            max_rss,
-            max_anon,
-            pid,
-            task,
-        }
-    }
-
-    /// Takes a last sample; the largest RSS and RssAnon in MiB.
-    fn stop(self) -> (f64, f64) {
-        self.task.abort();
-        let now = memory_kib(self.pid);
-        let rss = self.max_rss.fetch_max(now.rss, Relaxed).max(now.rss);
-        let anon = self.max_anon.fetch_max(now.anon, Relaxed).max(now.anon);
-        (rss as f64 / 1024.0, anon as f64 / 1024.0)
     }
 }
 
@@ -390,11 +185,6 @@ async fn soak(messages: usize, connections: usize, full: bool) {
     }
 }
 
-/// 127.0.(c / 250).(c % 250 + 2): never 127.0.0.1, the trusted one.
-fn client_ip(c: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, (c / 250) as u8, (c % 250 + 2) as u8))
-}
-
 /// A burst: `connections` signed messages of `size` bytes each, sent at
 /// once, one per connection; each waits after its body until all bodies
 /// are in (the memory then is that of every message at once), then all
@@ -407,7 +197,7 @@ async fn burst(connections: usize, size: usize, full: bool) {
     let signed = common::large_signed_message(&key, "alice@sender.test", size);
     let (head, body) = signed.split_once("\r\n\r\n").unwrap_or((&signed, ""));
     let msg = Msg {
-        fields: fields(head),
+        fields: header_fields(head),
         body: body.as_bytes().to_vec(),
         probe: false,
         abort: false,
@@ -473,167 +263,6 @@ async fn burst(connections: usize, size: usize, full: bool) {
     }
 }
 
-/// What the client connections share.
-struct Clients {
-    /// Message `n` is `mix[n % mix.len()]`.
-    mix: Arc<Vec<Msg>>,
-    counts: Arc<Counts>,
-    /// The next message number; the clients stop at `messages`.
-    next: Arc<AtomicUsize>,
-    messages: usize,
-    hold: Option<Arc<Hold>>,
-}
-
-impl Clients {
-    /// `connections` clients on `socket`, each from an address of its own.
-    fn spawn(self, socket: &Path, connections: usize) -> Vec<tokio::task::JoinHandle<()>> {
-        let shared = Arc::new(self);
-        (0..connections)
-            .map(|c| {
-                let (socket, s) = (socket.to_path_buf(), shared.clone());
-                tokio::spawn(async move { client(&socket, client_ip(c), &s).await })
-            })
-            .collect()
-    }
-}
-
-/// One MTA connection: transactions until `messages` are sent; a broken
-/// connection is counted and replaced.
-/// `hold`: wait there after each body (the burst).
-async fn client(socket: &Path, ip: IpAddr, shared: &Clients) {
-    let Clients {
-        mix,
-        counts,
-        next,
-        messages,
-        ..
-    } = shared;
-    let hold = shared.hold.as_deref();
-    let mut conn: Option<TestConnection> = None;
-    loop {
-        let n = next.fetch_add(1, Relaxed);
-        if n >= *messages {
-            break;
-        }
-        let mut c = match conn.take() {
-            Some(c) => c,
-            None => match open(socket, ip, hold.is_some()).await {
-                Ok(c) => c,
-                Err(_) => {
-                    counts.errors.fetch_add(1, Relaxed);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let msg = &mix[n % mix.len()];
-        let t = Instant::now();
-        let result = transaction(&mut c, msg, hold).await;
-        counts.slowest[n % mix.len()].fetch_max(t.elapsed().as_millis() as u64, Relaxed);
-        match result {
-            Ok(status) => {
-                let counter = match status {
-                    None => &counts.aborted,
-                    Some(Status::Accept | Status::Continue) => &counts.accept,
-                    Some(Status::Tempfail { .. }) => &counts.tempfail,
-                    Some(_) => &counts.reject,
-                };
-                counter.fetch_add(1, Relaxed);
-                conn = Some(c);
-            }
-            Err(e) => {
-                if counts.errors.fetch_add(1, Relaxed) == 0 {
-                    eprintln!("soak: first protocol error: {e}");
-                }
-            }
-        }
-    }
-    if let Some(c) = conn {
-        let _ = c.close().await;
-    }
-}
-
-type Result<T> = std::result::Result<T, indymilter_test::TestError>;
-
-/// `answer_body`: do not offer the option to leave body chunks unanswered,
-/// so that a client knows when the daemon has taken its body in.
-async fn open(socket: &Path, ip: IpAddr, answer_body: bool) -> Result<TestConnection> {
-    let mut opts = ProtoOpts::all();
-    if answer_body {
-        opts.remove(ProtoOpts::NOREPLY_BODY);
-    }
-    let mut conn = TestConnection::configure()
-        .exact_leading_space(true)
-        .available_opts(opts)
-        // A burst of large messages on 2 cores takes minutes to verify.
-        .read_timeout(Duration::from_secs(600))
-        .open_unix(socket)
-        .await?;
-    conn.macros(MacroStage::Connect, [("j", "mx.receiver.test")])
-        .await?;
-    conn.connect(
-        "client.sender.test",
-        SocketInfo::Inet(SocketAddr::new(ip, 40000)),
-    )
-    .await?;
-    conn.helo("mail.sender.test").await?;
-    Ok(conn)
-}
-
-/// Burst transactions wait after their body until every one has sent its
-/// own: the daemon then holds all the messages at once.
-struct Hold {
-    arrived: AtomicUsize,
-    /// Closed to let them all go on to the end of message.
-    go: tokio::sync::Semaphore,
-}
-
-/// One transaction; `None` when it was aborted, else the final status (a
-/// reject before end of message ends it as the MTA would, with an abort).
-async fn transaction(
-    conn: &mut TestConnection,
-    msg: &Msg,
-    hold: Option<&Hold>,
-) -> Result<Option<Status>> {
-    let mut macros = vec![("i", "SOAK1")];
-    if !msg.probe {
-        macros.extend(VERIFIED_TLS);
-    }
-    conn.macros(MacroStage::Mail, macros).await?;
-    let status = conn.mail(["<alice@sender.test>"]).await?;
-    if !common::goes_on(&status) {
-        conn.abort().await?;
-        return Ok(Some(status));
-    }
-    let opts = conn.negotiated_opts();
-    if !opts.contains(ProtoOpts::NO_RCPT) {
-        conn.rcpt(["<bob@receiver.test>"]).await?;
-    }
-    for (name, value) in &msg.fields {
-        let status = conn.header(name.clone(), value.clone()).await?;
-        if !common::goes_on(&status) {
-            conn.abort().await?;
-            return Ok(Some(status));
-        }
-    }
-    if msg.abort {
-        conn.abort().await?;
-        return Ok(None);
-    }
-    if !opts.contains(ProtoOpts::NO_EOH) {
-        conn.eoh().await?;
-    }
-    for chunk in msg.body.chunks(65535) {
-        conn.body(chunk.to_vec()).await?;
-    }
-    if let Some(hold) = hold {
-        hold.arrived.fetch_add(1, Relaxed);
-        let _ = hold.go.acquire().await; // an error: closed, go on
-    }
-    let (_, status) = conn.eom().await?;
-    Ok(Some(status))
-}
-
 /// The mix, one entry per message in turn: four good, one unsigned, one
 /// with a broken signature, and one each of the hostile kinds.
 fn mix(key: &TestKey, signatures: usize) -> Vec<Msg> {
@@ -650,7 +279,7 @@ fn mix(key: &TestKey, signatures: usize) -> Vec<Msg> {
     let msg = |text: &str, probe, abort| {
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
         Msg {
-            fields: fields(head),
+            fields: header_fields(head),
             body: body.as_bytes().to_vec(),
             probe,
             abort,
@@ -700,62 +329,4 @@ fn garbage(seed: u64) -> Msg {
         probe: seed % 2 == 0,
         abort: false,
     }
-}
-
-/// Header fields as the MTA passes them: value with its leading space,
-/// folded lines joined with LF.
-fn fields(head: &str) -> Vec<(CString, CString)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in head.split("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, v)) = out.last_mut() {
-                v.push('\n');
-                v.push_str(line);
-            }
-        } else if let Some((n, v)) = line.split_once(':') {
-            out.push((n.into(), v.into()));
-        }
-    }
-    out.into_iter()
-        .map(|(n, v)| {
-            (
-                CString::new(n).expect("name"),
-                CString::new(v).expect("value"),
-            )
-        })
-        .collect()
-}
-
-/// Resident memory of a process, in KiB.
-struct Memory {
-    /// `VmRSS`: everything resident, mapped files' page cache included.
-    rss: u64,
-    /// `RssAnon`: anonymous memory (heap, stacks): what only swap could
-    /// take back.
-    anon: u64,
-}
-
-fn memory_kib(pid: u32) -> Memory {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0)
-    };
-    Memory {
-        rss: field("VmRSS:"),
-        anon: field("RssAnon:"),
-    }
-}
-
-async fn wait_for_socket(path: &PathBuf) {
-    for _ in 0..200 {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the daemon did not listen on {}", path.display());
 }
