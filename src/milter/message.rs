@@ -157,15 +157,20 @@ impl Message {
     }
 
     /// The body was replaced (bounce guidance): what is signed or checked
-    /// afterwards is the new one.
+    /// afterwards is the new one. A failure to keep it is kept too, so that
+    /// nothing is ever signed over half a body.
     pub fn replace_body(&mut self, body: &[u8]) -> Result<(), SpoolError> {
         self.end_headers();
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
         if let Some(at) = self.body_start {
-            self.raw.truncate(at)?;
-            self.raw.append(body)?;
+            let replaced = self.raw.truncate(at).and_then(|()| self.raw.append(body));
+            if let Err(e) = replaced {
+                self.failed = Some(e.clone());
+                self.raw.clear();
+                return Err(e);
+            }
         }
         Ok(())
     }
