@@ -3,7 +3,9 @@
 //! as the lookup would return them, so no DNS query), the DKIM2
 //! verification of the same message signed with the same keys (keys in the
 //! DNS cache, as after the first message of a sender), parsing with body
-//! canonicalisation, and rendering the Authentication-Results value.
+//! canonicalisation, rendering the Authentication-Results value, and what
+//! keeping a message costs in memory and in the spool file
+//! (`SPOOL_DIR`, default /var/tmp).
 //!
 //! `cargo bench --ignore-rust-version --bench micro`
 
@@ -20,11 +22,15 @@ use mailkey_milter::{
     dkim2,
     dns::{Dns, TxtAnswer},
     envelope::SenderDomain,
+    milter::spool::{Spool, MEMORY_MAX},
     verdict::Verdict,
 };
 use openssl::{pkey::PKey, rsa::Rsa};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use std::{hint::black_box, path::Path};
+use std::{
+    hint::black_box,
+    path::{Path, PathBuf},
+};
 
 const DOMAIN: &str = "sender.test";
 
@@ -236,5 +242,62 @@ fn render(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verify, canonicalise, render);
+/// One message through the spool as the milter keeps it (a header block,
+/// then body chunks of at most 64 KiB), handed over and read once (every
+/// page, as the verifier does): below the threshold it stays in memory,
+/// above it the spool file is created, written, mapped and dropped.
+fn spool(c: &mut Criterion) {
+    let dir = std::env::var_os("SPOOL_DIR").map_or_else(|| "/var/tmp".into(), PathBuf::from);
+    let head = vec![b'h'; 2000];
+    let mut group = c.benchmark_group("spool");
+    for (name, size) in [
+        ("in memory (30 KB)", 30_000),
+        ("spooled (64 KB)", 64_000),
+        ("spooled (1 MB)", 1_000_000),
+    ] {
+        assert_eq!(size + head.len() > MEMORY_MAX, size > 30_000);
+        let body = vec![b'b'; size];
+        group.throughput(Throughput::Bytes((head.len() + size) as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut spool = Spool::new(&dir);
+                spool.append(&head).expect("append");
+                for chunk in body.chunks(65_535) {
+                    spool.append(chunk).expect("append");
+                }
+                let bytes = spool.into_bytes().expect("bytes");
+                bytes
+                    .iter()
+                    .step_by(4096)
+                    .map(|&b| u64::from(b))
+                    .sum::<u64>()
+            })
+        });
+    }
+    // Before #21: the whole message in one heap buffer that grows by a
+    // quarter (page faults and copies on growth are part of its cost).
+    for (name, size) in [("heap (64 KB)", 64_000), ("heap (1 MB)", 1_000_000)] {
+        let body = vec![b'b'; size];
+        group.throughput(Throughput::Bytes((head.len() + size) as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
+                for part in std::iter::once(&head[..]).chain(body.chunks(65_535)) {
+                    if buf.capacity() - buf.len() < part.len() {
+                        buf.reserve_exact(part.len().max(buf.len() / 4));
+                    }
+                    buf.extend_from_slice(part);
+                }
+                black_box(&buf)
+                    .iter()
+                    .step_by(4096)
+                    .map(|&b| u64::from(b))
+                    .sum::<u64>()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, verify, canonicalise, render, spool);
 criterion_main!(benches);

@@ -7,19 +7,35 @@
 //! 127.0.0.1; every client address is on 127.0.0.0/8.
 //!
 //! `bash bench/soak.sh [--messages N] [--connections C]` (defaults
-//! 1,000,000 and 1,000) prints msg/s, the outcome counts and the largest
-//! RSS. Under `cargo test` it runs 48 messages on 12 connections and
-//! asserts that every transaction got its answer and the daemon survived.
+//! 1,000,000 and 1,000) prints msg/s, the outcome counts, the largest RSS
+//! and the largest `RssAnon` (anonymous memory: the heap, not the page
+//! cache of mapped files).
+//!
+//! `bash bench/soak.sh --burst [--connections C] [--size BYTES]` (defaults
+//! 100 and 50,000,000): C connections each send one signed message of
+//! BYTES at once and wait until every body is in, so that the daemon holds
+//! all of them, then end them together; memory is read at that moment and
+//! sampled every 100 ms: what a burst of large mail costs (SECURITY.md
+//! "Soak").
+//!
+//! The daemon runs with `MALLOC_MMAP_THRESHOLD_=65536`, as the systemd unit
+//! starts it, unless the caller's environment sets it. Under `cargo test`
+//! the soak runs 48 messages on 12 connections and the burst 4 messages of
+//! 1 MB, and both assert that every transaction got its answer and the
+//! daemon survived.
 
+#[path = "soak/clients.rs"]
+mod clients;
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "soak/daemon.rs"]
+mod daemon;
 
-use common::{dns::TestDns, message, process, sender_zone, TestKey, VERIFIED_TLS};
-use indymilter_test::{MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
+use clients::{Clients, Counts, Hold, Msg, MIX};
+use common::{header_fields, message, TestKey};
+use daemon::{memory_kib, Daemon, Ended, Sampler};
 use std::{
     ffi::CString,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc,
@@ -27,140 +43,107 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// One transaction as the MTA passes it: header fields and body.
-struct Msg {
-    fields: Vec<(CString, CString)>,
-    body: Vec<u8>,
-    /// Send no TLS macros, so that the daemon probes the client.
-    probe: bool,
-    /// Stop after the headers and abort (client gone, RSET).
-    abort: bool,
-}
-
-const MIX: usize = 12;
-
-#[derive(Default)]
-struct Counts {
-    accept: AtomicU64,
-    reject: AtomicU64,
-    tempfail: AtomicU64,
-    aborted: AtomicU64,
-    /// Protocol errors: a dropped connection or a broken reply.
-    errors: AtomicU64,
-    /// The slowest transaction of each kind in the mix, in ms.
-    slowest: [AtomicU64; MIX],
+/// What the command line asks for.
+struct Args {
+    full: bool,
+    burst: bool,
+    messages: Option<usize>,
+    connections: Option<usize>,
+    size: Option<usize>,
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut messages, mut connections, mut full) = (None, None, false);
+    let mut parsed = Args {
+        full: false,
+        burst: false,
+        messages: None,
+        connections: None,
+        size: None,
+    };
     while let Some(a) = args.next() {
         let mut number = |what: &str| -> Option<usize> {
-            let n = args.next().and_then(|v| v.replace('_', "").parse().ok());
+            let n = args
+                .next()
+                .and_then(|v| v.replace(['_', ','], "").parse().ok());
             Some(n.unwrap_or_else(|| panic!("{what} needs a number")))
         };
         match a.as_str() {
-            "--bench" => full = true,
-            "--messages" => messages = number("--messages"),
-            "--connections" => connections = number("--connections"),
+            "--bench" => parsed.full = true,
+            "--burst" => parsed.burst = true,
+            "--messages" => parsed.messages = number("--messages"),
+            "--connections" => parsed.connections = number("--connections"),
+            "--size" => parsed.size = number("--size"),
             _ => {}
         }
     }
-    let (messages, connections) = match full {
-        true => (messages.unwrap_or(1_000_000), connections.unwrap_or(1000)),
-        false => (messages.unwrap_or(48), connections.unwrap_or(12)),
-    };
-    // The daemon caps concurrent milter connections at 1000.
-    let connections = connections.clamp(1, 1000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(soak(messages, connections, full));
+    let full = parsed.full;
+    if parsed.burst || !full {
+        let connections = parsed.connections.unwrap_or(if full { 100 } else { 4 });
+        let size = parsed
+            .size
+            .unwrap_or(if full { 50_000_000 } else { 1_000_000 });
+        runtime.block_on(burst(connections.clamp(1, 1000), size, full));
+    }
+    if !parsed.burst {
+        let (messages, connections) = match full {
+            true => (
+                parsed.messages.unwrap_or(1_000_000),
+                parsed.connections.unwrap_or(1000),
+            ),
+            false => (
+                parsed.messages.unwrap_or(48),
+                parsed.connections.unwrap_or(12),
+            ),
+        };
+        // The daemon caps concurrent milter connections at 1000.
+        runtime.block_on(soak(messages, connections.clamp(1, 1000), full));
+    }
 }
 
 async fn soak(messages: usize, connections: usize, full: bool) {
     let key = TestKey::ed25519();
-    let dns = TestDns::start(sender_zone().txt("mailkey.sender.test", &key.record)).await;
-    let dir = process::temp_dir("soak");
-    let socket = dir.join("milter.sock");
-    let config = dir.join("soak.toml");
-    process::write(
-        &config,
-        &format!(
-            "listen = \"unix:{}\"\n{}",
-            socket.display(),
-            common::config(&dns, "")
-        ),
-    );
-    // warn: a soak log at info is one line per message, and is not what
-    // is measured; warnings and errors are kept to be counted.
-    let log = dir.join("daemon.log");
-    let mut daemon = std::process::Command::new(process::BIN)
-        .args(["--config", &config.to_string_lossy()])
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("start mailkey-milter");
-    wait_for_socket(&socket).await;
-    let pid = daemon.id();
+    let daemon = Daemon::start("soak", &key, "").await;
+    let pid = daemon.pid();
 
     // 200 signatures per hostile message; 10 under `cargo test`, where the
     // daemon is a debug build and its crypto is 100 times slower.
     let mix = Arc::new(mix(&key, if full { 200 } else { 10 }));
     let counts = Arc::new(Counts::default());
     let next = Arc::new(AtomicUsize::new(0));
-    let max_rss = Arc::new(AtomicU64::new(0));
     println!("soak: {messages} messages, {connections} concurrent milter connections (unix socket), daemon pid {pid}");
     let started = Instant::now();
     let sampler = {
-        let (max_rss, next) = (max_rss.clone(), next.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let rss = rss_kib(pid).unwrap_or(0);
-                max_rss.fetch_max(rss, Relaxed);
-                let secs = started.elapsed().as_secs();
-                if secs > 0 && secs % 10 == 0 {
-                    let done = next.load(Relaxed).min(messages);
-                    println!(
-                        "soak: {secs:>4} s  {done:>9} messages  {:>7.0} msg/s  RSS {:.1} MiB",
-                        done as f64 / started.elapsed().as_secs_f64(),
-                        rss as f64 / 1024.0
-                    );
-                }
+        let next = next.clone();
+        Sampler::start(pid, Duration::from_secs(1), move |rss| {
+            let secs = started.elapsed().as_secs();
+            if secs > 0 && secs % 10 == 0 {
+                let done = next.load(Relaxed).min(messages);
+                println!(
+                    "soak: {secs:>4} s  {done:>9} messages  {:>7.0} msg/s  RSS {:.1} MiB",
+                    done as f64 / started.elapsed().as_secs_f64(),
+                    rss as f64 / 1024.0
+                );
             }
         })
     };
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let (socket, mix, counts, next) =
-            (socket.clone(), mix.clone(), counts.clone(), next.clone());
-        // 127.0.(c / 250).(c % 250 + 2): never 127.0.0.1, the trusted one.
-        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, (c / 250) as u8, (c % 250 + 2) as u8));
-        tasks.push(tokio::spawn(async move {
-            client(&socket, ip, &mix, &counts, &next, messages).await
-        }));
-    }
-    for t in tasks {
+    let clients = Clients {
+        mix,
+        counts: counts.clone(),
+        next,
+        messages,
+        hold: None,
+    };
+    for t in clients.spawn(&daemon.socket, connections) {
         t.await.expect("client task");
     }
-    let elapsed = started.elapsed();
-    sampler.abort();
-    max_rss.fetch_max(rss_kib(pid).unwrap_or(0), Relaxed);
-    let alive = daemon.try_wait().expect("wait").is_none();
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-
+    let end = Ended::now(daemon, sampler, started);
+    let (elapsed, alive, logged) = (end.elapsed, end.alive, &end.logged);
     let c = |a: &AtomicU64| a.load(Relaxed);
-    let logged = std::fs::read_to_string(&log).unwrap_or_default();
-    let (errors_logged, panics) = (
-        logged.matches("ERROR").count(),
-        logged.matches("panicked").count(),
-    );
     println!(
         "soak: {messages} messages in {:.1} s = {:.0} msg/s; accept {}, reject {}, tempfail {}, aborted {}, protocol errors {}",
         elapsed.as_secs_f64(),
@@ -171,10 +154,11 @@ async fn soak(messages: usize, connections: usize, full: bool) {
         c(&counts.aborted),
         c(&counts.errors)
     );
-    println!(
-        "soak: max RSS {:.1} MiB at {connections} connections; daemon {}; log: {errors_logged} ERROR lines, {panics} panics",
-        c(&max_rss) as f64 / 1024.0,
-        if alive { "alive" } else { "DIED" }
+    end.print(
+        "soak",
+        &format!(" at {connections} connections"),
+        messages,
+        "µs",
     );
     let slowest: Vec<String> = counts
         .slowest
@@ -187,7 +171,7 @@ async fn soak(messages: usize, connections: usize, full: bool) {
     );
     if !full {
         assert!(alive, "the daemon died:\n{logged}");
-        assert_eq!(panics, 0, "{logged}");
+        assert_eq!(end.panics, 0, "{logged}");
         assert_eq!(
             c(&counts.errors),
             0,
@@ -201,115 +185,82 @@ async fn soak(messages: usize, connections: usize, full: bool) {
     }
 }
 
-/// One MTA connection: transactions until `messages` are sent; a broken
-/// connection is counted and replaced.
-async fn client(
-    socket: &Path,
-    ip: IpAddr,
-    mix: &[Msg],
-    counts: &Counts,
-    next: &AtomicUsize,
-    messages: usize,
-) {
-    let mut conn: Option<TestConnection> = None;
-    loop {
-        let n = next.fetch_add(1, Relaxed);
-        if n >= messages {
-            break;
-        }
-        let mut c = match conn.take() {
-            Some(c) => c,
-            None => match open(socket, ip).await {
-                Ok(c) => c,
-                Err(_) => {
-                    counts.errors.fetch_add(1, Relaxed);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let msg = &mix[n % mix.len()];
-        let t = Instant::now();
-        let result = transaction(&mut c, msg).await;
-        counts.slowest[n % mix.len()].fetch_max(t.elapsed().as_millis() as u64, Relaxed);
-        match result {
-            Ok(status) => {
-                let counter = match status {
-                    None => &counts.aborted,
-                    Some(Status::Accept | Status::Continue) => &counts.accept,
-                    Some(Status::Tempfail { .. }) => &counts.tempfail,
-                    Some(_) => &counts.reject,
-                };
-                counter.fetch_add(1, Relaxed);
-                conn = Some(c);
-            }
-            Err(e) => {
-                if counts.errors.fetch_add(1, Relaxed) == 0 {
-                    eprintln!("soak: first protocol error: {e}");
-                }
-            }
-        }
+/// A burst: `connections` signed messages of `size` bytes each, sent at
+/// once, one per connection; each waits after its body until all bodies
+/// are in (the memory then is that of every message at once), then all
+/// end. The end-of-message deadline is raised so that every message is
+/// verified (and its memory counted), not abandoned.
+async fn burst(connections: usize, size: usize, full: bool) {
+    let key = TestKey::ed25519();
+    let daemon = Daemon::start("burst", &key, "[limits]\neom_timeout_ms = 600000").await;
+    let pid = daemon.pid();
+    let signed = common::large_signed_message(&key, "alice@sender.test", size);
+    let (head, body) = signed.split_once("\r\n\r\n").unwrap_or((&signed, ""));
+    let msg = Msg {
+        fields: header_fields(head),
+        body: body.as_bytes().to_vec(),
+        probe: false,
+        abort: false,
+    };
+    let body_len = msg.body.len();
+    drop(signed);
+    println!(
+        "burst: {connections} messages of {:.1} MB at once, one per milter connection (unix socket), daemon pid {pid}",
+        body_len as f64 / 1e6
+    );
+    let counts = Arc::new(Counts::default());
+    let hold = Arc::new(Hold {
+        arrived: AtomicUsize::new(0),
+        go: tokio::sync::Semaphore::new(0),
+    });
+    let started = Instant::now();
+    let sampler = Sampler::start(pid, Duration::from_millis(100), |_| {});
+    let clients = Clients {
+        mix: Arc::new(vec![msg]),
+        counts: counts.clone(),
+        next: Arc::new(AtomicUsize::new(0)),
+        messages: connections,
+        hold: Some(hold.clone()),
+    };
+    let tasks = clients.spawn(&daemon.socket, connections);
+    // Every body answered (or its connection failed): the daemon holds
+    // every message, none has ended.
+    while hold.arrived.load(Relaxed) + (counts.errors.load(Relaxed) as usize) < connections {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    if let Some(c) = conn {
-        let _ = c.close().await;
+    let held = memory_kib(pid);
+    println!(
+        "burst: all {connections} messages received, none ended, after {:.1} s: RSS {:.1} MiB, RssAnon {:.1} MiB",
+        started.elapsed().as_secs_f64(),
+        held.rss as f64 / 1024.0,
+        held.anon as f64 / 1024.0
+    );
+    hold.go.close();
+    for t in tasks {
+        t.await.expect("client task");
     }
-}
-
-type Result<T> = std::result::Result<T, indymilter_test::TestError>;
-
-async fn open(socket: &Path, ip: IpAddr) -> Result<TestConnection> {
-    let mut conn = TestConnection::configure()
-        .exact_leading_space(true)
-        .read_timeout(Duration::from_secs(60))
-        .open_unix(socket)
-        .await?;
-    conn.macros(MacroStage::Connect, [("j", "mx.receiver.test")])
-        .await?;
-    conn.connect(
-        "client.sender.test",
-        SocketInfo::Inet(SocketAddr::new(ip, 40000)),
-    )
-    .await?;
-    conn.helo("mail.sender.test").await?;
-    Ok(conn)
-}
-
-/// One transaction; `None` when it was aborted, else the final status (a
-/// reject before end of message ends it as the MTA would, with an abort).
-async fn transaction(conn: &mut TestConnection, msg: &Msg) -> Result<Option<Status>> {
-    let mut macros = vec![("i", "SOAK1")];
-    if !msg.probe {
-        macros.extend(VERIFIED_TLS);
+    let end = Ended::now(daemon, sampler, started);
+    let (elapsed, alive, logged) = (end.elapsed, end.alive, &end.logged);
+    let c = |a: &AtomicU64| a.load(Relaxed);
+    println!(
+        "burst: {connections} messages in {:.1} s = {:.1} msg/s ({:.0} MB/s); accept {}, reject {}, tempfail {}, protocol errors {}",
+        elapsed.as_secs_f64(),
+        connections as f64 / elapsed.as_secs_f64(),
+        (connections * body_len) as f64 / 1e6 / elapsed.as_secs_f64(),
+        c(&counts.accept),
+        c(&counts.reject),
+        c(&counts.tempfail),
+        c(&counts.errors)
+    );
+    end.print("burst", "", connections, "ms");
+    if !full {
+        assert!(alive, "the daemon died:\n{logged}");
+        assert_eq!(
+            c(&counts.accept),
+            connections as u64,
+            "every signed message passes; daemon log:\n{logged}"
+        );
     }
-    conn.macros(MacroStage::Mail, macros).await?;
-    let status = conn.mail(["<alice@sender.test>"]).await?;
-    if !common::goes_on(&status) {
-        conn.abort().await?;
-        return Ok(Some(status));
-    }
-    let opts = conn.negotiated_opts();
-    if !opts.contains(ProtoOpts::NO_RCPT) {
-        conn.rcpt(["<bob@receiver.test>"]).await?;
-    }
-    for (name, value) in &msg.fields {
-        let status = conn.header(name.clone(), value.clone()).await?;
-        if !common::goes_on(&status) {
-            conn.abort().await?;
-            return Ok(Some(status));
-        }
-    }
-    if msg.abort {
-        conn.abort().await?;
-        return Ok(None);
-    }
-    if !opts.contains(ProtoOpts::NO_EOH) {
-        conn.eoh().await?;
-    }
-    for chunk in msg.body.chunks(65535) {
-        conn.body(chunk.to_vec()).await?;
-    }
-    let (_, status) = conn.eom().await?;
-    Ok(Some(status))
 }
 
 /// The mix, one entry per message in turn: four good, one unsigned, one
@@ -328,7 +279,7 @@ fn mix(key: &TestKey, signatures: usize) -> Vec<Msg> {
     let msg = |text: &str, probe, abort| {
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
         Msg {
-            fields: fields(head),
+            fields: header_fields(head),
             body: body.as_bytes().to_vec(),
             probe,
             abort,
@@ -378,44 +329,4 @@ fn garbage(seed: u64) -> Msg {
         probe: seed % 2 == 0,
         abort: false,
     }
-}
-
-/// Header fields as the MTA passes them: value with its leading space,
-/// folded lines joined with LF.
-fn fields(head: &str) -> Vec<(CString, CString)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in head.split("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, v)) = out.last_mut() {
-                v.push('\n');
-                v.push_str(line);
-            }
-        } else if let Some((n, v)) = line.split_once(':') {
-            out.push((n.into(), v.into()));
-        }
-    }
-    out.into_iter()
-        .map(|(n, v)| {
-            (
-                CString::new(n).expect("name"),
-                CString::new(v).expect("value"),
-            )
-        })
-        .collect()
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-async fn wait_for_socket(path: &PathBuf) {
-    for _ in 0..200 {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the daemon did not listen on {}", path.display());
 }

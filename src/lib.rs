@@ -106,6 +106,8 @@ pub enum SetupError {
     Socket(#[from] socket::OwnerError),
     #[error(transparent)]
     Controls(#[from] controls::ControlsError),
+    #[error(transparent)]
+    Spool(#[from] milter::spool::SpoolError),
 }
 
 impl SetupError {
@@ -143,6 +145,10 @@ impl SetupError {
             ),
             Self::Socket(e) => (e.key, "a user or group name of this host, or a number"),
             Self::Controls(e) => e.key(),
+            Self::Spool(_) => (
+                "limits.spool_dir",
+                "an absolute path to a directory where the daemon can create files",
+            ),
         })
     }
 }
@@ -158,6 +164,7 @@ impl Shared {
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         let controls = controls::Controls::load(&config, None)?;
         let dkim2 = dkim2::State::load(&config)?;
+        milter::spool::check_dir(&config.limits.spool_dir)?;
         Ok(Self {
             config,
             dns,
@@ -249,6 +256,7 @@ impl SharedHandle {
         let sealer = arc_seal::Sealer::load(&config.arc)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
+        milter::spool::check_dir(&config.limits.spool_dir)?;
         let old = self.current();
         let controls =
             controls::Controls::load(&config, old.controls.as_deref().map(|c| (c, &old.config)))?;

@@ -100,7 +100,8 @@ fn ar(o: &Outcome) -> String {
 async fn our_seal_lets_a_trusting_receiver_accept_the_forward() {
     let w = world("forward").await;
     let (forwarder, receiver) = (w.forwarder("enforce").await, w.receiver().await);
-    let signed = w.origin.sign(&message(FROM), "sender.test", "mailkey");
+    // 200 KB: sealed and validated from the spool file, not from memory.
+    let signed = common::large_signed_message(&w.origin, FROM, 200_000);
     let first = send(
         forwarder.addr,
         &Transaction::new(ORIGIN_IP, FROM, signed.clone()),

@@ -153,6 +153,34 @@ async fn real_postfix_dsn_gets_the_paragraph_and_keeps_every_other_byte() {
 }
 
 #[tokio::test]
+async fn large_dsn_is_guided_from_the_spool_file() {
+    // The bounce of a 1 MB message returned whole: past 32 KiB it waits in
+    // the spool file, which the MIME rewrite reads and the new body
+    // replaces.
+    let returned = "\r\nthe numbers are attached.\r\n";
+    let at = FIXTURE.rfind(returned).expect("returned message body");
+    let filler = "0123456789 the numbers are attached, again and again.\r\n".repeat(20_000);
+    let large = format!(
+        "{}{returned}{filler}{}",
+        &FIXTURE[..at],
+        &FIXTURE[at + returned.len()..]
+    );
+    let (_dns, daemon) = daemon(false).await;
+    let o = bounce(&daemon, &large).await;
+    let body = o.replaced_body().expect("body replaced");
+    let (head, old_body) = split(&large);
+    let want = old_body.replacen(
+        TEXT_END,
+        &format!("\r\n\r\n{}{TEXT_END}", paragraph().join("\r\n")),
+        1,
+    );
+    assert_eq!(body.len(), want.len());
+    assert!(body == want.as_bytes(), "the returned message changed");
+    let rewritten = format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body));
+    assert_guided(&large, rewritten.as_bytes());
+}
+
+#[tokio::test]
 async fn real_sendmail_dsn_with_a_headerless_text_part() {
     // Sendmail's own DSNs never pass a milter (tests/e2e_sendmail_bounce.rs),
     // but the format is a second real one: its text part has no headers.

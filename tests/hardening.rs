@@ -130,10 +130,7 @@ async fn checks_past_the_eom_deadline_are_accepted_in_monitor_mode() {
 
 /// A message with a body of `size` bytes, signed.
 fn big(key: &TestKey, size: usize) -> String {
-    let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n";
-    let body = line.repeat(size / line.len() + 1);
-    let mail = message(FROM).replace("Hello Bob,\r\n", &body);
-    key.sign(&mail, "sender.test", "mailkey")
+    common::large_signed_message(key, FROM, size)
 }
 
 #[tokio::test]

@@ -1,9 +1,10 @@
 //! The verifier works on a large message as received: it allocates
 //! nothing in proportion to it (issue #21 item 8; it used to copy the whole
 //! message for every domain with a mailkey, so a message peaked at twice
-//! its size; only a message of at most 64 KiB is copied now). Counted with an allocator that records the peak of bytes in
-//! use, around one call of the mailkey check (keys handed over as the
-//! lookup returns them, so no DNS and no other task allocates meanwhile).
+//! its size; only one the milter keeps in memory, ≤ 32 KiB, is copied now).
+//! Counted with an allocator that records the peak of bytes in use, around
+//! one call of the mailkey check (keys handed over as the lookup returns
+//! them, so no DNS and no other task allocates meanwhile).
 
 mod common;
 

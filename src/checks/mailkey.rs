@@ -305,12 +305,14 @@ async fn verify(
     }
 }
 
-/// A message up to this size is copied for verification in a task of the
-/// blocking pool (microseconds, and bounded); a larger one is verified in
-/// place, on the worker thread handed over to the blocking side
-/// (`cpu::off_the_workers`), which costs more per message (about 40 µs of CPU, and a
-/// thread's memory) but copies nothing. docs/decisions.md.
-const COPY_BYTES: usize = 64 * 1024;
+/// A message up to this size (the milter keeps it in memory,
+/// `spool::MEMORY_MAX`) is copied for verification into a task of the
+/// blocking pool: microseconds, and bounded. A larger one (a spool file's
+/// map) is verified in place, on the worker thread handed over to the
+/// blocking side (`cpu::off_the_workers`), which costs more per message
+/// (about 40 µs of CPU, and a thread's memory) but copies nothing.
+/// docs/decisions.md, "Resource bounds".
+const COPY_BYTES: usize = crate::milter::spool::MEMORY_MAX;
 
 /// What one pass over the message came to.
 enum Attempt {

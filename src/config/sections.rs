@@ -430,6 +430,10 @@ pub struct LimitsConfig {
     pub max_message_size: u64,
     /// Milter connections (MTA smtpd processes) served at once.
     pub max_connections: usize,
+    /// Where a message larger than 32 KiB waits for the end of message, in
+    /// an unlinked file (src/milter/spool.rs). On a disk file system: its
+    /// page cache is the kernel's to reclaim, tmpfs is memory.
+    pub spool_dir: PathBuf,
 }
 
 impl Default for LimitsConfig {
@@ -438,6 +442,7 @@ impl Default for LimitsConfig {
             eom_timeout_ms: 10_000,
             max_message_size: 64 * 1024 * 1024,
             max_connections: 1000,
+            spool_dir: PathBuf::from("/var/tmp"),
         }
     }
 }
@@ -460,6 +465,14 @@ impl LimitsConfig {
             return Err(
                 "key `limits.max_connections`: invalid value 0: allowed is 1 or more".into(),
             );
+        }
+        // Relative to what? The daemon's working directory is `/` under
+        // systemd and anything elsewhere.
+        if !self.spool_dir.is_absolute() {
+            return Err(format!(
+                "key `limits.spool_dir`: invalid value {:?}: allowed is an absolute path",
+                self.spool_dir
+            ));
         }
         Ok(())
     }

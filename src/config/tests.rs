@@ -198,6 +198,20 @@ fn limits_are_validated_with_their_line() {
     let ok = Config::parse("[limits]\nmax_connections = 5\n", Path::new("t.toml")).unwrap();
     assert_eq!(ok.limits.max_connections, 5);
     assert_eq!(ok.limits.eom_timeout_ms, 10_000);
+    assert_eq!(ok.limits.spool_dir, Path::new("/var/tmp"));
+    let err = Config::parse(
+        "mode = \"monitor\"\n\n[limits]\nspool_dir = \"spool\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("line 4"), "{err}");
+    assert!(
+        err.contains(
+            "key `limits.spool_dir`: invalid value \"spool\": allowed is an absolute path"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

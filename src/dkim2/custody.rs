@@ -22,6 +22,7 @@
 //! (SRS and the DKIM1 mailkey signature still apply), and the log says so.
 
 use super::{header_fields, INSTANCE_HEADER, SIGNATURE_HEADER};
+use crate::milter::spool::Bytes;
 use moka::sync::Cache;
 use std::{sync::Arc, time::Duration};
 
@@ -32,7 +33,9 @@ pub const KEEP: Duration = Duration::from_secs(3600);
 #[derive(Clone)]
 pub struct Custody {
     /// `None` unless `[dkim2] forward`.
-    cache: Option<Cache<[u8; 32], Arc<Vec<u8>>>>,
+    /// The message as the inbound step holds it (its buffer, or the map of
+    /// its spool file: page cache, not heap), never a copy.
+    cache: Option<Cache<[u8; 32], Arc<Bytes>>>,
 }
 
 impl Custody {
@@ -41,7 +44,7 @@ impl Custody {
         let cache = (forward && bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(bytes)
-                .weigher(|_, m: &Arc<Vec<u8>>| u32::try_from(m.len()).unwrap_or(u32::MAX))
+                .weigher(|_, m: &Arc<Bytes>| u32::try_from(m.len()).unwrap_or(u32::MAX))
                 .time_to_live(KEEP)
                 .build()
         });
@@ -49,7 +52,7 @@ impl Custody {
     }
 
     /// Keeps `message`, whose chain verified at our door.
-    pub fn remember(&self, message: Arc<Vec<u8>>) {
+    pub fn remember(&self, message: Arc<Bytes>) {
         let Some(cache) = &self.cache else { return };
         if let Some(key) = key(&message) {
             cache.insert(key, message);
@@ -58,7 +61,7 @@ impl Custody {
 
     /// The message as it arrived, for a message leaving with the same
     /// DKIM2 fields.
-    pub fn recall(&self, message: &[u8]) -> Option<Arc<Vec<u8>>> {
+    pub fn recall(&self, message: &[u8]) -> Option<Arc<Bytes>> {
         self.cache.as_ref()?.get(&key(message)?)
     }
 }
@@ -95,9 +98,10 @@ mod tests {
     fn a_message_is_found_by_its_chain_whatever_else_changed() {
         let custody = Custody::new(true, 1 << 20);
         let arrived = b"DKIM2-Signature: i=1; d=a.test\r\nFrom: a@a.test\r\n\r\nhi\r\n";
-        custody.remember(Arc::new(arrived.to_vec()));
+        custody.remember(Arc::new(Bytes::Memory(arrived.to_vec())));
         let leaving = b"DKIM2-Signature: i=1;\r\n d=a.test\r\nFrom: a@a.test\r\n\r\nhi\r\n--\r\n";
-        assert_eq!(custody.recall(leaving).as_deref(), Some(&arrived.to_vec()));
+        let found = custody.recall(leaving).expect("found");
+        assert_eq!(&found[..], &arrived[..]);
         let other = b"DKIM2-Signature: i=1; d=b.test\r\nFrom: a@a.test\r\n\r\nhi\r\n";
         assert!(custody.recall(other).is_none());
         assert!(Custody::new(false, 1 << 20).recall(leaving).is_none());

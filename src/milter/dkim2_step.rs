@@ -11,7 +11,7 @@
 //! its DKIM1 signature, unless DKIM2 is all its domain signs with: then
 //! `on_error` decides, as for any signing failure.
 
-use super::{message::Message, Outcome};
+use super::{message::Message, spool::Bytes, Outcome};
 use crate::{
     checks::{dkim2 as check, Status},
     config::OnError,
@@ -29,7 +29,7 @@ use std::sync::Arc;
 use tracing::{error, warn};
 
 /// Keeps an accepted message whose chain verified here, for its hop.
-pub fn remember(shared: &Shared, evaluation: &Evaluation, complete: &Arc<Vec<u8>>) {
+pub fn remember(shared: &Shared, evaluation: &Evaluation, complete: &Arc<Bytes>) {
     let passed = evaluation
         .results
         .iter()
@@ -53,7 +53,26 @@ pub async fn sign(
     }
     let (mail_from, rcpt_to) = (message.envelope.mail_from.clone(), message.rcpt_to.clone());
     let sender = message.envelope.sender_domain();
-    let complete = message.complete();
+    let complete = match message.complete() {
+        Ok(complete) => complete,
+        // Nothing to sign over: for a domain that signs DKIM2, as any
+        // signing failure; a bounce goes on without (as when its
+        // signature fails).
+        Err(e) => {
+            let signs = sender
+                .name()
+                .is_some_and(|d| shared.dkim2.signers.for_domain(d).is_some());
+            if !signs {
+                warn!("{queue_id}: no DKIM2 signature considered: {e}");
+                return Ok(None);
+            }
+            error!("{queue_id}: failed to DKIM2-sign: {e}");
+            return match shared.config.on_error {
+                OnError::Accept => Ok(None),
+                OnError::Tempfail => Err(Outcome::Tempfail),
+            };
+        }
+    };
     let chain = has_dkim2_fields(complete);
     // A bounce of ours about a DKIM2-signed message (draft §16.2).
     if mail_from.is_empty() && !chain {
@@ -111,7 +130,7 @@ fn door_verified(
     message: &[u8],
     domain: &str,
     queue_id: &str,
-) -> Option<Arc<Vec<u8>>> {
+) -> Option<Arc<Bytes>> {
     if !shared.config.dkim2.forward {
         warn!(
             "{queue_id}: no DKIM2 hop for {domain}: the message carries a chain and \
@@ -129,18 +148,17 @@ fn door_verified(
     original
 }
 
-/// Signs on the blocking pool: hashes and, for a hop, the recipe (a diff
-/// of the two versions) are CPU work.
+/// Signs off the async workers: hashes and, for a hop, the recipe (a diff
+/// of the two versions) are CPU work. The message is borrowed as it is
+/// kept (its buffer or its spool file's map), not copied.
 async fn sign_blocking(
     shared: &Arc<Shared>,
     message: &[u8],
     domain: &str,
     (mail_from, rcpt_to): (String, Vec<String>),
-    original: Option<Arc<Vec<u8>>>,
+    original: Option<Arc<Bytes>>,
 ) -> Result<Vec<(&'static str, String)>, SignError> {
-    let job = (Arc::clone(shared), message.to_vec(), domain.to_string());
-    tokio::task::spawn_blocking(move || {
-        let (shared, message, domain) = job;
+    crate::checks::cpu::off_the_workers(async {
         let role = match &original {
             Some(o) => Role::Hop { original: o },
             None => Role::Originator,
@@ -148,12 +166,11 @@ async fn sign_blocking(
         let signer = shared
             .dkim2
             .signers
-            .for_domain(&domain)
+            .for_domain(domain)
             .ok_or_else(|| SignError::Crypto(format!("{domain} signs no DKIM2")))?;
-        sign_fields(signer, &message, &mail_from, &rcpt_to, role)
+        sign_fields(signer, message, &mail_from, &rcpt_to, role)
     })
     .await
-    .unwrap_or_else(|e| Err(SignError::Crypto(format!("DKIM2 signing failed: {e}"))))
 }
 
 /// `i=2 fwd.test` for the log line.

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 /// returns the new body.
 pub async fn add(
     actions: &EomActions,
-    message: &Message,
+    message: &mut Message,
     shared: &Shared,
     leading_space: bool,
     queue_id: &str,
@@ -33,7 +33,16 @@ pub async fn add(
     if !config.guidance.bounces || !message.envelope.mail_from.is_empty() {
         return None;
     }
-    let (head, body) = message.parts();
+    // Before the bytes are borrowed: `Err` is the recipients, for the log.
+    let rcpt_domain =
+        recipient_domain(&message.rcpt_to).ok_or_else(|| format!("{:?}", message.rcpt_to));
+    let (head, body) = match message.parts() {
+        Ok(parts) => parts,
+        Err(e) => {
+            warn!("{queue_id}: null-sender message left unchanged: {e}");
+            return None;
+        }
+    };
     let boundary = match dsn::classify(head) {
         Kind::NotDsn => {
             debug!("{queue_id}: null sender, but not a DSN: unchanged");
@@ -52,12 +61,12 @@ pub async fn add(
         }
         Kind::Dsn { boundary } => boundary,
     };
-    let Some(domain) = recipient_domain(&message.rcpt_to) else {
-        info!(
-            "{queue_id}: DSN without a recipient domain ({:?}): unchanged",
-            message.rcpt_to
-        );
-        return None;
+    let domain = match rcpt_domain {
+        Ok(domain) => domain,
+        Err(rcpt_to) => {
+            info!("{queue_id}: DSN without a recipient domain ({rcpt_to}): unchanged");
+            return None;
+        }
     };
     match mailkey::lookup(&shared.dns, &domain).await.as_ref() {
         KeyLookup::NoKey => {}

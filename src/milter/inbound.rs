@@ -2,7 +2,7 @@
 //! client, our `Authentication-Results` header, the log line and the
 //! metrics.
 
-use super::{message::Message, recipients::Recipients, Outcome};
+use super::{message::Message, recipients::Recipients, spool::Bytes, Outcome};
 use crate::{
     arc_seal::{SealError, Sealer},
     auth_results,
@@ -33,10 +33,11 @@ pub async fn check(
     pending.recipients(message.rcpt_to.clone());
     // The checks run in a task of their own: a panic there (a bug) is
     // caught, and the message gets `on_error`.
-    let token_key = recipients.message_key(&message);
-    // The whole message is kept (shared, not copied) for the ARC seal;
-    // a message too big to keep is not sealed.
-    let mut whole: Option<Arc<Vec<u8>>> = None;
+    let token_key = recipients.message_key(&mut message);
+    // The whole message is kept (shared, not copied: the same buffer or
+    // the same map of the spool file) for the ARC seal; a message too big
+    // to keep is not sealed.
+    let mut whole: Option<Arc<Bytes>> = None;
     let checks = match message.too_big() {
         Some(size) => {
             warn!(
@@ -47,7 +48,15 @@ pub async fn check(
             tokio::spawn(pending.finish_too_big(size))
         }
         None => {
-            let raw = Arc::new(message.take_complete());
+            let raw = match message.take_complete() {
+                Ok(raw) => Arc::new(raw),
+                Err(e) => {
+                    // Not checked, so never accepted as checked: `on_error`
+                    // (451 4.3.0 by default; monitor mode accepts).
+                    error!("{queue_id}: failed to check message: {e}");
+                    return Outcome::internal_error(config);
+                }
+            };
             whole = Some(Arc::clone(&raw));
             tokio::spawn(async move { pending.finish(&raw).await })
         }

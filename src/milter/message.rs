@@ -1,7 +1,9 @@
 //! The message in progress, from MAIL FROM to end of message: its envelope,
 //! the checks started for it, and its bytes as they travel in SMTP.
 
+use super::spool::{Bytes, Spool, SpoolError};
 use crate::{auth_results, envelope::Envelope, push_crlf, transaction::Pending};
+use std::path::Path;
 
 /// Why a client's mail is not checked (and may be signed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,9 +23,6 @@ impl Trust {
     }
 }
 
-/// The most a client's `SIZE=` hint reserves for a message buffer.
-pub const SIZE_HINT_MAX: usize = 1024 * 1024;
-
 pub struct Message {
     pub envelope: Envelope,
     /// `Some`: not checked (and signed when `[signing]` has the domain).
@@ -37,10 +36,14 @@ pub struct Message {
     /// claim our authserv-id.
     pub forged_ar: Vec<usize>,
     /// The header block, then (once the body started) the empty line and
-    /// the body, with CRLF line ends.
-    raw: Vec<u8>,
+    /// the body, with CRLF line ends: in memory while small, in a file in
+    /// `limits.spool_dir` beyond that (src/milter/spool.rs).
+    raw: Spool,
     /// Where the body starts in `raw`, once it has.
-    body_start: Option<usize>,
+    body_start: Option<u64>,
+    /// Why the bytes could not be kept (spool file): from then on nothing
+    /// more is kept, and the message cannot be checked or signed.
+    failed: Option<SpoolError>,
     ar_seen: usize,
     /// Bytes kept at most (`limits.max_message_size`); `None` for trusted
     /// clients, whose mail is signed whole (the MTA's own size limit bounds
@@ -51,12 +54,14 @@ pub struct Message {
 }
 
 impl Message {
-    /// `max_size`: `limits.max_message_size`, applied to checked mail.
+    /// `max_size`: `limits.max_message_size`, applied to checked mail;
+    /// `spool_dir`: `limits.spool_dir`, where a large message goes.
     pub fn new(
         envelope: Envelope,
         trust: Option<Trust>,
         pending: Option<Pending>,
         max_size: u64,
+        spool_dir: &Path,
     ) -> Self {
         Self {
             limit: trust.is_none().then_some(max_size),
@@ -66,8 +71,9 @@ impl Message {
             pending,
             rcpt_to: Vec::new(),
             forged_ar: Vec::new(),
-            raw: Vec::with_capacity(8 * 1024),
+            raw: Spool::new(spool_dir),
             body_start: None,
+            failed: None,
             ar_seen: 0,
         }
     }
@@ -87,15 +93,17 @@ impl Message {
         self.keep(&field);
     }
 
-    /// Appends `bytes` unless the message is over its limit: from then on
-    /// nothing more is buffered, only counted.
+    /// Appends `bytes` unless the message is over its limit or could not be
+    /// kept: from then on nothing more is buffered, only counted.
     fn keep(&mut self, bytes: &[u8]) {
         self.size = self.size.saturating_add(bytes.len() as u64);
-        if self.too_big().is_none() {
-            grow(&mut self.raw, bytes.len());
-            self.raw.extend_from_slice(bytes);
+        if self.too_big().is_none() && self.failed.is_none() {
+            if let Err(e) = self.raw.append(bytes) {
+                self.failed = Some(e);
+                self.raw.clear();
+            }
         } else if !self.raw.is_empty() {
-            self.raw = Vec::new(); // what was kept is of no use any more
+            self.raw.clear(); // what was kept is of no use any more
         }
     }
 
@@ -107,12 +115,12 @@ impl Message {
     }
 
     /// The client announced the message's size (`SIZE=` at MAIL FROM, RFC
-    /// 1870): room for it at once instead of growing by doubling (each step
-    /// a copy). The hint comes from the network, so it buys at most
-    /// [`SIZE_HINT_MAX`]; a larger message grows from there.
+    /// 1870): room for it at once instead of growing step by step (each
+    /// step a copy). The hint comes from the network, so it buys at most
+    /// [`spool::MEMORY_MAX`](super::spool::MEMORY_MAX); a larger message
+    /// goes to the spool file anyway.
     pub fn expect_size(&mut self, size: usize) {
-        let wanted = size.min(SIZE_HINT_MAX);
-        self.raw.reserve(wanted.saturating_sub(self.raw.len()));
+        self.raw.reserve(size);
     }
 
     /// RCPT TO: `arg` as the MTA passes it, with angle brackets.
@@ -136,60 +144,82 @@ impl Message {
 
     /// The header block and the body (empty before any body arrived; both
     /// empty once the message is over its limit).
-    pub fn parts(&self) -> (&[u8], &[u8]) {
-        match self.body_start {
+    pub fn parts(&mut self) -> Result<(&[u8], &[u8]), SpoolError> {
+        let body_start = self.body_start;
+        let raw = self.bytes()?;
+        Ok(match body_start.and_then(|at| usize::try_from(at).ok()) {
             Some(at) => (
-                self.raw.get(..at.saturating_sub(2)).unwrap_or_default(),
-                self.raw.get(at..).unwrap_or_default(),
+                raw.get(..at.saturating_sub(2)).unwrap_or_default(),
+                raw.get(at..).unwrap_or_default(),
             ),
-            None => (&self.raw, &[]),
-        }
+            None => (raw, &[]),
+        })
     }
 
     /// The body was replaced (bounce guidance): what is signed or checked
-    /// afterwards is the new one.
-    pub fn replace_body(&mut self, body: &[u8]) {
+    /// afterwards is the new one. A failure to keep it is kept too, so that
+    /// nothing is ever signed over half a body.
+    pub fn replace_body(&mut self, body: &[u8]) -> Result<(), SpoolError> {
         self.end_headers();
-        if let Some(at) = self.body_start {
-            self.raw.truncate(at);
-            self.raw.extend_from_slice(body);
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
         }
+        if let Some(at) = self.body_start {
+            let replaced = self.raw.truncate(at).and_then(|()| self.raw.append(body));
+            if let Err(e) = replaced {
+                self.failed = Some(e.clone());
+                self.raw.clear();
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// The whole message as it travels in SMTP (header block, empty line,
     /// body), for signing and verifying.
-    pub fn complete(&mut self) -> &[u8] {
+    pub fn complete(&mut self) -> Result<&[u8], SpoolError> {
         self.end_headers();
-        &self.raw
+        self.bytes()
     }
 
-    /// Like [`Message::complete`], handing the buffer over (the verifier
-    /// runs in a task of its own and needs it owned): no copy of the
-    /// message. The buffer is left empty.
-    pub fn take_complete(&mut self) -> Vec<u8> {
+    /// Like [`Message::complete`], handing the bytes over (the verifier
+    /// runs in a task of its own and needs them owned): the buffer itself,
+    /// or the spool file's map, never a copy. The message is left empty.
+    pub fn take_complete(&mut self) -> Result<Bytes, SpoolError> {
         self.end_headers();
-        std::mem::take(&mut self.raw)
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        self.raw.take().into_bytes()
     }
-}
 
-/// Room for `more` bytes, growing by a quarter instead of doubling: the
-/// messages in flight are most of the daemon's memory under load (a
-/// thousand connections each holding one, SECURITY.md "Soak"), and doubling
-/// leaves up to half of each buffer unused. Large buffers grow in place
-/// (mremap), so the extra steps cost little.
-fn grow(buf: &mut Vec<u8>, more: usize) {
-    if buf.capacity() - buf.len() < more {
-        buf.reserve_exact(more.max(buf.len() / 4));
+    fn bytes(&mut self) -> Result<&[u8], SpoolError> {
+        match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => self.raw.view(),
+        }
+    }
+
+    /// Bytes of the message held in the heap (for tests: at most
+    /// [`spool::MEMORY_MAX`](super::spool::MEMORY_MAX), whatever its size).
+    pub fn resident(&self) -> usize {
+        self.raw.resident()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::milter::spool::MEMORY_MAX;
+
+    fn message(trust: Option<Trust>, max_size: u64) -> Message {
+        let dir = std::env::temp_dir();
+        Message::new(Envelope::default(), trust, None, max_size, &dir)
+    }
 
     #[test]
     fn checked_mail_is_not_buffered_past_the_limit() {
-        let mut m = Message::new(Envelope::default(), None, None, 70_000);
+        let mut m = message(None, 70_000);
         m.header(b"From", b" a@sender.test", "mx.test");
         let chunk = vec![b'x'; 65_535];
         m.body(&chunk);
@@ -198,31 +228,66 @@ mod tests {
             m.body(&chunk);
         }
         assert_eq!(m.too_big(), Some(23 + 101 * 65_535));
-        assert!(m.raw.capacity() <= 70_000 * 2, "kept {}", m.raw.capacity());
-        assert_eq!(m.parts(), (&b""[..], &b""[..]));
+        assert_eq!(m.resident(), 0);
+        assert!(!m.raw.is_spooled());
+        assert_eq!(m.parts().unwrap(), (&b""[..], &b""[..]));
     }
 
     #[test]
     fn buffers_grow_by_a_quarter_not_double() {
-        let mut m = Message::new(Envelope::default(), None, None, 1 << 30);
+        let mut m = message(None, 1 << 30);
         // Just past 16 KiB: doubling would hold 32 KiB.
         while m.raw.len() <= 17_000 {
             m.header(b"X-Filler", b" hostile header", "mx.test");
         }
-        let len = m.raw.len();
+        let len = m.raw.len() as usize;
         assert!(
-            m.raw.capacity() <= len + len / 4 + 64,
+            m.resident() <= len + len / 4 + 64,
             "{} for {len}",
-            m.raw.capacity()
+            m.resident()
         );
     }
 
     #[test]
+    fn a_large_message_is_spooled_and_read_back_whole() {
+        let mut m = message(None, 64 << 20);
+        m.header(b"From", b" a@sender.test", "mx.test");
+        let chunk = vec![b'x'; 65_535];
+        for _ in 0..320 {
+            m.body(&chunk);
+            assert!(m.resident() <= MEMORY_MAX, "{}", m.resident());
+        }
+        assert!(m.raw.is_spooled());
+        let (head, body) = m.parts().unwrap();
+        assert_eq!(head, b"From: a@sender.test\r\n");
+        assert_eq!(body.len(), 320 * 65_535);
+        let whole = m.take_complete().unwrap();
+        assert_eq!(whole.len(), 23 + 320 * 65_535);
+        assert!(whole.ends_with(&chunk));
+    }
+
+    #[test]
     fn trusted_mail_is_kept_whole_for_signing() {
-        let trust = Some(Trust::SmtpAuth);
-        let mut m = Message::new(Envelope::default(), trust, None, 70_000);
+        let mut m = message(Some(Trust::SmtpAuth), 70_000);
         m.body(&vec![b'x'; 100_000]);
         assert_eq!(m.too_big(), None);
-        assert_eq!(m.complete().len(), 100_002);
+        assert_eq!(m.complete().unwrap().len(), 100_002);
+        // A bounce's new body replaces the spooled one.
+        m.replace_body(b"new body\r\n").unwrap();
+        assert_eq!(m.complete().unwrap(), b"\r\nnew body\r\n");
+    }
+
+    #[test]
+    fn a_spool_failure_is_kept_and_reported() {
+        let dir = Path::new("/nonexistent/mailkey-spool");
+        let mut m = Message::new(Envelope::default(), None, None, 64 << 20, dir);
+        m.header(b"From", b" a@sender.test", "mx.test");
+        m.body(&vec![b'x'; 100_000]);
+        m.body(b"more");
+        assert_eq!(m.too_big(), None);
+        assert_eq!(m.resident(), 0);
+        let e = m.take_complete().unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/mailkey-spool"), "{e}");
+        assert!(m.complete().is_err() && m.parts().is_err());
     }
 }

@@ -11,6 +11,7 @@ mod negotiate;
 mod outbound;
 mod recipients;
 mod session;
+pub mod spool;
 mod srs_step;
 
 use crate::{

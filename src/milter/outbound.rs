@@ -8,10 +8,7 @@ use super::{
     Outcome,
 };
 use crate::{
-    config::OnError,
-    logging, metrics,
-    sign::{SignError, HEADER},
-    Shared,
+    checks::Code, config::OnError, logging, metrics, sign::HEADER, verdict::Reply, Shared,
 };
 use indymilter::{ContextActions, EomActions};
 use std::sync::Arc;
@@ -66,7 +63,11 @@ async fn add_signature(
     if !crate::dkim2::sign::Plan::of(&shared.config, &key.domain).mailkey {
         return Ok(None);
     }
-    let value = match key.sign(message.complete()) {
+    let complete = match message.complete() {
+        Ok(complete) => complete,
+        Err(e) => return Err(failed(shared, queue_id, &key.domain, &e)),
+    };
+    let value = match key.sign(complete) {
         Ok(v) => v,
         Err(e) => return Err(failed(shared, queue_id, &key.domain, &e)),
     };
@@ -86,13 +87,17 @@ async fn add_signature(
     }
 }
 
-/// A message that cannot be signed: deferred (the default), since unsigned
-/// mail from a domain that publishes a mailkey is rejected by receivers; or
-/// sent unsigned with `on_error = "accept"`.
-fn failed(shared: &Shared, queue_id: &str, domain: &str, e: &SignError) -> Outcome {
+/// A message that cannot be signed (`e`: a [`SignError`](crate::sign::SignError), or the message
+/// could not be kept): deferred with `451 4.3.0` (the default), since
+/// unsigned mail from a domain that publishes a mailkey is rejected by
+/// receivers; or sent unsigned with `on_error = "accept"`.
+fn failed(shared: &Shared, queue_id: &str, domain: &str, e: &dyn std::error::Error) -> Outcome {
     error!("{queue_id}: failed to sign for {domain}: {e}");
     match shared.config.on_error {
         OnError::Accept => Outcome::Accept,
-        OnError::Tempfail => Outcome::Tempfail,
+        OnError::Tempfail => Outcome::TempfailWith(Reply::new(
+            Code::INTERNAL,
+            ["Temporary local problem signing the message; please try again later".to_string()],
+        )),
     }
 }

@@ -174,11 +174,13 @@ impl Recipients {
 
     /// The message key for counting a token use once, when the message is
     /// addressed with a token (call before the message is handed on).
-    pub fn message_key(&self, message: &Message) -> Option<String> {
+    pub fn message_key(&self, message: &mut Message) -> Option<String> {
         if !matches!(self.accepted, Some(Class::Token(_))) {
             return None;
         }
-        let (head, body) = message.parts();
+        // A message that could not be kept is deferred before any token
+        // counts (src/milter/inbound.rs).
+        let (head, body) = message.parts().ok()?;
         let message_id = head.split(|&b| b == b'\n').find_map(|line| {
             let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
             name.eq_ignore_ascii_case(b"message-id")

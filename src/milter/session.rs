@@ -97,8 +97,14 @@ impl Session {
         let pending = trust
             .is_none()
             .then(|| Pending::start(&self.shared, envelope.clone()));
-        let max_size = self.shared.config.limits.max_message_size;
-        let mut message = Message::new(envelope, trust, pending, max_size);
+        let limits = &self.shared.config.limits;
+        let mut message = Message::new(
+            envelope,
+            trust,
+            pending,
+            limits.max_message_size,
+            &limits.spool_dir,
+        );
         if let Some(size) = size_param(args.get(1..).unwrap_or_default()) {
             message.expect_size(size);
         }
@@ -232,10 +238,19 @@ impl Session {
         // from trusted clients and get the guidance, then a signature over
         // the new body.
         if message.trust.is_some() {
-            if let Some(body) =
-                dsn_guidance::add(actions, &message, &shared, self.leading_space, &queue_id).await
+            if let Some(body) = dsn_guidance::add(
+                actions,
+                &mut message,
+                &shared,
+                self.leading_space,
+                &queue_id,
+            )
+            .await
             {
-                message.replace_body(&body);
+                if let Err(e) = message.replace_body(&body) {
+                    // Signing below fails the same way and says what follows.
+                    error!("{queue_id}: failed to keep the DSN's new body: {e}");
+                }
             }
         }
         if let Some(sender) = srs_step::rewrite(actions, &shared, &message, &queue_id).await {

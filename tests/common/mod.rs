@@ -420,6 +420,15 @@ pub fn message(from: &str) -> String {
     )
 }
 
+/// [`message`] from `from` with a body of at least `size` bytes (lines of
+/// 70 characters), signed with `key` for sender.test.
+pub fn large_signed_message(key: &TestKey, from: &str, size: usize) -> String {
+    let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n";
+    let body = line.repeat(size / line.len() + 1);
+    let mail = message(from).replace("Hello Bob,\r\n", &body);
+    key.sign(&mail, "sender.test", "mailkey")
+}
+
 /// A stage went on: `Continue`, or `Noreply` where the daemon negotiated
 /// that the MTA need not wait (connect, HELO, MAIL, header, body).
 pub fn goes_on(status: &Status) -> bool {
@@ -575,7 +584,8 @@ pub async fn open_unix(path: &Path, client_ip: IpAddr, helo: &str) -> TestConnec
     greet(conn, client_ip, helo).await
 }
 
-async fn greet(mut conn: TestConnection, client_ip: IpAddr, helo: &str) -> TestConnection {
+/// Connect and HELO on an opened connection (see [`open`]).
+pub async fn greet(mut conn: TestConnection, client_ip: IpAddr, helo: &str) -> TestConnection {
     conn.macros(MacroStage::Connect, [("j", "mx.receiver.test")])
         .await
         .expect("macros");
@@ -669,7 +679,7 @@ pub async fn send(addr: SocketAddr, t: &Transaction<'_>) -> Outcome {
 
 /// Splits a header block into (name, value) as an MTA passes them: the
 /// value keeps its leading space, folded lines are joined with LF.
-fn header_fields(head: &str) -> Vec<(CString, CString)> {
+pub fn header_fields(head: &str) -> Vec<(CString, CString)> {
     let mut fields: Vec<(String, String)> = Vec::new();
     for line in head.split("\r\n") {
         if line.starts_with([' ', '\t']) {
