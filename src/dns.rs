@@ -2,7 +2,7 @@
 //! behind mail-auth's `DnsCache` so that SPF, MX and key lookups share answers
 //! across messages for as long as their TTL allows.
 
-use crate::config::DnsConfig;
+use crate::{checks::keyrecord::KeyLookup, config::DnsConfig};
 use mail_auth::{
     dns::{DnsCache, Mx, Negative, RecordSet, ResolverCache, TxtRecord},
     hickory_resolver::{
@@ -49,6 +49,10 @@ pub struct Dns {
     /// Raw TXT answers (every record, not only the first that parses:
     /// mailkey rotation publishes several keys at one name).
     raw_txt: Cache<Box<str>, Timed<TxtAnswer>>,
+    /// The key records at `mailkey.D`, parsed once per TTL (not once per
+    /// message), by owner name and weighed by their record bytes like
+    /// `raw_txt`; their raw answers are not kept a second time there.
+    keys: Cache<Box<str>, Timed<Arc<KeyLookup>>>,
 }
 
 impl Dns {
@@ -86,28 +90,53 @@ impl Dns {
                 .weigher(|_, answer: &Timed<TxtAnswer>| weight(&answer.value))
                 .expire_after(TtlExpiry)
                 .build(),
+            keys: Cache::builder()
+                .max_capacity(config.cache_size)
+                .weigher(|_, keys: &Timed<Arc<KeyLookup>>| units(keys.value.bytes()))
+                .expire_after(TtlExpiry)
+                .build(),
         })
     }
 
     /// Entries in every cache, for the metrics.
     pub fn cache_entries(&self) -> u64 {
-        self.raw_txt.entry_count() + self.caches.entry_count()
+        self.raw_txt.entry_count() + self.keys.entry_count() + self.caches.entry_count()
+    }
+
+    /// The key records at `name` (a `mailkey.D`), parsed
+    /// ([`KeyLookup::from_answer`]) and cached as parsed for their TTL
+    /// (errors are not cached): a record is parsed once per TTL, not once
+    /// per message.
+    pub async fn key_records(&self, name: &str) -> Arc<KeyLookup> {
+        let parse = |answer| Arc::new(KeyLookup::from_answer(answer));
+        self.txt_cached(&self.keys, name, parse).await
     }
 
     /// All TXT records at `name`, cached for their TTL (errors are not cached).
     pub async fn txt(&self, name: &str) -> TxtAnswer {
+        self.txt_cached(&self.raw_txt, name, |answer| answer).await
+    }
+
+    /// The TXT answer at `name` made into a `V` by `make`, from `cache` or
+    /// queried and kept there for its TTL (errors are not cached).
+    async fn txt_cached<V: Clone + Send + Sync + 'static>(
+        &self,
+        cache: &Cache<Box<str>, Timed<V>>,
+        name: &str,
+        make: impl FnOnce(TxtAnswer) -> V,
+    ) -> V {
         let key = fqdn(name);
-        let hit = self.raw_txt.get(key.as_str());
+        let hit = cache.get(key.as_str());
         crate::metrics::cache_hit(hit.is_some());
         if let Some(hit) = hit {
             return hit.value;
         }
         let (answer, until) = self.query_txt(&key).await;
+        let value = make(answer);
         if let Some(until) = until {
-            self.raw_txt
-                .insert(key.into(), Timed::new(answer.clone(), until));
+            cache.insert(key.into(), Timed::new(value.clone(), until));
         }
-        answer
+        value
     }
 
     /// Puts `answer` for `name` into the TXT cache for an hour, as a

@@ -95,7 +95,7 @@ fn custom_text(config: &GuidanceConfig, failure: Option<Failure>) -> Option<&Str
     let t = &config.text_for;
     let specific = match failure? {
         Failure::NoKey | Failure::BadKey => &t.no_key,
-        Failure::NoSignature => &t.no_signature,
+        Failure::NoSignature | Failure::RefusedSignature => &t.no_signature,
         Failure::BodyChanged | Failure::BadSignature => &t.bad_signature,
         Failure::Spf => &t.spf,
         Failure::NoTls | Failure::NoStartTls | Failure::BadCertificate | Failure::NoEvidence(_) => {

@@ -27,6 +27,7 @@ pub mod envelope;
 pub mod exempt;
 pub mod forwarding;
 pub mod guidance;
+pub mod key_overlay;
 pub mod keygen;
 pub mod logging;
 pub mod metrics;

@@ -239,7 +239,7 @@ pub fn internal_error(check: CheckName, why: &str, on_error: OnError) -> CheckRe
 
 /// The result of a check that did not finish within `eom_timeout_ms`:
 /// like an internal error, `on_error` decides.
-fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> CheckResult {
+pub fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> CheckResult {
     CheckResult::new(check, Status::TempError, on_error_effect(on_error)).reason(format!(
         "not finished within the end-of-message deadline of {} ms",
         timeout.as_millis()

@@ -195,3 +195,108 @@ async fn connections_beyond_max_connections_wait_their_turn() {
         common::send_on(&mut second, &Transaction::new(CLIENT, FROM, message(FROM))).await;
     assert_eq!(outcome.status, Status::Accept);
 }
+
+#[tokio::test]
+async fn a_signature_listing_more_than_128_header_fields_is_refused() {
+    // Every h= entry is work for the verifier (issue #21 item 4): a
+    // signature listing more than 128 is refused before any hashing, and
+    // the reply says what to sign instead.
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&key, "").await;
+    let names: Vec<&'static str> = (0..128)
+        .map(|i| &*Box::leak(format!("X-Absent-{i}").into_boxed_str()))
+        .collect();
+    let sign = |extra: &[&'static str]| {
+        key.sign_with(&message(FROM), "sender.test", "mailkey", |mut o| {
+            o.headers = [&["From"][..], extra].concat();
+            o
+        })
+    };
+    // 128 entries: verified as usual.
+    let outcome = send(
+        daemon.addr,
+        &Transaction::new(CLIENT, FROM, sign(&names[..127])),
+    )
+    .await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+    // 129: refused.
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, sign(&names))).await;
+    assert_reply(
+        &outcome,
+        "550-5.7.20",
+        &[
+            "signature lists 129 header fields in h=: at most 128 are accepted",
+            "with at most 128 h= entries",
+        ],
+    );
+}
+
+/// A key record with distinct tags up to `octets` before its `p=`.
+fn tag_flood(record: &str, octets: usize) -> String {
+    let (head, p) = record.split_once("p=").expect("p=");
+    let mut flood = head.to_string();
+    for i in 0.. {
+        if flood.len() >= octets {
+            break;
+        }
+        flood.push_str(&format!("q{i}=x; "));
+    }
+    format!("{flood}p={p}")
+}
+
+#[tokio::test]
+async fn key_records_beyond_the_size_caps_are_refused_unread() {
+    // Issue #21 item 5: a 60 KB record of thousands of tags before a valid
+    // p= was parsed (quadratically) for every message.
+    let key = TestKey::ed25519();
+    let signed = key.sign(&message(FROM), "sender.test", "mailkey");
+    let four_junk = |zone: common::dns::Zone| {
+        (0..4).fold(zone, |z, i| {
+            z.txt(
+                "mailkey.sender.test",
+                &tag_flood(&format!("v=DKIM1; n={i}; p="), 4090),
+            )
+        })
+    };
+    for (records, says) in [
+        // One record over 4,096 octets, the key in it.
+        (
+            common::sender_zone().txt("mailkey.sender.test", &tag_flood(&key.record, 5000)),
+            "no usable key at mailkey.sender.test: record of 5",
+        ),
+        // 60 KB: not read at all.
+        (
+            common::sender_zone().txt("mailkey.sender.test", &tag_flood(&key.record, 60_000)),
+            "TXT records of 60",
+        ),
+        // The real key and four records of 4,090 octets: over 16 KiB.
+        (
+            four_junk(common::sender_zone().txt("mailkey.sender.test", &key.record)),
+            "octets in all, more than 16384 are read",
+        ),
+    ] {
+        let dns = TestDns::start(records).await;
+        let daemon = Daemon::start(&common::config(&dns, "")).await;
+        let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed.clone())).await;
+        assert_reply(&outcome, "550-5.7.20", &[says]);
+    }
+}
+
+#[tokio::test]
+async fn verification_stops_at_the_eom_deadline() {
+    // Issue #21 item 7: the deadline bounds the work, not only the reply.
+    // A 1 ms deadline passes while a 5 MB body is hashed; the verifier
+    // then stops instead of going on after the reply.
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&key, "[limits]\neom_timeout_ms = 1").await;
+    let outcome = send(
+        daemon.addr,
+        &Transaction::new(CLIENT, FROM, big(&key, 5_000_000)),
+    )
+    .await;
+    assert_reply(
+        &outcome,
+        "451-4.3.0",
+        &["not finished within the end-of-message deadline of 1 ms (verification stopped)"],
+    );
+}

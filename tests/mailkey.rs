@@ -388,6 +388,29 @@ async fn lookups_are_cached_between_messages() {
 }
 
 #[tokio::test]
+async fn key_records_are_parsed_once_per_ttl() {
+    // Issue #21 item 5: the parsed lookup is cached, not the raw answer
+    // parsed again for every message.
+    use mailkey_milter::{
+        checks::mailkey,
+        config::{DnsConfig, NameServer},
+        dns::Dns,
+    };
+    let key = TestKey::ed25519();
+    let dns = TestDns::start(common::sender_zone().txt("mailkey.sender.test", &key.record)).await;
+    let resolver = Dns::new(&DnsConfig {
+        nameservers: vec![NameServer(dns.addr())],
+        timeout_ms: 500,
+        cache_size: 100,
+    })
+    .unwrap();
+    let first = mailkey::lookup(&resolver, "sender.test").await;
+    let second = mailkey::lookup(&resolver, "Sender.Test").await;
+    assert!(std::sync::Arc::ptr_eq(&first, &second), "parsed again");
+    assert_eq!(dns.queries("mailkey.sender.test"), 1);
+}
+
+#[tokio::test]
 async fn expired_signature_does_not_count() {
     use mailkey_milter::{
         checks::{mailkey, Status as S},
@@ -423,11 +446,149 @@ async fn expired_signature_does_not_count() {
             keys,
             signed.as_bytes(),
             at,
+            std::time::Instant::now() + std::time::Duration::from_secs(60),
         )
-        .await;
+        .await
+        .unwrap_or_else(mailkey::Stopped::into_result);
         assert_eq!(r.status, expected, "{r:?}");
         if expected == S::Fail {
             assert_eq!(r.reason.as_deref(), Some("signature expired (x=)"));
         }
     }
+}
+
+/// A signed message, ready to take changes on its way.
+fn signed_by(key: &TestKey, mail: &str) -> String {
+    key.sign(mail, "sender.test", "mailkey")
+}
+
+#[tokio::test]
+async fn a_bare_cr_put_into_the_body_breaks_the_signature() {
+    // RFC 6376 §3.4.3/§3.4.4: a CR that does not end a line is text under
+    // both body canonicalisations; it used to be dropped, so `ab` signed
+    // passed as `a\rb` (issue #21 item 11).
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = signed_by(&key, &message(FROM));
+    let changed = signed.replace("the numbers are", "the num\rbers are");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, changed)).await;
+    assert_rejected(&outcome, "550-5.7.20", "body hash mismatch");
+    // Signed with the bare CR in place, it verifies (as dkimpy's would).
+    let with_cr = message(FROM).replace("the numbers are", "the num\rbers are");
+    let outcome = send(
+        daemon.addr,
+        &Transaction::new(CLIENT, FROM, signed_by(&key, &with_cr)),
+    )
+    .await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+}
+
+#[tokio::test]
+async fn a_signature_covering_other_signatures_verifies_over_them() {
+    // An ESP's l= signature above ours, which lists DKIM-Signature in h=:
+    // the ESP's is not verified (l=), but it must stay exactly where it is
+    // for ours (issue #21 item 12).
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let esp = TestKey::ed25519().sign_with(&message(FROM), "esp.test", "s1", |mut o| {
+        o.body_length = true;
+        o
+    });
+    let signed = key.sign_with(&esp, "sender.test", "mailkey", |mut o| {
+        o.headers = vec!["From", "To", "Subject", "DKIM-Signature"];
+        o
+    });
+    let ours = signed.split_once("\r\nDKIM-Signature:").expect("two").0;
+    assert!(
+        ours.to_ascii_lowercase().contains(":dkim-signature"),
+        "{ours}"
+    );
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+    assert!(outcome.auth_results().unwrap().contains("mailkey=pass"));
+}
+
+#[tokio::test]
+async fn a_trailing_dot_in_d_verifies_with_the_key_of_the_domain() {
+    // d=sender.test. names sender.test (alignment already said so); its key
+    // is the one at mailkey.sender.test (issue #21 item 13).
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = key.sign(&message(FROM), "sender.test.", "mailkey");
+    assert!(signed.contains("d=sender.test.;"), "{signed}");
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, signed)).await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+}
+
+#[tokio::test]
+async fn times_of_more_than_12_digits_and_l_0_do_not_count() {
+    // RFC 6376 §3.5: t= and x= are 1*12DIGIT; l=0 signs no body at all.
+    // Both signatures are otherwise valid (issue #21 item 13).
+    let key = TestKey::ed25519();
+    let (_dns, daemon) = setup(&[&key.record], "").await;
+    let signed = signed_by(&key, &message(FROM));
+    let long_t = key.resign(&signed, |tags| with_tag(tags, "t", "1000000000000"));
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, long_t)).await;
+    assert_rejected(
+        &outcome,
+        "550-5.7.20",
+        "signature has t=1000000000000: RFC 6376 section 3.5 allows 1 to 12 digits",
+    );
+    let l_zero = key.resign(&signed, |tags| with_tag(tags, "l", "0"));
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, l_zero)).await;
+    assert_rejected(&outcome, "550-5.7.20", "l= body length tag");
+    // The same edit that changes nothing the rules look at still verifies.
+    let fine = key.resign(&signed, |tags| with_tag(tags, "t", "999999999999"));
+    let outcome = send(daemon.addr, &Transaction::new(CLIENT, FROM, fine)).await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+}
+
+/// `tags` (`; `-separated) with `name=value` in place of any `name=`.
+fn with_tag(tags: &str, name: &str, value: &str) -> String {
+    let prefix = format!("{name}=");
+    let mut kept: Vec<String> = tags
+        .split("; ")
+        .filter(|t| !t.starts_with(&prefix))
+        .map(str::to_string)
+        .collect();
+    kept.push(format!("{name}={value}"));
+    kept.join("; ")
+}
+
+#[tokio::test]
+async fn relaxed_alignment_verifies_with_the_keys_of_the_signing_domain() {
+    // D = bounces.sender.test publishes a key; the message is signed for
+    // the parent sender.test, whose key is looked up before verifying.
+    const BOUNCES: &str = "alice@bounces.sender.test";
+    let own = TestKey::ed25519();
+    let parent = TestKey::rsa(2048);
+    let zone = common::sender_zone()
+        .txt("bounces.sender.test", "v=spf1 ip4:127.0.0.0/8 -all")
+        .mx("bounces.sender.test", 10, "mx.sender.test")
+        .txt("mailkey.bounces.sender.test", &own.record)
+        .txt("mailkey.sender.test", &parent.record);
+    let dns = TestDns::start(zone).await;
+    let relaxed = common::config(&dns, "[mailkey]\nalignment = \"relaxed\"");
+    let daemon = Daemon::start(&relaxed).await;
+    let signed = parent.sign(&message(BOUNCES), "sender.test", "mailkey");
+    let outcome = send(
+        daemon.addr,
+        &Transaction::new(CLIENT, BOUNCES, signed.clone()),
+    )
+    .await;
+    assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
+    assert!(outcome
+        .auth_results()
+        .unwrap()
+        .contains("mailkey=pass header.d=sender.test"));
+    // Strict alignment: the parent's signature does not count.
+    let strict = Daemon::start(&common::config(&dns, "")).await;
+    let outcome = send(strict.addr, &Transaction::new(CLIENT, BOUNCES, signed)).await;
+    assert!(
+        outcome
+            .reply()
+            .starts_with("550-5.7.20 mailkey check fail for bounces.sender.test: mailkey signature is for d=sender.test"),
+        "{}",
+        outcome.reply()
+    );
 }

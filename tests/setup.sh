@@ -18,7 +18,11 @@ set -euo pipefail
 # g++: libfuzzer-sys compiles libFuzzer for the fuzz targets (fuzz/run.sh).
 # openssl: the command makes OCSP responses and hashes the CA directory
 # Postfix's smtpd_tls_CApath reads (tests/common/tls.rs).
-PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0 chromium g++ openssl redis-server)
+# opendkim, opendkim-tools, libopendkim-dev: libopendkim is the second
+# independent DKIM verifier of tests/differential.rs (its tool is compiled
+# against libopendkim-dev); the opendkim daemon must never run (below).
+PACKAGES=(postfix swaks libnet-ssleay-perl libio-socket-ssl-perl man-db groff-base m4 libwrap0 chromium g++ openssl redis-server
+    opendkim opendkim-tools libopendkim-dev)
 
 say() { echo "setup.sh: $*"; }
 
@@ -105,6 +109,23 @@ elif [[ -r $redis_pid ]] && pid=$(tr -dc 0-9 <"$redis_pid") && [[ -n $pid ]] &&
     [[ $(cat "/proc/$pid/comm" 2>/dev/null) == redis-server ]]; then
     say "stopping the system redis-server ($pid)"
     kill "$pid"
+fi
+
+# The opendkim package enables its service; the tests only link its
+# library. Service starts were refused during the install; it is disabled
+# so that no boot starts it, and one found running after an install of ours
+# is stopped (a system OpenDKIM the owner runs is left alone).
+if ((${#missing[@]})) && printf '%s\n' "${missing[@]}" | grep -qx opendkim; then
+    if command -v systemctl >/dev/null && systemctl is-enabled --quiet opendkim 2>/dev/null; then
+        say "disabling the opendkim service (the tests use libopendkim only)"
+        systemctl disable --now opendkim >/dev/null 2>&1 || true
+    elif command -v update-rc.d >/dev/null && [[ -e /etc/init.d/opendkim ]]; then
+        update-rc.d opendkim disable >/dev/null 2>&1 || true
+    fi
+    if pids=$(pgrep -x opendkim); then
+        say "stopping the opendkim daemon the install started ($pids)"
+        kill $pids 2>/dev/null || true
+    fi
 fi
 
 # Sendmail conflicts with Postfix as an installed package, but runs fine

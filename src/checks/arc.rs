@@ -24,13 +24,15 @@ pub use fields::{
     Fields, MAX_BYTES, MAX_HEADER_FIELDS, MAX_SETS, MAX_SIGNATURE_BITS, MAX_SIGNED_HEADERS,
 };
 
-use super::{BoxFuture, Check, CheckName, CheckResult, Effect, Inputs, MessageStep, Stage, Status};
+use super::{
+    cpu::off_the_workers, BoxFuture, Check, CheckName, CheckResult, Effect, Inputs, MessageStep,
+    Stage, Status,
+};
 use crate::{auth_results::syntax::ResInfo, dns::Dns};
 use mail_auth::{
     arc::ArcError, dns::Parameters, AuthenticatedMessage, DkimResult, Error, MessageAuthenticator,
 };
-use std::{future::Future, time::Instant};
-use tokio::runtime::{Handle, RuntimeFlavor};
+use std::time::Instant;
 
 pub const NAME: CheckName = CheckName::new("arc");
 
@@ -136,7 +138,7 @@ pub async fn check(dns: &Dns, uses: Uses<'_>, message: &[u8], deadline: Instant)
 /// `d=` of the newest seal.
 async fn validate(
     authenticator: &MessageAuthenticator,
-    keyring: &super::mailkey::KeyOverlay,
+    keyring: &crate::key_overlay::KeyOverlay,
     message: &[u8],
     deadline: Instant,
 ) -> (DkimResult, Option<String>) {
@@ -153,20 +155,6 @@ async fn validate(
         .last()
         .map(|link| link.seal.header.d.to_ascii_lowercase());
     (output.result().clone(), sealer)
-}
-
-/// Runs CPU-bound `work` (it never waits on I/O: an ARC validation's keys
-/// are at hand) on a thread that is not an async worker: `block_in_place`
-/// hands this worker's other tasks to a new one for as long as it runs,
-/// and `work` may borrow (the message is not copied). A current-thread
-/// runtime (tools, tests) has no other worker: there it runs in place.
-pub(crate) async fn off_the_workers<T>(work: impl Future<Output = T>) -> T {
-    match Handle::current().runtime_flavor() {
-        RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| Handle::current().block_on(work))
-        }
-        _ => work.await,
-    }
 }
 
 fn describe(e: &Error) -> String {

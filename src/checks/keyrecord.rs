@@ -3,10 +3,10 @@
 //! private, so the tags the mailkey protocol acts on (`t=y`, `k=`, key size,
 //! revocation) are read here first.
 
-use crate::dns::TxtAnswer;
+use crate::dns::{CacheWeight, TxtAnswer};
 use mail_auth::{dkim::DomainKey, dns::TxtRecordParser};
 use openssl::{pkey::PKey, rsa::Rsa};
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 /// The selector of every mailkey signature (`s=mailkey`).
 pub const SELECTOR: &str = "mailkey";
@@ -24,6 +24,15 @@ pub fn dkim_name(domain: &str) -> String {
 
 /// The most records tried per domain (rotation needs two; more is abuse).
 pub const MAX_KEYS: usize = 4;
+/// The longest key record read, in octets. An RSA-4096 record is about
+/// 750 octets, RSA-8192 (the largest key verified) about 1,450: four times
+/// that leaves room for any tags, and a record made to be expensive to
+/// parse is refused unread (docs/decisions.md).
+pub const MAX_RECORD_BYTES: usize = 4096;
+/// The most octets of TXT records at `mailkey.D` read at all: four records
+/// of the largest size. A larger answer is refused as a whole (which
+/// records of it would count depends on the order DNS sends them in).
+pub const MAX_ANSWER_BYTES: usize = MAX_KEYS * MAX_RECORD_BYTES;
 /// The shortest RSA key accepted (RFC 8301 §3.2).
 pub const MIN_RSA_BITS: u32 = 1024;
 
@@ -76,6 +85,10 @@ pub enum RecordError {
     RsaTooShort(u32),
     #[error("key does not parse: {0}")]
     Malformed(String),
+    #[error("record of {0} octets is longer than {MAX_RECORD_BYTES}")]
+    TooLong(usize),
+    #[error("TXT records of {0} octets in all, more than {MAX_ANSWER_BYTES} are read")]
+    AnswerTooLarge(usize),
 }
 
 /// Everything found at `mailkey.D`.
@@ -97,6 +110,21 @@ pub enum KeyLookup {
     TempError(String),
 }
 
+/// What a cached lookup holds: its records' octets, and a little per key
+/// for the parsed key beside them.
+impl CacheWeight for KeyLookup {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Published { keys, records, .. } => {
+                records.iter().map(|r| r.raw.len()).sum::<usize>()
+                    + keys.iter().map(|k| k.public.len() + 64).sum::<usize>()
+            }
+            Self::NoKey => 0,
+            Self::TempError(e) => e.len(),
+        }
+    }
+}
+
 /// One TXT record at `mailkey.D`, as published, and what it is.
 #[derive(Clone, Debug)]
 pub struct PublishedRecord {
@@ -111,11 +139,35 @@ impl KeyLookup {
             TxtAnswer::NotFound => return Self::NoKey,
             TxtAnswer::TempError(e) => return Self::TempError(e),
         };
+        let total: usize = records.iter().map(Vec::len).sum();
+        if total > MAX_ANSWER_BYTES {
+            // Not one is read; check-domain still lists them.
+            let error = RecordError::AnswerTooLarge(total);
+            let records = records
+                .into_iter()
+                .map(|raw| PublishedRecord {
+                    raw,
+                    parsed: Err(error.clone()),
+                })
+                .collect();
+            return Self::Published {
+                keys: Vec::new(),
+                errors: vec![error],
+                testing: false,
+                records,
+            };
+        }
         let mut keys = Vec::new();
         let mut errors = Vec::new();
         let mut testing = false;
         let mut published = Vec::with_capacity(records.len());
         for raw in records {
+            if raw.len() > MAX_RECORD_BYTES {
+                let parsed = Err(RecordError::TooLong(raw.len()));
+                errors.push(RecordError::TooLong(raw.len()));
+                published.push(PublishedRecord { raw, parsed });
+                continue;
+            }
             let tags = Tags::parse(&raw);
             testing |= tags.testing();
             let parsed = parse_record(&raw, &tags);
@@ -183,9 +235,9 @@ pub fn parse_record(raw: &[u8], tags: &Tags) -> Result<MailkeyRecord, RecordErro
 }
 
 /// RSA keys are published as SubjectPublicKeyInfo, some as bare PKCS#1.
-/// This runs for every message (the cache holds the raw TXT answer), and
 /// OpenSSL 3's key decoder costs more than the signature verification
-/// (perf: 40% of the daemon's CPU with RSA keys), so the usual encodings
+/// (perf: 40% of the daemon's CPU with RSA keys when this ran for every
+/// message, before the parsed lookup was cached), so the usual encodings
 /// are read directly and only others go to OpenSSL.
 fn rsa_bits(der: &[u8]) -> Result<u32, RecordError> {
     if let Some(bits) = der_rsa_bits(der) {
@@ -282,13 +334,14 @@ impl Tags {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A tag name that appears more than once.
+    /// A tag name that appears more than once (one pass: a record of
+    /// thousands of distinct tags must not cost their square).
     fn duplicate(&self) -> Option<&str> {
+        let mut seen = HashSet::with_capacity(self.0.len());
         self.0
             .iter()
-            .enumerate()
-            .find(|(i, (k, _))| self.0[..*i].iter().any(|(seen, _)| seen == k))
-            .map(|(_, (k, _))| k.as_str())
+            .map(|(k, _)| k.as_str())
+            .find(|k| !seen.insert(*k))
     }
 
     fn testing(&self) -> bool {
@@ -409,6 +462,29 @@ mod tests {
             panic!()
         };
         assert_eq!(errors, vec![RecordError::RsaTooShort(512)]);
+    }
+
+    #[test]
+    fn records_beyond_the_size_caps_are_not_read() {
+        let long = format!("v=DKIM1; n={}; {}", "x".repeat(MAX_RECORD_BYTES), &ED[9..]);
+        let KeyLookup::Published { keys, errors, .. } = lookup(&[&long, ED]) else {
+            panic!()
+        };
+        assert_eq!(keys.len(), 1, "the short record is still a key");
+        assert_eq!(errors, vec![RecordError::TooLong(long.len())]);
+        let records = vec![ED; MAX_ANSWER_BYTES / ED.len() + 1];
+        let KeyLookup::Published {
+            keys,
+            errors,
+            records,
+            ..
+        } = lookup(&records)
+        else {
+            panic!()
+        };
+        assert!(keys.is_empty());
+        assert!(matches!(errors[..], [RecordError::AnswerTooLarge(_)]));
+        assert_eq!(records.len(), MAX_ANSWER_BYTES / ED.len() + 1);
     }
 
     #[test]

@@ -2,38 +2,41 @@
 //! a `DKIM-Signature` with `s=mailkey` and `d=D` that verifies with a key
 //! published at TXT `mailkey.D`.
 //!
-//! mail-auth verifies the signatures. It fetches a signature's key through
-//! the TXT cache before it would query DNS, so each verification pass gets a
-//! one-entry cache that answers `mailkey._domainkey.D.` with one of the keys
-//! found at `mailkey.D` — one pass per published key (rotation) — and "not
-//! found" for every other name, so verification itself sends no query.
-//!
-//! Before that, the signatures are sorted out on the header block alone
-//! (`select`): at most five mailkey signatures reach the verifier, and none
-//! with `l=`, so no message can make verification expensive.
+//! The keys are looked up at MAIL FROM (parsed once per TTL, `Dns::
+//! key_records`). At end of message the message as received is parsed once
+//! without body hashes, the signatures are sorted out on their header
+//! fields alone (`select`, `rules`: at most five mailkey signatures, none
+//! with `l=` or an oversized `h=`), and each selected signature is
+//! verified once with the published keys of its type (`verify`), off the
+//! async workers and within the end-of-message deadline. mail-auth does the
+//! DKIM work (vendor/mail-auth/PATCHED.md); no DNS query is made while
+//! verifying.
 
 use super::{
-    keyrecord::{dkim_name, owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
+    cpu::off_the_workers,
+    keyrecord::{owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
     BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure as Fix, Inputs, MessageStep,
     Stage, Status,
 };
 use crate::{
     config::{Alignment, MailkeyConfig, NoKey},
-    dns::{fqdn, Dns},
+    dns::Dns,
     envelope::SenderDomain,
 };
-use mail_auth::{
-    crypto::Algorithm,
-    dkim::{DkimError, Signature},
-    dns::{Parameters, TxtRecord},
-    AuthenticatedMessage, DkimResult, MessageAuthenticator,
+use mail_auth::AuthenticatedMessage;
+use reasons::Reasons;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
 };
-pub(crate) use overlay::KeyOverlay;
-use reasons::{describe, Reasons};
+use verify::{Pass, Verified};
 
-mod overlay;
 mod reasons;
+mod rules;
 mod select;
+mod verify;
+
+pub use rules::MAX_SIGNED_FIELDS;
 
 pub const NAME: CheckName = CheckName::new("mailkey");
 
@@ -61,7 +64,7 @@ pub const CHECK: Check = Check {
 
 /// The key lookup done; the signatures are verified at end of message.
 struct Verify {
-    keys: KeyLookup,
+    keys: Arc<KeyLookup>,
 }
 
 impl MessageStep for Verify {
@@ -70,18 +73,34 @@ impl MessageStep for Verify {
         inputs: &'a Inputs,
         message: &'a [u8],
         now: u64,
-        _deadline: std::time::Instant,
+        deadline: Instant,
     ) -> BoxFuture<'a, CheckResult> {
         Box::pin(async move {
-            let (dns, config) = (&inputs.shared.dns, &inputs.shared.config.mailkey);
+            let config = &inputs.shared.config;
             let sender = inputs.envelope.sender_domain();
-            check(dns, config, &sender, self.keys, message, now).await
+            let dns = &inputs.shared.dns;
+            check(
+                dns,
+                &config.mailkey,
+                &sender,
+                self.keys,
+                message,
+                now,
+                deadline,
+            )
+            .await
+            .unwrap_or_else(|Stopped| {
+                let timeout = Duration::from_millis(config.limits.eom_timeout_ms);
+                let result = crate::transaction::timed_out(NAME, timeout, config.on_error);
+                let why = result.reason.clone().unwrap_or_default();
+                result.reason(format!("{why} (verification stopped)"))
+            })
         })
     }
 
     /// Too big to verify: a domain that is testing is still never rejected.
     fn too_big(self: Box<Self>, check: CheckName, size: u64, limit: u64) -> CheckResult {
-        let testing = matches!(self.keys, KeyLookup::Published { testing: true, .. });
+        let testing = matches!(*self.keys, KeyLookup::Published { testing: true, .. });
         let result = super::too_big(check, size, limit);
         if testing {
             CheckResult {
@@ -95,33 +114,48 @@ impl MessageStep for Verify {
 }
 
 /// Looks up the keys of `domain` (started as soon as MAIL FROM is known;
-/// `check-domain` reports on the same lookup).
-pub async fn lookup(dns: &Dns, domain: &str) -> KeyLookup {
-    KeyLookup::from_answer(dns.txt(&owner_name(domain)).await)
+/// `check-domain` reports on the same lookup), parsed once per TTL.
+pub async fn lookup(dns: &Dns, domain: &str) -> Arc<KeyLookup> {
+    dns.key_records(&owner_name(domain)).await
+}
+
+/// Verification stopped at its deadline: the check did not finish in time.
+#[derive(Debug)]
+pub struct Stopped;
+
+impl Stopped {
+    /// The result for a caller without an end-of-message deadline of its
+    /// own to report (`check-domain`, tools): an internal `temperror`.
+    pub fn into_result(self) -> CheckResult {
+        CheckResult::new(NAME, Status::TempError, Effect::Tempfail(Code::INTERNAL))
+            .reason("verification stopped at its deadline")
+    }
 }
 
 /// Runs the check. `keys` is the lookup for `D` (from [`lookup`]); keys of
 /// other signing domains (relaxed alignment) are looked up here. `now` is
-/// seconds since the epoch, for `x=`.
+/// seconds since the epoch, for `x=`; past `deadline` the verification
+/// stops between two pieces of work (a body hash, a signature, a key).
 pub async fn check(
     dns: &Dns,
     config: &MailkeyConfig,
     sender: &SenderDomain,
-    keys: KeyLookup,
+    keys: Arc<KeyLookup>,
     message: &[u8],
     now: u64,
-) -> CheckResult {
+    deadline: Instant,
+) -> Result<CheckResult, Stopped> {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     let Some(domain) = sender.name() else {
-        return no_domain(config);
+        return Ok(no_domain(config));
     };
     if let Some(decided) = key_result(config, domain, &keys) {
-        return decided;
+        return Ok(decided);
     }
-    let testing = matches!(keys, KeyLookup::Published { testing: true, .. });
+    let testing = matches!(*keys, KeyLookup::Published { testing: true, .. });
 
-    let outcome = verify(dns, config.alignment, domain, keys, message, now).await;
-    match outcome {
+    let outcome = verify(dns, config.alignment, domain, keys, message, now, deadline).await;
+    Ok(match outcome {
         Ok(pass) => result(Status::Pass, Effect::Accept)
             .prop("header.d", pass.d)
             .prop("header.s", SELECTOR)
@@ -144,7 +178,8 @@ pub async fn check(
                 .reason(why)
                 .prop("header.d", domain)
         }
-    }
+        Err(Failure::Stopped) => return Err(Stopped),
+    })
 }
 
 /// Without a domain there can be no key; treated like a domain without one
@@ -212,156 +247,139 @@ pub fn fail_effect(testing: bool) -> Effect {
     }
 }
 
-struct Pass {
-    d: String,
-    a: &'static str,
-    b: String,
-}
-
 enum Failure {
     Fail(String, Fix),
     Temp(String),
     /// A bug (a panic in the verifier): tempfail like any internal error.
     Internal(String),
+    /// The end-of-message deadline passed while verifying.
+    Stopped,
 }
 
 async fn verify(
     dns: &Dns,
     alignment: Alignment,
     domain: &str,
-    keys: KeyLookup,
+    keys: Arc<KeyLookup>,
     message: &[u8],
     now: u64,
+    deadline: Instant,
 ) -> Result<Pass, Failure> {
-    let Some(selection) = select::select(message, domain, alignment, now) else {
-        return Err(Failure::Fail(
-            "message has no header".into(),
-            Fix::NoSignature,
-        ));
+    // Usually every counted signature is `D`'s, whose keys are at hand:
+    // one piece of CPU work, off the async workers.
+    let mut known = vec![(domain.trim_end_matches('.').to_ascii_lowercase(), keys)];
+    let work = |known: Vec<(String, Arc<KeyLookup>)>| async move {
+        if message.len() > COPY_BYTES {
+            // In place: no copy of a large message (#21 item 8).
+            let work = async { verify_with(message, domain, alignment, now, deadline, &known) };
+            return off_the_workers(work).await;
+        }
+        // A small message is copied into a task of the blocking pool,
+        // which costs less than handing over the async worker.
+        let (copy, d) = (message.to_vec(), domain.to_string());
+        let task = move || verify_with(&copy, &d, alignment, now, deadline, &known);
+        tokio::task::spawn_blocking(task).await.unwrap_or_else(|e| {
+            let why = format!("internal error: verification failed: {e}");
+            Attempt::Done(Err(Failure::Internal(why)))
+        })
     };
+    let missing = match work(known.clone()).await {
+        Attempt::Done(result) => return result,
+        Attempt::NeedKeys(missing) => missing,
+    };
+    // Relaxed alignment with other domains: their keys first, then the
+    // same work again (parsing the header block a second time).
+    for d in missing {
+        let keys = lookup(dns, &d).await;
+        if let KeyLookup::TempError(e) = &*keys {
+            return Err(Failure::Temp(format!(
+                "DNS lookup of {} failed: {e}",
+                owner_name(&d)
+            )));
+        }
+        known.push((d, keys));
+    }
+    match work(known).await {
+        Attempt::Done(result) => result,
+        Attempt::NeedKeys(_) => Err(Failure::Temp("keys changed while verifying".into())),
+    }
+}
+
+/// A message up to this size (the milter keeps it in memory,
+/// `spool::MEMORY_MAX`) is copied for verification into a task of the
+/// blocking pool: microseconds, and bounded. A larger one (a spool file's
+/// map) is verified in place, on the worker thread handed over to the
+/// blocking side (`cpu::off_the_workers`), which costs more per message
+/// (about 40 µs of CPU, and a thread's memory) but copies nothing.
+/// docs/decisions.md, "Resource bounds".
+const COPY_BYTES: usize = crate::milter::spool::MEMORY_MAX;
+
+/// What one pass over the message came to.
+enum Attempt {
+    Done(Result<Pass, Failure>),
+    /// The keys of these signing domains are needed first.
+    NeedKeys(Vec<String>),
+}
+
+/// Parses `message` once (no body hashes), sorts its signatures out and
+/// verifies the counted ones with the keys in `known`, unless a signing
+/// domain's keys are not there yet. CPU work only.
+fn verify_with(
+    message: &[u8],
+    domain: &str,
+    alignment: Alignment,
+    now: u64,
+    deadline: Instant,
+    known: &[(String, Arc<KeyLookup>)],
+) -> Attempt {
+    let fail = |why: String, fix| Attempt::Done(Err(Failure::Fail(why, fix)));
+    let Some(parsed) = AuthenticatedMessage::parse_without_body_hashes(message, false) else {
+        return fail("message has no header".into(), Fix::NoSignature);
+    };
+    let selection = select::select(&parsed, domain, alignment, now);
     let note = selection.note();
     let with_note = |why: String| match &note {
         Some(note) => format!("{why}; {note}"),
         None => why,
     };
+    let domains = select::domains(&selection.candidates);
+    let missing: Vec<String> = domains
+        .iter()
+        .filter(|d| !known.iter().any(|(k, _)| k == *d))
+        .map(|d| d.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Attempt::NeedKeys(missing);
+    }
     let mut reasons = selection.reasons;
-    if selection.domains.is_empty() {
+    if domains.is_empty() {
         let (why, fix) = reasons.fail();
-        return Err(Failure::Fail(with_note(why), fix));
+        return fail(with_note(why), fix);
     }
-    // The keys of every signing domain, looked up first: what follows is
-    // pure computation.
-    let mut keyring = Vec::with_capacity(selection.domains.len());
-    let mut own = Some(keys);
-    for d in selection.domains {
-        let keys = match own.take() {
-            Some(keys) if d == domain => keys,
-            other => {
-                own = other;
-                lookup(dns, &d).await
-            }
-        };
+    let mut keyring: Vec<(&str, &[MailkeyRecord])> = Vec::with_capacity(domains.len());
+    for d in domains {
+        let keys = known.iter().find(|(k, _)| k == d).map(|(_, keys)| &**keys);
         match keys {
-            KeyLookup::Published { keys, .. } => keyring.push((d, keys)),
-            KeyLookup::TempError(e) => {
-                return Err(Failure::Temp(format!(
-                    "DNS lookup of {} failed: {e}",
-                    owner_name(&d)
-                )));
-            }
-            KeyLookup::NoKey => reasons.add(7, format!("{d} publishes no mailkey")),
+            Some(keys @ KeyLookup::Published { .. }) => keyring.push((d, usable(keys))),
+            _ => reasons.add(7, format!("{d} publishes no mailkey")),
         }
     }
-    // Hashing and signature checks are CPU work: off the async workers.
-    let authenticator = dns.authenticator.clone();
-    let copy = selection.message;
-    let handle = tokio::runtime::Handle::current();
-    let verified = tokio::task::spawn_blocking(move || {
-        handle.block_on(verify_copy(&authenticator, &keyring, &copy, reasons))
-    })
-    .await;
-    match verified {
-        Ok(Ok(pass)) => Ok(pass),
-        Ok(Err(reasons)) => {
+    match verify::verify(&parsed, &selection.candidates, &keyring, reasons, deadline) {
+        Verified::Pass(pass) => Attempt::Done(Ok(pass)),
+        Verified::Fail(reasons) => {
             let (why, fix) = reasons.fail();
-            Err(Failure::Fail(with_note(why), fix))
+            fail(with_note(why), fix)
         }
-        Err(e) => Err(Failure::Internal(format!(
-            "internal error: verification failed: {e}"
-        ))),
+        Verified::Stopped => Attempt::Done(Err(Failure::Stopped)),
     }
 }
 
-/// Verifies the selected signatures of `copy` with each published key of
-/// their domain. Every key comes from `keyring`: no DNS query is made.
-async fn verify_copy(
-    authenticator: &MessageAuthenticator,
-    keyring: &[(String, Vec<MailkeyRecord>)],
-    copy: &[u8],
-    mut reasons: Reasons,
-) -> Result<Pass, Reasons> {
-    // Strict: the selection kept no `l=` signature, and none may sneak in.
-    let Some(mut msg) = AuthenticatedMessage::parse_with_opts(copy, None, true) else {
-        reasons.add(6, "message has no header".into());
-        return Err(reasons);
-    };
-    // Other signatures stayed for the sake of `h=`; they are not verified.
-    msg.retain_dkim_signatures(|sig| {
-        let selected = keyring.iter().any(|(d, _)| sig.d.eq_ignore_ascii_case(d));
-        if sig.s.eq_ignore_ascii_case(SELECTOR) && selected {
-            Ok(())
-        } else {
-            Err(DkimError::UnsupportedAlgorithm)
-        }
-    });
-    for (d, records) in keyring {
-        for record in records {
-            let overlay = KeyOverlay::one(
-                fqdn(&dkim_name(d)).into_boxed_str(),
-                TxtRecord::DomainKey(record.key.clone()),
-            );
-            let params = Parameters::new(&msg).with_cache(&overlay);
-            for output in authenticator.verify_dkim(params).await {
-                let Some(sig) = output.signature() else {
-                    continue;
-                };
-                if !sig.d.eq_ignore_ascii_case(d) {
-                    continue;
-                }
-                match output.result() {
-                    DkimResult::Pass => {
-                        return Ok(Pass {
-                            d: d.clone(),
-                            a: algorithm_name(sig.a),
-                            b: b_prefix(sig),
-                        })
-                    }
-                    other => {
-                        let (rank, why) = describe(other);
-                        reasons.add(rank, why);
-                    }
-                }
-            }
-        }
+/// The usable keys of a lookup.
+fn usable(keys: &KeyLookup) -> &[MailkeyRecord] {
+    match keys {
+        KeyLookup::Published { keys, .. } => keys,
+        _ => &[],
     }
-    Err(reasons)
-}
-
-/// The protocol's rules on top of DKIM's.
-fn allowed(sig: &Signature, now: u64) -> Result<(), String> {
-    if sig.a == Algorithm::RsaSha1 {
-        return Err("rsa-sha1 signatures are not accepted".into());
-    }
-    if sig.l != 0 {
-        return Err("signature has an l= body length tag: l= is not accepted".into());
-    }
-    if !sig.h.iter().any(|h| h.eq_ignore_ascii_case("from")) {
-        return Err("signature does not cover the From header".into());
-    }
-    if sig.x != 0 && sig.x <= now {
-        return Err("signature expired (x=)".into());
-    }
-    Ok(())
 }
 
 /// `strict`: `d=` is `D`. `relaxed`: one is the other or a parent of it, and
@@ -382,20 +400,6 @@ pub fn aligned(d: &str, domain: &str, alignment: Alignment) -> bool {
         (&domain, &d)
     };
     short.contains('.') && long.ends_with(&format!(".{short}"))
-}
-
-fn algorithm_name(a: Algorithm) -> &'static str {
-    match a {
-        Algorithm::Ed25519Sha256 => "ed25519-sha256",
-        Algorithm::RsaSha256 => "rsa-sha256",
-        _ => "other",
-    }
-}
-
-/// The first 12 base64 characters of `b=` identify the signature (RFC 6008).
-fn b_prefix(sig: &Signature) -> String {
-    let b64 = openssl::base64::encode_block(&sig.b);
-    b64.chars().take(12).collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! the check is enforced; [`crate::verdict`] alone decides what happens.
 
 pub mod arc;
+pub mod cpu;
 pub mod dkim2;
 pub mod keyrecord;
 pub mod mailkey;
@@ -146,8 +147,12 @@ pub enum Failure {
     /// The records at `mailkey.D` hold no usable key.
     BadKey,
     /// A key is published, but the message carries no mailkey signature
-    /// that counts (none, another selector, another domain, `l=`, SHA-1).
+    /// (none, another selector, another domain).
     NoSignature,
+    /// The mailkey signature is one the protocol refuses before verifying
+    /// it (docs/protocol.md §4.3: `l=`, `rsa-sha1`, `From` not signed, too
+    /// many `h=` entries, a malformed `t=`/`x=`, expired).
+    RefusedSignature,
     /// The signature's body hash does not match: the body was changed.
     BodyChanged,
     /// The signature does not verify (headers changed, wrong key, expired).

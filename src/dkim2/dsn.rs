@@ -145,7 +145,7 @@ pub async fn verify(dns: &Dns, rcpt_to: &[String], message: &[u8], now: u64) -> 
             .iter()
             .map(|r| format!("<{}>", super::bare(r)))
             .collect();
-        let params = Parameters::new(&dsn).with_cache(&ring);
+        let params = Parameters::new(&dsn).with_cache(ring.cache());
         handle
             .block_on(authenticator.verify_dkim2_dsn_at(params, Envelope::new("<>", &rcpt), now))
             .map(|_| ())

@@ -8,20 +8,21 @@
 //! first key, marked as one of several): the draft makes that a
 //! `permerror` (docs/decisions.md, "DKIM2: one record per selector").
 
-use crate::dns::{fqdn, Dns, TxtAnswer};
+use crate::{
+    dns::{fqdn, Dns, TxtAnswer},
+    key_overlay::KeyOverlay,
+};
 use mail_auth::{
     dkim::DomainKey,
-    dns::{DnsCache, NoCache, ResolverCache, TxtRecord, TxtRecordParser},
+    dns::{TxtRecord, TxtRecordParser},
     hickory_resolver::proto::op::ResponseCode,
     DnsError, Error,
 };
-use std::{borrow::Borrow, hash::Hash, time::Instant};
 
-/// The keys of one chain, by the name mail-auth asks for.
-#[derive(Default)]
-pub(super) struct KeyRing {
-    keys: Vec<(Box<str>, TxtRecord)>,
-}
+/// The keys of one chain, by the name mail-auth asks for; every name the
+/// chain names was fetched, and anything else (a lookup that failed as a
+/// task) has no key.
+pub(super) struct KeyRing(KeyOverlay);
 
 impl KeyRing {
     /// Looks up `selector._domainkey.d` for each of `wanted` (distinct, at
@@ -43,13 +44,18 @@ impl KeyRing {
                 Err(e) => tracing::error!("DKIM2 key lookup failed: {e}"),
             }
         }
-        KeyRing { keys }
+        KeyRing(KeyOverlay(keys))
+    }
+
+    /// The keys as mail-auth's TXT cache.
+    pub(super) fn cache(&self) -> &KeyOverlay {
+        &self.0
     }
 
     /// Is the key at `selector._domainkey.d` published with `t=y`?
     pub(super) fn testing(&self, selector: &str, d: &str) -> bool {
         let name = key_name(selector, d);
-        self.keys.iter().any(|(n, r)| {
+        self.0 .0.iter().any(|(n, r)| {
             **n == *name && matches!(r, TxtRecord::DomainKey(key) if key.is_testing())
         })
     }
@@ -71,54 +77,4 @@ fn record(answer: TxtAnswer) -> TxtRecord {
 
 fn not_found() -> TxtRecord {
     TxtRecord::Error(Error::Dns(DnsError::RecordNotFound(ResponseCode::NXDomain)))
-}
-
-impl ResolverCache<Box<str>, TxtRecord> for KeyRing {
-    fn get<Q>(&self, name: &Q) -> Option<TxtRecord>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let found = self
-            .keys
-            .iter()
-            .find(|(n, _)| <Box<str> as Borrow<Q>>::borrow(n) == name);
-        // Every name the chain names was fetched; anything else (a lookup
-        // that failed as a task) has no key.
-        Some(found.map_or_else(not_found, |(_, r)| r.clone()))
-    }
-
-    fn remove<Q>(&self, _: &Q) -> Option<TxtRecord>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        None
-    }
-
-    fn insert(&self, _: Box<str>, _: TxtRecord, _: Instant) {}
-}
-
-impl DnsCache for KeyRing {
-    type Txt = KeyRing;
-    type Mx = NoCache;
-    type Ipv4 = NoCache;
-    type Ipv6 = NoCache;
-    type Ptr = NoCache;
-
-    fn txt(&self) -> Option<&Self::Txt> {
-        Some(self)
-    }
-    fn mx(&self) -> Option<&NoCache> {
-        None
-    }
-    fn ipv4(&self) -> Option<&NoCache> {
-        None
-    }
-    fn ipv6(&self) -> Option<&NoCache> {
-        None
-    }
-    fn ptr(&self) -> Option<&NoCache> {
-        None
-    }
 }

@@ -219,7 +219,7 @@ async fn run(
         .iter()
         .map(|h| (h.header.m, h.header.i))
         .collect();
-    let params = Parameters::new(&message).with_cache(ring);
+    let params = Parameters::new(&message).with_cache(ring.cache());
     let envelope = Envelope::new(mail_from, rcpt_to);
     let output = authenticator.verify_dkim2_at(params, envelope, now).await;
     let mut outcome = Outcome::from_result(output.result(), chain, highest_m, &m_to_i);

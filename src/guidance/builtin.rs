@@ -4,7 +4,9 @@
 
 use super::Sender;
 use crate::{
-    checks::{keyrecord::owner_name, tls::evidence::EvidenceSet, Failure},
+    checks::{
+        keyrecord::owner_name, mailkey::MAX_SIGNED_FIELDS, tls::evidence::EvidenceSet, Failure,
+    },
     config::Evidence,
 };
 
@@ -39,6 +41,19 @@ pub fn lines(failure: Failure, s: &Sender<'_>) -> Vec<String> {
             format!(
                 "mailkey-milter: [signing] domains = [{{ domain = \"{d}\", key_file = \
                  \"/etc/mailkey/{d}.ed25519.pem\" }}] (or any DKIM signer)."
+            ),
+        ],
+        Failure::RefusedSignature => vec![
+            format!(
+                "The mailkey signature of {d} is one this receiver refuses (the reason is above)."
+            ),
+            format!(
+                "Sign with the key at {key}: a=ed25519-sha256 or rsa-sha256, without l=, \
+                 covering From,"
+            ),
+            format!(
+                "with at most {MAX_SIGNED_FIELDS} h= entries and no x= in the past \
+                 (mailkey-milter [signing] signs so)."
             ),
         ],
         Failure::BodyChanged => vec![

@@ -158,7 +158,7 @@ async fn sign_blocking(
     (mail_from, rcpt_to): (String, Vec<String>),
     original: Option<Arc<Bytes>>,
 ) -> Result<Vec<(&'static str, String)>, SignError> {
-    crate::checks::arc::off_the_workers(async {
+    crate::checks::cpu::off_the_workers(async {
         let role = match &original {
             Some(o) => Role::Hop { original: o },
             None => Role::Originator,

@@ -68,7 +68,7 @@ pub async fn add(
             return None;
         }
     };
-    match mailkey::lookup(&shared.dns, &domain).await {
+    match mailkey::lookup(&shared.dns, &domain).await.as_ref() {
         KeyLookup::NoKey => {}
         KeyLookup::Published { .. } => {
             debug!("{queue_id}: DSN to {domain}, which has a mailkey: unchanged");

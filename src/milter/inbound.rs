@@ -153,7 +153,7 @@ async fn add_seal(
 ) {
     let domain = sealer.domain();
     // Parsing, a body hash and two signatures: off the async workers.
-    let sealed = checks::arc::off_the_workers(async { sealer.seal(message, results, arc) }).await;
+    let sealed = checks::cpu::off_the_workers(async { sealer.seal(message, results, arc) }).await;
     let fields = match sealed {
         Ok(fields) => fields,
         Err(e @ SealError::Chain(_)) => {

@@ -24,7 +24,7 @@ pub struct DomainState {
 }
 
 pub async fn domain(dns: &Dns, domain: &str) -> DomainState {
-    let mailkey = match mailkey::lookup(dns, domain).await {
+    let mailkey = match *mailkey::lookup(dns, domain).await {
         KeyLookup::Published { testing: true, .. } => "testing",
         KeyLookup::Published { .. } => "published",
         KeyLookup::NoKey => "none",

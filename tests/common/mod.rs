@@ -345,6 +345,40 @@ impl TestKey {
     }
 }
 
+impl TestKey {
+    /// `signed` (a message whose first field is a DKIM-Signature, Ed25519)
+    /// with that signature's tag-list rewritten by `edit` and `b=` made
+    /// again over it: signatures no signer makes (`t=` of 13 digits,
+    /// `l=0`), valid but for what was edited. `edit` gets and returns the
+    /// tags without `b=`, `; `-separated on one line.
+    pub fn resign(&self, signed: &str, edit: impl Fn(&str) -> String) -> String {
+        assert_eq!(self.algorithm, "ed25519", "resign signs with Ed25519");
+        let end = signed.find("\r\nFrom:").expect("signature first") + 2;
+        let (field, rest) = signed.split_at(end);
+        let value = field.split_once(':').expect("field").1.replace("\r\n", "");
+        let tags: Vec<&str> = value
+            .split(';')
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.starts_with("b="))
+            .collect();
+        let tags = edit(&tags.join("; "));
+        // A placeholder b= (the hash input leaves out its value).
+        let unsigned = format!("DKIM-Signature: {tags}; b=AAAA\r\n{rest}");
+        let data = mail_auth::AuthenticatedMessage::parse(unsigned.as_bytes())
+            .and_then(|m| m.canonicalized_dkim_headers())
+            .expect("a signature to sign");
+        let pkey = PKey::private_key_from_pkcs8(&self.pkcs8).expect("key");
+        let digest = openssl::sha::sha256(&data);
+        let b = openssl::sign::Signer::new_without_digest(&pkey)
+            .and_then(|mut s| s.sign_oneshot_to_vec(&digest))
+            .expect("sign");
+        format!(
+            "DKIM-Signature: {tags}; b={}\r\n{rest}",
+            openssl::base64::encode_block(&b)
+        )
+    }
+}
+
 /// Signer settings a test may change.
 pub struct SignerOptions {
     pub headers: Vec<&'static str>,

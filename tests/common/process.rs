@@ -104,8 +104,13 @@ impl Drop for TempDir {
     }
 }
 
+/// A fresh directory, removed when dropped. Unique per call: tests of one
+/// binary run at once, and two asking for the same `name` (tests/dkim2.rs's
+/// signers) must not remove or overwrite each other's files.
 pub fn temp_dir(name: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("mailkey-test-{}-{name}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("mailkey-test-{}-{n}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     TempDir(dir)

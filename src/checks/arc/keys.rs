@@ -4,7 +4,7 @@
 //! validation itself, on a blocking thread, sends no query and waits on no
 //! network. A name it asks for that was not looked up is "not found".
 
-use crate::{checks::mailkey::KeyOverlay, dns::Dns};
+use crate::{dns::Dns, key_overlay::KeyOverlay};
 use mail_auth::{
     dkim::DomainKey,
     dns::{DnsCache, ToFqdn, TxtRecord},

@@ -1,41 +1,17 @@
 //! Why a signature does not count, and which reason the reply gives.
 
-use mail_auth::{dkim::DkimError, DkimResult, Error};
+use mail_auth::{dkim::DkimError, Error};
 
-/// A reason and how telling it is (lower is more specific).
-pub(super) fn describe(result: &DkimResult) -> (u8, String) {
-    match result {
-        DkimResult::Neutral(Error::Dkim(DkimError::BodyHashMismatch)) => (
-            1,
-            "body hash mismatch: the body was changed after signing".into(),
-        ),
-        DkimResult::Fail(Error::Crypto(_)) => (
+/// Why a signature did not verify with a key, and how telling that is
+/// (lower is more specific; 1, the body hash, is decided before any key).
+pub(super) fn describe(error: &Error) -> (u8, String) {
+    match error {
+        Error::Crypto(_) => (
             2,
             "bad signature: signed headers were changed or the key does not match".into(),
         ),
-        DkimResult::Neutral(Error::Dkim(DkimError::SignatureExpired)) => {
-            (3, "signature expired (x=)".into())
-        }
-        DkimResult::PermError(Error::Dkim(DkimError::PublicKeyRevoked)) => {
-            (4, "key revoked".into())
-        }
-        DkimResult::Fail(Error::Dkim(DkimError::AuidMismatch)) => {
-            (4, "i= is not in the signing domain".into())
-        }
-        other => (
-            6,
-            format!("signature does not verify: {}", result_error(other)),
-        ),
-    }
-}
-
-fn result_error(r: &DkimResult) -> String {
-    match r {
-        DkimResult::Neutral(e)
-        | DkimResult::Fail(e)
-        | DkimResult::PermError(e)
-        | DkimResult::TempError(e) => e.to_string(),
-        DkimResult::Pass | DkimResult::None => "no result".into(),
+        Error::Dkim(DkimError::AuidMismatch) => (4, "i= is not in the signing domain".into()),
+        other => (6, format!("signature does not verify: {other}")),
     }
 }
 
@@ -63,6 +39,8 @@ impl Reasons {
             None => ("no mailkey signature".into(), Fix::NoSignature),
             Some((1, why)) => (why, Fix::BodyChanged),
             Some((2..=4 | 6, why)) => (why, Fix::BadSignature),
+            // The rules of docs/protocol.md §4.3 (`rules::allowed`).
+            Some((5, why)) => (why, Fix::RefusedSignature),
             Some((_, why)) => (why, Fix::NoSignature),
         }
     }

@@ -253,6 +253,54 @@ impl<'x> AuthenticatedMessage<'x> {
         }
     }
 
+    /// mailkey-milter: like [`parse_with_opts`](Self::parse_with_opts)
+    /// without a prepended header block, but computes no body hash while
+    /// parsing. [`parse_with_opts`](Self::parse_with_opts) hashes the body
+    /// once per distinct (canonicalization, algorithm, `l=`) among all
+    /// `DKIM-Signature` and `ARC-Message-Signature` headers, before a
+    /// caller can look at them; here a caller that verifies only some
+    /// signatures asks for the hashes it needs with
+    /// [`body_hash`](Self::body_hash). The verifiers compute each hash they
+    /// need when they come to it.
+    pub fn parse_without_body_hashes(raw_message: &'x [u8], strict: bool) -> Option<Self> {
+        let mut message = AuthenticatedMessage {
+            raw_message,
+            headers: Vec::with_capacity(EXPECTED_HEADER_COUNT),
+            ..Default::default()
+        };
+        let body_offset = message.parse_headers(raw_message, strict);
+        if message.headers.is_empty() {
+            return None;
+        }
+        message.body_offset = body_offset.unwrap_or(raw_message.len()) as u32;
+        message.body_hashes.clear();
+        Some(message.finalize())
+    }
+
+    /// mailkey-milter: the hash of the body canonicalized with `cb`,
+    /// limited to `l` octets (`0`: the whole body), with `ha`: the body
+    /// hash a `bh=` tag is compared with (RFC 6376, Section 3.7). Taken
+    /// from the hashes computed while parsing, or computed now.
+    pub fn body_hash(
+        &self,
+        cb: Canonicalization,
+        ha: HashAlgorithm,
+        l: u64,
+    ) -> std::borrow::Cow<'_, [u8]> {
+        match self
+            .body_hashes
+            .iter()
+            .find(|(c, h, len, _)| *c == cb && *h == ha && *len == l)
+        {
+            Some((.., bh)) => std::borrow::Cow::Borrowed(bh.as_slice()),
+            None => ha
+                .hash(cb.canonical_body(self.raw_body(), l))
+                .as_ref()
+                .to_vec()
+                .into(),
+        }
+    }
+
     fn parse_headers(&mut self, headers: &'x [u8], strict: bool) -> Option<usize> {
         let mut headers = HeaderParser::new(headers);
 

@@ -139,16 +139,11 @@ impl MessageAuthenticator {
                     output.result = DkimResult::Fail(Error::Arc(ArcError::InvalidChainValidation));
                 } else if pos == arc_headers - 1 {
                     if signature.x == 0 || (signature.x > signature.t && signature.x > now) {
+                        // mailkey-milter: computed here when the message
+                        // was parsed without body hashes.
                         let ha = HashAlgorithm::from(signature.a);
-                        let bh = &message
-                            .body_hashes
-                            .iter()
-                            .find(|(c, h, l, _)| {
-                                c == &signature.cb && h == &ha && l == &signature.l
-                            })
-                            .unwrap()
-                            .3;
-                        if bh != &signature.bh {
+                        let bh = message.body_hash(signature.cb, ha, signature.l);
+                        if bh.as_ref() != signature.bh.as_slice() {
                             output.result =
                                 DkimResult::Neutral(Error::Arc(ArcError::BodyHashMismatch));
                         }

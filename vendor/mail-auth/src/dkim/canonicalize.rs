@@ -147,6 +147,9 @@ fn simple_run_end(chunk: &[u8]) -> usize {
         let start = offset + pos;
         match &chunk[start..] {
             [b'\r', b'\n', next, ..] if *next != b'\r' && *next != b'\n' => offset = start + 2,
+            // mailkey-milter: a CR that does not end a line is text
+            // (RFC 6376 §3.4.3 changes nothing but trailing empty lines).
+            [b'\r', next, ..] if *next != b'\n' => offset = start + 1,
             _ => return start,
         }
     }
@@ -162,6 +165,9 @@ fn relaxed_run_end(chunk: &[u8]) -> usize {
         match &chunk[start..] {
             [b' ', next, ..] if start != 0 && *next > b' ' => offset = start + 2,
             [b'\r', b'\n', next, ..] if start != 0 && *next > b' ' => offset = start + 2,
+            // mailkey-milter: a CR that does not end a line is text, not
+            // white space (RFC 6376 §3.4.4 reduces only WSP: SP and HTAB).
+            [b'\r', next, ..] if *next != b'\n' => offset = start + 1,
             [b'\t' | b'\n' | b'\r' | b' ', ..] => return start,
             _ => offset = start + 1,
         }
@@ -174,6 +180,9 @@ struct CanonicalState {
     crlf_seq: usize,
     last_ch: u8,
     is_empty: bool,
+    /// mailkey-milter: the chunk ended in a CR; the next byte says whether
+    /// it ends a line (LF) or is text.
+    cr: bool,
 }
 
 impl CanonicalState {
@@ -182,7 +191,37 @@ impl CanonicalState {
             crlf_seq: 0,
             last_ch: 0,
             is_empty: true,
+            cr: false,
         }
+    }
+
+    /// mailkey-milter: settles a CR left by the previous chunk; `next` is
+    /// the byte after it (`None`: the end of the body). Returns how many
+    /// bytes of the new chunk it took (the LF of a CRLF).
+    fn settle_cr(
+        &mut self,
+        canonicalization: Canonicalization,
+        next: Option<u8>,
+        writer: &mut impl Writer,
+    ) -> usize {
+        if !std::mem::take(&mut self.cr) {
+            return 0;
+        }
+        if next == Some(b'\n') {
+            self.crlf_seq += 1;
+            self.last_ch = b'\n';
+            return 1;
+        }
+        self.flush_breaks(writer);
+        if canonicalization == Canonicalization::Relaxed
+            && (self.last_ch == b' ' || self.last_ch == b'\t')
+        {
+            writer.write(b" ");
+        }
+        writer.write(b"\r");
+        self.is_empty = false;
+        self.last_ch = b'\r';
+        0
     }
 
     fn write(
@@ -191,6 +230,10 @@ impl CanonicalState {
         chunk: &[u8],
         writer: &mut impl Writer,
     ) {
+        let Some(&first) = chunk.first() else {
+            return;
+        };
+        let chunk = &chunk[self.settle_cr(canonicalization, Some(first), writer)..];
         match canonicalization {
             Canonicalization::Relaxed => self.write_relaxed(chunk, writer),
             Canonicalization::Simple => self.write_simple(chunk, writer),
@@ -198,6 +241,7 @@ impl CanonicalState {
     }
 
     fn finish(&mut self, canonicalization: Canonicalization, writer: &mut impl Writer) {
+        self.settle_cr(canonicalization, None, writer);
         match canonicalization {
             Canonicalization::Relaxed => {
                 if !self.is_empty {
@@ -230,19 +274,23 @@ impl CanonicalState {
                 self.is_empty = false;
             }
 
+            // mailkey-milter: line ends (CRLF, or a bare LF) only; a CR
+            // before anything but LF starts the next run of text.
             let mut consumed = 0;
-            let mut breaks = self.crlf_seq;
-
-            for &ch in tail {
-                match ch {
-                    b'\n' => breaks += 1,
-                    b'\r' => {}
+            loop {
+                match &tail[consumed..] {
+                    [b'\n', ..] => consumed += 1,
+                    [b'\r', b'\n', ..] => consumed += 2,
+                    [b'\r'] => {
+                        self.cr = true;
+                        consumed += 1;
+                        break;
+                    }
                     _ => break,
                 }
-                consumed += 1;
+                self.crlf_seq += 1;
             }
 
-            self.crlf_seq = breaks;
             rest = &tail[consumed..];
         }
     }
@@ -263,16 +311,27 @@ impl CanonicalState {
                 self.last_ch = last_ch;
             }
 
+            // mailkey-milter: WSP and line ends only; a CR before anything
+            // but LF starts the next run of text.
             let mut consumed = 0;
-
-            for &ch in tail {
-                match ch {
-                    b'\n' => self.crlf_seq += 1,
-                    b' ' | b'\t' | b'\r' => {}
+            loop {
+                match &tail[consumed..] {
+                    [ch @ (b' ' | b'\t'), ..] => {
+                        self.last_ch = *ch;
+                        consumed += 1;
+                    }
+                    [b'\n', ..] | [b'\r', b'\n', ..] => {
+                        consumed += if tail[consumed] == b'\r' { 2 } else { 1 };
+                        self.crlf_seq += 1;
+                        self.last_ch = b'\n';
+                    }
+                    [b'\r'] => {
+                        self.cr = true;
+                        consumed += 1;
+                        break;
+                    }
                     _ => break,
                 }
-                consumed += 1;
-                self.last_ch = ch;
             }
 
             rest = &tail[consumed..];

@@ -108,6 +108,25 @@ impl DomainKey {
         (self.f & R_MULTIPLE_RECORDS) != 0
     }
 
+    /// mailkey-milter: verifies `signature` with this key over `data`, the
+    /// header hash input of the message for it
+    /// ([`AuthenticatedMessage::dkim_header_data`](crate::AuthenticatedMessage::dkim_header_data)),
+    /// after checking its `i=` against `d=` and this record's `t=s` — what
+    /// `verify_dkim` does once the key is fetched and the body hash
+    /// matched, for a caller that chose the key itself.
+    ///
+    /// # Errors
+    ///
+    /// [`DkimError::AuidMismatch`](super::DkimError::AuidMismatch), or the
+    /// [`Error::Crypto`](crate::Error::Crypto) of
+    /// [`VerifyingKey::verify_bytes`].
+    pub fn verify_header_data(&self, data: &[u8], signature: &super::Signature) -> crate::Result<()> {
+        if !signature.validate_auid(self) {
+            return Err(crate::Error::Dkim(super::DkimError::AuidMismatch));
+        }
+        self.p.verify_bytes(data, &signature.b, signature.a)
+    }
+
     pub(crate) fn verify<'a>(
         &self,
         headers: &mut dyn Iterator<Item = (&'a [u8], &'a [u8])>,

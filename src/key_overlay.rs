@@ -1,7 +1,9 @@
-//! The keys a verification pass may use, as a DNS cache: mail-auth asks its
-//! TXT cache before it would query DNS, so verification itself sends no
-//! query. A mailkey pass gets one key; an ARC validation one per set
-//! (`checks::arc::keys`).
+//! The keys a verification may use, as mail-auth's TXT cache: mail-auth
+//! asks its cache before it would query DNS, so a verification given one
+//! sends no query. The keys are looked up before, through our caches: one
+//! per ARC set (`checks::arc::keys`), one per DKIM2 hop (`dkim2::keys`).
+//! (The mailkey verifier needs none: it checks each signature with the key
+//! it chose, vendor/mail-auth PATCHED.md.)
 
 use mail_auth::{
     dns::{DnsCache, NoCache, ResolverCache, TxtRecord},
@@ -13,13 +15,6 @@ use std::{borrow::Borrow, hash::Hash, time::Instant};
 /// A TXT cache answering each of its names (fully qualified, lower case)
 /// with its record, and every other name with "not found".
 pub struct KeyOverlay(pub Vec<(Box<str>, TxtRecord)>);
-
-impl KeyOverlay {
-    /// The overlay of one key.
-    pub fn one(name: Box<str>, record: TxtRecord) -> Self {
-        Self(vec![(name, record)])
-    }
-}
 
 impl ResolverCache<Box<str>, TxtRecord> for KeyOverlay {
     fn get<Q>(&self, name: &Q) -> Option<TxtRecord>
