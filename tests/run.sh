@@ -8,7 +8,7 @@ bash tests/setup.sh
 # the 1.95 toolchain here; see README "Building".
 # The Debian package that tests/package.rs installs and runs.
 cargo deb --locked -- --ignore-rust-version
-cargo test --locked --ignore-rust-version --all-targets
+cargo test --locked --ignore-rust-version --all-targets --no-fail-fast
 # Bounded coverage-guided fuzzing of every parser of untrusted input, from
 # the committed seeds (SECURITY.md "Fuzzing"); a crash fails the suite.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash fuzz/run.sh
