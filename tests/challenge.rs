@@ -19,11 +19,11 @@ use common::{
     dns::{TestDns, Zone},
     message,
     postfix::{self, Postfix, PostfixOptions},
-    process::{free_addr, temp_dir, write, Process},
+    process::{self, free_addr, temp_dir, write, Process},
     smtp_sink::SmtpSink,
     swaks::{self, CLIENT_IP},
 };
-use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
+use std::{net::Ipv4Addr, path::PathBuf};
 
 const TO: &str = "bob@receiver.test";
 
@@ -78,6 +78,11 @@ fn solve_in_browser(chromium: &str, url: &str, dir: &std::path::Path) -> String 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted() {
+    // Postfix in front, and the browser that solves the challenge.
+    let needs = [common::require::WITH_POSTFIX, &[common::Need::Chromium]].concat();
+    if !common::require(&needs) {
+        return;
+    }
     let dir = temp_dir("challenge-e2e");
     let dns = TestDns::start(
         Zone::default()
@@ -170,7 +175,7 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
     let again = send("alice@person.test").await;
     println!("the re-send:\n{}", again.output);
     assert_eq!(again.final_code(), "250 2.0.0", "{}", again.output);
-    let got = tokio::task::block_in_place(|| sink.wait_for(1, Duration::from_secs(60)));
+    let got = sink.delivered(1).await;
     let text = got[0].text();
     assert!(
         text.contains("Authentication-Results: mx.receiver.test (exempt: challenge passed);"),
@@ -221,11 +226,7 @@ async fn an_authenticated_sender_passes_the_challenge_and_its_resend_is_accepted
     // and the message it let through would have been refused.
     let log = dir.join("mailkey.log");
     write(&log, &(daemon.log().join("\n") + "\n"));
-    let report = std::process::Command::new(common::process::BIN)
-        .args(["report", log.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&report.stdout);
+    let report = process::stdout(&process::mailkey(&["report", log.to_str().unwrap()]).await);
     assert!(
         report.contains("challenges offered in refusals       1"),
         "{report}"

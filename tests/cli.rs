@@ -6,11 +6,10 @@ mod common;
 use common::{
     dns::{TestDns, Zone},
     message,
-    process::{free_addr, temp_dir, write, Process, BIN},
-    send, TestKey, Transaction,
+    process::{self, free_addr, mailkey, mailkey_blocking, temp_dir, write, Process, BIN},
+    require, send, Need, TestKey, Transaction,
 };
 use indymilter_test::{Status, TestConnection};
-use std::process::Command;
 use tokio::io::AsyncWriteExt;
 
 const FROM: &str = "alice@sender.test";
@@ -41,10 +40,7 @@ fn check_config_prints_the_effective_configuration() {
         &file,
         "mode = \"enforce\"\n[mailkey]\nno_key = \"reject\"\n",
     );
-    let out = Command::new(BIN)
-        .args(["check-config", file.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = mailkey_blocking(&["check-config", file.to_str().unwrap()]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("mode = \"enforce\""), "{text}");
@@ -57,10 +53,7 @@ fn config_errors_name_file_line_key_and_allowed_values() {
     let dir = temp_dir("check-bad");
     let file = dir.join("bad.toml");
     write(&file, "# comment\n[tls]\nrequire = \"always\"\n");
-    let out = Command::new(BIN)
-        .args(["--config", file.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = mailkey_blocking(&["--config", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml"), "{err}");
@@ -72,18 +65,12 @@ fn config_errors_name_file_line_key_and_allowed_values() {
     );
 
     write(&file, "[mailkey]\nenforcee = true\n");
-    let out = Command::new(BIN)
-        .args(["check-config", file.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = mailkey_blocking(&["check-config", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("unknown field `enforcee`"), "{err}");
 
-    let out = Command::new(BIN)
-        .args(["--config", "/nonexistent/mk.toml"])
-        .output()
-        .unwrap();
+    let out = mailkey_blocking(&["--config", "/nonexistent/mk.toml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/mk.toml: cannot read"));
 }
@@ -152,10 +139,7 @@ async fn check_config_refuses_what_start_up_refuses() {
         let file = dir.join(format!("case{n}.toml"));
         write(&file, text);
         let file = file.to_str().unwrap();
-        let check = Command::new(BIN)
-            .args(["check-config", file])
-            .output()
-            .unwrap();
+        let check = mailkey(&["check-config", file]).await;
         let err = String::from_utf8_lossy(&check.stderr);
         assert_eq!(check.status.code(), Some(1), "{text}: {err}");
         for part in [
@@ -167,14 +151,7 @@ async fn check_config_refuses_what_start_up_refuses() {
         // The start refuses it with the same words (a start that went on
         // would be stopped by the guard and fail the test).
         let listen = format!("inet:{}", free_addr());
-        let start = tokio::process::Command::new(BIN)
-            .args(["--config", file, "--listen", &listen])
-            .kill_on_drop(true)
-            .output();
-        let start = tokio::time::timeout(std::time::Duration::from_secs(20), start)
-            .await
-            .unwrap_or_else(|_| panic!("the daemon started with {text}"))
-            .unwrap();
+        let start = mailkey(&["--config", file, "--listen", &listen]).await;
         assert_eq!(start.status.code(), Some(1), "{text}");
         let start_err = String::from_utf8_lossy(&start.stderr);
         let first = |e: &str| {
@@ -191,7 +168,7 @@ async fn check_config_refuses_what_start_up_refuses() {
 #[tokio::test]
 async fn daemon_flags_belong_to_the_daemon() {
     let help = |args: &[&str]| {
-        let out = Command::new(BIN).args(args).output().unwrap();
+        let out = mailkey_blocking(args);
         assert!(out.status.success(), "{args:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -217,10 +194,7 @@ async fn daemon_flags_belong_to_the_daemon() {
             "{args:?}: {text}"
         );
     }
-    let out = Command::new(BIN)
-        .args(["--mode", "enforce", "report", "/dev/null"])
-        .output()
-        .unwrap();
+    let out = mailkey(&["--mode", "enforce", "report", "/dev/null"]).await;
     assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--listen and --mode are the daemon's"),
@@ -251,35 +225,29 @@ async fn evaluate(dns: &TestDns, mode: &str, message: &str) -> (i32, String) {
             dns.addr()
         ),
     );
-    let msg_file = dir.join("msg.eml");
-    write(&msg_file, message);
-    let file = file.to_str().unwrap().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args([
-                "--config",
-                &file,
-                "evaluate",
-                "--mail-from",
-                FROM,
-                "--client-ip",
-                "127.0.0.10",
-                "--helo",
-                "mail.sender.test",
-                // A session whose client certificate the MTA verified.
-                "--tls-version",
-                "TLSv1.3",
-                "--cert-subject",
-                "mail.sender.test",
-                "--cert-issuer",
-                "Test CA",
-            ])
-            .stdin(std::fs::File::open(msg_file).unwrap())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = process::run(
+        BIN,
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "evaluate",
+            "--mail-from",
+            FROM,
+            "--client-ip",
+            "127.0.0.10",
+            "--helo",
+            "mail.sender.test",
+            // A session whose client certificate the MTA verified.
+            "--tls-version",
+            "TLSv1.3",
+            "--cert-subject",
+            "mail.sender.test",
+            "--cert-issuer",
+            "Test CA",
+        ],
+        message.as_bytes(),
+    )
+    .await;
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -519,9 +487,12 @@ async fn garbage_on_the_socket_does_not_hurt_the_daemon() {
 
 #[test]
 fn man_pages_render_without_warnings() {
+    if !require(&[Need::Man]) {
+        return;
+    }
     for page in ["contrib/mailkey-milter.8", "contrib/mailkey-milter.toml.5"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(page);
-        let out = Command::new("man")
+        let out = std::process::Command::new("man")
             .args(["--warnings", "-l"])
             .arg(&path)
             .env("MANWIDTH", "80")

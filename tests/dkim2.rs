@@ -60,10 +60,6 @@ fn tx<'a>(client: &str, from: &'a str, message: String, rcpt: &[&'a str]) -> Tra
     t
 }
 
-fn ar(o: &Outcome) -> String {
-    o.auth_results().expect("Authentication-Results")
-}
-
 /// Every one of `parts` is in `text`.
 fn assert_has(text: &str, parts: &[&str]) {
     for part in parts {
@@ -73,11 +69,7 @@ fn assert_has(text: &str, parts: &[&str]) {
 
 fn assert_rejected(o: &Outcome, reason: &str, guidance: &str) {
     assert!(!o.at_rcpt, "decided at RCPT: {}", o.reply());
-    assert!(matches!(o.status, Status::Reject { .. }), "{:?}", o.status);
-    let reply = o.reply();
-    assert!(reply.starts_with("550-5.7.20"), "{reply}");
-    assert!(reply.contains(reason), "{reason:?} not in {reply}");
-    assert!(reply.contains(guidance), "{guidance:?} not in {reply}");
+    o.assert_rejected("550-5.7.20", &[reason, guidance]);
 }
 
 #[tokio::test]
@@ -94,7 +86,7 @@ async fn a_chain_for_this_envelope_passes_mailkey_where_no_mailkey_is_published(
     assert!(!o.at_rcpt, "refused at RCPT: {}", o.reply());
     assert!(o.is_accept(), "{:?}", o.status);
     assert_has(
-        &ar(&o),
+        &o.ar(),
         &[
             "mailkey=pass (dkim2 i=1 by sender.test) header.d=sender.test header.s=mailkey",
             "dkim2=pass (i=1 sender.test pass) header.d=sender.test",
@@ -179,7 +171,7 @@ async fn a_replay_from_another_mail_from_fails() {
         "DKIM2-Signature i=1 MAIL FROM <mallory@sender.test> did not match",
         "resent without a DKIM2 hop",
     );
-    let ar = ar(&o);
+    let ar = o.ar();
     assert!(ar.contains("dkim2=fail ("), "{ar}");
     assert!(ar.contains("header.d=sender.test header.i=1"), "{ar}");
 }
@@ -219,7 +211,7 @@ async fn a_forwarded_chain_passes_for_the_forwarder_and_names_the_originator() {
     .await;
     assert!(o.is_accept(), "{}", o.reply());
     assert_has(
-        &ar(&o),
+        &o.ar(),
         &[
             "mailkey=pass (dkim2 i=2 by fwd.test, originator sender.test) header.d=fwd.test",
             "dkim2=pass (i=1 sender.test pass, i=2 fwd.test pass) header.d=sender.test",
@@ -249,9 +241,9 @@ async fn a_broken_chain_fails_with_its_guidance() {
         "The DKIM2 chain of fwd.test does not verify",
     );
     assert!(
-        ar(&o).contains("header.d=sender.test header.i=1"),
+        o.ar().contains("header.d=sender.test header.i=1"),
         "{}",
-        ar(&o)
+        o.ar()
     );
 }
 
@@ -263,7 +255,7 @@ async fn dkim1_mailkey_signatures_keep_working() {
     let dkim1 = key.sign(&message(FROM), "sender.test", "mailkey");
     let o = send(d.addr, &tx("127.0.0.48", FROM, dkim1, &[RECIPIENT])).await;
     assert!(o.is_accept(), "{}", o.reply());
-    let ar = ar(&o);
+    let ar = o.ar();
     assert!(
         ar.contains("mailkey=pass header.d=sender.test header.s=mailkey"),
         "{ar}"
@@ -289,7 +281,7 @@ async fn a_failure_under_t_y_is_reported_and_not_rejected() {
     )
     .await;
     assert!(o.is_accept(), "{}", o.reply());
-    assert!(ar(&o).contains("dkim2=fail"), "{}", ar(&o));
+    assert!(o.ar().contains("dkim2=fail"), "{}", o.ar());
 }
 
 /// The header fields the milter inserted, on top of `message`.
@@ -366,9 +358,9 @@ async fn the_milter_signs_dkim2_for_the_envelope_beside_or_instead_of_dkim1() {
         let o = send(r.addr, &tx("127.0.0.50", FROM, out, &rcpt)).await;
         assert!(o.is_accept(), "{signatures}: {}", o.reply());
         assert!(
-            ar(&o).contains("mailkey=pass (dkim2 i=1 by sender.test)"),
+            o.ar().contains("mailkey=pass (dkim2 i=1 by sender.test)"),
             "{}",
-            ar(&o)
+            o.ar()
         );
     }
 }
@@ -441,7 +433,7 @@ async fn a_forwarding_host_adds_a_hop_with_the_recipe_for_a_chain_its_door_verif
     let out = with_inserted(&o, &with_footer);
     let o = send(r.addr, &tx("127.0.0.52", &srs, out, &[RECIPIENT])).await;
     assert!(o.is_accept(), "{}", o.reply());
-    let ar = ar(&o);
+    let ar = o.ar();
     assert!(
         ar.contains("mailkey=pass (dkim2 i=2 by fwd.test, originator sender.test)"),
         "{ar}"
@@ -505,9 +497,9 @@ async fn a_dsn_about_our_message_is_taken_only_when_it_verifies() {
     .await;
     assert!(o.is_accept(), "{}", o.reply());
     assert!(
-        ar(&o).contains("dkim2=pass (i=1 receiver.test pass)"),
+        o.ar().contains("dkim2=pass (i=1 receiver.test pass)"),
         "{}",
-        ar(&o)
+        o.ar()
     );
     logs.line_with(&[
         "DKIM2 DSN about our message (newest hop i=1 by sender.test): i=1 receiver.test pass",
@@ -518,19 +510,12 @@ async fn a_dsn_about_our_message_is_taken_only_when_it_verifies() {
         &bounce_tx("127.0.0.53", "mx.receiver.test", dsn(&ours, FROM), &[FROM]),
     )
     .await;
-    assert!(matches!(o.status, Status::Reject { .. }), "{:?}", o.status);
-    assert!(o.reply().starts_with("550-5.7.20"), "{}", o.reply());
-    assert!(
-        o.reply()
-            .contains("DSN not verified: DSN is not DKIM2 signed"),
-        "{}",
-        o.reply()
-    );
-    assert!(
-        o.reply()
-            .contains("This bounce is about a message DKIM2-signed by us"),
-        "{}",
-        o.reply()
+    o.assert_rejected(
+        "550-5.7.20",
+        &[
+            "DSN not verified: DSN is not DKIM2 signed",
+            "This bounce is about a message DKIM2-signed by us",
+        ],
     );
     // Signed by a domain the message was not sent to: refused.
     let o = send(
@@ -558,9 +543,10 @@ async fn a_dsn_about_our_message_is_taken_only_when_it_verifies() {
     .await;
     assert!(o.is_accept(), "{}", o.reply());
     assert!(
-        ar(&o).contains("dkim2=fail (FAIL: DSN not verified: DSN is not DKIM2 signed)"),
+        o.ar()
+            .contains("dkim2=fail (FAIL: DSN not verified: DSN is not DKIM2 signed)"),
         "{}",
-        ar(&o)
+        o.ar()
     );
 }
 
@@ -658,9 +644,9 @@ async fn a_forwarder_passes_a_verified_dsn_back_and_the_originator_verifies_it()
     .await;
     assert!(o.is_accept(), "{}", o.reply());
     assert!(
-        ar(&o).contains("dkim2=pass (i=1 receiver.test pass)"),
+        o.ar().contains("dkim2=pass (i=1 receiver.test pass)"),
         "{}",
-        ar(&o)
+        o.ar()
     );
     assert!(o.replaced_body().is_some(), "the DSN was not rebuilt");
     let rebuilt = applied(&o, &bounce);
@@ -689,9 +675,9 @@ async fn a_forwarder_passes_a_verified_dsn_back_and_the_originator_verifies_it()
     .await;
     assert!(o.is_accept(), "{}", o.reply());
     assert!(
-        ar(&o).contains("dkim2=pass (i=1 fwd.test pass)"),
+        o.ar().contains("dkim2=pass (i=1 fwd.test pass)"),
         "{}",
-        ar(&o)
+        o.ar()
     );
     // The bounce as receiver.test sent it does not verify at sender.test:
     // it was signed for the SRS address, and its newest hop is fwd.test's.
@@ -710,16 +696,19 @@ async fn check_domain_dkim2(zone: Zone, key: &TestKey) -> (i32, String) {
     let file = dir.join("sender.test.pem");
     key.write_pem(&file);
     let dns = TestDns::start(zone).await;
-    let out = tokio::process::Command::new(common::process::BIN)
-        .args(["check-domain", "sender.test", "--nameserver"])
-        .arg(dns.addr().to_string())
-        .arg("--key")
-        .arg(&file)
-        .args(["--dkim2-selector", "mailkey"])
-        .output()
-        .await
-        .expect("run check-domain");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ns = dns.addr().to_string();
+    let out = common::process::mailkey(&[
+        "check-domain",
+        "sender.test",
+        "--nameserver",
+        &ns,
+        "--key",
+        file.to_str().unwrap(),
+        "--dkim2-selector",
+        "mailkey",
+    ])
+    .await;
+    let text = common::process::stdout(&out);
     println!("{text}");
     (out.status.code().unwrap_or(-1), text)
 }

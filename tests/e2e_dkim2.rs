@@ -18,8 +18,8 @@
 //! keeps Alice's sender and adds the footer without a hop is refused by R
 //! with the DKIM2 guidance.
 //!
-//! Needs root, `postfix` and `swaks` (tests/setup.sh); fails, never skips,
-//! without them.
+//! Needs root, `postfix` and `swaks` (tests/setup.sh): skipped with a note
+//! without them, failed under `CI=true`.
 
 mod common;
 
@@ -31,12 +31,12 @@ use common::{
         example_main_cf_at, example_master_cf_at, free_port, verifying_receiver, Postfix,
         PostfixOptions,
     },
-    smtp_sink::{Received, SmtpSink},
+    smtp_sink::{SmtpSink, DELIVERY},
     swaks,
     tls::Pki,
     Daemon, LogCapture, TestKey,
 };
-use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
+use std::{net::Ipv4Addr, path::PathBuf};
 
 const FROM: &str = "alice@origin.test";
 /// S's outgoing address: the only one in origin.test's SPF.
@@ -45,7 +45,6 @@ const S_IP: &str = "127.0.0.10";
 const F_IP: &str = "127.0.0.30";
 /// R's outgoing address (its bounces to F come from here).
 const R_IP: &str = "127.0.0.40";
-const DELIVERY: Duration = Duration::from_secs(60);
 const FOOTER: &str = "-- \r\nYou get this through carol@fwd.test.\r\n";
 
 /// Keys, certificates and the DNS all three share.
@@ -225,10 +224,6 @@ impl World {
     }
 }
 
-async fn wait_for(sink: &SmtpSink, n: usize) -> Vec<Received> {
-    tokio::task::block_in_place(|| sink.wait_for(n, DELIVERY))
-}
-
 /// Alice submits to S (a trusted client of S: signed there).
 async fn alice_sends(w: &World, s: &Postfix, to: &str) {
     let out = swaks::submit_from(
@@ -284,6 +279,9 @@ async fn hosts(tag: &str, footer_skips: &str) -> Hosts {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dkim2_forward_is_accepted_without_trusted_sealers_and_its_bounce_comes_back_verified() {
+    if !common::require(common::require::WITH_POSTFIX) {
+        return;
+    }
     let logs = LogCapture::global();
     // Every host lives as long as `h` (a pattern with `..` would drop the
     // rest at once).
@@ -292,7 +290,7 @@ async fn a_dkim2_forward_is_accepted_without_trusted_sealers_and_its_bounce_come
 
     // 1. S signs, F adds the footer and its hop, R accepts.
     alice_sends(w, s, "carol@fwd.test").await;
-    let got = wait_for(r_sink, 1).await;
+    let got = r_sink.delivered(1).await;
     let delivered = &got[0];
     println!(
         "R delivered: MAIL FROM:<{}>\n{}",
@@ -320,7 +318,7 @@ async fn a_dkim2_forward_is_accepted_without_trusted_sealers_and_its_bounce_come
     // 2. R bounces a forward to a user it does not have; the DSN goes back
     // through F (verified, passed back) to S, which verifies it.
     alice_sends(w, s, "gone@fwd.test").await;
-    let got = wait_for(s_sink, 1).await;
+    let got = s_sink.delivered(1).await;
     let bounce = &got[0];
     println!(
         "S delivered the bounce: MAIL FROM:<{}> RCPT TO:{:?}\n{}",
@@ -354,6 +352,9 @@ async fn a_dkim2_forward_is_accepted_without_trusted_sealers_and_its_bounce_come
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarder_that_changes_the_message_after_its_hop_is_refused_with_its_guidance() {
+    if !common::require(common::require::WITH_POSTFIX) {
+        return;
+    }
     let logs = LogCapture::global();
     // The list manager also runs on F's second pass: its footer comes
     // after fwd.test's hop, which no recipe describes.

@@ -2,15 +2,14 @@
 //! configuration on loopback ports) using `sendmail-examples/sendmail.mc`'s
 //! INPUT_MAIL_FILTER and macro lines, swaks in front, an SMTP sink behind.
 //!
-//! Needs root, the unpacked Sendmail, m4, unshare and swaks (tests/setup.sh);
-//! fails, never skips, without them.
+//! Needs root, the unpacked Sendmail, m4, unshare and swaks (tests/setup.sh):
+//! skipped with a note without them, failed under `CI=true`.
 
 mod common;
 
 use common::{
     dns::TestDns, message, sendmail::Sendmail, smtp_sink::SmtpSink, swaks, Daemon, TestKey,
 };
-use std::time::Duration;
 
 const FROM: &str = "alice@sender.test";
 
@@ -51,13 +50,16 @@ impl Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_message_is_delivered_with_our_header() {
+    if !common::require(common::require::WITH_SENDMAIL) {
+        return;
+    }
     let key = TestKey::ed25519();
     let s = setup(&key).await;
     let out = s
         .send(&key.sign(&message(FROM), "sender.test", "mailkey"))
         .await;
     assert!(out.final_code().starts_with("250"), "{}", out.output);
-    let got = tokio::task::block_in_place(|| s.sink.wait_for(1, Duration::from_secs(60)));
+    let got = s.sink.delivered(1).await;
     let text = got[0].text();
     assert!(
         text.contains("Authentication-Results: mx.receiver.test;"),
@@ -71,6 +73,9 @@ async fn signed_message_is_delivered_with_our_header() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_message_is_refused_with_guidance() {
+    if !common::require(common::require::WITH_SENDMAIL) {
+        return;
+    }
     let key = TestKey::ed25519();
     let s = setup(&key).await;
     let tampered = key
@@ -91,6 +96,9 @@ async fn tampered_message_is_refused_with_guidance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sendmail_verify_macro_decides_the_certificate_check() {
+    if !common::require(common::require::WITH_SENDMAIL) {
+        return;
+    }
     let key = TestKey::ed25519();
     let pki = common::tls::Pki::new("sendmail-e2e");
     let (server_cert, server_key) = pki.write(
@@ -131,7 +139,7 @@ async fn sendmail_verify_macro_decides_the_certificate_check() {
     )
     .await;
     assert!(out.final_code().starts_with("250"), "{}", out.output);
-    let got = tokio::task::block_in_place(|| sink.wait_for(1, Duration::from_secs(60)));
+    let got = sink.delivered(1).await;
     assert!(got[0].text().contains("x-tls=pass"), "{}", got[0].text());
 
     // {verify}=NO: encrypted, but no certificate shown.

@@ -12,8 +12,8 @@ use common::{
     dns::{TestDns, Zone},
     message,
     process::{free_addr, temp_dir, write, Process},
-    redis::{self, Redis},
-    send, Transaction,
+    redis::Redis,
+    require, require_for, send, Need, Transaction,
 };
 use indymilter_test::Status;
 use std::{
@@ -60,7 +60,7 @@ async fn host(dir: &Path, name: &str, dns: &TestDns, redis: &Redis) -> Host {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_sharing_redis_agree_on_tokens_and_challenges() {
-    if !redis::available() {
+    if !require(&[Need::Redis]) {
         return;
     }
     let mut redis = Redis::start();
@@ -248,7 +248,7 @@ async fn the_file_and_redis_stores_agree() {
     let dir = temp_dir("stores-agree");
     let file = mailkey_milter::state::embedded::FileStore::open(&dir.join("s.sqlite")).unwrap();
     exercise(&file).await;
-    if !redis::available() {
+    if !require_for("the Redis store", &[Need::Redis]) {
         return;
     }
     let server = Redis::start();

@@ -94,13 +94,8 @@ fn logs() -> common::LogCapture {
     common::LogCapture::global().clone()
 }
 
-fn ar(o: &Outcome) -> String {
-    o.auth_results().expect("Authentication-Results")
-}
-
 fn assert_rejected_5726(o: &Outcome) {
-    assert!(matches!(o.status, Status::Reject { .. }), "{:?}", o.status);
-    assert!(o.reply().starts_with("550-5.7.26"), "{}", o.reply());
+    o.assert_rejected("550-5.7.26", &[]);
 }
 
 #[tokio::test]
@@ -109,7 +104,7 @@ async fn trusted_list_with_valid_chain_is_accepted_via_arc() {
     let w = world(&[LIST]).await;
     let o = w.relay(w.list_message(LIST, LIST_RESULTS)).await;
     assert_eq!(o.status, Status::Accept, "{}", o.reply());
-    let ar = ar(&o);
+    let ar = o.ar();
     assert!(ar.contains("mailkey=pass (arc: lists.example.org)"), "{ar}");
     assert!(ar.contains("spf=pass (arc: lists.example.org)"), "{ar}");
     assert!(ar.contains("arc=pass header.d=lists.example.org"), "{ar}");
@@ -130,7 +125,7 @@ async fn without_the_list_the_same_message_is_rejected() {
     let w = world_with(&[], "reject_at_rcpt = false").await;
     let o = w.relay(w.list_message(LIST, LIST_RESULTS)).await;
     assert_rejected_5726(&o);
-    let ar = ar(&o);
+    let ar = o.ar();
     assert!(ar.contains("mailkey=fail"), "{ar}");
     assert!(ar.contains("spf=fail"), "{ar}");
     // #21: with nobody to vouch and nothing to seal, the chain is not
@@ -151,7 +146,7 @@ async fn untrusted_sealer_changes_nothing() {
     assert_rejected_5726(&o);
     // #21: an untrusted sealer's chain is not validated (its record could
     // not count anyway): no key lookup.
-    let ar = ar(&o);
+    let ar = o.ar();
     let why = "arc=none (not validated: sealed by untrusted.test, not a trusted sealer)";
     assert!(ar.contains(why), "{ar}");
     assert_eq!(w.key_queries(), 0);
@@ -168,9 +163,9 @@ async fn a_chain_of_several_sets_is_validated_with_one_lookup_per_key() {
     let o = w.relay(sealed).await;
     assert_eq!(o.status, Status::Accept, "{}", o.reply());
     assert!(
-        ar(&o).contains("spf=pass (arc: lists.example.org)"),
+        o.ar().contains("spf=pass (arc: lists.example.org)"),
         "{}",
-        ar(&o)
+        o.ar()
     );
     for d in ["a1.test", "a2.test", LIST] {
         assert_eq!(w.dns.queries(&format!("arc._domainkey.{d}")), 1, "{d}");
@@ -192,7 +187,7 @@ async fn a_chain_longer_than_the_cap_is_not_validated() {
     );
     let o = w.relay(sealed).await;
     assert_rejected_5726(&o);
-    let ar = ar(&o);
+    let ar = o.ar();
     assert!(
         ar.contains("arc=none (not validated: more than 8 ARC sets)"),
         "{ar}"
@@ -207,7 +202,7 @@ async fn broken_chain_changes_nothing() {
     let broken = w.list_message(LIST, LIST_RESULTS) + "P.S. added in transit\r\n";
     let o = w.relay(broken).await;
     assert_rejected_5726(&o);
-    let ar = ar(&o);
+    let ar = o.ar();
     assert!(ar.contains("arc=fail"), "{ar}");
     assert!(ar.contains("mailkey=fail"), "{ar}");
 }
@@ -229,9 +224,9 @@ async fn only_what_the_list_vouched_for_is_satisfied() {
     let o = w.relay(w.list_message(LIST, spf_only)).await;
     assert!(o.reply().starts_with("550-5.7.20"), "{}", o.reply());
     assert!(
-        ar(&o).contains("spf=pass (arc: lists.example.org)"),
+        o.ar().contains("spf=pass (arc: lists.example.org)"),
         "{}",
-        ar(&o)
+        o.ar()
     );
 }
 

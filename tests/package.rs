@@ -2,55 +2,52 @@
 //! with dpkg, and the installed binary runs from its installed path as the
 //! unprivileged user the package creates, with the installed configuration.
 //!
-//! Needs root and dpkg; fails, never skips, when the package was not built.
+//! Needs root, dpkg and the package built (`cargo deb`): skipped with a
+//! note without them, failed under `CI=true`. It installs the package on
+//! the machine it runs on (and purges it again).
 
 mod common;
 
-use common::process::free_addr;
+use common::{
+    process::{self, free_addr},
+    require,
+    require::deb_package,
+    Need,
+};
 use indymilter_test::TestConnection;
-use std::{path::Path, process::Command, time::Duration};
+use std::{path::Path, time::Duration};
 
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Runs `cmd`; its stdout, or a panic with its output when it fails.
+async fn run(cmd: &str, args: &[&str]) -> String {
+    process::succeeded(
+        &format!("{cmd} {args:?}"),
+        process::run(cmd, args, b"").await,
+    )
 }
 
 #[tokio::test]
 async fn package_installs_and_the_installed_daemon_runs() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debian");
-    let deb = std::fs::read_dir(&dir)
-        .unwrap_or_else(|_| {
-            panic!("no {dir:?}: build the package with `cargo deb` (tests/run.sh does)")
-        })
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .expect("a .deb in target/debian");
-    run("dpkg", &["-i", deb.to_str().unwrap()]);
+    if !require(&[Need::Root, Need::DebianPackage, Need::Man]) {
+        return;
+    }
+    let deb = deb_package().expect("a .deb in target/debian");
+    run("dpkg", &["-i", deb.to_str().unwrap()]).await;
 
     assert!(Path::new("/usr/lib/systemd/system/mailkey-milter.service").exists());
-    let passwd = run("getent", &["passwd", "mailkey-milter"]);
+    let passwd = run("getent", &["passwd", "mailkey-milter"]).await;
     let ids: Vec<u32> = passwd
         .split(':')
         .skip(2)
         .take(2)
         .map(|n| n.parse().unwrap())
         .collect();
-    let man = run("man", &["-w", "mailkey-milter"]);
+    let man = run("man", &["-w", "mailkey-milter"]).await;
     assert!(man.contains("man8/mailkey-milter.8"), "{man}");
     let effective = run(
         "/usr/sbin/mailkey-milter",
         &["check-config", "/etc/mailkey-milter.toml"],
-    );
+    )
+    .await;
     assert!(effective.contains("mode = \"monitor\""), "{effective}");
 
     // The installed binary, as the package's user, on a test port.
@@ -77,6 +74,6 @@ async fn package_installs_and_the_installed_daemon_runs() {
         .await
         .unwrap();
     let _ = daemon.kill().await;
-    run("dpkg", &["--purge", "mailkey-milter"]);
+    run("dpkg", &["--purge", "mailkey-milter"]).await;
     assert!(!Path::new("/usr/sbin/mailkey-milter").exists());
 }

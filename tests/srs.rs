@@ -7,7 +7,7 @@ mod common;
 use common::{
     dns::TestDns,
     message, open,
-    process::{self, free_addr, Process, BIN},
+    process::{self, free_addr, Process},
     send, Daemon, TestKey, Transaction,
 };
 use indymilter_test::{EomAction, MacroStage, ProtoOpts, Status};
@@ -237,22 +237,10 @@ async fn srs_refusals_are_logged_and_counted_by_report() {
         // The report reads the log as the daemon wrote it.
         let log = dir.join("mk.log");
         process::write(&log, &(daemon.log().join("\n") + "\n"));
-        let out = std::process::Command::new(BIN)
-            .args(["report", log.to_str().unwrap(), "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let out = process::mailkey(&["report", log.to_str().unwrap(), "--json"]).await;
+        let summary: Value = serde_json::from_str(&process::succeeded("report", out)).unwrap();
         assert_eq!(summary["invalid_srs_recipients"], 1, "{mode}: {summary:#}");
-        let text = std::process::Command::new(BIN)
-            .args(["report", log.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&text.stdout);
+        let text = process::stdout(&process::mailkey(&["report", log.to_str().unwrap()]).await);
         assert!(text.contains("Invalid SRS recipients: 1 "), "{text}");
     }
 }

@@ -58,14 +58,7 @@ fn starttls(identity: common::tls::Identity) -> Behaviour {
 }
 
 fn assert_rejected(outcome: &Outcome, code: &str, why: &str) {
-    let reply = outcome.reply();
-    assert!(
-        matches!(outcome.status, Status::Reject { .. }),
-        "expected a reject, got {:?}",
-        outcome.status
-    );
-    assert!(reply.starts_with(code), "reply {reply:?} is not {code}");
-    assert!(reply.contains(why), "reply {reply:?} does not say {why:?}");
+    let reply = outcome.assert_rejected(code, &[why]);
     // The guidance names the certificate fix, not the mailkey steps.
     assert!(
         reply.contains("from a trusted CA") && reply.contains("for mail.sender.test"),
@@ -75,20 +68,7 @@ fn assert_rejected(outcome: &Outcome, code: &str, why: &str) {
 }
 
 fn assert_tempfail(outcome: &Outcome, why: &str) {
-    let reply = outcome.reply();
-    assert!(
-        matches!(outcome.status, Status::Tempfail { .. }),
-        "expected a tempfail, got {:?}",
-        outcome.status
-    );
-    assert!(reply.starts_with("451-4.7.5"), "{reply:?}");
-    assert!(reply.contains(why), "reply {reply:?} does not say {why:?}");
-}
-
-fn ar(outcome: &Outcome) -> String {
-    outcome
-        .auth_results()
-        .expect("Authentication-Results added")
+    outcome.assert_tempfailed("451-4.7.5", &[why]);
 }
 
 #[tokio::test]
@@ -99,7 +79,7 @@ async fn ca_signed_leaf_for_the_helo_name_passes() {
     let (_dns, daemon) = setup(&pki, "").await;
     let outcome = send(daemon.addr, &unverified_tls("127.0.0.21")).await;
     assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
-    let ar = ar(&outcome);
+    let ar = outcome.ar();
     assert!(
         ar.contains(
             "x-tls=pass (TLSv1.3, cert verified by probe for mail.sender.test, \
@@ -120,7 +100,7 @@ async fn second_message_uses_the_cached_probe_result() {
         // A new SMTP session each time, as a sending host's next message.
         let outcome = send(daemon.addr, &unverified_tls("127.0.0.29")).await;
         assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
-        assert!(ar(&outcome).contains("x-tls=pass"), "{}", ar(&outcome));
+        assert!(outcome.ar().contains("x-tls=pass"), "{}", outcome.ar());
     }
     assert_eq!(
         responder.connections(),
@@ -147,9 +127,9 @@ async fn expired_certificate_is_rejected() {
         "tls check fail for sender.test: certificate expired",
     );
     assert!(
-        ar(&outcome).contains("x-tls=fail (certificate expired on "),
+        outcome.ar().contains("x-tls=fail (certificate expired on "),
         "{}",
-        ar(&outcome)
+        outcome.ar()
     );
 }
 
@@ -160,7 +140,8 @@ async fn self_signed_certificate_is_rejected() {
     let (_dns, daemon) = setup(&pki, "").await;
     let outcome = send(daemon.addr, &unverified_tls("127.0.0.23")).await;
     assert_rejected(&outcome, "550-5.7.5", "self-signed certificate");
-    assert!(ar(&outcome)
+    assert!(outcome
+        .ar()
         .contains("x-tls=fail (self-signed certificate; no verified client certificate)"));
 }
 
@@ -189,10 +170,11 @@ async fn certificate_revoked_by_crl_is_rejected() {
     let outcome = send(daemon.addr, &unverified_tls("127.0.0.24")).await;
     assert_rejected(&outcome, "550-5.7.5", "certificate revoked by CRL");
     assert!(
-        ar(&outcome)
+        outcome
+            .ar()
             .contains("x-tls=fail (certificate revoked by CRL; no verified client certificate)"),
         "{}",
-        ar(&outcome)
+        outcome.ar()
     );
 }
 
@@ -274,9 +256,11 @@ async fn silent_client_port_is_a_temporary_failure() {
     let outcome = send(daemon.addr, &unverified_tls("127.0.0.27")).await;
     assert_tempfail(&outcome, "certificate probe failed");
     assert!(
-        ar(&outcome).contains("x-tls=temperror (certificate probe failed:"),
+        outcome
+            .ar()
+            .contains("x-tls=temperror (certificate probe failed:"),
         "{}",
-        ar(&outcome)
+        outcome.ar()
     );
 }
 
@@ -311,7 +295,9 @@ async fn closed_client_port_is_refused_at_once() {
         reply.contains("offer STARTTLS on 127.0.0.28 port 25"),
         "{reply}"
     );
-    assert!(ar(&outcome).contains("x-tls=fail (no certificate to verify: nothing listens"));
+    assert!(outcome
+        .ar()
+        .contains("x-tls=fail (no certificate to verify: nothing listens"));
 }
 
 #[tokio::test]
@@ -328,9 +314,11 @@ async fn certificate_verified_by_postfix_passes_without_a_probe() {
     .await;
     assert_eq!(outcome.status, Status::Accept);
     assert!(
-        ar(&outcome).contains("x-tls=pass (TLSv1.3, cert verified by MTA, CN=mail.sender.test)"),
+        outcome
+            .ar()
+            .contains("x-tls=pass (TLSv1.3, cert verified by MTA, CN=mail.sender.test)"),
         "{}",
-        ar(&outcome)
+        outcome.ar()
     );
     assert_eq!(responder.connections(), 0, "no probe was made");
 }
@@ -381,9 +369,10 @@ async fn sendmail_verify_ok_passes_and_fail_leaves_it_to_the_probe() {
     let ok = send_with_helo_macros(daemon.addr, "127.0.0.32", &sendmail("OK")).await;
     assert_eq!(ok.status, Status::Accept, "{}", ok.reply());
     assert!(
-        ar(&ok).contains("x-tls=pass (TLSv1.3, cert verified by MTA, /CN=mail.sender.test)"),
+        ok.ar()
+            .contains("x-tls=pass (TLSv1.3, cert verified by MTA, /CN=mail.sender.test)"),
         "{}",
-        ar(&ok)
+        ok.ar()
     );
     assert_eq!(responder.connections(), 0, "no probe was made");
     let fail = send_with_helo_macros(daemon.addr, "127.0.0.32", &sendmail("FAIL")).await;
@@ -405,7 +394,9 @@ async fn sendmail_verify_no_makes_a_probe() {
     let macros = [("{tls_version}", "TLSv1.2"), ("{verify}", "NO")];
     let outcome = send_with_helo_macros(daemon.addr, "127.0.0.38", &macros).await;
     assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
-    assert!(ar(&outcome).contains("x-tls=pass (TLSv1.2, cert verified by probe"));
+    assert!(outcome
+        .ar()
+        .contains("x-tls=pass (TLSv1.2, cert verified by probe"));
     assert_eq!(responder.connections(), 1);
 }
 
@@ -423,11 +414,11 @@ async fn require_encryption_accepts_tls_without_a_certificate() {
     let outcome = send(daemon.addr, &t).await;
     assert_eq!(outcome.status, Status::Accept, "{}", outcome.reply());
     assert!(
-        ar(&outcome).contains(
+        outcome.ar().contains(
             "x-tls=pass (TLSv1.3, TLS_AES_128_GCM_SHA256 128 bits, no certificate required)"
         ),
         "{}",
-        ar(&outcome)
+        outcome.ar()
     );
     assert_eq!(responder.connections(), 0, "no probe was made");
 }
@@ -445,7 +436,9 @@ async fn plaintext_session_is_rejected_with_5_7_10() {
         "550-5.7.10",
         "tls check fail for sender.test: session not encrypted: STARTTLS was not used",
     );
-    assert!(ar(&outcome).contains("x-tls=fail (session not encrypted: STARTTLS was not used)"));
+    assert!(outcome
+        .ar()
+        .contains("x-tls=fail (session not encrypted: STARTTLS was not used)"));
     assert_eq!(responder.connections(), 0, "no probe was made");
 }
 
@@ -469,16 +462,18 @@ async fn monitor_mode_never_rejects_but_says_what_it_would_do() {
     let outcome = send(daemon.addr, &unverified_tls("127.0.0.35")).await;
     assert_eq!(outcome.status, Status::Accept);
     assert!(
-        ar(&outcome).contains(
+        outcome.ar().contains(
             "x-tls=fail (self-signed certificate; no verified client certificate; sender domain: "
         ),
         "{}",
-        ar(&outcome)
+        outcome.ar()
     );
     assert!(
-        ar(&outcome).contains("; monitor mode, would reject: 550 5.7.5)"),
+        outcome
+            .ar()
+            .contains("; monitor mode, would reject: 550 5.7.5)"),
         "{}",
-        ar(&outcome)
+        outcome.ar()
     );
 }
 
@@ -504,7 +499,7 @@ async fn an_ipv4_mapped_client_is_its_ipv4_address_for_the_probe() {
     for ip in ["::ffff:127.0.0.44", "127.0.0.44"] {
         let outcome = send(daemon.addr, &unverified_tls(ip)).await;
         assert_eq!(outcome.status, Status::Accept, "{ip}: {}", outcome.reply());
-        assert!(ar(&outcome).contains("cert verified by probe"), "{ip}");
+        assert!(outcome.ar().contains("cert verified by probe"), "{ip}");
     }
     assert_eq!(
         responder.connections(),
@@ -535,7 +530,7 @@ async fn an_unspecified_client_address_is_never_probed() {
         let tls = format!(
             "x-tls=fail (no certificate to verify: the client address {why}, which is never probed;"
         );
-        assert!(ar(&outcome).contains(&tls), "{ip}: {}", ar(&outcome));
+        assert!(outcome.ar().contains(&tls), "{ip}: {}", outcome.ar());
     }
 }
 

@@ -199,14 +199,7 @@ async fn flood_from(
 async fn assert_all_deferred(tasks: Vec<tokio::task::JoinHandle<Outcome>>) {
     for task in tasks {
         let outcome = task.await.expect("flood message");
-        let reply = outcome.reply();
-        assert!(
-            matches!(outcome.status, Status::Tempfail { .. }),
-            "expected a tempfail, got {:?}: {reply}",
-            outcome.status
-        );
-        assert!(reply.starts_with("451-4.7.5"), "{reply:?}");
-        assert!(reply.contains("certificate probe failed"), "{reply:?}");
+        outcome.assert_tempfailed("451-4.7.5", &["certificate probe failed"]);
     }
 }
 

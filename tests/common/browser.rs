@@ -3,23 +3,16 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Output, Stdio},
+    process::Output,
     time::Duration,
 };
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// The browser, or `None` (with a note) when it is missing outside CI;
-/// under `CI=true` a missing browser fails the test.
+/// The browser, or `None` (with a one-line note) when it is missing
+/// outside CI; under `CI=true` a missing browser fails the test.
 pub fn chromium() -> Option<&'static str> {
-    if Path::new(CHROMIUM).exists() {
-        return Some(CHROMIUM);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{CHROMIUM} is missing: tests/setup.sh installs it");
-    }
-    eprintln!("note: {CHROMIUM} is missing (tests/setup.sh installs it); browser checks skipped");
-    None
+    super::require_for("the browser checks", &[super::Need::Chromium]).then_some(CHROMIUM)
 }
 
 async fn run(browser: &str, profile: &Path, extra: &[String], page: &Path) -> Output {
@@ -40,19 +33,9 @@ async fn run(browser: &str, profile: &Path, extra: &[String], page: &Path) -> Ou
     args.push(format!("--user-data-dir={}", profile.display()));
     args.extend(extra.iter().cloned());
     args.push(format!("file://{}", page.display()));
-    let child = tokio::process::Command::new(browser)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {browser}: {e}"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // A behaviour bound (a browser that hangs), not a timing assertion.
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{browser} {args:?} did not exit within 120 s"))
-        .expect("browser output");
+    let out = super::process::run_within(Duration::from_secs(120), browser, &args, b"").await;
     assert!(
         out.status.success(),
         "{browser} failed: {}",

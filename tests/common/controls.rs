@@ -2,7 +2,7 @@
 //! `[tokens]` and `[challenge]` tables, and the real `token` command.
 #![allow(dead_code)]
 
-use std::{net::SocketAddr, path::Path, process::Command};
+use std::{net::SocketAddr, path::Path};
 
 /// Where the state lives: a file in the test's directory, or a Redis URL.
 pub enum State<'a> {
@@ -42,19 +42,10 @@ pub fn toml(dir: &Path, state: State<'_>, challenge: Option<(SocketAddr, &str)>)
 /// Runs `mailkey-milter --config CONFIG token ARGS`; its stdout, or a
 /// panic with its stderr.
 pub fn token(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(super::process::BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("token")
-        .args(args)
-        .output()
-        .expect("run mailkey-milter token");
-    assert!(
-        out.status.success(),
-        "token {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let config = config.to_str().expect("a UTF-8 path");
+    let all = [&["--config", config, "token"][..], args].concat();
+    let out = super::process::mailkey_blocking(&all);
+    super::process::succeeded(&format!("token {args:?}"), out)
 }
 
 /// `token issue ARGS`: the tagged address, and its tag.

@@ -11,11 +11,16 @@ pub mod footer_milter;
 pub mod postfix;
 pub mod process;
 pub mod redis;
+pub mod require;
 pub mod sendmail;
 pub mod smtp_sink;
 pub mod swaks;
 pub mod tls;
 pub mod traffic;
+
+// Not every test binary uses all three.
+#[allow(unused_imports)]
+pub use require::{require, require_for, Need};
 
 use indymilter_test::{EomActions, MacroStage, ProtoOpts, SocketInfo, Status, TestConnection};
 use mail_auth::{
@@ -503,6 +508,50 @@ impl Outcome {
             }
             _ => String::new(),
         }
+    }
+
+    /// Asserts a reject whose reply starts with `code` (`"550-5.7.20"`,
+    /// `"550"`) and says every one of `says`; returns the reply.
+    #[track_caller]
+    pub fn assert_rejected(&self, code: &str, says: &[&str]) -> String {
+        assert!(
+            matches!(self.status, Status::Reject { .. }),
+            "expected a reject, got {:?}",
+            self.status
+        );
+        self.assert_reply(code, says)
+    }
+
+    /// Like [`assert_rejected`](Self::assert_rejected) for a tempfail.
+    #[track_caller]
+    pub fn assert_tempfailed(&self, code: &str, says: &[&str]) -> String {
+        assert!(
+            matches!(self.status, Status::Tempfail { .. }),
+            "expected a tempfail, got {:?}",
+            self.status
+        );
+        self.assert_reply(code, says)
+    }
+
+    /// Asserts the reply text starts with `code` and says every one of
+    /// `says`, whatever the status; returns it.
+    #[track_caller]
+    pub fn assert_reply(&self, code: &str, says: &[&str]) -> String {
+        let reply = self.reply();
+        assert!(
+            reply.starts_with(code),
+            "reply {reply:?} does not start with {code}"
+        );
+        for s in says {
+            assert!(reply.contains(s), "reply {reply:?} does not say {s:?}");
+        }
+        reply
+    }
+
+    /// The `Authentication-Results` value we inserted; panics without one.
+    #[track_caller]
+    pub fn ar(&self) -> String {
+        self.auth_results().expect("Authentication-Results")
     }
 
     /// The `Authentication-Results` value we inserted, if any.

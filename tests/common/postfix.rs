@@ -5,14 +5,16 @@
 //! instance has its own main.cf and master.cf, and /etc/postfix's are unused.
 //!
 //! Needs root (Postfix's master starts its daemons as the `postfix` user)
-//! and the `postfix` package: tests/setup.sh installs it.
+//! and the `postfix` package (tests/setup.sh installs it): a test checks
+//! `require(&[Need::Root, Need::Postfix, Need::Swaks])` first.
 #![allow(dead_code)]
 
-use super::smtp_sink::SmtpSink;
+pub use super::process::free_port;
+use super::{require::Need, smtp_sink::SmtpSink};
 use std::{
     fs,
-    net::{SocketAddr, TcpListener},
-    os::unix::fs::{MetadataExt, PermissionsExt},
+    net::SocketAddr,
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicUsize, Ordering},
@@ -398,16 +400,6 @@ fn substitute(value: &str, milter: SocketAddr, reinject: Option<u16>) -> String 
     }
 }
 
-/// A port of 127.0.0.1 that is free now, for a further smtpd of an
-/// instance (`extra_master_cf`). Something may take it before Postfix binds
-/// it; on this test machine nothing does.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The settings that matter; the comments say why each is there.
 fn main_cf(opts: &PostfixOptions, dir: &Path, sink: &SmtpSink) -> String {
     let d = dir.display();
@@ -608,21 +600,15 @@ fn probe(addr: SocketAddr, tag: String) -> Result<(), String> {
         .unwrap_or_else(|_| Err("probe thread panicked".into()))
 }
 
-/// Panics, saying to run tests/setup.sh, unless Postfix is installed; and
-/// unless we are root.
+/// Panics, saying to run tests/setup.sh, unless Postfix is installed and
+/// we are root: a test checks `require(&[Need::Root, Need::Postfix, ...])`
+/// first, so this only catches one that forgot.
 fn require_postfix() {
-    assert!(
-        Path::new(POSTFIX).is_file(),
-        "Postfix is not installed ({POSTFIX} missing): run `bash tests/setup.sh` (as root) first"
-    );
-    // /proc/self belongs to our effective uid.
-    let uid = fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX);
-    assert_eq!(
-        uid, 0,
-        "a private Postfix instance needs root (its master runs daemons as user postfix)"
-    );
+    for need in [Need::Postfix, Need::Root] {
+        if let Some(why) = need.missing() {
+            panic!("a private Postfix instance needs root and Postfix: {why} (see tests/common/require.rs)");
+        }
+    }
 }
 
 /// Runs a command, panicking with its output if it fails.

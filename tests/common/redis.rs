@@ -1,12 +1,11 @@
 //! A private redis-server for one test (Debian's package, installed by
 //! tests/setup.sh): a free port on 127.0.0.1, its directory under the temp
-//! dir, no persistence, stopped (by its own pid) when dropped. Missing
-//! under `CI=true` fails the test; elsewhere the test is skipped with a
-//! note.
+//! dir, no persistence, stopped (by its own pid) when dropped. A test
+//! checks `require(&[Need::Redis])` first (tests/common/require.rs).
 #![allow(dead_code)]
 
+use super::process::{free_port, temp_dir, TempDir};
 use std::{
-    path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -16,28 +15,14 @@ pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
 pub struct Redis {
     child: Option<Child>,
     pub port: u16,
-    dir: PathBuf,
-}
-
-/// Whether redis-server is there; panics under `CI=true` when it is not.
-pub fn available() -> bool {
-    if std::path::Path::new(REDIS_SERVER).exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{REDIS_SERVER} is missing: tests/setup.sh installs it");
-    }
-    eprintln!("note: {REDIS_SERVER} is missing (tests/setup.sh installs it); test skipped");
-    false
+    _dir: TempDir,
 }
 
 impl Redis {
     /// Starts it and waits until it answers PING.
     pub fn start() -> Redis {
-        let port = super::postfix::free_port();
-        let dir = std::env::temp_dir().join(format!("mailkey-redis-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("redis dir");
+        let port = free_port();
+        let dir = temp_dir("redis");
         let child = Command::new(REDIS_SERVER)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args([
@@ -49,7 +34,7 @@ impl Redis {
                 "yes",
             ])
             .arg("--dir")
-            .arg(&dir)
+            .arg(&*dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -58,7 +43,7 @@ impl Redis {
         let redis = Redis {
             child: Some(child),
             port,
-            dir,
+            _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !redis.ping() {
@@ -99,7 +84,7 @@ impl Redis {
 
 impl Drop for Redis {
     fn drop(&mut self) {
+        // Before the directory goes (with the field, after this).
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -11,7 +11,7 @@
 
 use super::smtp_sink::SmtpSink;
 use std::{
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -135,11 +135,7 @@ impl Sendmail {
             binary.exists(),
             "Sendmail is not unpacked at {ROOT}: run tests/setup.sh"
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::process::free_port();
         let dir = Path::new(ROOT)
             .with_file_name("run")
             .join(format!("sendmail-{}-{port}", std::process::id()));

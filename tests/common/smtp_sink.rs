@@ -27,6 +27,10 @@ const MAX_LINE: u64 = 1 << 20;
 pub const REFUSED_LOCAL_PART: &str = "no-such-user@";
 /// Largest message the sink keeps.
 const MAX_MESSAGE: usize = 64 << 20;
+/// How long a test waits for mail an MTA passes on: it goes through the
+/// MTA's queue asynchronously. A generous bound for a behaviour (the mail
+/// arrives at all), not a speed requirement.
+pub const DELIVERY: Duration = Duration::from_secs(60);
 
 /// One message as the sink received it.
 #[derive(Clone, PartialEq, Eq)]
@@ -137,32 +141,44 @@ impl SmtpSink {
     /// This blocks the calling thread: from a current-thread tokio test
     /// whose runtime also serves the milter, use [`SmtpSink::wait_for_async`].
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        let deadline = Instant::now() + timeout;
-        let (lock, arrived) = &*self.store;
-        let mut messages = lock.lock().expect("sink lock");
-        while messages.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                panic!(
-                    "SMTP sink: expected {n} message(s) within {timeout:?}, got {}:\n{:#?}",
-                    messages.len(),
-                    *messages
-                );
-            }
-            messages = arrived.wait_timeout(messages, left).expect("sink lock").0;
-        }
-        messages.clone()
+        wait(&self.store, n, timeout)
     }
 
-    /// [`SmtpSink::wait_for`] for async tests: polls without blocking the
-    /// runtime.
+    /// [`SmtpSink::wait_for`] for async tests: waits on a blocking-pool
+    /// thread, so the runtime (which may serve the milter Postfix calls)
+    /// goes on meanwhile; woken by the arrival itself, no polling.
     pub async fn wait_for_async(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        let deadline = Instant::now() + timeout;
-        while self.messages().len() < n && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        self.wait_for(n, Duration::ZERO)
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || wait(&store, n, timeout))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
+}
+
+impl SmtpSink {
+    /// [`SmtpSink::wait_for_async`] `n` messages within [`DELIVERY`].
+    pub async fn delivered(&self, n: usize) -> Vec<Received> {
+        self.wait_for_async(n, DELIVERY).await
+    }
+}
+
+/// See [`SmtpSink::wait_for`].
+fn wait(store: &Store, n: usize, timeout: Duration) -> Vec<Received> {
+    let deadline = Instant::now() + timeout;
+    let (lock, arrived) = &**store;
+    let mut messages = lock.lock().expect("sink lock");
+    while messages.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            panic!(
+                "SMTP sink: expected {n} message(s) within {timeout:?}, got {}:\n{:#?}",
+                messages.len(),
+                *messages
+            );
+        }
+        messages = arrived.wait_timeout(messages, left).expect("sink lock").0;
+    }
+    messages.clone()
 }
 
 impl Drop for SmtpSink {

@@ -1,13 +1,10 @@
 //! What the report must say, computed from the traffic tables, and the
 //! checks of its JSON and text outputs against it.
 
-use super::common::process::BIN;
+use super::common::process::{self, BIN};
 use super::{all_four, Msg, SCOPES};
 use serde_json::Value;
-use std::{
-    process::{Output, Stdio},
-    time::Duration,
-};
+use std::process::Output;
 
 /// What the report must say about `days` (day, traffic, exempt lines).
 pub struct Expect {
@@ -66,24 +63,8 @@ pub fn percent(n: u64, of: u64) -> f64 {
 }
 
 pub async fn report(args: &[&str], stdin: &[u8]) -> Output {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("report")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run report");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).await.unwrap();
-    drop(input);
-    // A behaviour bound, not a timing assertion.
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("report exits within 60 s")
-        .unwrap()
+    let all = [&["report"][..], args].concat();
+    process::run(BIN, &all, stdin).await
 }
 
 pub async fn json(args: &[&str]) -> Value {
