@@ -7,7 +7,11 @@
 
 mod common;
 
-use common::{dns::TestDns, message, send, Daemon, Outcome, TestKey, Transaction};
+use common::{
+    dns::TestDns,
+    dsn::{parts, Part},
+    message, send, Daemon, Outcome, TestKey, Transaction,
+};
 use indymilter_test::{EomAction, Status};
 use mailkey_milter::{config::GuidanceConfig, guidance};
 
@@ -59,6 +63,14 @@ fn split(message: &str) -> (&str, &str) {
     message.split_once("\r\n\r\n").unwrap()
 }
 
+/// `message` as the MTA passes it on: its header, the body the milter
+/// replaced; panics when the body was not replaced.
+fn rewritten(o: &Outcome, message: &str) -> String {
+    let body = o.replaced_body().expect("body replaced");
+    let (head, _) = split(message);
+    format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body))
+}
+
 /// The paragraph as a bounced sender at receiver.test reads it.
 fn paragraph() -> Vec<String> {
     let config = GuidanceConfig {
@@ -68,41 +80,13 @@ fn paragraph() -> Vec<String> {
     guidance::bounce_paragraph(&config, "receiver.test")
 }
 
-/// Top-level parts as mail-parser sees them: (type/subtype, raw bytes,
-/// decoded text of text parts). Panics unless the message parses cleanly.
-fn parts(message: &[u8]) -> Vec<(String, Vec<u8>, Option<String>)> {
-    let msg = mail_parser::MessageParser::default()
-        .parse(message)
-        .expect("parses");
-    let root = msg.root_part();
-    assert!(root.is_content_type("multipart", "report"));
-    root.children()
-        .map(|p| {
-            assert!(
-                !p.has_problems(),
-                "{:?}",
-                p.flags().names().collect::<Vec<_>>()
-            );
-            // RFC 2045 §5.2: no Content-Type means text/plain.
-            let kind = p.content_type().map_or("text/plain".into(), |ct| {
-                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""))
-            });
-            let text = p.is_text().then(|| p.text().unwrap().replace("\r\n", "\n"));
-            (kind, p.raw().to_vec(), text)
-        })
-        .collect()
-}
-
 /// `original` and `rewritten` (complete messages) differ in the decoded
 /// text of the first part only, by the paragraph, and every other part is
 /// byte-identical.
 fn assert_guided(original: &str, rewritten: &[u8]) {
-    let before = parts(original.as_bytes());
-    let after = parts(rewritten);
+    let (before, after) = (parts(original.as_bytes()), parts(rewritten));
     assert_eq!(before.len(), 3);
-    let kinds = |p: &[(String, Vec<u8>, Option<String>)]| -> Vec<String> {
-        p.iter().map(|(k, _, _)| k.clone()).collect()
-    };
+    let kinds = |p: &[Part]| -> Vec<String> { p.iter().map(|p| p.kind.clone()).collect() };
     assert_eq!(
         kinds(&after),
         ["text/plain", "message/delivery-status", "message/rfc822"]
@@ -110,13 +94,13 @@ fn assert_guided(original: &str, rewritten: &[u8]) {
     assert_eq!(kinds(&before), kinds(&after));
     for i in 1..3 {
         assert_eq!(
-            String::from_utf8_lossy(&before[i].1),
-            String::from_utf8_lossy(&after[i].1),
+            String::from_utf8_lossy(&before[i].raw),
+            String::from_utf8_lossy(&after[i].raw),
             "part {i} changed"
         );
     }
-    let old = before[0].2.clone().unwrap();
-    let new = after[0].2.clone().unwrap();
+    let old = before[0].text.clone().unwrap();
+    let new = after[0].text.clone().unwrap();
     let added = new.strip_prefix(&old).unwrap_or_else(|| panic!("{new}"));
     assert_eq!(added.trim(), paragraph().join("\n").trim(), "{new}");
 }
@@ -187,9 +171,7 @@ async fn real_sendmail_dsn_with_a_headerless_text_part() {
     let dsn = include_str!("fixtures/bounce/sendmail-dsn.eml");
     let (_dns, daemon) = daemon(false).await;
     let o = bounce(&daemon, dsn).await;
-    let body = o.replaced_body().expect("body replaced");
-    let (head, _) = split(dsn);
-    let rewritten = format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body));
+    let rewritten = rewritten(&o, dsn);
     assert_guided(dsn, rewritten.as_bytes());
 }
 
@@ -222,9 +204,7 @@ async fn quoted_printable_text_part() {
     let dsn = with_text_encoding("quoted-printable", &content);
     let (_dns, daemon) = daemon(false).await;
     let o = bounce(&daemon, &dsn).await;
-    let body = o.replaced_body().expect("body replaced");
-    let (head, _) = split(&dsn);
-    let rewritten = format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body));
+    let rewritten = rewritten(&o, &dsn);
     assert_guided(&dsn, rewritten.as_bytes());
     assert!(
         rewritten.contains("I=E2=80=99m sorry =3D"),
@@ -244,9 +224,7 @@ async fn base64_text_part() {
     let dsn = with_text_encoding("base64", &lines.join("\r\n"));
     let (_dns, daemon) = daemon(false).await;
     let o = bounce(&daemon, &dsn).await;
-    let body = o.replaced_body().expect("body replaced");
-    let (head, _) = split(&dsn);
-    let rewritten = format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body));
+    let rewritten = rewritten(&o, &dsn);
     assert_guided(&dsn, rewritten.as_bytes());
     for line in rewritten.lines() {
         assert!(line.len() <= 998);

@@ -284,23 +284,6 @@ async fn a_failure_under_t_y_is_reported_and_not_rejected() {
     assert!(o.ar().contains("dkim2=fail"), "{}", o.ar());
 }
 
-/// The header fields the milter inserted, on top of `message`.
-fn with_inserted(o: &Outcome, message: &str) -> String {
-    let mut out = message.to_string();
-    for action in &o.actions.actions {
-        if let EomAction::InsertHeader {
-            index: 0,
-            name,
-            value,
-        } = action
-        {
-            let value = value.to_string_lossy().replace('\n', "\r\n");
-            out = format!("{}:{value}\r\n{out}", name.to_string_lossy());
-        }
-    }
-    out
-}
-
 fn inserted(o: &Outcome, name: &str) -> usize {
     o.actions
         .actions
@@ -354,7 +337,7 @@ async fn the_milter_signs_dkim2_for_the_envelope_beside_or_instead_of_dkim1() {
         assert_eq!(inserted(&o, "Message-Instance"), 1, "{signatures}");
         assert_eq!(inserted(&o, "DKIM-Signature"), dkim1, "{signatures}");
         // Verified at a receiver, with both recipients in one transaction.
-        let out = with_inserted(&o, &message(FROM));
+        let out = o.with_inserted_headers(&message(FROM));
         let o = send(r.addr, &tx("127.0.0.50", FROM, out, &rcpt)).await;
         assert!(o.is_accept(), "{signatures}: {}", o.reply());
         assert!(
@@ -430,7 +413,7 @@ async fn a_forwarding_host_adds_a_hop_with_the_recipe_for_a_chain_its_door_verif
         })
         .expect("SRS sender");
     let srs = srs.trim_matches(['<', '>']).to_string();
-    let out = with_inserted(&o, &with_footer);
+    let out = o.with_inserted_headers(&with_footer);
     let o = send(r.addr, &tx("127.0.0.52", &srs, out, &[RECIPIENT])).await;
     assert!(o.is_accept(), "{}", o.reply());
     let ar = o.ar();

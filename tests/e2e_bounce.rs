@@ -116,31 +116,6 @@ impl Setup {
     }
 }
 
-/// The message headers and the top-level MIME parts of `data`, as an
-/// independent parser (mail-parser) sees them: (type/subtype, raw part).
-fn parts(data: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let msg = mail_parser::MessageParser::default()
-        .parse(data)
-        .expect("the DSN parses");
-    let root = msg.root_part();
-    assert!(root.is_content_type("multipart", "report"));
-    root.children()
-        .map(|p| {
-            let ct = p.content_type().expect("each part has a Content-Type");
-            (
-                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")),
-                p.raw().to_vec(),
-            )
-        })
-        .collect()
-}
-
-fn text_of(data: &[u8]) -> String {
-    let msg = mail_parser::MessageParser::default().parse(data).unwrap();
-    let text = msg.root_part().children().next().unwrap().text().unwrap();
-    text.into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postfix_bounce_to_a_domain_without_mailkey_gets_the_guidance() {
     if !common::require(common::require::WITH_POSTFIX) {
@@ -154,7 +129,10 @@ async fn postfix_bounce_to_a_domain_without_mailkey_gets_the_guidance() {
         text.contains("\r\nX-Mailkey-Guidance: appended for sender.test\r\n"),
         "{text}"
     );
-    let readable = text_of(&dsn.data);
+    let readable = common::dsn::parts(&dsn.data)[0]
+        .text
+        .clone()
+        .expect("a text part");
     assert!(
         readable.contains("<no-such-user@local.test>: unknown user: \"no-such-user\""),
         "{readable}"
@@ -168,9 +146,8 @@ async fn postfix_bounce_to_a_domain_without_mailkey_gets_the_guidance() {
         assert!(readable.contains(line), "no {line:?} in\n{readable}");
     }
     // The report and the returned message are still there, as parts.
-    let types: Vec<String> = parts(&dsn.data).into_iter().map(|(t, _)| t).collect();
     assert_eq!(
-        types,
+        common::dsn::kinds(&dsn.data),
         ["text/plain", "message/delivery-status", "message/rfc822"]
     );
     assert!(text.contains("Final-Recipient: rfc822; no-such-user@local.test"));

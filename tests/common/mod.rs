@@ -7,6 +7,7 @@ pub mod browser;
 pub mod cdp;
 pub mod controls;
 pub mod dns;
+pub mod dsn;
 pub mod footer_milter;
 pub mod postfix;
 pub mod process;
