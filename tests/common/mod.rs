@@ -515,22 +515,16 @@ impl Outcome {
     /// `"550"`) and says every one of `says`; returns the reply.
     #[track_caller]
     pub fn assert_rejected(&self, code: &str, says: &[&str]) -> String {
-        assert!(
-            matches!(self.status, Status::Reject { .. }),
-            "expected a reject, got {:?}",
-            self.status
-        );
+        let rejected = matches!(self.status, Status::Reject { .. });
+        assert!(rejected, "expected a reject, got {:?}", self.status);
         self.assert_reply(code, says)
     }
 
     /// Like [`assert_rejected`](Self::assert_rejected) for a tempfail.
     #[track_caller]
     pub fn assert_tempfailed(&self, code: &str, says: &[&str]) -> String {
-        assert!(
-            matches!(self.status, Status::Tempfail { .. }),
-            "expected a tempfail, got {:?}",
-            self.status
-        );
+        let deferred = matches!(self.status, Status::Tempfail { .. });
+        assert!(deferred, "expected a tempfail, got {:?}", self.status);
         self.assert_reply(code, says)
     }
 
