@@ -2,7 +2,10 @@
 //! makes a mailkey signature not count, decided from its header field
 //! alone, before any hashing.
 
-use mail_auth::{crypto::Algorithm, dkim::Signature};
+use mail_auth::{
+    crypto::Algorithm,
+    dkim::{parse::MAX_SIGNED_HEADERS, Signature},
+};
 
 /// The most `h=` entries a considered signature may have. Real signers
 /// list 5 to 30 (Gmail ~8, Microsoft 365 ~10, dkimpy's default with
@@ -42,8 +45,13 @@ pub fn allowed(sig: &Signature, value: &[u8], now: u64) -> Result<(), String> {
         }
     }
     if sig.h.len() > MAX_SIGNED_FIELDS {
+        // The parser reads no more than MAX_SIGNED_HEADERS names.
+        let more = match sig.h.len() >= MAX_SIGNED_HEADERS {
+            true => " or more",
+            false => "",
+        };
         return Err(format!(
-            "signature lists {} header fields in h=: at most {MAX_SIGNED_FIELDS} are \
+            "signature lists {}{more} header fields in h=: at most {MAX_SIGNED_FIELDS} are \
              accepted; sign only the fields that matter",
             sig.h.len()
         ));
@@ -154,6 +162,14 @@ mod tests {
             check(&over, 0).unwrap_err(),
             "signature lists 129 header fields in h=: at most 128 are accepted; sign only \
              the fields that matter"
+        );
+        // 12,000 names: the parser stops at MAX_SIGNED_HEADERS (#21 item 4).
+        let names: Vec<String> = (0..12_000).map(|i| format!("x{i}")).collect();
+        let flood = SIG.replace("h=from:to", &format!("h=from:{}", names.join(":")));
+        assert_eq!(
+            check(&flood, 0).unwrap_err(),
+            "signature lists 512 or more header fields in h=: at most 128 are accepted; \
+             sign only the fields that matter"
         );
     }
 }

@@ -44,6 +44,7 @@ pub(crate) trait TagParser: Sized {
     fn headers_qp<T: ItemParser>(&mut self) -> Vec<T>;
     fn number(&mut self) -> Option<u64>;
     fn items<T: ItemParser>(&mut self) -> Vec<T>;
+    fn items_at_most<T: ItemParser>(&mut self, max: usize) -> Vec<T>;
     fn flag_value(&mut self) -> (u64, u8);
     fn flags<T: ItemParser + Into<u64>>(&mut self) -> u64;
     fn ignore(&mut self);
@@ -390,6 +391,12 @@ impl TagParser for Iter<'_, u8> {
     }
 
     fn items<T: ItemParser>(&mut self) -> Vec<T> {
+        self.items_at_most(usize::MAX)
+    }
+
+    // mailkey-milter: the first `max` items of the list, the rest skipped
+    // unparsed (PATCHED.md item 6).
+    fn items_at_most<T: ItemParser>(&mut self, max: usize) -> Vec<T> {
         let (value, tail) = split_tag_value(self.as_slice());
         *self = tail.iter();
 
@@ -401,6 +408,9 @@ impl TagParser for Iter<'_, u8> {
         let mut scratch = Vec::new();
 
         for item in value.split(|&ch| ch == b':') {
+            if items.len() == max {
+                break;
+            }
             if let Some(item) = parse_item(item, &mut scratch) {
                 items.push(item);
             }
