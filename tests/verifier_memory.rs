@@ -12,6 +12,7 @@ use common::{message, TestKey};
 use mailkey_milter::{
     checks::{keyrecord::KeyLookup, mailkey, Status},
     config::{DnsConfig, MailkeyConfig},
+    dkim2,
     dns::{Dns, TxtAnswer},
     envelope::SenderDomain,
 };
@@ -94,6 +95,56 @@ fn verifying_a_16_mib_message_allocates_no_copy_of_it() {
     assert!(
         extra < signed.len() / 16,
         "the check allocated {extra} bytes at its peak for a message of {}",
+        signed.len()
+    );
+}
+
+/// The same for a DKIM2 chain (#21 item 8): a 16 MiB message that carries
+/// a DKIM1 signature too is verified where it lies; the verifier used to
+/// copy it without its `DKIM-Signature` fields.
+#[test]
+fn verifying_a_16_mib_dkim2_chain_allocates_no_copy_of_it() {
+    const FROM: &str = "alice@sender.test";
+    let key = TestKey::ed25519();
+    let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n";
+    let body = line.repeat(16 * 1024 * 1024 / line.len());
+    let mail = message(FROM).replace("Hello Bob,\r\n", &body);
+    let mail = key.sign(&mail, "sender.test", "mailkey");
+    let signed = key.sign_dkim2(
+        &mail,
+        "sender.test",
+        "mailkey",
+        FROM,
+        &["bob@receiver.test"],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dns = runtime
+        .block_on(async { Dns::new(&DnsConfig::default()) })
+        .expect("dns");
+    dns.preload_txt(
+        "mailkey._domainkey.sender.test",
+        TxtAnswer::Records(vec![key.record.clone().into_bytes()]),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let rcpt = vec!["<bob@receiver.test>".to_string()];
+    let arrival = dkim2::verify::Arrival {
+        mail_from: FROM,
+        rcpt_to: &rcpt,
+    };
+
+    let before = IN_USE.load(Relaxed);
+    PEAK.store(before, Relaxed);
+    let outcome = runtime.block_on(dkim2::verify::verify(&dns, arrival, signed.as_bytes(), now));
+    let extra = PEAK.load(Relaxed) - before;
+    assert_eq!(outcome.status, Status::Pass, "{:?}", outcome.failure);
+    assert!(
+        extra < signed.len() / 16,
+        "the DKIM2 verifier allocated {extra} bytes at its peak for a message of {}",
         signed.len()
     );
 }

@@ -11,12 +11,13 @@
 //! (reject `5.7.20`) when it does not — unless that key says `t=y`.
 
 use super::{
-    mailkey::aligned, BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure, Inputs,
-    MessageStep, Stage, Status,
+    mailkey::{aligned, Stopped},
+    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure, Inputs, MessageStep, Stage,
+    Status,
 };
 use crate::dkim2::{
     dsn,
-    verify::{verify, Arrival},
+    verify::{verify_until, Arrival},
     Kind, Outcome,
 };
 
@@ -57,8 +58,7 @@ impl MessageStep for Verify {
         inputs: &'a Inputs,
         message: &'a [u8],
         now: u64,
-        // The chain's work is bounded by its caps (src/dkim2/verify.rs).
-        _deadline: std::time::Instant,
+        deadline: std::time::Instant,
     ) -> BoxFuture<'a, CheckResult> {
         Box::pin(async move {
             let envelope = &inputs.envelope;
@@ -94,8 +94,16 @@ impl MessageStep for Verify {
                 mail_from: &envelope.mail_from,
                 rcpt_to,
             };
-            let outcome = verify(&shared.dns, arrival, message, now).await;
-            result(&outcome, sender.name(), shared.config.mailkey.alignment)
+            match verify_until(&shared.dns, arrival, message, now, deadline).await {
+                Ok(outcome) => result(&outcome, sender.name(), shared.config.mailkey.alignment),
+                Err(Stopped) => {
+                    let config = &shared.config;
+                    let timeout = std::time::Duration::from_millis(config.limits.eom_timeout_ms);
+                    let result = crate::transaction::timed_out(NAME, timeout, config.on_error);
+                    let why = result.reason.clone().unwrap_or_default();
+                    result.reason(format!("{why} (verification stopped)"))
+                }
+            }
         })
     }
 

@@ -13,7 +13,7 @@
 //! verifying.
 
 use super::{
-    cpu::off_the_workers,
+    cpu::{self, off_the_workers},
     keyrecord::{owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
     BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure as Fix, Inputs, MessageStep,
     Stage, Status,
@@ -269,7 +269,7 @@ async fn verify(
     // one piece of CPU work, off the async workers.
     let mut known = vec![(domain.trim_end_matches('.').to_ascii_lowercase(), keys)];
     let work = |known: Vec<(String, Arc<KeyLookup>)>| async move {
-        if message.len() > COPY_BYTES {
+        if message.len() > cpu::COPY_BYTES {
             // In place: no copy of a large message (#21 item 8).
             let work = async { verify_with(message, domain, alignment, now, deadline, &known) };
             return off_the_workers(work).await;
@@ -304,15 +304,6 @@ async fn verify(
         Attempt::NeedKeys(_) => Err(Failure::Temp("keys changed while verifying".into())),
     }
 }
-
-/// A message up to this size (the milter keeps it in memory,
-/// `spool::MEMORY_MAX`) is copied for verification into a task of the
-/// blocking pool: microseconds, and bounded. A larger one (a spool file's
-/// map) is verified in place, on the worker thread handed over to the
-/// blocking side (`cpu::off_the_workers`), which costs more per message
-/// (about 40 µs of CPU, and a thread's memory) but copies nothing.
-/// docs/decisions.md, "Resource bounds".
-const COPY_BYTES: usize = crate::milter::spool::MEMORY_MAX;
 
 /// What one pass over the message came to.
 enum Attempt {

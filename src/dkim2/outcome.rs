@@ -57,6 +57,16 @@ impl Outcome {
     }
 
     /// A failure found before mail-auth's verification (a bound).
+    /// Verification stopped at its deadline: a temporary error.
+    pub fn stopped() -> Self {
+        Self::refused(
+            Status::TempError,
+            Kind::Broken,
+            "verification stopped at its deadline".into(),
+            Vec::new(),
+        )
+    }
+
     pub fn refused(status: Status, kind: Kind, why: String, chain: Vec<Hop>) -> Self {
         Self {
             status,

@@ -6,12 +6,16 @@
 //!    `none` at no further cost. The chain's bounds are checked here, on
 //!    the header block alone ([`super::MAX_SIGNATURES`],
 //!    [`super::MAX_HEADER_BYTES`], [`super::MAX_KEYS`]).
-//! 2. The verifier's copy leaves out `DKIM-Signature` and `ARC-*` fields:
-//!    DKIM2 ignores them (draft §4.2), and mail-auth would hash the body
-//!    once more for each DKIM1 canonicalisation while parsing them.
+//! 2. The message is parsed with `DKIM-Signature` and `ARC-*` fields left
+//!    unparsed (mail-auth's `parse_dkim2`, vendor/mail-auth/PATCHED.md item
+//!    7): DKIM2 ignores them (draft §4.2), and parsing them would hash the
+//!    body once more for each DKIM1 canonicalisation a sender chooses.
 //! 3. Every key the chain names is fetched through our DNS cache
-//!    ([`super::keys`]); then mail-auth verifies the whole chain on the
-//!    blocking pool, against our clock.
+//!    ([`super::keys`]); then mail-auth verifies the whole chain off the
+//!    async workers, against our clock, on the message as the milter holds
+//!    it: a small one is copied into a task of the blocking pool, a larger
+//!    one (a spool file's map) verified in place, never copied (#21 item 8;
+//!    docs/decisions.md, "Resource bounds").
 
 use super::{
     header_fields, is_dkim2_name,
@@ -19,9 +23,12 @@ use super::{
     outcome::{Hop, Kind, Outcome},
     MAX_HEADER_BYTES, MAX_KEYS, MAX_SIGNATURES,
 };
-use crate::{checks::Status, dns::Dns};
+use crate::{
+    checks::{cpu, mailkey::Stopped, Status},
+    dns::Dns,
+};
 use mail_auth::{dkim2::Envelope, dns::Parameters, AuthenticatedMessage, MessageAuthenticator};
-use std::ops::Range;
+use std::time::Instant;
 
 /// The envelope the message arrived with: MAIL FROM as given (without
 /// angle brackets; empty for the null sender) and every RCPT TO.
@@ -34,19 +41,66 @@ pub struct Arrival<'a> {
 /// Verifies the DKIM2 chain of `message` as it arrived with `arrival`.
 /// `now`: seconds since the epoch (signatures older than 14 days fail).
 pub async fn verify(dns: &Dns, arrival: Arrival<'_>, message: &[u8], now: u64) -> Outcome {
+    verify_within(dns, arrival, message, now, None)
+        .await
+        .unwrap_or_else(|Stopped| Outcome::stopped())
+}
+
+/// [`verify`] within the end-of-message `deadline`: past it no
+/// verification starts (the key lookups are given up, and the CPU work,
+/// bounded by the chain's caps, is not begun).
+pub async fn verify_until(
+    dns: &Dns,
+    arrival: Arrival<'_>,
+    message: &[u8],
+    now: u64,
+    deadline: Instant,
+) -> Result<Outcome, Stopped> {
+    verify_within(dns, arrival, message, now, Some(deadline)).await
+}
+
+async fn verify_within(
+    dns: &Dns,
+    arrival: Arrival<'_>,
+    message: &[u8],
+    now: u64,
+    deadline: Option<Instant>,
+) -> Result<Outcome, Stopped> {
     let Some(prepared) = prepare(message) else {
-        return Outcome::none();
+        return Ok(Outcome::none());
     };
-    let Prepared { copy, chain, keys } = match prepared {
+    let Prepared { chain, keys } = match prepared {
         Ok(p) => p,
-        Err(refused) => return refused,
+        Err(refused) => return Ok(refused),
     };
-    let ring = KeyRing::fetch(dns, &keys).await;
+    let fetch = KeyRing::fetch(dns, &keys);
+    let ring = match deadline {
+        Some(at) => tokio::time::timeout_at(at.into(), fetch)
+            .await
+            .map_err(|_| Stopped)?,
+        None => fetch.await,
+    };
+    if deadline.is_some_and(|at| Instant::now() >= at) {
+        return Err(Stopped);
+    }
     let authenticator = dns.authenticator.clone();
     let mail_from = path(arrival.mail_from);
     let rcpt_to: Vec<String> = arrival.rcpt_to.iter().map(|r| path(r)).collect();
-    let handle = tokio::runtime::Handle::current();
     // Hashing, recipes and signatures are CPU work: off the async workers.
+    if message.len() > cpu::COPY_BYTES {
+        let work = run(
+            &authenticator,
+            &ring,
+            message,
+            chain,
+            &mail_from,
+            &rcpt_to,
+            now,
+        );
+        return Ok(cpu::off_the_workers(work).await);
+    }
+    let copy = message.to_vec();
+    let handle = tokio::runtime::Handle::current();
     let verified = tokio::task::spawn_blocking(move || {
         handle.block_on(run(
             &authenticator,
@@ -59,20 +113,18 @@ pub async fn verify(dns: &Dns, arrival: Arrival<'_>, message: &[u8], now: u64) -
         ))
     })
     .await;
-    verified.unwrap_or_else(|e| {
+    Ok(verified.unwrap_or_else(|e| {
         Outcome::refused(
             Status::TempError,
             Kind::Broken,
             format!("internal error: DKIM2 verification failed: {e}"),
             Vec::new(),
         )
-    })
+    }))
 }
 
-/// The message ready for verification: the copy, its hops and the keys
-/// they name.
+/// The chain's hops and the keys they name.
 struct Prepared {
-    copy: Vec<u8>,
     chain: Vec<Hop>,
     keys: Vec<(String, String)>,
 }
@@ -80,16 +132,7 @@ struct Prepared {
 /// `None` without DKIM2 fields; `Some(Err(outcome))` when a bound refuses
 /// the chain before any key is fetched.
 fn prepare(message: &[u8]) -> Option<Result<Prepared, Outcome>> {
-    let mut drop: Vec<Range<usize>> = Vec::new();
-    let mut any = false;
-    for (name, range) in header_fields(message) {
-        if is_dkim2_name(name) {
-            any = true;
-        } else if is_ignored(name) {
-            drop.push(range);
-        }
-    }
-    if !any {
+    if !header_fields(message).any(|(name, _)| is_dkim2_name(name)) {
         return None;
     }
     if let Err(why) = within_bounds(message) {
@@ -100,10 +143,9 @@ fn prepare(message: &[u8]) -> Option<Result<Prepared, Outcome>> {
             Vec::new(),
         )));
     }
-    let copy = without(message, &drop);
     // The hops and keys from the header block alone.
-    let head_end = header_fields(&copy).last().map_or(0, |(_, r)| r.end);
-    let (chain, keys) = match AuthenticatedMessage::parse(&copy[..head_end]) {
+    let head_end = header_fields(message).last().map_or(0, |(_, r)| r.end);
+    let (chain, keys) = match AuthenticatedMessage::parse_dkim2(&message[..head_end]) {
         Some(head) => hops_and_keys(&head),
         None => (Vec::new(), Vec::new()),
     };
@@ -116,7 +158,7 @@ fn prepare(message: &[u8]) -> Option<Result<Prepared, Outcome>> {
             chain,
         )));
     }
-    Some(Ok(Prepared { copy, chain, keys }))
+    Some(Ok(Prepared { chain, keys }))
 }
 
 /// The chain bounds, on the header block of `message`: at most
@@ -147,16 +189,6 @@ pub(super) fn within_bounds(message: &[u8]) -> Result<(), String> {
     } else {
         Ok(())
     }
-}
-
-/// Fields DKIM2 ignores whose parsing costs work: `DKIM-Signature` (a body
-/// hash per canonicalisation) and `ARC-*`.
-fn is_ignored(name: &[u8]) -> bool {
-    let name = name.trim_ascii();
-    name.eq_ignore_ascii_case(b"dkim-signature")
-        || name
-            .get(..4)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"arc-"))
 }
 
 /// The hops of the parsed signatures (by `i=`) and the distinct keys
@@ -190,17 +222,17 @@ pub(super) fn hops_and_keys(
     (chain, keys)
 }
 
-/// mail-auth's verification of the copy, every key from `ring`.
+/// mail-auth's verification of `message`, every key from `ring`.
 async fn run(
     authenticator: &MessageAuthenticator,
     ring: &KeyRing,
-    copy: &[u8],
+    message: &[u8],
     chain: Vec<Hop>,
     mail_from: &str,
     rcpt_to: &[String],
     now: u64,
 ) -> Outcome {
-    let Some(message) = AuthenticatedMessage::parse(copy) else {
+    let Some(message) = AuthenticatedMessage::parse_dkim2(message) else {
         return Outcome::refused(
             Status::PermError,
             Kind::Broken,
@@ -235,19 +267,6 @@ fn path(address: &str) -> String {
     format!("<{}>", super::bare(address))
 }
 
-/// `message` without the byte ranges `drop` (sorted, disjoint).
-fn without(message: &[u8], drop: &[Range<usize>]) -> Vec<u8> {
-    let removed: usize = drop.iter().map(ExactSizeIterator::len).sum();
-    let mut out = Vec::with_capacity(message.len().saturating_sub(removed));
-    let mut at = 0;
-    for range in drop {
-        out.extend_from_slice(&message[at..range.start]);
-        at = range.end;
-    }
-    out.extend_from_slice(&message[at..]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +279,34 @@ mod tests {
     }
 
     #[test]
-    fn mail_without_dkim2_is_none_without_a_copy() {
+    fn no_verification_starts_past_the_deadline() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dns = runtime
+            .block_on(async { Dns::new(&crate::config::DnsConfig::default()) })
+            .expect("dns");
+        dns.preload_txt(
+            "s1._domainkey.a.test",
+            crate::dns::TxtAnswer::Records(vec![b"v=DKIM1; k=ed25519; p=AAAA".to_vec()]),
+        );
+        let m = format!("{}From: a@a.test\r\n\r\nhi\r\n", sig(1));
+        let rcpt = ["<b@b.test>".to_string()];
+        let arrival = Arrival {
+            mail_from: "a@a.test",
+            rcpt_to: &rcpt,
+        };
+        let past = Instant::now();
+        let stopped = runtime.block_on(verify_until(&dns, arrival, m.as_bytes(), 1, past));
+        assert!(matches!(stopped, Err(Stopped)));
+        // Without the deadline the same chain is verified (and fails).
+        let outcome = runtime.block_on(verify(&dns, arrival, m.as_bytes(), 1));
+        assert_ne!(outcome.status, Status::TempError, "{:?}", outcome.failure);
+    }
+
+    #[test]
+    fn mail_without_dkim2_is_none_at_no_cost() {
         assert!(prepare(b"From: a@a.test\r\n\r\nDKIM2-Signature: body\r\n").is_none());
     }
 
@@ -328,19 +374,23 @@ mod tests {
     }
 
     #[test]
-    fn dkim1_and_arc_fields_are_left_out_of_the_copy() {
+    fn dkim1_and_arc_fields_are_not_parsed() {
         let m = format!(
-            "{}DKIM-Signature: v=1; a=rsa-sha256; d=a.test; s=x; l=1; bh=AA; b=AA\r\n\
-             ARC-Seal: i=1; x\r\nFrom: a@a.test\r\n\r\nhi\r\n",
+            "{}DKIM-Signature: v=1; a=rsa-sha256; d=a.test; s=x; c=simple/relaxed; bh=AA; \
+             b=AA\r\nARC-Message-Signature: i=1; a=rsa-sha256; d=a.test; s=x; \
+             c=relaxed/simple; h=from; bh=AA; b=AA\r\nFrom: a@a.test\r\n\r\nhi\r\n",
             sig(1)
         );
         let Some(Ok(p)) = prepare(m.as_bytes()) else {
             panic!("not prepared");
         };
-        assert_eq!(
-            String::from_utf8(p.copy).unwrap(),
-            format!("{}From: a@a.test\r\n\r\nhi\r\n", sig(1))
-        );
         assert_eq!(p.keys, [("s1".to_string(), "a.test".to_string())]);
+        // Neither is parsed (each would cost a pass over the body); both
+        // stay header fields, which DKIM2's hashes leave out.
+        let parsed = AuthenticatedMessage::parse_dkim2(m.as_bytes()).expect("parses");
+        assert_eq!(parsed.dkim2_signatures().len(), 1);
+        assert!(parsed.dkim_signatures().is_empty());
+        assert!(!parsed.has_dkim_errors());
+        assert_eq!(parsed.headers().len(), 4);
     }
 }

@@ -74,6 +74,8 @@ pub struct AuthenticatedMessage<'x> {
     // mailkey-milter: set by `parse_arc` (see there).
     #[cfg(feature = "arc")]
     pub(crate) arc_only: bool,
+    // mailkey-milter: set by `parse_dkim2` (see there).
+    pub(crate) dkim2_only: bool,
 }
 
 impl<'x> AsRef<AuthenticatedMessage<'x>> for AuthenticatedMessage<'x> {
@@ -136,6 +138,29 @@ impl<'x> AuthenticatedMessage<'x> {
             let combo = (sig.cb, HashAlgorithm::from(sig.a), sig.l, Vec::new());
             message.body_hashes.push(combo);
         }
+        Some(message.finalize())
+    }
+
+    /// mailkey-milter: parses `raw_message` for DKIM2 verification only.
+    /// `DKIM-Signature` and `ARC-*` headers stay ordinary headers, not
+    /// parsed: DKIM2 leaves them out of its hashes (draft §4.2), and
+    /// [`parse`](Self::parse) would hash the body once per DKIM1 and ARC
+    /// canonicalization a sender chooses. The caller needs no copy of the
+    /// message without them. Strict, like `parse`.
+    ///
+    /// Returns `None` when no header could be parsed.
+    pub fn parse_dkim2(raw_message: &'x [u8]) -> Option<Self> {
+        let mut message = AuthenticatedMessage {
+            raw_message,
+            headers: Vec::with_capacity(EXPECTED_HEADER_COUNT),
+            dkim2_only: true,
+            ..Default::default()
+        };
+        let body_offset = message.parse_headers(raw_message, true);
+        if message.headers.is_empty() {
+            return None;
+        }
+        message.body_offset = body_offset.unwrap_or(raw_message.len()) as u32;
         Some(message.finalize())
     }
 
@@ -308,6 +333,16 @@ impl<'x> AuthenticatedMessage<'x> {
             let name = match header {
                 #[cfg(feature = "arc")]
                 AuthenticatedHeader::Ds(name) if self.arc_only => name,
+                // mailkey-milter: `parse_dkim2` parses none of these.
+                AuthenticatedHeader::Ds(name) if self.dkim2_only => name,
+                #[cfg(feature = "arc")]
+                AuthenticatedHeader::Aar(name)
+                | AuthenticatedHeader::Ams(name)
+                | AuthenticatedHeader::As(name)
+                    if self.dkim2_only =>
+                {
+                    name
+                }
                 AuthenticatedHeader::Ds(name) => {
                     self.parse_dkim(name, value, strict);
                     name
