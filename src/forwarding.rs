@@ -115,7 +115,7 @@ fn same_domain(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::Code;
+    use crate::reply::Code;
 
     fn recorded(method: &str, result: &str, props: &[(&str, &str)]) -> ResInfo {
         ResInfo {

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod milter;
 pub mod netmask;
 pub mod policy;
+pub mod reply;
 pub mod report;
 pub mod secrets;
 pub mod sign;

@@ -116,7 +116,7 @@ impl DecidedAt {
 /// the text format quotes and escapes, so no input can forge a field;
 /// tokens we make ourselves (addresses, result words) are logged bare.
 pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: DecidedAt) {
-    let reply = e.verdict.reply.as_ref().map(|r| r.code.to_string());
+    let reply = e.verdict.outcome.refusal().map(|r| r.code.to_string());
     let (verdict_reply, would_reject) = if e.verdict.monitor_only {
         (None, reply)
     } else {
@@ -152,7 +152,7 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
                 "tls.probe" = %fact(&e.results, Rung::Probe.field()),
                 "tls.sender_domain" = %fact(&e.results, Rung::SenderDomain.field()),
                 org = fact(&e.results, evidence::FIELD_ORG),
-                verdict = %e.verdict.action.as_str(),
+                verdict = %e.verdict.applied().word(),
                 stage = %at.as_str(),
                 reply = verdict_reply.as_deref().unwrap_or("-"),
                 would_reject = would_reject.as_deref().unwrap_or("-"),
@@ -181,7 +181,7 @@ pub fn refused_recipient(
     queue_id: &str,
     envelope: &Envelope,
     rcpt: &str,
-    reply: &crate::verdict::Reply,
+    reply: &crate::reply::Reply,
     enforced: bool,
 ) {
     let code = reply.code.to_string();

@@ -6,7 +6,8 @@
 //! series (at 0) before the first message, and dashboards have no gaps.
 
 use crate::{
-    checks::{CheckResult, Code, Status, CHECKS},
+    checks::{CheckResult, Status, CHECKS},
+    reply::Code,
     tls::ProbeOutcome,
     transaction::Evaluation,
     SharedHandle,
@@ -218,7 +219,7 @@ impl Metrics {
 pub fn record(e: &Evaluation) {
     let m = &*METRICS;
     m.messages
-        .get_or_create(&[("verdict", e.verdict.action.as_str())])
+        .get_or_create(&[("verdict", e.verdict.applied().word())])
         .inc();
     if e.verdict.would().is_some() {
         m.messages

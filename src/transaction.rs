@@ -6,10 +6,11 @@
 //! look at the checks that need no message before the body is sent.
 
 use crate::{
-    checks::{CheckName, CheckResult, Code, Effect, Inputs, Stage, Status, CHECKS},
+    checks::{CheckName, CheckResult, Effect, Inputs, Stage, Status, CHECKS},
     config::OnError,
     envelope::{Envelope, SenderDomain},
     forwarding, guidance, metrics,
+    reply::Code,
     verdict::{self, Verdict},
     Shared,
 };

@@ -16,10 +16,10 @@ pub mod page;
 use crate::{
     checks::{self, CheckResult, Status},
     config::{ChallengeConfig, ChallengeWhen},
+    reply::{sanitize, Outcome, Reply, MAX_REPLY_LINES},
     secrets,
     state::MAX_ADDRESS,
     transaction::Evaluation,
-    verdict::{sanitize, Action, Reply, MAX_REPLY_LINES},
 };
 
 /// The longest URL put into a reply (a reply line holds 400 characters).
@@ -216,9 +216,10 @@ impl Challenges {
         now: u64,
     ) -> Option<(Reply, usize)> {
         let verdict = &evaluation.verdict;
-        let reply = verdict.reply.as_ref()?;
-        let refused = verdict.action == Action::Reject && reply.code.reply / 100 == 5;
-        if !refused || verdict.monitor_only || sender.len() > MAX_ADDRESS {
+        let Outcome::Reject(reply) = verdict.applied() else {
+            return None;
+        };
+        if reply.code.is_temporary() || sender.len() > MAX_ADDRESS {
             return None;
         }
         proven(sender, &evaluation.results)?;

@@ -11,7 +11,7 @@
 //! (reject `5.7.20`) when it does not — unless that key says `t=y`.
 
 use super::{
-    mailkey::aligned, BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure, Inputs,
+    mailkey::aligned, BoxFuture, Check, CheckName, CheckResult, Effect, Failure, Inputs,
     MessageStep, Stage, Status,
 };
 use crate::dkim2::{
@@ -19,6 +19,7 @@ use crate::dkim2::{
     verify::{verify, Arrival},
     Kind, Outcome,
 };
+use crate::reply::Code;
 
 pub const NAME: CheckName = CheckName::new("dkim2");
 

@@ -15,9 +15,10 @@
 use super::{
     cpu::off_the_workers,
     keyrecord::{owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
-    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure as Fix, Inputs, MessageStep,
-    Stage, Status,
+    BoxFuture, Check, CheckName, CheckResult, Effect, Failure as Fix, Inputs, MessageStep, Stage,
+    Status,
 };
+use crate::reply::Code;
 use crate::{
     config::{Alignment, MailkeyConfig, NoKey},
     dns::Dns,

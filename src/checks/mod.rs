@@ -14,6 +14,7 @@ mod registry;
 pub mod spf;
 pub mod tls;
 
+use crate::reply::{Code, Outcome};
 pub(crate) use registry::registered;
 pub use registry::{find, too_big, BoxFuture, Check, Inputs, MessageStep, Stage, CHECKS};
 use std::fmt;
@@ -73,51 +74,9 @@ impl fmt::Display for Status {
     }
 }
 
-/// An SMTP reply code with its enhanced status code (RFC 3463).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Code {
-    pub reply: u16,
-    pub enhanced: &'static str,
-}
-
-impl Code {
-    pub const MAILKEY_FAIL: Code = Code {
-        reply: 550,
-        enhanced: "5.7.20",
-    };
-    pub const SEVERAL: Code = Code {
-        reply: 550,
-        enhanced: "5.7.26",
-    };
-    /// A message larger than `limits.max_message_size` (RFC 3463: message
-    /// too big for system).
-    pub const TOO_BIG: Code = Code {
-        reply: 552,
-        enhanced: "5.3.4",
-    };
-    pub const DNS_TEMPFAIL: Code = Code {
-        reply: 451,
-        enhanced: "4.4.3",
-    };
-    pub const INTERNAL: Code = Code {
-        reply: 451,
-        enhanced: "4.3.0",
-    };
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.reply, self.enhanced)
-    }
-}
-
-/// What a result means for the message when its check is enforced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Effect {
-    Accept,
-    Reject(Code),
-    Tempfail(Code),
-}
+/// What a result means for the message when its check is enforced: the
+/// [`Outcome`] with the reply code of a refusal.
+pub type Effect = Outcome<Code>;
 
 /// The outcome of one check for one message.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,7 +6,8 @@
 //! rarely have MX records of their own, and rejecting bounces loses mail
 //! about mail.
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Stage, Status};
+use super::{Check, CheckName, CheckResult, Effect, Failure, Stage, Status};
+use crate::reply::Code;
 use crate::{
     dns::Dns,
     envelope::{Envelope, SenderDomain},
@@ -28,19 +29,6 @@ pub const CHECK: Check = Check {
     },
 };
 
-pub const NO_MX: Code = Code {
-    reply: 550,
-    enhanced: "5.1.8",
-};
-pub const NULL_MX: Code = Code {
-    reply: 550,
-    enhanced: "5.7.27",
-};
-pub const IP_LITERAL: Code = Code {
-    reply: 550,
-    enhanced: "5.1.7",
-};
-
 pub async fn check(dns: &Dns, envelope: &Envelope) -> CheckResult {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     if envelope.mail_from.is_empty() {
@@ -49,14 +37,14 @@ pub async fn check(dns: &Dns, envelope: &Envelope) -> CheckResult {
     let domain = match envelope.sender_domain() {
         SenderDomain::Domain(d) => d,
         SenderDomain::IpLiteral(lit) => {
-            return result(Status::Fail, Effect::Reject(IP_LITERAL))
+            return result(Status::Fail, Effect::Reject(Code::IP_LITERAL))
                 .failure(Failure::IpLiteral)
                 .reason(format!(
                     "sender address uses the IP literal {lit} instead of a domain"
                 ));
         }
         SenderDomain::Missing => {
-            return result(Status::Fail, Effect::Reject(IP_LITERAL))
+            return result(Status::Fail, Effect::Reject(Code::IP_LITERAL))
                 .failure(Failure::IpLiteral)
                 .reason("sender address has no valid domain");
         }
@@ -104,15 +92,15 @@ pub fn answer_result(domain: &str, answer: &MxAnswer) -> CheckResult {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     let r = match answer {
         MxAnswer::Real(_) => result(Status::Pass, Effect::Accept),
-        MxAnswer::Null => result(Status::Fail, Effect::Reject(NULL_MX))
+        MxAnswer::Null => result(Status::Fail, Effect::Reject(Code::NULL_MX))
             .failure(Failure::NullMx)
             .reason(format!(
                 "{domain} publishes a null MX: it does not accept mail"
             )),
-        MxAnswer::NoMx => result(Status::Fail, Effect::Reject(NO_MX))
+        MxAnswer::NoMx => result(Status::Fail, Effect::Reject(Code::NO_MX))
             .failure(Failure::NoMx)
             .reason(format!("{domain} has no MX record")),
-        MxAnswer::NxDomain => result(Status::Fail, Effect::Reject(NO_MX))
+        MxAnswer::NxDomain => result(Status::Fail, Effect::Reject(Code::NO_MX))
             .failure(Failure::NoMx)
             .reason(format!("{domain} does not exist")),
         MxAnswer::TempError(e) => {

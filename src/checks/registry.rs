@@ -6,7 +6,8 @@
 //! [`Check`]), its `mod` line in `checks/mod.rs`, and its name in
 //! [`registered!`]. ARCHITECTURE.md shows the flow.
 
-use super::{CheckName, CheckResult, Code, Effect, Status};
+use super::{CheckName, CheckResult, Effect, Status};
+use crate::reply::Code;
 use crate::{config::Config, envelope::Envelope, Shared};
 use std::{future::Future, pin::Pin, sync::Arc};
 

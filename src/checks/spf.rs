@@ -9,7 +9,8 @@
 
 mod lookup;
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Inputs, Stage, Status};
+use super::{Check, CheckName, CheckResult, Effect, Failure, Inputs, Stage, Status};
+use crate::reply::Code;
 use crate::{
     config::SpfConfig,
     dns::Dns,
@@ -42,15 +43,6 @@ pub async fn shared_result(inputs: &Inputs) -> &CheckResult {
         })
         .await
 }
-
-pub const FAIL: Code = Code {
-    reply: 550,
-    enhanced: "5.7.23",
-};
-pub const TEMPFAIL: Code = Code {
-    reply: 451,
-    enhanced: "4.7.24",
-};
 
 /// The whole evaluation of one identity may take this long (RFC 7208
 /// §4.6.4: "at least 20 seconds"); each query has the resolver's own
@@ -125,7 +117,7 @@ async fn evaluate(
     let Some(sender) = parse_sender(identity, who) else {
         // §4.3: a malformed domain gives `none` without any lookup.
         let domain = who.rsplit_once('@').map_or(who, |(_, d)| d);
-        return result(Status::None, Effect::Reject(FAIL))
+        return result(Status::None, Effect::Reject(Code::SPF_FAIL))
             .failure(Failure::Spf)
             .reason(format!("{domain} is not a domain name that SPF can check"))
             .prop(prop, who);
@@ -149,27 +141,31 @@ async fn evaluate(
             if let ExplanationString::External(exp) = exp {
                 why.push_str(&format!("; {domain} says: {}", explanation(exp)));
             }
-            (Status::Fail, Effect::Reject(FAIL), Some(why))
+            (Status::Fail, Effect::Reject(Code::SPF_FAIL), Some(why))
         }
         SpfResult::Softfail => {
             let why = not_authorised(ip, &domain, Status::SoftFail);
-            (Status::SoftFail, Effect::Reject(FAIL), Some(why))
+            (Status::SoftFail, Effect::Reject(Code::SPF_FAIL), Some(why))
         }
         SpfResult::Neutral => {
             let why = not_authorised(ip, &domain, Status::Neutral);
-            (Status::Neutral, Effect::Reject(FAIL), Some(why))
+            (Status::Neutral, Effect::Reject(Code::SPF_FAIL), Some(why))
         }
         SpfResult::None => {
             let why = format!("{domain} publishes no SPF record");
-            (Status::None, Effect::Reject(FAIL), Some(why))
+            (Status::None, Effect::Reject(Code::SPF_FAIL), Some(why))
         }
         SpfResult::Permerror => {
             let why = format!("the SPF record of {domain} is broken{cause}");
-            (Status::PermError, Effect::Reject(FAIL), Some(why))
+            (Status::PermError, Effect::Reject(Code::SPF_FAIL), Some(why))
         }
         SpfResult::Temperror => {
             let why = format!("SPF lookup for {domain} failed temporarily{cause}");
-            (Status::TempError, Effect::Tempfail(TEMPFAIL), Some(why))
+            (
+                Status::TempError,
+                Effect::Tempfail(Code::SPF_TEMPFAIL),
+                Some(why),
+            )
         }
     };
     let mut r = result(status, effect).prop(prop, who);

@@ -21,7 +21,8 @@ mod ladder;
 pub mod org;
 pub mod sender_domain;
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Inputs, Stage, Status};
+use super::{Check, CheckName, CheckResult, Effect, Failure, Inputs, Stage, Status};
+use crate::reply::Code;
 use crate::{
     config::{CertAlignment, Evidence, TlsConfig, TlsRequire},
     envelope::TlsEvidence,
@@ -37,22 +38,6 @@ pub const CHECK: Check = Check {
     ar_method: "x-tls",
     enforced: |config| config.tls.enforce,
     start: |inputs| Box::pin(async move { Stage::Done(check(&inputs).await) }),
-};
-
-/// The session was not encrypted (RFC 5248: "Encryption Needed").
-pub const NO_TLS: Code = Code {
-    reply: 550,
-    enhanced: "5.7.10",
-};
-/// No acceptable evidence (RFC 3463 X.7.5: "Cryptographic failure").
-pub const BAD_CERT: Code = Code {
-    reply: 550,
-    enhanced: "5.7.5",
-};
-/// No evidence yet, and some may come (a probe that timed out).
-pub const TEMPFAIL: Code = Code {
-    reply: 451,
-    enhanced: "4.7.5",
 };
 
 /// What the MTA's macros say about the client certificate.
@@ -222,7 +207,7 @@ pub fn judge(e: &TlsEvidence, found: &Found, config: &TlsConfig) -> CheckResult 
             TlsRequire::None => {
                 result(Status::None, Effect::Accept).reason("not encrypted; not required")
             }
-            _ => result(Status::Fail, Effect::Reject(NO_TLS))
+            _ => result(Status::Fail, Effect::Reject(Code::NO_TLS))
                 .failure(Failure::NoTls)
                 .reason("session not encrypted: STARTTLS was not used"),
         };

@@ -94,7 +94,7 @@ impl ChainResult for CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::Code;
+    use crate::reply::Code;
 
     fn chain(status: Status, effect: Effect, i: &str) -> CheckResult {
         CheckResult::new(dkim2::NAME, status, effect)

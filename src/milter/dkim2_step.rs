@@ -21,7 +21,6 @@ use crate::{
     },
     sign::SignError,
     transaction::Evaluation,
-    verdict::Action,
     Shared,
 };
 use indymilter::{ContextActions, EomActions};
@@ -34,7 +33,7 @@ pub fn remember(shared: &Shared, evaluation: &Evaluation, complete: &Arc<Bytes>)
         .results
         .iter()
         .any(|r| r.check == check::NAME && r.status == Status::Pass);
-    if passed && evaluation.verdict.action == Action::Accept {
+    if passed && evaluation.verdict.applied().is_accept() {
         shared.dkim2.custody.remember(Arc::clone(complete));
     }
 }
@@ -69,7 +68,7 @@ pub async fn sign(
             error!("{queue_id}: failed to DKIM2-sign: {e}");
             return match shared.config.on_error {
                 OnError::Accept => Ok(None),
-                OnError::Tempfail => Err(Outcome::Tempfail),
+                OnError::Tempfail => Err(Outcome::Tempfail(None)),
             };
         }
     };
@@ -117,7 +116,7 @@ pub async fn sign(
             error!("{queue_id}: failed to sign for {domain}: {e}");
             match shared.config.on_error {
                 OnError::Accept => Ok(None),
-                OnError::Tempfail => Err(Outcome::Tempfail),
+                OnError::Tempfail => Err(Outcome::Tempfail(None)),
             }
         }
     }
@@ -199,7 +198,7 @@ async fn insert(
         };
         if let Err(e) = actions.insert_header(0, name, value).await {
             error!("{queue_id}: failed to add the {name} header: {e}");
-            return Err(Outcome::Tempfail);
+            return Err(Outcome::Tempfail(None));
         }
     }
     Ok(())
@@ -234,7 +233,7 @@ pub async fn propagate(
         return;
     };
     // Only our own hop is passed back (we forwarded the message).
-    if !verified || about.i < 2 || !ours(&about.d) || evaluation.verdict.action != Action::Accept {
+    if !verified || about.i < 2 || !ours(&about.d) || !evaluation.verdict.applied().is_accept() {
         return;
     }
     let rebuilt = match crate::dkim2::dsn::propagate(complete) {

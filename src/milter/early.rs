@@ -15,8 +15,7 @@ use crate::{
     logging::{self, DecidedAt},
     metrics,
     transaction::Evaluation,
-    verdict::{self, Action},
-    Shared,
+    verdict, Shared,
 };
 use std::time::Duration;
 
@@ -69,12 +68,12 @@ pub async fn reject(shared: &Shared, message: &mut Message) -> Option<Evaluation
             .filter(|r| r.check != mailkey::NAME)
             .cloned()
             .collect();
-        if verdict::decide(&others, config, &who).action != Action::Reject {
+        if !verdict::decide(&others, config, &who).applied().is_reject() {
             return None;
         }
     }
     let verdict = verdict::decide(&results, config, &who);
-    if verdict.action != Action::Reject || verdict.reply.is_none() {
+    if !verdict.applied().is_reject() {
         return None;
     }
     Some(Evaluation {

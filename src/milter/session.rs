@@ -16,8 +16,8 @@ use super::{
 use crate::{
     auth_results,
     envelope::{parse_mail_from, Envelope, TlsEvidence},
+    reply::Reply,
     transaction::{Evaluation, Pending},
-    verdict::Reply,
     Shared,
 };
 use indymilter::{ContextActions, EomActions, Macros, ProtoOpts, SocketInfo};
@@ -226,13 +226,13 @@ impl Session {
         let recipients = std::mem::take(&mut self.recipients);
         if let Some(Some(evaluation)) = self.at_rcpt.take() {
             if recipients.accepted.is_none() {
-                return Outcome::from_verdict(&evaluation.verdict);
+                return super::from_verdict(&evaluation.verdict);
             }
         }
         let shared = self.shared.clone();
         if let Err(e) = remove_forged_headers(actions, &message).await {
             error!("{queue_id}: failed to delete a forged Authentication-Results header: {e}");
-            return Outcome::internal_error(&shared.config);
+            return super::internal_error(&shared.config);
         }
         // Before anything that reads the body: the MTA's own bounces come
         // from trusted clients and get the guidance, then a signature over

@@ -11,11 +11,10 @@
 pub mod cli;
 
 use crate::{
-    checks::Code,
     config::TokensConfig,
+    reply::{Code, Reply},
     secrets,
     state::{Token, TokenState},
-    verdict::Reply,
 };
 use std::fmt;
 
@@ -28,12 +27,6 @@ pub const TAG_LEN: usize = 12;
 const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
 /// Most uses a token may be given.
 pub const MAX_USES: u32 = 1_000_000;
-
-/// A token refusal (`550 5.7.1`: delivery not authorised).
-pub const REFUSED: Code = Code {
-    reply: 550,
-    enhanced: "5.7.1",
-};
 
 /// `[tokens]` put to work: the secrets and the delimiters.
 #[derive(Clone, Debug)]
@@ -99,7 +92,7 @@ impl Refusal {
             Self::OutOfScope => "was not given for mail from this sender".to_string(),
         };
         Reply::new(
-            REFUSED,
+            Code::NOT_AUTHORISED,
             [
                 format!("The token address for {who} {what}."),
                 format!("Ask {who} for a new address if you should be writing to them."),
