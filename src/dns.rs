@@ -17,13 +17,45 @@ use mail_auth::{
     MessageAuthenticator,
 };
 use moka::{sync::Cache, Expiry};
+use prometheus_client::metrics::{counter::Counter, family::Family};
 use std::{
     borrow::Borrow,
     hash::Hash,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, LazyLock},
     time::{Duration, Instant},
 };
+
+/// How the caches are used, counted here; src/metrics.rs registers these
+/// same counters and so reads them at scrape time (the DNS layer needs
+/// nothing of the metrics: ARCHITECTURE.md, "Module graph").
+#[derive(Debug)]
+pub struct CacheCounters {
+    /// Lookups by `outcome`: `hit`, `miss`.
+    pub lookups: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Entries evicted because a cache was full.
+    pub evictions: Counter,
+}
+
+/// The cache counters of every [`Dns`] in the process.
+pub static CACHE_COUNTERS: LazyLock<CacheCounters> = LazyLock::new(|| {
+    let counters = CacheCounters {
+        lookups: Family::default(),
+        evictions: Counter::default(),
+    };
+    for outcome in ["hit", "miss"] {
+        let _ = counters.lookups.get_or_create(&[("outcome", outcome)]);
+    }
+    counters
+});
+
+fn count_lookup(hit: bool) {
+    let outcome = if hit { "hit" } else { "miss" };
+    CACHE_COUNTERS
+        .lookups
+        .get_or_create(&[("outcome", outcome)])
+        .inc();
+}
 
 /// Failure to set up the resolver.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +159,7 @@ impl Dns {
     ) -> V {
         let key = fqdn(name);
         let hit = cache.get(key.as_str());
-        crate::metrics::cache_hit(hit.is_some());
+        count_lookup(hit.is_some());
         if let Some(hit) = hit {
             return hit.value;
         }
@@ -322,7 +354,7 @@ where
         // `cache_size`); expiry by TTL is the normal life of an entry.
         .eviction_listener(|_, _, cause| {
             if cause == moka::notification::RemovalCause::Size {
-                crate::metrics::cache_evicted();
+                CACHE_COUNTERS.evictions.inc();
             }
         })
         .build()
@@ -342,7 +374,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hit = self.0.get(name).map(|t| t.value);
-        crate::metrics::cache_hit(hit.is_some());
+        count_lookup(hit.is_some());
         hit
     }
 

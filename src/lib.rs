@@ -39,6 +39,7 @@ pub mod report;
 pub mod secrets;
 pub mod sign;
 pub mod socket;
+pub mod spool;
 pub mod srs;
 pub mod state;
 pub mod tls;
@@ -108,7 +109,7 @@ pub enum SetupError {
     #[error(transparent)]
     Controls(#[from] controls::ControlsError),
     #[error(transparent)]
-    Spool(#[from] milter::spool::SpoolError),
+    Spool(#[from] spool::SpoolError),
 }
 
 impl SetupError {
@@ -165,7 +166,7 @@ impl Shared {
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         let controls = controls::Controls::load(&config, None)?;
         let dkim2 = dkim2::State::load(&config)?;
-        milter::spool::check_dir(&config.limits.spool_dir)?;
+        spool::check_dir(&config.limits.spool_dir)?;
         Ok(Self {
             config,
             dns,
@@ -257,7 +258,7 @@ impl SharedHandle {
         let sealer = arc_seal::Sealer::load(&config.arc)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
-        milter::spool::check_dir(&config.limits.spool_dir)?;
+        spool::check_dir(&config.limits.spool_dir)?;
         let old = self.current();
         let controls =
             controls::Controls::load(&config, old.controls.as_deref().map(|c| (c, &old.config)))?;

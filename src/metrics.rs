@@ -6,15 +6,17 @@
 //! series (at 0) before the first message, and dashboards have no gaps.
 
 use crate::{
+    challenge,
     checks::{CheckResult, Status, CHECKS},
+    dns::CACHE_COUNTERS,
     reply::Code,
-    tls::ProbeOutcome,
-    transaction::Evaluation,
+    tls::PROBE_COUNTERS,
+    transaction::{Evaluation, CHECK_LATENCY},
     SharedHandle,
 };
 use prometheus_client::{
     encoding::text::encode,
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
     registry::Registry,
 };
 use std::{
@@ -38,18 +40,9 @@ const STATUSES: [Status; 7] = [
     Status::PermError,
 ];
 const VERDICTS: [&str; 4] = ["accept", "reject", "tempfail", "would_reject"];
-const PROBE_OUTCOMES: [&str; 4] = ["certificate", "no_starttls", "bad_certificate", "temperror"];
-/// Upper bounds of the check latency histogram, in seconds.
-const CHECK_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
-/// Probes take longer (a TCP and TLS conversation, `probe_timeout_ms`).
-const PROBE_BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 type Label = [(&'static str, &'static str); 1];
 type Labels2 = [(&'static str, &'static str); 2];
-
-fn check_histogram() -> Histogram {
-    Histogram::new(CHECK_BUCKETS)
-}
 
 struct Metrics {
     registry: Registry,
@@ -57,24 +50,14 @@ struct Metrics {
     trusted: Counter,
     exempt: Counter,
     results: Family<Labels2, Counter>,
-    latency: Family<Label, Histogram, fn() -> Histogram>,
-    cache_lookups: Family<Label, Counter>,
     cache_entries: Gauge,
-    cache_evictions: Counter,
     replies: Family<[(&'static str, String); 1], Counter>,
-    probes: Family<Label, Counter>,
-    probe_seconds: Histogram,
     in_flight: Gauge,
     /// Recipients' controls (src/milter/recipients.rs, src/challenge/).
     tokens_used: Counter,
     tokens_refused: Family<Label, Counter>,
-    challenges: Family<Label, Counter>,
     state_errors: Counter,
 }
-
-/// `challenges_total` events: a refusal carried a URL, a page was solved,
-/// a message was let through by a solved challenge.
-const CHALLENGE_EVENTS: [&str; 3] = ["offered", "passed", "let_through"];
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
@@ -86,24 +69,15 @@ impl Metrics {
             trusted: Counter::default(),
             exempt: Counter::default(),
             results: Family::default(),
-            latency: Family::new_with_constructor(check_histogram),
-            cache_lookups: Family::default(),
             cache_entries: Gauge::default(),
-            cache_evictions: Counter::default(),
             replies: Family::default(),
-            probes: Family::default(),
-            probe_seconds: Histogram::new(PROBE_BUCKETS),
             in_flight: Gauge::default(),
             tokens_used: Counter::default(),
             tokens_refused: Family::default(),
-            challenges: Family::default(),
             state_errors: Counter::default(),
         };
         for r in crate::tokens::Refusal::WORDS {
             let _ = m.tokens_refused.get_or_create(&[("reason", r)]);
-        }
-        for e in CHALLENGE_EVENTS {
-            let _ = m.challenges.get_or_create(&[("event", e)]);
         }
         for v in VERDICTS {
             let _ = m.messages.get_or_create(&[("verdict", v)]);
@@ -115,18 +89,14 @@ impl Metrics {
                     .results
                     .get_or_create(&[("check", check), ("result", s.as_str())]);
             }
-            let _ = m.latency.get_or_create(&[("check", check)]);
-        }
-        for o in ["hit", "miss"] {
-            let _ = m.cache_lookups.get_or_create(&[("outcome", o)]);
-        }
-        for o in PROBE_OUTCOMES {
-            let _ = m.probes.get_or_create(&[("outcome", o)]);
         }
         m.register()
     }
 
     /// Counters are registered without `_total`: the encoder appends it.
+    /// The DNS caches, the prober, the transaction and the challenge page
+    /// keep their own counters; they are registered here as they are, so
+    /// a scrape reads them (ARCHITECTURE.md, "Module graph").
     fn register(mut self) -> Self {
         let r = &mut self.registry;
         let p = "mailkey_milter_";
@@ -149,7 +119,7 @@ impl Metrics {
         r.register(
             format!("{p}check_seconds"),
             "Time from MAIL FROM until a check's lookups were done",
-            self.latency.clone(),
+            CHECK_LATENCY.clone(),
         );
         r.register(
             format!("{p}replies"),
@@ -159,12 +129,12 @@ impl Metrics {
         r.register(
             format!("{p}tls_probes"),
             "STARTTLS probes run (cached results not counted), by outcome",
-            self.probes.clone(),
+            PROBE_COUNTERS.probes.clone(),
         );
         r.register(
             format!("{p}tls_probe_seconds"),
             "Duration of a STARTTLS probe conversation",
-            self.probe_seconds.clone(),
+            PROBE_COUNTERS.seconds.clone(),
         );
         r.register(
             format!("{p}transactions_in_flight"),
@@ -174,7 +144,7 @@ impl Metrics {
         r.register(
             format!("{p}dns_cache_lookups"),
             "DNS cache lookups by outcome",
-            self.cache_lookups.clone(),
+            CACHE_COUNTERS.lookups.clone(),
         );
         r.register(
             format!("{p}dns_cache_entries"),
@@ -184,7 +154,7 @@ impl Metrics {
         r.register(
             format!("{p}dns_cache_evictions"),
             "DNS cache entries evicted because a cache was full",
-            self.cache_evictions.clone(),
+            CACHE_COUNTERS.evictions.clone(),
         );
         r.register(
             format!("{p}tokens_used"),
@@ -199,7 +169,7 @@ impl Metrics {
         r.register(
             format!("{p}challenges"),
             "Sender challenges: offered in a refusal, passed on the page, messages let through",
-            self.challenges.clone(),
+            challenge::EVENT_COUNTERS.clone(),
         );
         r.register(
             format!("{p}state_errors"),
@@ -253,40 +223,6 @@ pub fn reply_sent(code: Code) {
         .inc();
 }
 
-/// How long a check waited for its lookups.
-pub fn observe_latency(check: crate::checks::CheckName, d: Duration) {
-    METRICS
-        .latency
-        .get_or_create(&[("check", check.as_str())])
-        .observe(d.as_secs_f64());
-}
-
-pub fn cache_hit(hit: bool) {
-    let outcome = if hit { "hit" } else { "miss" };
-    METRICS
-        .cache_lookups
-        .get_or_create(&[("outcome", outcome)])
-        .inc();
-}
-
-/// An entry left a DNS cache because the cache was full.
-pub fn cache_evicted() {
-    METRICS.cache_evictions.inc();
-}
-
-/// A STARTTLS probe conversation ended (`None`: a certificate that
-/// verified, its names still to be matched).
-pub fn probe_finished(outcome: Option<&ProbeOutcome>, took: Duration) {
-    let label = match outcome {
-        None | Some(ProbeOutcome::Verified { .. }) => "certificate",
-        Some(ProbeOutcome::NoStartTls(_)) => "no_starttls",
-        Some(ProbeOutcome::BadCertificate(_)) => "bad_certificate",
-        Some(ProbeOutcome::TempError(_)) => "temperror",
-    };
-    METRICS.probes.get_or_create(&[("outcome", label)]).inc();
-    METRICS.probe_seconds.observe(took.as_secs_f64());
-}
-
 /// A message let through by a token (a use counted).
 pub fn token_used() {
     METRICS.tokens_used.inc();
@@ -301,9 +237,10 @@ pub fn token_refused(reason: &'static str) {
         .inc();
 }
 
-/// A challenge event: `offered`, `passed`, `let_through`.
+/// A challenge event: `offered`, `let_through` (the page counts
+/// `passed`).
 pub fn challenge(event: &'static str) {
-    METRICS.challenges.get_or_create(&[("event", event)]).inc();
+    challenge::count(event);
 }
 
 /// The state store failed to answer.

@@ -11,7 +11,7 @@
 //! flood of fresh addresses costs bounded memory).
 
 use super::{is_answer, page, page::View, Challenge, MAX_ATTEMPTS};
-use crate::{controls::Controls, metrics, state::Allow, SharedHandle};
+use crate::{controls::Controls, state::Allow, SharedHandle};
 use moka::sync::Cache;
 use std::{
     net::{IpAddr, SocketAddr},
@@ -328,7 +328,7 @@ async fn solve(
         .await
     {
         Ok(true) => {
-            metrics::challenge("passed");
+            super::count("passed");
             info!(
                 sender = c.sender.as_str(),
                 recipient = c.recipient.as_str(),

@@ -21,6 +21,8 @@ use crate::{
     state::MAX_ADDRESS,
     transaction::Evaluation,
 };
+use prometheus_client::metrics::{counter::Counter, family::Family};
+use std::sync::LazyLock;
 
 /// The longest URL put into a reply (a reply line holds 400 characters).
 pub const MAX_URL: usize = 390;
@@ -30,6 +32,27 @@ pub const MAX_ATTEMPTS: u32 = 3;
 pub const MAX_URLS_PER_REPLY: usize = 5;
 const MAC_LEN: usize = 16;
 const VERSION: u8 = 1;
+
+/// `challenges_total` events: a refusal carried a URL, a page was solved,
+/// a message was let through by a solved challenge.
+pub const EVENTS: [&str; 3] = ["offered", "passed", "let_through"];
+
+/// Challenge events by `event` (one of [`EVENTS`]), counted here;
+/// src/metrics.rs registers this same family and so reads it at scrape
+/// time (ARCHITECTURE.md, "Module graph").
+pub static EVENT_COUNTERS: LazyLock<Family<[(&'static str, &'static str); 1], Counter>> =
+    LazyLock::new(|| {
+        let family = Family::default();
+        for event in EVENTS {
+            let _ = family.get_or_create(&[("event", event)]);
+        }
+        family
+    });
+
+/// Counts a challenge event, one of [`EVENTS`].
+pub fn count(event: &'static str) {
+    EVENT_COUNTERS.get_or_create(&[("event", event)]).inc();
+}
 
 /// `[challenge]` put to work.
 #[derive(Clone, Debug)]

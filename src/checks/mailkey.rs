@@ -313,7 +313,7 @@ async fn verify(
 /// blocking side (`cpu::off_the_workers`), which costs more per message
 /// (about 40 µs of CPU, and a thread's memory) but copies nothing.
 /// docs/decisions.md, "Resource bounds".
-const COPY_BYTES: usize = crate::milter::spool::MEMORY_MAX;
+const COPY_BYTES: usize = crate::spool::MEMORY_MAX;
 
 /// What one pass over the message came to.
 enum Attempt {

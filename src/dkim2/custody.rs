@@ -22,7 +22,7 @@
 //! (SRS and the DKIM1 mailkey signature still apply), and the log says so.
 
 use super::{header_fields, INSTANCE_HEADER, SIGNATURE_HEADER};
-use crate::milter::spool::Bytes;
+use crate::spool::Bytes;
 use moka::sync::Cache;
 use std::{sync::Arc, time::Duration};
 

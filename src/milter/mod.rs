@@ -11,9 +11,11 @@ mod negotiate;
 mod outbound;
 mod recipients;
 mod session;
-pub mod spool;
 mod srs_step;
 
+/// The spool is a module of its own (the checks and DKIM2 read its
+/// bytes); the milter fills it.
+pub use crate::spool;
 use crate::{
     config::{Config, Mode, OnError},
     reply::{Code, Reply},

@@ -57,10 +57,11 @@ use cache::{Finding, ProbeCache};
 use client::Conversation;
 use names::{is_dns_name, subject_cn};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use prometheus_client::metrics::{counter::Counter, family::Family, histogram::Histogram};
 use slots::NoSlot;
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, LazyLock},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -267,7 +268,7 @@ impl Prober {
                 Finding::Outcome(o) => Some(o),
                 Finding::Certificate { .. } => None,
             };
-            crate::metrics::probe_finished(outcome, started.elapsed());
+            PROBE_COUNTERS.finished(outcome, started.elapsed());
             record.store(sni, found.clone(), Instant::now());
             let bytes = record.bytes();
             drop(record);
@@ -404,5 +405,51 @@ mod tests {
         for ip in probed {
             assert_eq!(probe_target(ip.parse().unwrap()), Ok(()), "{ip}");
         }
+    }
+}
+
+/// Probe conversations, counted here; src/metrics.rs registers these same
+/// counters and so reads them at scrape time (the prober needs nothing of
+/// the metrics: ARCHITECTURE.md, "Module graph").
+#[derive(Debug)]
+pub struct ProbeCounters {
+    /// Probes run (cached results not counted), by `outcome`: one of
+    /// [`PROBE_OUTCOMES`].
+    pub probes: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Duration of a probe conversation.
+    pub seconds: Histogram,
+}
+
+/// The `outcome` labels of [`ProbeCounters::probes`].
+pub const PROBE_OUTCOMES: [&str; 4] =
+    ["certificate", "no_starttls", "bad_certificate", "temperror"];
+/// Upper bounds of the probe duration histogram, in seconds (a TCP and TLS
+/// conversation, `probe_timeout_ms`).
+const PROBE_BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The probe counters of every [`Prober`] in the process.
+pub static PROBE_COUNTERS: LazyLock<ProbeCounters> = LazyLock::new(|| {
+    let counters = ProbeCounters {
+        probes: Family::default(),
+        seconds: Histogram::new(PROBE_BUCKETS),
+    };
+    for outcome in PROBE_OUTCOMES {
+        let _ = counters.probes.get_or_create(&[("outcome", outcome)]);
+    }
+    counters
+});
+
+impl ProbeCounters {
+    /// A probe conversation ended (`None`: a certificate that verified,
+    /// its names still to be matched).
+    fn finished(&self, outcome: Option<&ProbeOutcome>, took: Duration) {
+        let label = match outcome {
+            None | Some(ProbeOutcome::Verified { .. }) => "certificate",
+            Some(ProbeOutcome::NoStartTls(_)) => "no_starttls",
+            Some(ProbeOutcome::BadCertificate(_)) => "bad_certificate",
+            Some(ProbeOutcome::TempError(_)) => "temperror",
+        };
+        self.probes.get_or_create(&[("outcome", label)]).inc();
+        self.seconds.observe(took.as_secs_f64());
     }
 }
