@@ -4,6 +4,7 @@
 
 use crate::{checks::keyrecord::KeyLookup, config::DnsConfig};
 use mail_auth::{
+    dkim::DomainKey,
     dns::{DnsCache, Mx, Negative, RecordSet, ResolverCache, TxtRecord},
     hickory_resolver::{
         config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts},
@@ -20,6 +21,7 @@ use moka::{sync::Cache, Expiry};
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use std::{
     borrow::Borrow,
+    future::Future,
     hash::Hash,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::{Arc, LazyLock},
@@ -76,7 +78,13 @@ pub enum TxtAnswer {
 /// The shared resolver and caches. Cheap to clone.
 #[derive(Clone)]
 pub struct Dns {
+    /// mail-auth's resolver front; reached through the methods below.
+    /// Public only for tests/forwarding.rs (ARC validation with our
+    /// caches), until it uses a method: issue #22.
+    #[doc(hidden)]
     pub authenticator: MessageAuthenticator,
+    /// The record caches mail-auth reads; public for the same test only.
+    #[doc(hidden)]
     pub caches: Arc<DnsCaches>,
     /// Raw TXT answers (every record, not only the first that parses:
     /// mailkey rotation publishes several keys at one name).
@@ -467,6 +475,29 @@ impl Dns {
 
     pub async fn ptr(&self, ip: IpAddr) -> mail_auth::Result<RecordSet<Box<str>>> {
         self.authenticator.ptr_lookup(ip, self.caches.ptr()).await
+    }
+
+    /// The DKIM key record at `name` (`s._domainkey.d.`) through the
+    /// shared TXT cache, as a record for mail-auth's key caches (a key or
+    /// the error). The future owns what it needs, so it can be spawned.
+    pub fn domain_key(&self, name: &str) -> impl Future<Output = TxtRecord> + Send + 'static {
+        let (authenticator, caches) = (self.authenticator.clone(), self.caches.clone());
+        let name = name.to_string();
+        async move {
+            match authenticator
+                .txt_lookup::<DomainKey>(name.as_str(), caches.txt())
+                .await
+            {
+                Ok(key) => TxtRecord::DomainKey(key),
+                Err(e) => TxtRecord::Error(e),
+            }
+        }
+    }
+
+    /// mail-auth's verifier over our resolver, for DKIM2 and ARC
+    /// verification (which read keys from a key overlay, not from here).
+    pub fn verifier(&self) -> &MessageAuthenticator {
+        &self.authenticator
     }
 
     /// The resolver, for queries by raw wire name that hickory's host-name

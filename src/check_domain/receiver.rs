@@ -14,7 +14,6 @@ use crate::{
     sign::{DomainKey, HEADER},
     tls::{confirmed_ptr_names, Prober},
 };
-use mail_auth::dns::DnsCache;
 use std::{
     net::IpAddr,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -88,7 +87,7 @@ pub async fn mta(dns: &Dns, config: &TlsConfig, host: &str, port: u16, f: &mut F
     };
     let ip = match host.parse::<IpAddr>() {
         Ok(ip) => ip,
-        Err(_) => match dns.authenticator.ipv4_lookup(host, dns.caches.ipv4()).await {
+        Err(_) => match dns.ipv4(host).await {
             Ok(set) => match set.records.first() {
                 Some(v4) => IpAddr::V4(*v4),
                 None => return f.add(Mark::Fail, "tls", format!("{host} has no address")),

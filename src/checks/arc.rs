@@ -116,7 +116,7 @@ pub async fn check(dns: &Dns, uses: Uses<'_>, message: &[u8], deadline: Instant)
     let keys = chain.map(|c| c.keys).unwrap_or_default();
     let keyring = keys::fetch(dns, &keys).await;
     let (validated, sealer) =
-        off_the_workers(validate(&dns.authenticator, &keyring, message, deadline)).await;
+        off_the_workers(validate(dns.verifier(), &keyring, message, deadline)).await;
     let r = match validated {
         DkimResult::None => return result(Status::None),
         DkimResult::Pass => result(Status::Pass),

@@ -134,7 +134,7 @@ pub async fn verify(dns: &Dns, rcpt_to: &[String], message: &[u8], now: u64) -> 
         ));
     }
     let ring = KeyRing::fetch(dns, &keys).await;
-    let authenticator = dns.authenticator.clone();
+    let authenticator = dns.verifier().clone();
     let (copy, rcpt_to) = (message.to_vec(), rcpt_to.to_vec());
     let handle = tokio::runtime::Handle::current();
     let verified = tokio::task::spawn_blocking(move || {

@@ -42,7 +42,7 @@ pub async fn verify(dns: &Dns, arrival: Arrival<'_>, message: &[u8], now: u64) -
         Err(refused) => return refused,
     };
     let ring = KeyRing::fetch(dns, &keys).await;
-    let authenticator = dns.authenticator.clone();
+    let authenticator = dns.verifier().clone();
     let mail_from = path(arrival.mail_from);
     let rcpt_to: Vec<String> = arrival.rcpt_to.iter().map(|r| path(r)).collect();
     let handle = tokio::runtime::Handle::current();
