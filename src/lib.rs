@@ -6,12 +6,7 @@
 //! The binary is a thin layer over [`run`], so that the integration tests
 //! start the very same daemon in-process.
 
-// Nothing from the network or the user may panic the daemon.
-#![cfg_attr(
-    not(test),
-    warn(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)
-)]
-#![warn(rust_2018_idioms)]
+// Lints: Cargo.toml's `[lints]` (no unwrap/expect outside tests).
 
 pub mod arc_seal;
 pub mod auth_results;

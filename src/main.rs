@@ -1,11 +1,6 @@
 //! The `mailkey-milter` command: the daemon, and the tools around it.
 
-#![warn(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::dbg_macro,
-    rust_2018_idioms
-)]
+// Lints: Cargo.toml's `[lints]` (no unwrap/expect outside tests).
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use mailkey_milter::{
