@@ -6,11 +6,9 @@
 //! look at the checks that need no message before the body is sent.
 
 use crate::{
-    checks::{CheckName, CheckResult, Effect, Inputs, Stage, Status, CHECKS},
-    config::OnError,
+    checks::{CheckName, CheckResult, Inputs, Stage, CHECKS},
     envelope::{Envelope, SenderDomain},
     forwarding, guidance,
-    reply::Code,
     verdict::{self, Verdict},
     Shared,
 };
@@ -129,9 +127,11 @@ impl Pending {
             task.settle().await;
             match task {
                 Task::Ended(Ok(Stage::Done(result))) => results.push(result.clone()),
-                Task::Ended(Err(e)) => {
-                    results.push(internal_error(*check, &e.to_string(), config.on_error))
-                }
+                Task::Ended(Err(e)) => results.push(CheckResult::internal_error(
+                    *check,
+                    &e.to_string(),
+                    config.on_error,
+                )),
                 _ => {}
             }
         }
@@ -178,13 +178,14 @@ impl Pending {
                         Some(step.too_big(check, size, config.limits.max_message_size))
                     }
                 },
-                Ok(Err(e)) => Some(internal_error(check, &e.to_string(), on_error)),
+                Ok(Err(e)) => Some(CheckResult::internal_error(check, &e.to_string(), on_error)),
                 Err(_) => None,
             };
             if let Some(abort) = abort {
                 abort.abort();
             }
-            results.push(finished.unwrap_or_else(|| timed_out(check, timeout, on_error)));
+            results
+                .push(finished.unwrap_or_else(|| CheckResult::timed_out(check, timeout, on_error)));
         }
         crate::checks::tls::with_session_record(&mut results, &self.inputs);
         let sender = self.inputs.envelope.sender_domain();
@@ -231,30 +232,6 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The result reported for a check that could not run because the milter
-/// itself failed (a bug, a panic): never a pass, and what it does to the
-/// message is `on_error`'s choice.
-pub fn internal_error(check: CheckName, why: &str, on_error: OnError) -> CheckResult {
-    CheckResult::new(check, Status::TempError, on_error_effect(on_error))
-        .reason(format!("internal error: {why}"))
-}
-
-/// The result of a check that did not finish within `eom_timeout_ms`:
-/// like an internal error, `on_error` decides.
-pub fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> CheckResult {
-    CheckResult::new(check, Status::TempError, on_error_effect(on_error)).reason(format!(
-        "not finished within the end-of-message deadline of {} ms",
-        timeout.as_millis()
-    ))
-}
-
-fn on_error_effect(on_error: OnError) -> Effect {
-    match on_error {
-        OnError::Tempfail => Effect::Tempfail(Code::INTERNAL),
-        OnError::Accept => Effect::Accept,
-    }
 }
 
 /// Time from MAIL FROM until each check's lookups were done, by `check`:

@@ -19,7 +19,7 @@ use crate::{
     reply::{sanitize, Outcome, Reply, MAX_REPLY_LINES},
     secrets,
     state::MAX_ADDRESS,
-    transaction::Evaluation,
+    verdict::Verdict,
 };
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use std::sync::LazyLock;
@@ -225,7 +225,7 @@ impl Challenges {
         }
     }
 
-    /// The refusal in `evaluation` with a challenge URL for each of
+    /// The refusal in `verdict` with a challenge URL for each of
     /// `recipients` (at most [`MAX_URLS_PER_REPLY`]), and how many, when a
     /// challenge is offered: a refusal (5xx, not in monitor mode) to a
     /// sender that proved its address ([`proven`]). Never to anyone else:
@@ -234,18 +234,18 @@ impl Challenges {
     pub fn offer(
         &self,
         sender: &str,
-        evaluation: &Evaluation,
+        verdict: &Verdict,
+        results: &[CheckResult],
         recipients: &[String],
         now: u64,
     ) -> Option<(Reply, usize)> {
-        let verdict = &evaluation.verdict;
         let Outcome::Reject(reply) = verdict.applied() else {
             return None;
         };
         if reply.code.is_temporary() || sender.len() > MAX_ADDRESS {
             return None;
         }
-        proven(sender, &evaluation.results)?;
+        proven(sender, results)?;
         let mut lines = Vec::new();
         for recipient in recipients.iter().take(MAX_URLS_PER_REPLY) {
             let c = self.new_challenge(sender, recipient, now)?;

@@ -92,7 +92,7 @@ impl MessageStep for Verify {
             .await
             .unwrap_or_else(|Stopped| {
                 let timeout = Duration::from_millis(config.limits.eom_timeout_ms);
-                let result = crate::transaction::timed_out(NAME, timeout, config.on_error);
+                let result = CheckResult::timed_out(NAME, timeout, config.on_error);
                 let why = result.reason.clone().unwrap_or_default();
                 result.reason(format!("{why} (verification stopped)"))
             })

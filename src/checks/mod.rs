@@ -14,10 +14,21 @@ mod registry;
 pub mod spf;
 pub mod tls;
 
-use crate::reply::{Code, Outcome};
+use crate::{
+    config::OnError,
+    reply::{Code, Outcome},
+};
 pub(crate) use registry::registered;
 pub use registry::{find, too_big, BoxFuture, Check, Inputs, MessageStep, Stage, CHECKS};
-use std::fmt;
+use std::{fmt, time::Duration};
+
+/// What `on_error` makes of a check that could not give its result.
+fn on_error_effect(on_error: OnError) -> Effect {
+    match on_error {
+        OnError::Tempfail => Effect::Tempfail(Code::INTERNAL),
+        OnError::Accept => Effect::Accept,
+    }
+}
 
 /// A check's name: its key in the log line, the metrics label and the
 /// reply text. Each check module defines its own (`spf::NAME`).
@@ -144,6 +155,23 @@ pub enum Failure {
 }
 
 impl CheckResult {
+    /// The result reported for a check that could not run because the
+    /// milter itself failed (a bug, a panic): never a pass, and what it
+    /// does to the message is `on_error`'s choice.
+    pub fn internal_error(check: CheckName, why: &str, on_error: OnError) -> Self {
+        Self::new(check, Status::TempError, on_error_effect(on_error))
+            .reason(format!("internal error: {why}"))
+    }
+
+    /// The result of a check that did not finish within `eom_timeout_ms`:
+    /// like an internal error, `on_error` decides.
+    pub fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> Self {
+        Self::new(check, Status::TempError, on_error_effect(on_error)).reason(format!(
+            "not finished within the end-of-message deadline of {} ms",
+            timeout.as_millis()
+        ))
+    }
+
     pub fn new(check: CheckName, status: Status, effect: Effect) -> Self {
         Self {
             check,

@@ -367,7 +367,13 @@ fn offer(
     recipients: &[String],
 ) -> Option<Reply> {
     let challenges = shared.controls.as_deref()?.challenges.as_ref()?;
-    let offered = challenges.offer(&message.envelope.mail_from, evaluation, recipients, now())?;
+    let offered = challenges.offer(
+        &message.envelope.mail_from,
+        &evaluation.verdict,
+        &evaluation.results,
+        recipients,
+        now(),
+    )?;
     for _ in 0..offered.1 {
         metrics::challenge("offered");
     }
