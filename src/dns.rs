@@ -32,7 +32,7 @@ use std::{
 /// same counters and so reads them at scrape time (the DNS layer needs
 /// nothing of the metrics: ARCHITECTURE.md, "Module graph").
 #[derive(Debug)]
-pub struct CacheCounters {
+pub(crate) struct CacheCounters {
     /// Lookups by `outcome`: `hit`, `miss`.
     pub lookups: Family<[(&'static str, &'static str); 1], Counter>,
     /// Entries evicted because a cache was full.
@@ -40,7 +40,7 @@ pub struct CacheCounters {
 }
 
 /// The cache counters of every [`Dns`] in the process.
-pub static CACHE_COUNTERS: LazyLock<CacheCounters> = LazyLock::new(|| {
+pub(crate) static CACHE_COUNTERS: LazyLock<CacheCounters> = LazyLock::new(|| {
     let counters = CacheCounters {
         lookups: Family::default(),
         evictions: Counter::default(),
@@ -139,7 +139,7 @@ impl Dns {
     }
 
     /// Entries in every cache, for the metrics.
-    pub fn cache_entries(&self) -> u64 {
+    pub(crate) fn cache_entries(&self) -> u64 {
         self.raw_txt.entry_count() + self.keys.entry_count() + self.caches.entry_count()
     }
 
@@ -147,7 +147,7 @@ impl Dns {
     /// ([`KeyLookup::from_answer`]) and cached as parsed for their TTL
     /// (errors are not cached): a record is parsed once per TTL, not once
     /// per message.
-    pub async fn key_records(&self, name: &str) -> Arc<KeyLookup> {
+    pub(crate) async fn key_records(&self, name: &str) -> Arc<KeyLookup> {
         let parse = |answer| Arc::new(KeyLookup::from_answer(answer));
         self.txt_cached(&self.keys, name, parse).await
     }
@@ -224,7 +224,7 @@ impl Dns {
 }
 
 /// Bytes per unit of `cache_size` in the raw TXT cache.
-pub const CACHE_UNIT: usize = 512;
+pub(crate) const CACHE_UNIT: usize = 512;
 
 /// A raw TXT answer weighs one unit per [`CACHE_UNIT`] bytes started: a
 /// sender's domain may publish records of up to 64 KiB, which must not fill
@@ -247,7 +247,7 @@ fn units(bytes: usize) -> u32 {
 /// The record data an entry of mail-auth's caches holds, for the same
 /// weighing as the raw TXT cache: a hostile zone answering a 64 KiB MX or
 /// PTR set for every sender domain fills the cache by bytes, not by count.
-pub trait CacheWeight {
+pub(crate) trait CacheWeight {
     fn bytes(&self) -> usize;
 }
 
@@ -319,7 +319,7 @@ fn servers(addrs: &[SocketAddr]) -> ResolverConfig {
 }
 
 /// `Example.COM` → `example.com.`, the cache key form mail-auth uses.
-pub fn fqdn(name: &str) -> String {
+pub(crate) fn fqdn(name: &str) -> String {
     let mut s = name.to_ascii_lowercase();
     if !s.ends_with('.') {
         s.push('.');
@@ -329,7 +329,7 @@ pub fn fqdn(name: &str) -> String {
 
 /// A cached value with the instant its TTL runs out.
 #[derive(Clone)]
-pub struct Timed<V> {
+pub(crate) struct Timed<V> {
     value: V,
     until: Instant,
 }
@@ -467,7 +467,7 @@ impl Dns {
             .await
     }
 
-    pub async fn ipv6(&self, name: &str) -> mail_auth::Result<RecordSet<Ipv6Addr>> {
+    pub(crate) async fn ipv6(&self, name: &str) -> mail_auth::Result<RecordSet<Ipv6Addr>> {
         self.authenticator
             .ipv6_lookup(name, self.caches.ipv6())
             .await
@@ -480,7 +480,10 @@ impl Dns {
     /// The DKIM key record at `name` (`s._domainkey.d.`) through the
     /// shared TXT cache, as a record for mail-auth's key caches (a key or
     /// the error). The future owns what it needs, so it can be spawned.
-    pub fn domain_key(&self, name: &str) -> impl Future<Output = TxtRecord> + Send + 'static {
+    pub(crate) fn domain_key(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = TxtRecord> + Send + 'static {
         let (authenticator, caches) = (self.authenticator.clone(), self.caches.clone());
         let name = name.to_string();
         async move {

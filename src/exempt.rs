@@ -20,7 +20,7 @@ use std::{fmt, path::PathBuf};
 
 /// An exemption list file larger than this is refused (it is read whole,
 /// on every reload, and searched for every message).
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Why the exemption list cannot be built.
 #[derive(Debug, thiserror::Error)]

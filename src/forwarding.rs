@@ -31,7 +31,7 @@ use crate::{
 const VIA: &str = "arc: ";
 
 /// Was `r` satisfied by a trusted sealer (the log line says so)?
-pub fn vouched_for(r: &CheckResult) -> bool {
+pub(crate) fn vouched_for(r: &CheckResult) -> bool {
     r.status == Status::Pass && r.reason.as_deref().is_some_and(|w| w.starts_with(VIA))
 }
 

@@ -8,7 +8,7 @@
 
 // Lints: Cargo.toml's `[lints]` (no unwrap/expect outside tests).
 
-pub mod arc_seal;
+pub(crate) mod arc_seal;
 pub mod auth_results;
 pub mod challenge;
 pub mod check_domain;
@@ -22,12 +22,12 @@ pub mod envelope;
 pub mod exempt;
 pub mod forwarding;
 pub mod guidance;
-pub mod key_overlay;
+pub(crate) mod key_overlay;
 pub mod keygen;
 pub mod logging;
 pub mod metrics;
 pub mod milter;
-pub mod netmask;
+pub(crate) mod netmask;
 pub mod policy;
 pub mod reply;
 pub mod report;

@@ -211,12 +211,12 @@ fn record_result(r: &CheckResult) {
         .inc();
 }
 
-pub fn record_trusted() {
+pub(crate) fn record_trusted() {
     METRICS.trusted.inc();
 }
 
 /// A reject or tempfail reply the MTA was given.
-pub fn reply_sent(code: Code) {
+pub(crate) fn reply_sent(code: Code) {
     METRICS
         .replies
         .get_or_create(&[("code", code.to_string())])
@@ -224,7 +224,7 @@ pub fn reply_sent(code: Code) {
 }
 
 /// A message let through by a token (a use counted).
-pub fn token_used() {
+pub(crate) fn token_used() {
     METRICS.tokens_used.inc();
 }
 
@@ -244,14 +244,14 @@ pub fn challenge(event: &'static str) {
 }
 
 /// The state store failed to answer.
-pub fn state_error() {
+pub(crate) fn state_error() {
     METRICS.state_errors.inc();
 }
 
 /// One SMTP transaction between MAIL FROM and its end (delivered, aborted,
 /// connection gone): counted in `transactions_in_flight` while it lives.
 #[derive(Debug)]
-pub struct InFlight(());
+pub(crate) struct InFlight(());
 
 impl InFlight {
     pub fn start() -> Self {
@@ -295,7 +295,7 @@ pub const MAX_CONNECTIONS: usize = 16;
 /// One deadline for a whole scrape, reading the request and writing the
 /// answer: a client that sends (or reads) a byte now and then holds its
 /// connection no longer than this.
-pub const SCRAPE_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const SCRAPE_DEADLINE: Duration = Duration::from_secs(5);
 
 const BUSY: &[u8] = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
 

@@ -6,7 +6,7 @@
 use std::fmt;
 
 /// The SMTP reply lines have at most this many lines (libmilter's limit).
-pub const MAX_REPLY_LINES: usize = 32;
+pub(crate) const MAX_REPLY_LINES: usize = 32;
 /// Octets of text per reply line as we hand it to the MTA, `%` doubled:
 /// with the code, the enhanced code, separators and CRLF (`550-5.7.20 ` …
 /// `\r\n`, 13 octets) a line stays below RFC 5321's 512 octets (§4.5.3.1.5)
@@ -28,7 +28,7 @@ const fn code(reply: u16, enhanced: &'static str) -> Code {
 
 impl Code {
     /// No passing mailkey signature (RFC 7372: no passing DKIM signature).
-    pub const MAILKEY_FAIL: Code = code(550, "5.7.20");
+    pub(crate) const MAILKEY_FAIL: Code = code(550, "5.7.20");
     /// SPF did not pass (RFC 7372).
     pub(crate) const SPF_FAIL: Code = code(550, "5.7.23");
     /// SPF's lookups failed temporarily (RFC 7372).
@@ -47,11 +47,11 @@ impl Code {
     /// The sender domain publishes a null MX (RFC 7505).
     pub(crate) const NULL_MX: Code = code(550, "5.7.27");
     /// Two or more enforced checks reject (RFC 7372).
-    pub const SEVERAL: Code = code(550, "5.7.26");
+    pub(crate) const SEVERAL: Code = code(550, "5.7.26");
     /// A DNS lookup failed temporarily (RFC 3463: directory server failure).
-    pub const DNS_TEMPFAIL: Code = code(451, "4.4.3");
+    pub(crate) const DNS_TEMPFAIL: Code = code(451, "4.4.3");
     /// The milter itself failed, or the state store did not answer.
-    pub const INTERNAL: Code = code(451, "4.3.0");
+    pub(crate) const INTERNAL: Code = code(451, "4.3.0");
     /// A message larger than `limits.max_message_size` (RFC 3463: message
     /// too big for system).
     pub(crate) const TOO_BIG: Code = code(552, "5.3.4");
@@ -156,7 +156,7 @@ impl<T> Outcome<T> {
     }
 
     /// Is it a reject?
-    pub fn is_reject(&self) -> bool {
+    pub(crate) fn is_reject(&self) -> bool {
         matches!(self, Self::Reject(_))
     }
 }

@@ -107,7 +107,7 @@ impl Pending {
     /// unenforced one cannot change the verdict and is only taken if
     /// already done); `None` when an enforced check is still running then.
     /// A check that reads the message is left for [`Pending::finish`].
-    pub async fn envelope_results(&mut self, limit: Duration) -> Option<Vec<CheckResult>> {
+    pub(crate) async fn envelope_results(&mut self, limit: Duration) -> Option<Vec<CheckResult>> {
         let config = &self.inputs.shared.config;
         let enforced = self
             .tasks
@@ -155,7 +155,7 @@ impl Pending {
     /// Like [`finish`](Self::finish) for a message larger than
     /// `limits.max_message_size` (`size` bytes by the end), which was not
     /// kept: the checks that read the message say what that means.
-    pub async fn finish_too_big(self, size: u64) -> Evaluation {
+    pub(crate) async fn finish_too_big(self, size: u64) -> Evaluation {
         self.finish_with(Received::TooBig(size)).await
     }
 
@@ -244,7 +244,7 @@ const CHECK_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 /// The check latencies of every transaction in the process, a series for
 /// each registered check from the start.
-pub static CHECK_LATENCY: LazyLock<Latency> = LazyLock::new(|| {
+pub(crate) static CHECK_LATENCY: LazyLock<Latency> = LazyLock::new(|| {
     let latency: Latency = Family::new_with_constructor(|| Histogram::new(CHECK_BUCKETS));
     for c in CHECKS {
         let _ = latency.get_or_create(&[("check", c.name.as_str())]);

@@ -79,7 +79,7 @@ impl Verdict {
 
 /// Is this check's result applied (before the global mode is considered)?
 /// A result of a check that is not registered (none should exist) counts.
-pub fn check_enforced(config: &Config, check: CheckName) -> bool {
+pub(crate) fn check_enforced(config: &Config, check: CheckName) -> bool {
     checks::find(check).is_none_or(|c| c.is_enforced(config))
 }
 

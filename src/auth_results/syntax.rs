@@ -89,7 +89,7 @@ pub fn authserv_id(value: &str) -> Option<String> {
 /// The authserv-id as a lax reader might take it: the first word after
 /// white space and comments, up to `;`, `(` or white space, with every `"`
 /// and `\` dropped. `None` inside a comment that never ends.
-pub fn lax_authserv_id(value: &str) -> Option<String> {
+pub(crate) fn lax_authserv_id(value: &str) -> Option<String> {
     let mut c = Cursor::new(value);
     c.cfws()?;
     let word = c.take_while(|b| !matches!(b, b';' | b'(' | b' ' | b'\t' | b'\r' | b'\n'));
@@ -121,7 +121,7 @@ pub fn value(v: &str) -> String {
 }
 
 /// The most characters of a comment's text we write.
-pub const COMMENT_MAX: usize = 300;
+pub(crate) const COMMENT_MAX: usize = 300;
 
 /// `text` as a comment, `(text)`: printable ASCII, with `(`, `)` and `\`
 /// replaced by spaces (nothing to escape, nothing a lax reader could
@@ -142,7 +142,7 @@ pub fn comment(text: &str) -> String {
 /// `local@domain` (local part a dot-atom or quoted-string) or `@domain`:
 /// the local part as written and the domain. RFC 5321/5322 addr-spec
 /// without obsolete forms; the domain per [`is_domain_name`].
-pub fn addr_spec(v: &str) -> Option<(&str, &str)> {
+pub(crate) fn addr_spec(v: &str) -> Option<(&str, &str)> {
     let at = if v.starts_with('"') {
         let mut c = Cursor::new(v);
         c.quoted_string()?;
@@ -159,7 +159,7 @@ pub fn addr_spec(v: &str) -> Option<(&str, &str)> {
 /// A domain name as RFC 6376 §3.5 writes `d=` (RFC 8601's `domain-name`):
 /// dot-separated labels of letters, digits and inner hyphens, no trailing
 /// dot.
-pub fn is_domain_name(v: &str) -> bool {
+pub(crate) fn is_domain_name(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 253
         && v.split('.').all(|label| {

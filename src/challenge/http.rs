@@ -30,14 +30,14 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-pub const MAX_HEAD: usize = 8 * 1024;
-pub const MAX_BODY: usize = 2 * 1024;
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-pub const RATE_WINDOW: Duration = Duration::from_secs(3600);
-pub const RATE_ENTRIES: u64 = 100_000;
+pub(crate) const MAX_HEAD: usize = 8 * 1024;
+pub(crate) const MAX_BODY: usize = 2 * 1024;
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(3600);
+pub(crate) const RATE_ENTRIES: u64 = 100_000;
 
 /// Fixed-window counters per key.
-pub struct RateLimit(Cache<String, Arc<AtomicU32>>);
+pub(crate) struct RateLimit(Cache<String, Arc<AtomicU32>>);
 
 impl Default for RateLimit {
     fn default() -> Self {

@@ -25,22 +25,22 @@ use prometheus_client::metrics::{counter::Counter, family::Family};
 use std::sync::LazyLock;
 
 /// The longest URL put into a reply (a reply line holds 400 characters).
-pub const MAX_URL: usize = 390;
+pub(crate) const MAX_URL: usize = 390;
 /// Wrong answers a challenge takes before it is burnt.
-pub const MAX_ATTEMPTS: u32 = 3;
+pub(crate) const MAX_ATTEMPTS: u32 = 3;
 /// Recipients of one message that get a URL in an end-of-message refusal.
-pub const MAX_URLS_PER_REPLY: usize = 5;
+pub(crate) const MAX_URLS_PER_REPLY: usize = 5;
 const MAC_LEN: usize = 16;
 const VERSION: u8 = 1;
 
 /// `challenges_total` events: a refusal carried a URL, a page was solved,
 /// a message was let through by a solved challenge.
-pub const EVENTS: [&str; 3] = ["offered", "passed", "let_through"];
+pub(crate) const EVENTS: [&str; 3] = ["offered", "passed", "let_through"];
 
 /// Challenge events by `event` (one of [`EVENTS`]), counted here;
 /// src/metrics.rs registers this same family and so reads it at scrape
 /// time (ARCHITECTURE.md, "Module graph").
-pub static EVENT_COUNTERS: LazyLock<Family<[(&'static str, &'static str); 1], Counter>> =
+pub(crate) static EVENT_COUNTERS: LazyLock<Family<[(&'static str, &'static str); 1], Counter>> =
     LazyLock::new(|| {
         let family = Family::default();
         for event in EVENTS {
@@ -108,7 +108,7 @@ const NUMBERS: [&str; 21] = [
 ];
 
 impl Challenge {
-    pub fn nonce_hex(&self) -> String {
+    pub(crate) fn nonce_hex(&self) -> String {
         self.nonce.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
@@ -281,7 +281,7 @@ impl Challenges {
 
 /// Is `given` the answer: digits or the English word, spaces and case
 /// ignored?
-pub fn is_answer(q: &Question, given: &str) -> bool {
+pub(crate) fn is_answer(q: &Question, given: &str) -> bool {
     let given = given.trim().to_ascii_lowercase();
     given.parse::<u32>().ok() == Some(q.answer)
         || NUMBERS.get(q.answer as usize).is_some_and(|w| *w == given)
@@ -326,7 +326,7 @@ fn unbase64url(s: &str) -> Option<Vec<u8>> {
 /// A pass that only a trusted ARC sealer vouched for does not count (the
 /// bounce would go through the forwarder). The null sender never does
 /// (a bounce cannot be bounced). Returns the check that proved it.
-pub fn proven(mail_from: &str, results: &[CheckResult]) -> Option<&'static str> {
+pub(crate) fn proven(mail_from: &str, results: &[CheckResult]) -> Option<&'static str> {
     if mail_from.is_empty() {
         return None;
     }

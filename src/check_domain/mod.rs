@@ -10,8 +10,8 @@ mod receiver;
 mod report;
 mod spf;
 
-pub use report::{Finding, Mark, Report};
-pub use spf::SPF_LOOKUP_LIMIT;
+pub use report::Finding;
+pub use report::{Mark, Report};
 
 use crate::{
     checks::{

@@ -24,7 +24,7 @@ const EHLO: &str = "check-domain.invalid";
 
 /// SPF for mail from `postmaster@domain` sent by `ip`, strictly (only
 /// `pass` passes), and the address's forward-confirmed PTR names.
-pub async fn spf_for_ip(dns: &Dns, domain: &str, ip: IpAddr, f: &mut Findings) {
+pub(crate) async fn spf_for_ip(dns: &Dns, domain: &str, ip: IpAddr, f: &mut Findings) {
     let envelope = Envelope {
         client_ip: Some(ip),
         helo: domain.to_string(),
@@ -160,7 +160,7 @@ pub async fn signature(dns: &Dns, domain: &str, key: &DomainKey, f: &mut Finding
 /// Signs a DKIM2 test message (`i=1`, from `postmaster@domain` to a test
 /// recipient) with `key` under `selector` and verifies it with the DKIM2
 /// check, keys at `selector._domainkey.domain`.
-pub async fn dkim2_signature(
+pub(crate) async fn dkim2_signature(
     dns: &Dns,
     domain: &str,
     key: DomainKey,

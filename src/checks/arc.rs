@@ -20,9 +20,8 @@
 mod fields;
 mod keys;
 
-pub use fields::{
-    Fields, MAX_BYTES, MAX_HEADER_FIELDS, MAX_SETS, MAX_SIGNATURE_BITS, MAX_SIGNED_HEADERS,
-};
+pub(crate) use fields::Fields;
+pub use fields::MAX_SETS;
 
 use super::{
     cpu::off_the_workers, BoxFuture, Check, CheckName, CheckResult, Effect, Inputs, MessageStep,
@@ -36,7 +35,7 @@ use std::time::Instant;
 
 pub const NAME: CheckName = CheckName::new("arc");
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "arc",
     // Never enforced: the result only vouches for other checks' results.
@@ -165,6 +164,6 @@ fn describe(e: &Error) -> String {
 /// `ARC-Authentication-Results` records; `None` without a chain, or one
 /// above the caps. Read from the header fields only: call it for a chain
 /// the check validated.
-pub fn newest_results(message: &[u8]) -> Option<(String, Vec<ResInfo>)> {
+pub(crate) fn newest_results(message: &[u8]) -> Option<(String, Vec<ResInfo>)> {
     Fields::scan(message).ok()?.newest_results()
 }

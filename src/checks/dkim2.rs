@@ -25,12 +25,12 @@ pub const NAME: CheckName = CheckName::new("dkim2");
 
 /// The newest signature's `i=`, `d=` and first selector, and the draft's
 /// text of a failure: what [`crate::dkim2::apply`] reads (not logged).
-pub const FACT_NEWEST_I: &str = "dkim2.newest_i";
-pub const FACT_NEWEST_D: &str = "dkim2.newest_d";
-pub const FACT_NEWEST_S: &str = "dkim2.newest_s";
-pub const FACT_FAILURE: &str = "dkim2.failure";
+pub(crate) const FACT_NEWEST_I: &str = "dkim2.newest_i";
+pub(crate) const FACT_NEWEST_D: &str = "dkim2.newest_d";
+pub(crate) const FACT_NEWEST_S: &str = "dkim2.newest_s";
+pub(crate) const FACT_FAILURE: &str = "dkim2.failure";
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "dkim2",
     // Applied through the mailkey check (crate::dkim2::apply).
@@ -142,7 +142,7 @@ pub fn result(
 /// The result for a DSN about a message of ours: refused when it does not
 /// verify and `refuse` (`[dkim2] refuse_unverified_dsn`), through mailkey
 /// as any failing chain; otherwise reported only.
-pub fn dsn_result(outcome: &Outcome, refuse: bool) -> CheckResult {
+pub(crate) fn dsn_result(outcome: &Outcome, refuse: bool) -> CheckResult {
     let effect = match outcome.status {
         Status::Pass | Status::None => Effect::Accept,
         Status::TempError if refuse => Effect::Tempfail(Code::DNS_TEMPFAIL),

@@ -12,13 +12,13 @@ use std::{collections::HashSet, sync::Arc};
 pub const SELECTOR: &str = "mailkey";
 
 /// Where the keys of `domain` are published: `mailkey.D`.
-pub fn owner_name(domain: &str) -> String {
+pub(crate) fn owner_name(domain: &str) -> String {
     format!("{SELECTOR}.{domain}")
 }
 
 /// Where ordinary DKIM verifiers look for the key of a mailkey signature:
 /// `mailkey._domainkey.D`, best a CNAME to [`owner_name`].
-pub fn dkim_name(domain: &str) -> String {
+pub(crate) fn dkim_name(domain: &str) -> String {
     format!("{SELECTOR}._domainkey.{domain}")
 }
 
@@ -28,13 +28,13 @@ pub const MAX_KEYS: usize = 4;
 /// 750 octets, RSA-8192 (the largest key verified) about 1,450: four times
 /// that leaves room for any tags, and a record made to be expensive to
 /// parse is refused unread (docs/decisions.md).
-pub const MAX_RECORD_BYTES: usize = 4096;
+pub(crate) const MAX_RECORD_BYTES: usize = 4096;
 /// The most octets of TXT records at `mailkey.D` read at all: four records
 /// of the largest size. A larger answer is refused as a whole (which
 /// records of it would count depends on the order DNS sends them in).
-pub const MAX_ANSWER_BYTES: usize = MAX_KEYS * MAX_RECORD_BYTES;
+pub(crate) const MAX_ANSWER_BYTES: usize = MAX_KEYS * MAX_RECORD_BYTES;
 /// The shortest RSA key accepted (RFC 8301 §3.2).
-pub const MIN_RSA_BITS: u32 = 1024;
+pub(crate) const MIN_RSA_BITS: u32 = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyType {

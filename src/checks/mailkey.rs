@@ -37,11 +37,11 @@ mod rules;
 mod select;
 mod verify;
 
-pub use rules::MAX_SIGNED_FIELDS;
+pub(crate) use rules::MAX_SIGNED_FIELDS;
 
 pub const NAME: CheckName = CheckName::new("mailkey");
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "mailkey",
     enforced: |config| config.mailkey.enforce,
@@ -195,7 +195,11 @@ fn no_domain(config: &MailkeyConfig) -> CheckResult {
 /// looked at: the result when the lookup failed or no usable key is
 /// published, `None` when a usable key is there and the signature decides.
 /// `check-domain` judges the published keys with this very function.
-pub fn key_result(config: &MailkeyConfig, domain: &str, keys: &KeyLookup) -> Option<CheckResult> {
+pub(crate) fn key_result(
+    config: &MailkeyConfig,
+    domain: &str,
+    keys: &KeyLookup,
+) -> Option<CheckResult> {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     match keys {
         KeyLookup::TempError(e) => Some(
@@ -240,7 +244,7 @@ fn no_key_effect(config: &MailkeyConfig) -> Effect {
 
 /// A failing signature or key: rejected, but with `t=y` reported, never
 /// rejected (`check-domain` marks a key file that matches no record so).
-pub fn fail_effect(testing: bool) -> Effect {
+pub(crate) fn fail_effect(testing: bool) -> Effect {
     if testing {
         Effect::Accept
     } else {

@@ -19,7 +19,10 @@ use crate::{
     reply::{Code, Outcome},
 };
 pub(crate) use registry::registered;
-pub use registry::{find, too_big, BoxFuture, Check, Inputs, MessageStep, Stage, CHECKS};
+pub use registry::MessageStep;
+pub use registry::Stage;
+pub use registry::{find, Check, Inputs, CHECKS};
+pub(crate) use registry::{too_big, BoxFuture};
 use std::{fmt, time::Duration};
 
 /// What `on_error` makes of a check that could not give its result.
@@ -158,14 +161,14 @@ impl CheckResult {
     /// The result reported for a check that could not run because the
     /// milter itself failed (a bug, a panic): never a pass, and what it
     /// does to the message is `on_error`'s choice.
-    pub fn internal_error(check: CheckName, why: &str, on_error: OnError) -> Self {
+    pub(crate) fn internal_error(check: CheckName, why: &str, on_error: OnError) -> Self {
         Self::new(check, Status::TempError, on_error_effect(on_error))
             .reason(format!("internal error: {why}"))
     }
 
     /// The result of a check that did not finish within `eom_timeout_ms`:
     /// like an internal error, `on_error` decides.
-    pub fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> Self {
+    pub(crate) fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> Self {
         Self::new(check, Status::TempError, on_error_effect(on_error)).reason(format!(
             "not finished within the end-of-message deadline of {} ms",
             timeout.as_millis()
@@ -185,13 +188,13 @@ impl CheckResult {
     }
 
     /// Adds a field to the log line.
-    pub fn fact(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    pub(crate) fn fact(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.facts.push((name, value.into()));
         self
     }
 
     /// The value of the log field `name`, if this result has it.
-    pub fn fact_value(&self, name: &str) -> Option<&str> {
+    pub(crate) fn fact_value(&self, name: &str) -> Option<&str> {
         self.facts
             .iter()
             .find(|(n, _)| *n == name)

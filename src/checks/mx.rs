@@ -20,7 +20,7 @@ use mail_auth::{
 
 pub const NAME: CheckName = CheckName::new("mx");
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "x-mx",
     enforced: |config| config.mx.enforce,
@@ -88,7 +88,7 @@ pub async fn lookup(dns: &Dns, domain: &str) -> MxAnswer {
 
 /// The check's result for `domain` given its MX answer; `check-domain`
 /// judges a domain with this very function.
-pub fn answer_result(domain: &str, answer: &MxAnswer) -> CheckResult {
+pub(crate) fn answer_result(domain: &str, answer: &MxAnswer) -> CheckResult {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     let r = match answer {
         MxAnswer::Real(_) => result(Status::Pass, Effect::Accept),
@@ -113,7 +113,7 @@ pub fn answer_result(domain: &str, answer: &MxAnswer) -> CheckResult {
 
 /// At least one exchange that is not the root: RFC 7505's null MX (`0 .`)
 /// says the domain accepts no mail.
-pub fn is_real(set: &RecordSet<Mx>) -> bool {
+pub(crate) fn is_real(set: &RecordSet<Mx>) -> bool {
     set.records
         .iter()
         .flat_map(|mx| mx.exchanges.iter())

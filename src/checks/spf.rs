@@ -24,7 +24,7 @@ use viaspf::{
 
 pub const NAME: CheckName = CheckName::new("spf");
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "spf",
     enforced: |config| config.spf.enforce,
@@ -33,7 +33,7 @@ pub const CHECK: Check = Check {
 
 /// The transaction's SPF result, evaluated once: the SPF check and the TLS
 /// check's `sender-domain` evidence both ask for it.
-pub async fn shared_result(inputs: &Inputs) -> &CheckResult {
+pub(crate) async fn shared_result(inputs: &Inputs) -> &CheckResult {
     inputs
         .spf
         .get_or_init(|| async {
@@ -49,7 +49,7 @@ pub async fn shared_result(inputs: &Inputs) -> &CheckResult {
 /// time-out besides.
 const EVALUATION_TIMEOUT: Duration = Duration::from_secs(20);
 /// At most this many characters of a domain's `exp=` explanation are quoted.
-pub const MAX_EXPLANATION: usize = 200;
+pub(crate) const MAX_EXPLANATION: usize = 200;
 
 /// Which identity was checked (RFC 7208 §2.3, §2.4).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -205,7 +205,7 @@ fn explanation(exp: &str) -> String {
 }
 
 /// `v=spf1` followed by a space or nothing (RFC 7208 §4.5).
-pub fn is_spf_record(txt: &[u8]) -> bool {
+pub(crate) fn is_spf_record(txt: &[u8]) -> bool {
     txt.len() >= 6
         && txt[..6].eq_ignore_ascii_case(b"v=spf1")
         && txt.get(6).is_none_or(|b| *b == b' ')

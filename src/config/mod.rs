@@ -135,7 +135,7 @@ impl ConfigError {
     /// An error in the value of `key` (`table.key`) of the file at `path`,
     /// found after the file was read (a file the value names, a key that
     /// does not load): with the line of the key when it is in the file.
-    pub fn at_key(path: &Path, key: &str, message: String) -> Self {
+    pub(crate) fn at_key(path: &Path, key: &str, message: String) -> Self {
         let text = fs::read_to_string(path).unwrap_or_default();
         Self::Invalid {
             path: path.into(),

@@ -187,7 +187,7 @@ fn chain_of(message: &[u8]) -> (Vec<Hop>, Vec<(String, String)>) {
 
 /// Why a DSN cannot be passed back.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PropagateError {
+pub(crate) enum PropagateError {
     #[error("the DSN has no returned message")]
     NoReturned,
     #[error("the returned message does not parse")]
@@ -204,7 +204,7 @@ pub enum PropagateError {
 /// parts, the boundaries and the header stay as they are (the caller
 /// replaces `From` and removes the DSN's own DKIM2 fields: the rebuilt DSN
 /// is signed anew, as a new message, by our second pass).
-pub fn propagate(message: &[u8]) -> Result<Vec<u8>, PropagateError> {
+pub(crate) fn propagate(message: &[u8]) -> Result<Vec<u8>, PropagateError> {
     let part = returned(message).ok_or(PropagateError::NoReturned)?;
     let inner = &message[part.range.clone()];
     let parsed = AuthenticatedMessage::parse(inner).ok_or(PropagateError::Unparseable)?;

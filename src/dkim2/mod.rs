@@ -23,7 +23,7 @@
 //! [`MAX_HEADER_BYTES`].
 
 pub mod apply;
-pub mod custody;
+pub(crate) mod custody;
 pub mod dsn;
 mod keys;
 mod outcome;
@@ -40,7 +40,7 @@ use crate::config::{Config, SignatureKind};
 /// each hop costs the verifier its key lookups, a signature check and, for
 /// a changed message, a recipe applied to the body and a hash of it, so
 /// the chain length multiplies the work a sender can ask for.
-pub const MAX_SIGNATURES: usize = 8;
+pub(crate) const MAX_SIGNATURES: usize = 8;
 
 /// The most distinct keys (selector, `d=`) looked up for one message: a
 /// chain of [`MAX_SIGNATURES`] hops with one key each, and room for hops
@@ -52,11 +52,11 @@ pub const MAX_KEYS: usize = 16;
 /// list footer's is a few hundred bytes, a subject tag's less. A recipe is
 /// JSON parsed and applied over the whole body once per hop: bounding its
 /// size bounds the recipe's work to the size of the message plus this.
-pub const MAX_HEADER_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 256 * 1024;
 
 /// The DKIM2 header field names (RFC 5322 names, compared case-blind).
-pub const SIGNATURE_HEADER: &str = "DKIM2-Signature";
-pub const INSTANCE_HEADER: &str = "Message-Instance";
+pub(crate) const SIGNATURE_HEADER: &str = "DKIM2-Signature";
+pub(crate) const INSTANCE_HEADER: &str = "Message-Instance";
 
 /// What DKIM2 keeps per configuration: the signers of our DKIM2 domains
 /// and the forwarding host's door-verified messages.
@@ -76,7 +76,7 @@ impl State {
 
 /// The configuration rules of DKIM2 signing (`[[signing.domains]]`
 /// `signatures` and `dkim2_selector`).
-pub fn validate_config(config: &Config) -> Result<(), String> {
+pub(crate) fn validate_config(config: &Config) -> Result<(), String> {
     for entry in &config.signing.domains {
         if entry.signatures.is_empty() {
             return Err(format!(
@@ -114,7 +114,7 @@ pub fn validate_config(config: &Config) -> Result<(), String> {
 }
 
 /// Do DKIM2 verification or signing need the RCPT stage of the milter?
-pub fn needs_recipients(shared: &crate::Shared) -> bool {
+pub(crate) fn needs_recipients(shared: &crate::Shared) -> bool {
     let config = &shared.config;
     config.dkim2.verify
         || config
@@ -129,29 +129,10 @@ pub fn bare(path: &str) -> &str {
     path.trim().trim_start_matches('<').trim_end_matches('>')
 }
 
-/// The domain of an address (after the last `@`), lower case.
-pub fn domain_of(address: &str) -> String {
-    let address = bare(address);
-    address
-        .rsplit_once('@')
-        .map_or(address, |(_, d)| d)
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
-}
-
-/// The draft's relaxed domain match (§7.1): `child` is `parent` or below it.
-pub fn at_or_below(child: &str, parent: &str) -> bool {
-    let (child, parent) = (
-        child.trim_end_matches('.').to_ascii_lowercase(),
-        parent.trim_end_matches('.').to_ascii_lowercase(),
-    );
-    !parent.is_empty() && (child == parent || child.ends_with(&format!(".{parent}")))
-}
-
 /// Does the header block of `message` carry a DKIM2 header field? A scan
 /// of the field names only: mail without DKIM2 (nearly all of it today)
 /// costs nothing more.
-pub fn has_dkim2_fields(message: &[u8]) -> bool {
+pub(crate) fn has_dkim2_fields(message: &[u8]) -> bool {
     header_fields(message).any(|(name, _)| is_dkim2_name(name))
 }
 
@@ -261,15 +242,5 @@ mod tests {
             let err = parse(entry).unwrap_err();
             assert!(err.contains(why), "{entry}: {err}");
         }
-    }
-
-    #[test]
-    fn relaxed_domain_match() {
-        assert!(at_or_below("Mail.Example.com", "example.com"));
-        assert!(at_or_below("example.com.", "example.com"));
-        assert!(!at_or_below("example.com", "mail.example.com"));
-        assert!(!at_or_below("badexample.com", "example.com"));
-        assert_eq!(domain_of("<Alice@Example.COM>"), "example.com");
-        assert_eq!(domain_of("<>"), "");
     }
 }

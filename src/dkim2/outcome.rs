@@ -71,7 +71,7 @@ impl Outcome {
     /// `Message-Instance` has `m=` `highest_m`; `m_to_i` holds (`m=`, `i=`)
     /// of each signature in `i=` order, to attribute an instance's failure
     /// to the signature that added it.
-    pub fn from_result(
+    pub(crate) fn from_result(
         result: &Dkim2Result,
         chain: Vec<Hop>,
         highest_m: u32,

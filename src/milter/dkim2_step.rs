@@ -28,7 +28,7 @@ use std::sync::Arc;
 use tracing::{error, warn};
 
 /// Keeps an accepted message whose chain verified here, for its hop.
-pub fn remember(shared: &Shared, evaluation: &Evaluation, complete: &Arc<Bytes>) {
+pub(crate) fn remember(shared: &Shared, evaluation: &Evaluation, complete: &Arc<Bytes>) {
     let passed = evaluation
         .results
         .iter()
@@ -209,7 +209,7 @@ async fn insert(
 /// arrived here ([`crate::dkim2::dsn::propagate`]), `From` our
 /// MAILER-DAEMON, `To` the previous hop's sender, the DSN's own DKIM2
 /// fields removed (our second pass signs it anew). Whatever fails, the DSN goes on unchanged (logged).
-pub async fn propagate(
+pub(crate) async fn propagate(
     actions: &EomActions,
     shared: &Shared,
     evaluation: &Evaluation,

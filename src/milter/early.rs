@@ -23,7 +23,7 @@ use std::time::Duration;
 /// timeouts MTAs give a milter per command (Sendmail's `T=R:10s`, Postfix's
 /// `milter_command_timeout` of 30 s). A check not done by then is decided
 /// at the end of message, as before.
-pub const RCPT_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const RCPT_WAIT: Duration = Duration::from_secs(5);
 
 /// Is the RCPT stage worth negotiating (`reject_at_rcpt`)? Only enforce
 /// mode rejects, and only an enforced check can cause it.

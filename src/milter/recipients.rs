@@ -166,7 +166,7 @@ impl Recipients {
 
     /// The message key for counting a token use once, when the message is
     /// addressed with a token (call before the message is handed on).
-    pub fn message_key(&self, message: &mut Message) -> Option<String> {
+    pub(crate) fn message_key(&self, message: &mut Message) -> Option<String> {
         if !matches!(self.accepted, Some(Class::Token(_))) {
             return None;
         }

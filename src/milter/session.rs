@@ -205,7 +205,7 @@ impl Session {
     /// The status for a stage that always goes on: `Noreply` when the MTA
     /// agreed not to wait for it (`stage` is the `NOREPLY_*` option; none
     /// for abort and close, which get no reply anyway).
-    pub fn go_on(&self, stage: ProtoOpts) -> indymilter::Status {
+    pub(crate) fn go_on(&self, stage: ProtoOpts) -> indymilter::Status {
         if self.noreply.intersects(stage) {
             indymilter::Status::Noreply
         } else {
@@ -214,7 +214,11 @@ impl Session {
     }
 
     /// End of message: the lifecycle's steps, in order.
-    pub async fn end_of_message(&mut self, actions: &EomActions, macros: &Macros) -> Outcome {
+    pub(crate) async fn end_of_message(
+        &mut self,
+        actions: &EomActions,
+        macros: &Macros,
+    ) -> Outcome {
         let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
         let _in_flight = self.in_flight.take();
         let Some(mut message) = self.message.take() else {

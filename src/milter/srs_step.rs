@@ -27,7 +27,12 @@ use tracing::{error, info};
 /// The reply refusing RCPT `arg`, if it is an invalid SRS address of ours;
 /// logged here, and `None` in monitor mode (which never refuses: the log
 /// line says what enforce mode would have answered).
-pub fn refuse_rcpt(shared: &Shared, message: &Message, arg: &str, queue_id: &str) -> Option<Reply> {
+pub(crate) fn refuse_rcpt(
+    shared: &Shared,
+    message: &Message,
+    arg: &str,
+    queue_id: &str,
+) -> Option<Reply> {
     let srs = shared.srs.as_ref()?;
     let address = bare(arg);
     if !srs.is_ours(address) {

@@ -45,12 +45,15 @@ mod servers;
 mod slots;
 mod trust;
 
-pub use cache::{CACHE_BYTES, MAX_HELO_VARIANTS};
-pub use names::{cert_names, confirmed_ptr_names, name_matches};
+pub(crate) use names::{cert_names, confirmed_ptr_names, name_matches};
 pub use outcome::{ProbeKind, Problem};
-pub use servers::{ServerFinding, Servers, MAX_MX_HOSTS};
-pub use slots::{Slots, MAX_CONCURRENT_PROBES, MAX_PROBES_PER_NETWORK};
-pub use trust::{CertProblem, TrustStore, TrustStoreError};
+pub use servers::ServerFinding;
+pub use servers::Servers;
+pub use servers::MAX_MX_HOSTS;
+pub use slots::Slots;
+pub use slots::{MAX_CONCURRENT_PROBES, MAX_PROBES_PER_NETWORK};
+pub use trust::TrustStoreError;
+pub use trust::{CertProblem, TrustStore};
 
 use crate::{config::TlsConfig, dns::Dns};
 use cache::{Finding, ProbeCache};
@@ -116,7 +119,7 @@ impl Prober {
 
     /// A prober that shares `slots` with others (a reload's new prober
     /// with the one connections opened before it still use).
-    pub fn with_slots(
+    pub(crate) fn with_slots(
         config: &TlsConfig,
         ehlo_name: &str,
         slots: Slots,
@@ -291,7 +294,7 @@ impl Prober {
 /// error says what the address is (no parentheses: it ends up in an
 /// `Authentication-Results` comment). Loopback, private and documentation
 /// addresses are unicast and probed (docs/decisions.md, "Probe slots").
-pub fn probe_target(ip: IpAddr) -> Result<(), &'static str> {
+pub(crate) fn probe_target(ip: IpAddr) -> Result<(), &'static str> {
     match ip {
         IpAddr::V4(v4) => {
             let first = v4.octets()[0];
@@ -412,7 +415,7 @@ mod tests {
 /// counters and so reads them at scrape time (the prober needs nothing of
 /// the metrics: ARCHITECTURE.md, "Module graph").
 #[derive(Debug)]
-pub struct ProbeCounters {
+pub(crate) struct ProbeCounters {
     /// Probes run (cached results not counted), by `outcome`: one of
     /// [`PROBE_OUTCOMES`].
     pub probes: Family<[(&'static str, &'static str); 1], Counter>,
@@ -421,14 +424,14 @@ pub struct ProbeCounters {
 }
 
 /// The `outcome` labels of [`ProbeCounters::probes`].
-pub const PROBE_OUTCOMES: [&str; 4] =
+pub(crate) const PROBE_OUTCOMES: [&str; 4] =
     ["certificate", "no_starttls", "bad_certificate", "temperror"];
 /// Upper bounds of the probe duration histogram, in seconds (a TCP and TLS
 /// conversation, `probe_timeout_ms`).
 const PROBE_BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The probe counters of every [`Prober`] in the process.
-pub static PROBE_COUNTERS: LazyLock<ProbeCounters> = LazyLock::new(|| {
+pub(crate) static PROBE_COUNTERS: LazyLock<ProbeCounters> = LazyLock::new(|| {
     let counters = ProbeCounters {
         probes: Family::default(),
         seconds: Histogram::new(PROBE_BUCKETS),

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 /// Looks up `names` (`s._domainkey.d.`) through the shared caches, all at
 /// once; each answer (a key or the error) is kept, for mail-auth to find as
 /// its TXT cache.
-pub async fn fetch(dns: &Dns, names: &[String]) -> KeyOverlay {
+pub(crate) async fn fetch(dns: &Dns, names: &[String]) -> KeyOverlay {
     let mut lookups = JoinSet::new();
     for name in names {
         let lookup = dns.domain_key(name);

@@ -122,7 +122,7 @@ fn key_kind(a: Algorithm) -> &'static str {
     }
 }
 
-pub fn algorithm_name(a: Algorithm) -> &'static str {
+pub(crate) fn algorithm_name(a: Algorithm) -> &'static str {
     match a {
         Algorithm::Ed25519Sha256 => "ed25519-sha256",
         Algorithm::RsaSha256 => "rsa-sha256",
