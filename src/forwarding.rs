@@ -23,7 +23,7 @@
 //!   connecting forwarder are never rewritten.
 
 use crate::{
-    auth_results::syntax::{addr_spec, is_domain_name, ResInfo},
+    ar_syntax::{addr_spec, is_domain_name, ResInfo},
     checks::{arc, mailkey, spf, CheckResult, Effect, Status},
 };
 

@@ -8,6 +8,7 @@
 
 // Lints: Cargo.toml's `[lints]` (no unwrap/expect outside tests).
 
+pub mod ar_syntax;
 pub(crate) mod arc_seal;
 pub mod auth_results;
 pub mod challenge;

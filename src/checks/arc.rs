@@ -27,7 +27,7 @@ use super::{
     cpu::off_the_workers, BoxFuture, Check, CheckName, CheckResult, Effect, Inputs, MessageStep,
     Stage, Status,
 };
-use crate::{auth_results::syntax::ResInfo, dns::Dns};
+use crate::{ar_syntax::ResInfo, dns::Dns};
 use mail_auth::{
     arc::ArcError, dns::Parameters, AuthenticatedMessage, DkimResult, Error, MessageAuthenticator,
 };

@@ -239,7 +239,7 @@ impl Config {
             }
         }
         let selector = &self.arc.selector;
-        if !crate::auth_results::syntax::is_domain_name(selector) {
+        if !crate::ar_syntax::is_domain_name(selector) {
             return Err(format!(
                 "key `arc.selector`: invalid value {selector:?}: allowed is a DNS label \
                  (letters, digits, inner hyphens; dots between labels)"

@@ -5,7 +5,7 @@
 //! that validation costs at most a fixed amount whatever the message
 //! carries (docs/decisions.md, "ARC bounds"; SECURITY.md).
 
-use crate::auth_results::syntax::{self, ResInfo};
+use crate::ar_syntax::{self as syntax, ResInfo};
 use mail_auth::arc::{ArcAuthResults, Seal, Signature};
 
 /// The most ARC sets validated. RFC 8617 allows 50; real chains have one

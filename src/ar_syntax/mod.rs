@@ -1,7 +1,7 @@
 //! The grammar of `Authentication-Results` (RFC 8601 §2.2) and of
 //! `ARC-Authentication-Results` (RFC 8617 §4.1.1: `i=N;` before the same
 //! payload), read and written in one place: our header writer quotes with
-//! [`value`] and [`comment`], [`super::claims`] compares the authserv-id
+//! [`value`] and [`comment`], [`crate::auth_results::claims`] compares the authserv-id
 //! that [`authserv_id`] reads, and [`crate::forwarding`] reads a trusted
 //! sealer's record with [`parse_arc`]. What one side writes, the other
 //! reads back exactly (tests/properties.rs).
@@ -17,6 +17,10 @@
 //! property that does not parse (real verifiers write `action=none` or a
 //! `header.b=` with `/`); neither can turn text inside a quoted-string or
 //! comment into a result or a property. docs/protocol.md §8.
+//!
+//! A module of its own, below all that reads or writes the grammar (the
+//! config, the ARC check, forwarding, our header): ARCHITECTURE.md,
+//! "Module graph".
 
 /// One parsed `Authentication-Results` payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -478,5 +482,4 @@ impl<'a> Cursor<'a> {
 }
 
 #[cfg(test)]
-#[path = "syntax_tests.rs"]
 mod tests;
