@@ -23,9 +23,10 @@
 //! validated only when it can matter").
 
 use crate::{
-    checks::{arc, keyrecord::KeyType, CheckResult, Status},
+    checks::{arc, CheckResult, Status},
     config::ArcConfig,
     keygen::RSA_BITS,
+    protocol::KeyType,
     sign::{headers_to_sign, DomainKey, SignError},
 };
 use mail_auth::{

@@ -2,7 +2,7 @@
 //! behind mail-auth's `DnsCache` so that SPF, MX and key lookups share answers
 //! across messages for as long as their TTL allows.
 
-use crate::{checks::keyrecord::KeyLookup, config::DnsConfig};
+use crate::{config::DnsConfig, protocol::KeyLookup};
 use mail_auth::{
     dkim::DomainKey,
     dns::{DnsCache, Mx, Negative, RecordSet, ResolverCache, TxtRecord},
@@ -283,6 +283,21 @@ impl CacheWeight for Box<str> {
     }
 }
 
+/// What a cached lookup holds: its records' octets, and a little per key
+/// for the parsed key beside them.
+impl CacheWeight for KeyLookup {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Published { keys, records, .. } => {
+                records.iter().map(|r| r.raw.len()).sum::<usize>()
+                    + keys.iter().map(|k| k.public.len() + 64).sum::<usize>()
+            }
+            Self::NoKey => 0,
+            Self::TempError(e) => e.len(),
+        }
+    }
+}
+
 impl<T: CacheWeight> CacheWeight for Result<RecordSet<T>, Negative> {
     fn bytes(&self) -> usize {
         match self {
@@ -451,6 +466,18 @@ impl DnsCache for DnsCaches {
     }
     fn ptr(&self) -> Option<&Self::Ptr> {
         Some(&self.ptr)
+    }
+}
+
+impl KeyLookup {
+    /// The mailkey keys in a TXT answer at `mailkey.D`: none for NXDOMAIN
+    /// or NODATA, a temporary error for one.
+    pub fn from_answer(answer: TxtAnswer) -> Self {
+        match answer {
+            TxtAnswer::Records(records) => Self::from_records(records),
+            TxtAnswer::NotFound => Self::NoKey,
+            TxtAnswer::TempError(e) => Self::TempError(e),
+        }
     }
 }
 

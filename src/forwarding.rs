@@ -98,9 +98,7 @@ fn vouched(recorded: &[ResInfo], r: &CheckResult, domain: &str) -> bool {
             let d_matches = x.prop("header.d").is_some_and(in_domain);
             match x.method.as_str() {
                 "mailkey" => d_matches,
-                "dkim" => {
-                    d_matches && x.prop("header.s") == Some(crate::checks::keyrecord::SELECTOR)
-                }
+                "dkim" => d_matches && x.prop("header.s") == Some(crate::protocol::SELECTOR),
                 _ => false,
             }
         }

@@ -11,12 +11,10 @@
 mod builtin;
 
 use crate::{
-    checks::{
-        keyrecord::{owner_name, SELECTOR},
-        Failure,
-    },
+    checks::Failure,
     config::GuidanceConfig,
     envelope::Envelope,
+    protocol::{owner_name, SELECTOR},
 };
 use std::net::IpAddr;
 

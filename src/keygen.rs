@@ -2,7 +2,7 @@
 //! and configure for it.
 
 use crate::{
-    checks::keyrecord::{dkim_name, owner_name},
+    protocol::{dkim_name, owner_name},
     sign::{normalise_domain, DomainKey},
 };
 use openssl::pkey::{PKey, Private};

@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod milter;
 pub(crate) mod netmask;
 pub mod policy;
+pub mod protocol;
 pub mod reply;
 pub mod report;
 pub mod secrets;

@@ -6,9 +6,9 @@
 //! a broken key file is reported then and never in the middle of a message.
 
 use crate::{
-    checks::keyrecord::{KeyType, SELECTOR},
     config::SigningConfig,
     dns::fqdn,
+    protocol::{KeyType, SELECTOR},
 };
 use mail_auth::{
     crypto::{Algorithm, DkimKey, Ed25519Key, HashOutput, RsaKey, Sha256},

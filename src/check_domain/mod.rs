@@ -14,14 +14,14 @@ pub use report::Finding;
 pub use report::{Mark, Report};
 
 use crate::{
-    checks::{
-        keyrecord::{dkim_name, owner_name, KeyLookup, KeyType, PublishedRecord, RecordError},
-        keyrecord::{MailkeyRecord, MAX_KEYS},
-        mailkey, mx, Effect,
-    },
+    checks::{mailkey, mx, Effect},
     config::{Alignment, MailkeyConfig, NoKey, TlsConfig},
     dns::{Dns, TxtAnswer},
     envelope::domain_name,
+    protocol::{
+        dkim_name, owner_name, KeyLookup, KeyType, MailkeyRecord, PublishedRecord, RecordError,
+        MAX_KEYS,
+    },
     sign::DomainKey,
 };
 use openssl::pkey::PKey;

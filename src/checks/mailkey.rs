@@ -13,16 +13,15 @@
 //! verifying.
 
 use super::{
-    cpu::off_the_workers,
-    keyrecord::{owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
-    BoxFuture, Check, CheckName, CheckResult, Effect, Failure as Fix, Inputs, MessageStep, Stage,
-    Status,
+    cpu::off_the_workers, BoxFuture, Check, CheckName, CheckResult, Effect, Failure as Fix, Inputs,
+    MessageStep, Stage, Status,
 };
 use crate::reply::Code;
 use crate::{
     config::{Alignment, MailkeyConfig, NoKey},
     dns::Dns,
     envelope::SenderDomain,
+    protocol::{owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
 };
 use mail_auth::AuthenticatedMessage;
 use reasons::Reasons;

@@ -7,13 +7,15 @@
 pub mod arc;
 pub mod cpu;
 pub mod dkim2;
-pub mod keyrecord;
 pub mod mailkey;
 pub mod mx;
 mod registry;
 pub mod spf;
 pub mod tls;
 
+/// The mailkey vocabulary lives in [`crate::protocol`]; `checks::keyrecord`
+/// is the name tests, benches and fuzz targets use.
+pub use crate::protocol as keyrecord;
 use crate::{
     config::OnError,
     reply::{Code, Outcome},

@@ -337,7 +337,7 @@ fn default_signatures() -> Vec<super::SignatureKind> {
 }
 
 fn default_dkim2_selector() -> String {
-    crate::checks::keyrecord::SELECTOR.into()
+    crate::protocol::SELECTOR.into()
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -74,45 +74,6 @@ impl State {
     }
 }
 
-/// The configuration rules of DKIM2 signing (`[[signing.domains]]`
-/// `signatures` and `dkim2_selector`).
-pub(crate) fn validate_config(config: &Config) -> Result<(), String> {
-    for entry in &config.signing.domains {
-        if entry.signatures.is_empty() {
-            return Err(format!(
-                "key `signing.domains.signatures`: domain {:?} signs nothing: allowed are \
-                 \"mailkey\", \"dkim2\" or both",
-                entry.domain
-            ));
-        }
-        let dkim2 = entry
-            .signatures
-            .iter()
-            .filter(|s| **s == SignatureKind::Dkim2)
-            .count();
-        if dkim2 > 1 || entry.signatures.len() - dkim2 > 1 {
-            return Err(format!(
-                "key `signing.domains.signatures`: domain {:?} names a signature twice",
-                entry.domain
-            ));
-        }
-        if crate::envelope::domain_name(&format!("{}.x.test", entry.dkim2_selector)).is_none() {
-            return Err(format!(
-                "key `signing.domains.dkim2_selector`: invalid value {:?}: allowed are DNS \
-                 labels (letters, digits, '-', '_', separated by '.')",
-                entry.dkim2_selector
-            ));
-        }
-    }
-    if config.dkim2.custody_cache_size > 1 << 32 {
-        return Err(format!(
-            "key `dkim2.custody_cache_size`: invalid value {}: allowed is 0 to 4294967296",
-            config.dkim2.custody_cache_size
-        ));
-    }
-    Ok(())
-}
-
 /// Do DKIM2 verification or signing need the RCPT stage of the milter?
 pub(crate) fn needs_recipients(shared: &crate::Shared) -> bool {
     let config = &shared.config;

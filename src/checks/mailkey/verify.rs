@@ -8,7 +8,7 @@
 //! stops (docs/decisions.md, item 7 of #21).
 
 use super::{reasons::describe, select::Candidate, Reasons};
-use crate::checks::keyrecord::{owner_name, KeyType, MailkeyRecord};
+use crate::protocol::{owner_name, KeyType, MailkeyRecord};
 use mail_auth::{
     crypto::{Algorithm, HashAlgorithm},
     dkim::{Canonicalization, Signature},
