@@ -194,7 +194,7 @@ impl Pending {
             Received::Whole(message) => message,
             Received::TooBig(_) => &[],
         };
-        crate::dkim2::apply(&mut results, sender.name(), config.mailkey.alignment);
+        crate::checks::dkim2::apply(&mut results, sender.name(), config.mailkey.alignment);
         forwarding::apply(&mut results, trusted, sender.name(), whole);
         let who = guidance::Sender::of(&self.inputs.envelope, sender.name());
         let verdict = verdict::decide(&results, config, &who);

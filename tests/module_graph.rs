@@ -17,31 +17,23 @@ use std::{
 /// An edge `from → to`, with one `file:line` that makes it.
 type Graph = BTreeMap<String, BTreeMap<String, String>>;
 
-/// The cycle still left (issue #22 is not done with it): `checks` ↔
-/// `dkim2` (`dkim2` reads `checks::Status`, `dkim2/apply.rs` makes check
-/// results). The list may only shrink: the test fails when a module joins
-/// the cycle, a new cycle forms, or a module listed here has left it (then
-/// take it off the list, and the cycle test then holds for every module).
-const KNOWN_CYCLE: [&str; 2] = ["checks", "dkim2"];
-
 /// Modules that only the milter (and `main`, `lib.rs`) may import: they
 /// sit on top and read the others, so nothing below reaches them.
 const ON_TOP: [&str; 2] = ["metrics", "milter"];
 
 #[test]
-fn top_level_modules_form_no_cycle_but_the_known_one() {
+fn top_level_modules_form_no_cycle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let graph = module_graph(&src);
     assert!(graph.len() > 10, "found only {:?} in src/", graph.keys());
     let cycles: Vec<String> = components(&graph)
         .into_iter()
-        .filter(|c| c.len() > 1 && *c != KNOWN_CYCLE)
+        .filter(|c| c.len() > 1)
         .map(|c| describe(&graph, &c))
         .collect();
     assert!(
         cycles.is_empty(),
-        "import cycles between top-level modules of src/ (KNOWN_CYCLE lists \
-         the one that may remain, and may only shrink):\n{}",
+        "import cycles between top-level modules of src/:\n{}",
         cycles.join("\n")
     );
 }

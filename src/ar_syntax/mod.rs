@@ -22,6 +22,42 @@
 //! config, the ARC check, forwarding, our header): ARCHITECTURE.md,
 //! "Module graph".
 
+use std::fmt;
+
+/// The result words of RFC 8601 used by all checks (`checks::Status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Fail,
+    /// SPF only.
+    SoftFail,
+    /// SPF only.
+    Neutral,
+    None,
+    TempError,
+    PermError,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::SoftFail => "softfail",
+            Self::Neutral => "neutral",
+            Self::None => "none",
+            Self::TempError => "temperror",
+            Self::PermError => "permerror",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One parsed `Authentication-Results` payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Results {

@@ -6,9 +6,13 @@
 //!
 //! The check is never enforced on its own. Its effect says what the chain
 //! means for the mailkey check of the sender domain `D`, which
-//! [`crate::dkim2::apply`] carries out: a chain whose newest signature is
+//! [`apply`] carries out: a chain whose newest signature is
 //! `D`'s (mailkey alignment) passes mailkey when it verifies, and fails it
 //! (reject `5.7.20`) when it does not — unless that key says `t=y`.
+
+mod apply;
+
+pub use apply::apply;
 
 use super::{
     mailkey::aligned, BoxFuture, Check, CheckName, CheckResult, Effect, Failure, Inputs,
@@ -24,7 +28,7 @@ use crate::reply::Code;
 pub const NAME: CheckName = CheckName::new("dkim2");
 
 /// The newest signature's `i=`, `d=` and first selector, and the draft's
-/// text of a failure: what [`crate::dkim2::apply`] reads (not logged).
+/// text of a failure: what [`apply`] reads (not logged).
 pub(crate) const FACT_NEWEST_I: &str = "dkim2.newest_i";
 pub(crate) const FACT_NEWEST_D: &str = "dkim2.newest_d";
 pub(crate) const FACT_NEWEST_S: &str = "dkim2.newest_s";
@@ -33,7 +37,7 @@ pub(crate) const FACT_FAILURE: &str = "dkim2.failure";
 pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "dkim2",
-    // Applied through the mailkey check (crate::dkim2::apply).
+    // Applied through the mailkey check (apply).
     enforced: |_| false,
     start: |inputs| {
         Box::pin(async move {

@@ -13,6 +13,8 @@ mod registry;
 pub mod spf;
 pub mod tls;
 
+/// The result words live with the RFC 8601 grammar.
+pub use crate::ar_syntax::Status;
 /// The mailkey vocabulary lives in [`crate::protocol`]; `checks::keyrecord`
 /// is the name tests, benches and fuzz targets use.
 pub use crate::protocol as keyrecord;
@@ -53,40 +55,6 @@ impl CheckName {
 impl fmt::Display for CheckName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)
-    }
-}
-
-/// The result words of RFC 8601 used by all checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Pass,
-    Fail,
-    /// SPF only.
-    SoftFail,
-    /// SPF only.
-    Neutral,
-    None,
-    TempError,
-    PermError,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::Fail => "fail",
-            Self::SoftFail => "softfail",
-            Self::Neutral => "neutral",
-            Self::None => "none",
-            Self::TempError => "temperror",
-            Self::PermError => "permerror",
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -19,7 +19,7 @@ use super::{
     outcome::{Hop, Kind, Outcome},
     MAX_KEYS,
 };
-use crate::{checks::Status, dns::Dns};
+use crate::{ar_syntax::Status, dns::Dns};
 use mail_auth::{
     dkim2::{BodyRecipe, ChainBinding, Dkim2Dsn, Dkim2DsnFailure, Envelope},
     dns::Parameters,

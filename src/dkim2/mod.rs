@@ -11,7 +11,7 @@
 //!
 //! - [`verify`]: the receiving side, a pure function of the message, the
 //!   envelope (every RCPT), the DNS and the clock; [`crate::checks::dkim2`]
-//!   is the check, and [`apply`] lets its result pass or fail the mailkey
+//!   is the check, and [`crate::checks::dkim2::apply`] lets its result pass or fail the mailkey
 //!   check of the sender domain;
 //! - [`sign`]: the sending side, an originator's signature or a
 //!   forwarder's hop ([`custody`] keeps what our door verified, for the
@@ -22,7 +22,6 @@
 //! Bounds (SECURITY.md): see [`MAX_SIGNATURES`], [`MAX_KEYS`] and
 //! [`MAX_HEADER_BYTES`].
 
-pub mod apply;
 pub(crate) mod custody;
 pub mod dsn;
 mod keys;
@@ -30,7 +29,6 @@ mod outcome;
 pub mod sign;
 pub mod verify;
 
-pub use apply::apply;
 pub use outcome::{Kind, Outcome};
 
 use crate::config::{Config, SignatureKind};

@@ -2,7 +2,7 @@
 //! the log and the guidance need: the result word, the chain of custody,
 //! and — for a failure — what the sender has to fix.
 
-use crate::checks::Status;
+use crate::ar_syntax::Status;
 use mail_auth::{dkim2::Dkim2Error, Dkim2Result, Error};
 
 /// Why a chain does not verify, as what the sender must fix.

@@ -19,7 +19,7 @@ use super::{
     outcome::{Hop, Kind, Outcome},
     MAX_HEADER_BYTES, MAX_KEYS, MAX_SIGNATURES,
 };
-use crate::{checks::Status, dns::Dns};
+use crate::{ar_syntax::Status, dns::Dns};
 use mail_auth::{dkim2::Envelope, dns::Parameters, AuthenticatedMessage, MessageAuthenticator};
 use std::ops::Range;
 

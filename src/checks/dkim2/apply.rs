@@ -14,7 +14,7 @@
 //! - anything else (no chain, another domain's chain, `t=y`) leaves the
 //!   mailkey result as it is.
 //!
-//! The `dkim2` result's effect already says which ([`crate::checks::dkim2`]).
+//! The `dkim2` result's effect already says which ([`super`]).
 
 use crate::{
     checks::{dkim2, mailkey, CheckResult, Effect, Failure, Status},
