@@ -18,7 +18,7 @@
 //! - at most one probe per client IP in flight; concurrent transactions
 //!   from that IP wait for its result (single flight);
 //! - results cached per IP, in a cache bounded in bytes; only a certificate
-//!   depends on the HELO name, and at most [`MAX_HELO_VARIANTS`] per IP are
+//!   depends on the HELO name, and at most [`cache::MAX_HELO_VARIANTS`] per IP are
 //!   fetched;
 //! - at most [`MAX_CONCURRENT_PROBES`] probes at once and
 //!   [`MAX_PROBES_PER_NETWORK`] per client /24 or /64 (`slots`), handed out
