@@ -12,6 +12,9 @@
 //! configuration (for a before/after comparison: the `[arc]` key file of
 //! #21, or the `[signing]` key that sealed before it).
 
+// A bench panics on a broken setup (no mail is at stake): it may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

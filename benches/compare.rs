@@ -8,6 +8,9 @@
 //! needs OpenDKIM. Knobs (environment): BENCH_SECONDS per point (3),
 //! BENCH_CONNECTIONS ("1,2,4,8,16,32,64,128,256"), BENCH_MESSAGES (200).
 
+// A bench panics on a broken setup (no mail is at stake): it may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "compare/load.rs"]

@@ -9,6 +9,9 @@
 //!
 //! `cargo bench --ignore-rust-version --bench micro`
 
+// A bench panics on a broken setup (no mail is at stake): it may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mail_auth::{
     crypto::{Ed25519Key, RsaKey, Sha256, SigningKey},

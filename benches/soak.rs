@@ -24,6 +24,9 @@
 //! 1 MB, and both assert that every transaction got its answer and the
 //! daemon survived.
 
+// A bench panics on a broken setup (no mail is at stake): it may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "soak/clients.rs"]
 mod clients;
 #[path = "../tests/common/mod.rs"]

@@ -23,9 +23,10 @@
 //! validated only when it can matter").
 
 use crate::{
-    checks::{arc, keyrecord::KeyType, CheckResult, Status},
+    checks::{arc, CheckResult, Status},
     config::ArcConfig,
     keygen::RSA_BITS,
+    protocol::KeyType,
     sign::{headers_to_sign, DomainKey, SignError},
 };
 use mail_auth::{
@@ -37,7 +38,7 @@ use std::path::PathBuf;
 /// The three header fields of a new ARC set, as (name, value) with values
 /// folded with LF as milters pass them, without leading space; in the order
 /// they must appear at the top of the message (RFC 8617 §4.1).
-pub type SealedHeaders = Vec<(String, String)>;
+pub(crate) type SealedHeaders = Vec<(String, String)>;
 
 /// The key that seals, read and checked when the configuration is loaded.
 #[derive(Debug)]

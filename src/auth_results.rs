@@ -3,7 +3,9 @@
 //! us must be removed before ours is added, or downstream filters would
 //! trust the sender's own claims.
 
-pub mod syntax;
+/// The grammar lives in [`crate::ar_syntax`]; `auth_results::syntax` is the
+/// name the tests and fuzz targets use.
+pub use crate::ar_syntax as syntax;
 
 use crate::{
     checks::{self, CheckResult, Effect},

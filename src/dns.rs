@@ -2,8 +2,9 @@
 //! behind mail-auth's `DnsCache` so that SPF, MX and key lookups share answers
 //! across messages for as long as their TTL allows.
 
-use crate::{checks::keyrecord::KeyLookup, config::DnsConfig};
+use crate::{config::DnsConfig, protocol::KeyLookup};
 use mail_auth::{
+    dkim::DomainKey,
     dns::{DnsCache, Mx, Negative, RecordSet, ResolverCache, TxtRecord},
     hickory_resolver::{
         config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts},
@@ -17,13 +18,46 @@ use mail_auth::{
     MessageAuthenticator,
 };
 use moka::{sync::Cache, Expiry};
+use prometheus_client::metrics::{counter::Counter, family::Family};
 use std::{
     borrow::Borrow,
+    future::Future,
     hash::Hash,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, LazyLock},
     time::{Duration, Instant},
 };
+
+/// How the caches are used, counted here; src/metrics.rs registers these
+/// same counters and so reads them at scrape time (the DNS layer needs
+/// nothing of the metrics: ARCHITECTURE.md, "Module graph").
+#[derive(Debug)]
+pub(crate) struct CacheCounters {
+    /// Lookups by `outcome`: `hit`, `miss`.
+    pub lookups: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Entries evicted because a cache was full.
+    pub evictions: Counter,
+}
+
+/// The cache counters of every [`Dns`] in the process.
+pub(crate) static CACHE_COUNTERS: LazyLock<CacheCounters> = LazyLock::new(|| {
+    let counters = CacheCounters {
+        lookups: Family::default(),
+        evictions: Counter::default(),
+    };
+    for outcome in ["hit", "miss"] {
+        let _ = counters.lookups.get_or_create(&[("outcome", outcome)]);
+    }
+    counters
+});
+
+fn count_lookup(hit: bool) {
+    let outcome = if hit { "hit" } else { "miss" };
+    CACHE_COUNTERS
+        .lookups
+        .get_or_create(&[("outcome", outcome)])
+        .inc();
+}
 
 /// Failure to set up the resolver.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +78,13 @@ pub enum TxtAnswer {
 /// The shared resolver and caches. Cheap to clone.
 #[derive(Clone)]
 pub struct Dns {
+    /// mail-auth's resolver front; reached through the methods below.
+    /// Public only for tests/forwarding.rs (ARC validation with our
+    /// caches), until it uses a method: issue #22.
+    #[doc(hidden)]
     pub authenticator: MessageAuthenticator,
+    /// The record caches mail-auth reads; public for the same test only.
+    #[doc(hidden)]
     pub caches: Arc<DnsCaches>,
     /// Raw TXT answers (every record, not only the first that parses:
     /// mailkey rotation publishes several keys at one name).
@@ -99,7 +139,7 @@ impl Dns {
     }
 
     /// Entries in every cache, for the metrics.
-    pub fn cache_entries(&self) -> u64 {
+    pub(crate) fn cache_entries(&self) -> u64 {
         self.raw_txt.entry_count() + self.keys.entry_count() + self.caches.entry_count()
     }
 
@@ -107,7 +147,7 @@ impl Dns {
     /// ([`KeyLookup::from_answer`]) and cached as parsed for their TTL
     /// (errors are not cached): a record is parsed once per TTL, not once
     /// per message.
-    pub async fn key_records(&self, name: &str) -> Arc<KeyLookup> {
+    pub(crate) async fn key_records(&self, name: &str) -> Arc<KeyLookup> {
         let parse = |answer| Arc::new(KeyLookup::from_answer(answer));
         self.txt_cached(&self.keys, name, parse).await
     }
@@ -127,7 +167,7 @@ impl Dns {
     ) -> V {
         let key = fqdn(name);
         let hit = cache.get(key.as_str());
-        crate::metrics::cache_hit(hit.is_some());
+        count_lookup(hit.is_some());
         if let Some(hit) = hit {
             return hit.value;
         }
@@ -184,7 +224,7 @@ impl Dns {
 }
 
 /// Bytes per unit of `cache_size` in the raw TXT cache.
-pub const CACHE_UNIT: usize = 512;
+pub(crate) const CACHE_UNIT: usize = 512;
 
 /// A raw TXT answer weighs one unit per [`CACHE_UNIT`] bytes started: a
 /// sender's domain may publish records of up to 64 KiB, which must not fill
@@ -207,7 +247,7 @@ fn units(bytes: usize) -> u32 {
 /// The record data an entry of mail-auth's caches holds, for the same
 /// weighing as the raw TXT cache: a hostile zone answering a 64 KiB MX or
 /// PTR set for every sender domain fills the cache by bytes, not by count.
-pub trait CacheWeight {
+pub(crate) trait CacheWeight {
     fn bytes(&self) -> usize;
 }
 
@@ -240,6 +280,21 @@ impl CacheWeight for Ipv6Addr {
 impl CacheWeight for Box<str> {
     fn bytes(&self) -> usize {
         self.len()
+    }
+}
+
+/// What a cached lookup holds: its records' octets, and a little per key
+/// for the parsed key beside them.
+impl CacheWeight for KeyLookup {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Published { keys, records, .. } => {
+                records.iter().map(|r| r.raw.len()).sum::<usize>()
+                    + keys.iter().map(|k| k.public.len() + 64).sum::<usize>()
+            }
+            Self::NoKey => 0,
+            Self::TempError(e) => e.len(),
+        }
     }
 }
 
@@ -279,7 +334,7 @@ fn servers(addrs: &[SocketAddr]) -> ResolverConfig {
 }
 
 /// `Example.COM` → `example.com.`, the cache key form mail-auth uses.
-pub fn fqdn(name: &str) -> String {
+pub(crate) fn fqdn(name: &str) -> String {
     let mut s = name.to_ascii_lowercase();
     if !s.ends_with('.') {
         s.push('.');
@@ -289,7 +344,7 @@ pub fn fqdn(name: &str) -> String {
 
 /// A cached value with the instant its TTL runs out.
 #[derive(Clone)]
-pub struct Timed<V> {
+pub(crate) struct Timed<V> {
     value: V,
     until: Instant,
 }
@@ -322,7 +377,7 @@ where
         // `cache_size`); expiry by TTL is the normal life of an entry.
         .eviction_listener(|_, _, cause| {
             if cause == moka::notification::RemovalCause::Size {
-                crate::metrics::cache_evicted();
+                CACHE_COUNTERS.evictions.inc();
             }
         })
         .build()
@@ -342,7 +397,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hit = self.0.get(name).map(|t| t.value);
-        crate::metrics::cache_hit(hit.is_some());
+        count_lookup(hit.is_some());
         hit
     }
 
@@ -414,6 +469,18 @@ impl DnsCache for DnsCaches {
     }
 }
 
+impl KeyLookup {
+    /// The mailkey keys in a TXT answer at `mailkey.D`: none for NXDOMAIN
+    /// or NODATA, a temporary error for one.
+    pub fn from_answer(answer: TxtAnswer) -> Self {
+        match answer {
+            TxtAnswer::Records(records) => Self::from_records(records),
+            TxtAnswer::NotFound => Self::NoKey,
+            TxtAnswer::TempError(e) => Self::TempError(e),
+        }
+    }
+}
+
 /// Typed lookups through the shared caches: what the checks and the tools
 /// ask for. The resolver and the caches themselves stay inside.
 impl Dns {
@@ -427,7 +494,7 @@ impl Dns {
             .await
     }
 
-    pub async fn ipv6(&self, name: &str) -> mail_auth::Result<RecordSet<Ipv6Addr>> {
+    pub(crate) async fn ipv6(&self, name: &str) -> mail_auth::Result<RecordSet<Ipv6Addr>> {
         self.authenticator
             .ipv6_lookup(name, self.caches.ipv6())
             .await
@@ -435,6 +502,32 @@ impl Dns {
 
     pub async fn ptr(&self, ip: IpAddr) -> mail_auth::Result<RecordSet<Box<str>>> {
         self.authenticator.ptr_lookup(ip, self.caches.ptr()).await
+    }
+
+    /// The DKIM key record at `name` (`s._domainkey.d.`) through the
+    /// shared TXT cache, as a record for mail-auth's key caches (a key or
+    /// the error). The future owns what it needs, so it can be spawned.
+    pub(crate) fn domain_key(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = TxtRecord> + Send + 'static {
+        let (authenticator, caches) = (self.authenticator.clone(), self.caches.clone());
+        let name = name.to_string();
+        async move {
+            match authenticator
+                .txt_lookup::<DomainKey>(name.as_str(), caches.txt())
+                .await
+            {
+                Ok(key) => TxtRecord::DomainKey(key),
+                Err(e) => TxtRecord::Error(e),
+            }
+        }
+    }
+
+    /// mail-auth's verifier over our resolver, for DKIM2 and ARC
+    /// verification (which read keys from a key overlay, not from here).
+    pub fn verifier(&self) -> &MessageAuthenticator {
+        &self.authenticator
     }
 
     /// The resolver, for queries by raw wire name that hickory's host-name

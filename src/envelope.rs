@@ -106,7 +106,7 @@ fn classify(domain: &str) -> SenderDomain {
 /// labels. keygen, sign, the signing keys and check-domain take domains
 /// through this too, so that they accept exactly the domains whose mail
 /// the checks can accept.
-pub fn domain_name(s: &str) -> Option<String> {
+pub(crate) fn domain_name(s: &str) -> Option<String> {
     let d = s.trim().trim_end_matches('.');
     (d.parse::<IpAddr>().is_err() && is_domain_name(d)).then(|| d.to_ascii_lowercase())
 }

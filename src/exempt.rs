@@ -12,15 +12,15 @@
 //! function of that list and the envelope.
 
 use crate::{
-    config::ExemptConfig,
-    envelope::{domain_name, Envelope},
+    config::{self, ExemptConfig},
+    envelope::Envelope,
     netmask::Netmask,
 };
 use std::{fmt, path::PathBuf};
 
 /// An exemption list file larger than this is refused (it is read whole,
 /// on every reload, and searched for every message).
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Why the exemption list cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +77,7 @@ impl Exemptions {
             domains: config
                 .domains
                 .iter()
-                .filter_map(|d| domain(d).ok())
+                .filter_map(|d| config::domain(d).ok())
                 .collect(),
             networks: config.networks.clone(),
         };
@@ -115,7 +115,7 @@ impl Exemptions {
                 return Err((n + 1, format!("invalid network {entry:?}")));
             } else {
                 self.domains
-                    .push(domain(entry).map_err(|why| (n + 1, why))?);
+                    .push(config::domain(entry).map_err(|why| (n + 1, why))?);
             }
         }
         Ok(())
@@ -142,14 +142,6 @@ impl Exemptions {
             })
             .map(|e| Reason::Domain(e.clone()))
     }
-}
-
-/// An exempt domain as written (`Partner.TEST.`) made comparable
-/// (`partner.test`), or why it is not a domain.
-pub fn domain(s: &str) -> Result<String, String> {
-    domain_name(s).ok_or_else(|| {
-        format!("invalid domain {s:?}: allowed is a DNS name of at least two labels")
-    })
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 //!   connecting forwarder are never rewritten.
 
 use crate::{
-    auth_results::syntax::{addr_spec, is_domain_name, ResInfo},
+    ar_syntax::{addr_spec, is_domain_name, ResInfo},
     checks::{arc, mailkey, spf, CheckResult, Effect, Status},
 };
 
@@ -31,7 +31,7 @@ use crate::{
 const VIA: &str = "arc: ";
 
 /// Was `r` satisfied by a trusted sealer (the log line says so)?
-pub fn vouched_for(r: &CheckResult) -> bool {
+pub(crate) fn vouched_for(r: &CheckResult) -> bool {
     r.status == Status::Pass && r.reason.as_deref().is_some_and(|w| w.starts_with(VIA))
 }
 
@@ -98,9 +98,7 @@ fn vouched(recorded: &[ResInfo], r: &CheckResult, domain: &str) -> bool {
             let d_matches = x.prop("header.d").is_some_and(in_domain);
             match x.method.as_str() {
                 "mailkey" => d_matches,
-                "dkim" => {
-                    d_matches && x.prop("header.s") == Some(crate::checks::keyrecord::SELECTOR)
-                }
+                "dkim" => d_matches && x.prop("header.s") == Some(crate::protocol::SELECTOR),
                 _ => false,
             }
         }
@@ -115,7 +113,7 @@ fn same_domain(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::Code;
+    use crate::reply::Code;
 
     fn recorded(method: &str, result: &str, props: &[(&str, &str)]) -> ResInfo {
         ResInfo {

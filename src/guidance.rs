@@ -11,12 +11,10 @@
 mod builtin;
 
 use crate::{
-    checks::{
-        keyrecord::{owner_name, SELECTOR},
-        Failure,
-    },
+    checks::Failure,
     config::GuidanceConfig,
     envelope::Envelope,
+    protocol::{owner_name, SELECTOR},
 };
 use std::net::IpAddr;
 
@@ -126,7 +124,7 @@ fn block(config: &GuidanceConfig, failure: Option<Failure>, sender: &Sender<'_>)
 /// Guidance lines for an SMTP reply to `sender`, one block per failure (in
 /// order, each block once), then the links. The caller sanitises and
 /// bounds each line.
-pub fn reply_lines(
+pub(crate) fn reply_lines(
     config: &GuidanceConfig,
     sender: &Sender<'_>,
     failures: &[Option<Failure>],

@@ -14,7 +14,7 @@ use std::{borrow::Borrow, hash::Hash, time::Instant};
 
 /// A TXT cache answering each of its names (fully qualified, lower case)
 /// with its record, and every other name with "not found".
-pub struct KeyOverlay(pub Vec<(Box<str>, TxtRecord)>);
+pub(crate) struct KeyOverlay(pub Vec<(Box<str>, TxtRecord)>);
 
 impl ResolverCache<Box<str>, TxtRecord> for KeyOverlay {
     fn get<Q>(&self, name: &Q) -> Option<TxtRecord>

@@ -2,7 +2,7 @@
 //! and configure for it.
 
 use crate::{
-    checks::keyrecord::{dkim_name, owner_name},
+    protocol::{dkim_name, owner_name},
     sign::{normalise_domain, DomainKey},
 };
 use openssl::pkey::{PKey, Private};
@@ -16,7 +16,7 @@ use std::{
 
 /// The RSA key sizes keygen makes: RFC 8301 asks signers for at least 2048
 /// bits; above 4096 the record no longer fits comfortably in one UDP answer.
-pub const RSA_BITS: std::ops::RangeInclusive<u32> = 2048..=4096;
+pub(crate) const RSA_BITS: std::ops::RangeInclusive<u32> = 2048..=4096;
 /// TTL of the records printed (one hour: quick to correct a mistake).
 const TTL: u32 = 3600;
 /// The longest character-string of a TXT record (RFC 1035 §3.3).

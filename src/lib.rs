@@ -6,38 +6,38 @@
 //! The binary is a thin layer over [`run`], so that the integration tests
 //! start the very same daemon in-process.
 
-// Nothing from the network or the user may panic the daemon.
-#![cfg_attr(
-    not(test),
-    warn(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)
-)]
-#![warn(rust_2018_idioms)]
+// Lints: Cargo.toml's `[lints]` (no unwrap/expect outside tests).
 
-pub mod arc_seal;
+pub mod ar_syntax;
+pub(crate) mod arc_seal;
 pub mod auth_results;
 pub mod challenge;
 pub mod check_domain;
 pub mod checks;
 pub mod config;
 pub mod controls;
+pub(crate) mod cpu;
 pub mod dkim2;
 pub mod dns;
 pub mod dsn;
 pub mod envelope;
-pub mod exempt;
-pub mod forwarding;
+pub(crate) mod exempt;
+pub(crate) mod forwarding;
 pub mod guidance;
-pub mod key_overlay;
+pub(crate) mod key_overlay;
 pub mod keygen;
 pub mod logging;
 pub mod metrics;
 pub mod milter;
-pub mod netmask;
-pub mod policy;
+pub(crate) mod netmask;
+pub(crate) mod policy;
+pub mod protocol;
+pub mod reply;
 pub mod report;
-pub mod secrets;
+pub(crate) mod secrets;
 pub mod sign;
 pub mod socket;
+pub mod spool;
 pub mod srs;
 pub mod state;
 pub mod tls;
@@ -107,7 +107,7 @@ pub enum SetupError {
     #[error(transparent)]
     Controls(#[from] controls::ControlsError),
     #[error(transparent)]
-    Spool(#[from] milter::spool::SpoolError),
+    Spool(#[from] spool::SpoolError),
 }
 
 impl SetupError {
@@ -164,7 +164,7 @@ impl Shared {
         let exempt = exempt::Exemptions::load(&config.exempt)?;
         let controls = controls::Controls::load(&config, None)?;
         let dkim2 = dkim2::State::load(&config)?;
-        milter::spool::check_dir(&config.limits.spool_dir)?;
+        spool::check_dir(&config.limits.spool_dir)?;
         Ok(Self {
             config,
             dns,
@@ -256,7 +256,7 @@ impl SharedHandle {
         let sealer = arc_seal::Sealer::load(&config.arc)?;
         let srs = srs::load(&config.srs)?;
         let exempt = exempt::Exemptions::load(&config.exempt)?;
-        milter::spool::check_dir(&config.limits.spool_dir)?;
+        spool::check_dir(&config.limits.spool_dir)?;
         let old = self.current();
         let controls =
             controls::Controls::load(&config, old.controls.as_deref().map(|c| (c, &old.config)))?;

@@ -95,7 +95,7 @@ fn client(envelope: &Envelope) -> String {
 
 /// Where the verdict on a checked message was reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecidedAt {
+pub(crate) enum DecidedAt {
     /// At the first RCPT TO, before the body (a reject only).
     Rcpt,
     /// At the end of message.
@@ -115,8 +115,8 @@ impl DecidedAt {
 /// remote side (HELO, sender, domain, reasons) are logged as strings, which
 /// the text format quotes and escapes, so no input can forge a field;
 /// tokens we make ourselves (addresses, result words) are logged bare.
-pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: DecidedAt) {
-    let reply = e.verdict.reply.as_ref().map(|r| r.code.to_string());
+pub(crate) fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: DecidedAt) {
+    let reply = e.verdict.outcome.refusal().map(|r| r.code.to_string());
     let (verdict_reply, would_reject) = if e.verdict.monitor_only {
         (None, reply)
     } else {
@@ -152,7 +152,7 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
                 "tls.probe" = %fact(&e.results, Rung::Probe.field()),
                 "tls.sender_domain" = %fact(&e.results, Rung::SenderDomain.field()),
                 org = fact(&e.results, evidence::FIELD_ORG),
-                verdict = %e.verdict.action.as_str(),
+                verdict = %e.verdict.applied().word(),
                 stage = %at.as_str(),
                 reply = verdict_reply.as_deref().unwrap_or("-"),
                 would_reject = would_reject.as_deref().unwrap_or("-"),
@@ -177,11 +177,11 @@ pub fn checked_message(queue_id: &str, envelope: &Envelope, e: &Evaluation, at: 
 /// answered. `message` is `recipient`, not `message`: it is not a message
 /// (the transaction goes on, or ends, with its other recipients), and
 /// readers of per-message lines pass it by (docs/log-format.md).
-pub fn refused_recipient(
+pub(crate) fn refused_recipient(
     queue_id: &str,
     envelope: &Envelope,
     rcpt: &str,
-    reply: &crate::verdict::Reply,
+    reply: &crate::reply::Reply,
     enforced: bool,
 ) {
     let code = reply.code.to_string();
@@ -209,7 +209,7 @@ pub fn refused_recipient(
 
 /// `signed`: the domain whose mailkey signature was added, if any;
 /// `dkim2`: the DKIM2 signature added (`i=2 fwd.test`), if any.
-pub fn trusted_message(
+pub(crate) fn trusted_message(
     queue_id: &str,
     envelope: &Envelope,
     how: &str,

@@ -1,20 +1,16 @@
 //! The `mailkey-milter` command: the daemon, and the tools around it.
 
-#![warn(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::dbg_macro,
-    rust_2018_idioms
-)]
+// Lints: Cargo.toml's `[lints]` (no unwrap/expect outside tests).
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use mailkey_milter::{
     check_domain,
     config::{Config, Mode, NameServer},
     envelope::{parse_mail_from, Envelope, TlsEvidence},
-    keygen, logging, push_crlf, sign, socket,
+    keygen, logging, push_crlf,
+    reply::Outcome,
+    sign, socket,
     transaction::Pending,
-    verdict::Action,
     Shared, SharedHandle,
 };
 use std::{
@@ -401,17 +397,17 @@ fn evaluate(source: &Source, args: EvaluateArgs) -> Result<ExitCode, Box<dyn Err
         }
     }
     let verdict = &evaluation.verdict;
-    println!("verdict: {}", verdict.action.as_str());
-    if let Some(reply) = &verdict.reply {
+    println!("verdict: {}", verdict.applied().word());
+    if let Some(reply) = verdict.outcome.refusal() {
         if verdict.monitor_only {
             println!("monitor mode; enforce mode would answer:");
         }
         println!("{}", reply.render());
     }
-    Ok(ExitCode::from(match verdict.action {
-        Action::Accept => 0,
-        Action::Reject => 1,
-        Action::Tempfail => 2,
+    Ok(ExitCode::from(match verdict.applied() {
+        Outcome::Accept => 0,
+        Outcome::Reject(_) => 1,
+        Outcome::Tempfail(_) => 2,
     }))
 }
 

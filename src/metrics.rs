@@ -6,14 +6,17 @@
 //! series (at 0) before the first message, and dashboards have no gaps.
 
 use crate::{
-    checks::{CheckResult, Code, Status, CHECKS},
-    tls::ProbeOutcome,
-    transaction::Evaluation,
+    challenge,
+    checks::{CheckResult, Status, CHECKS},
+    dns::CACHE_COUNTERS,
+    reply::Code,
+    tls::PROBE_COUNTERS,
+    transaction::{Evaluation, CHECK_LATENCY},
     SharedHandle,
 };
 use prometheus_client::{
     encoding::text::encode,
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
     registry::Registry,
 };
 use std::{
@@ -37,18 +40,9 @@ const STATUSES: [Status; 7] = [
     Status::PermError,
 ];
 const VERDICTS: [&str; 4] = ["accept", "reject", "tempfail", "would_reject"];
-const PROBE_OUTCOMES: [&str; 4] = ["certificate", "no_starttls", "bad_certificate", "temperror"];
-/// Upper bounds of the check latency histogram, in seconds.
-const CHECK_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
-/// Probes take longer (a TCP and TLS conversation, `probe_timeout_ms`).
-const PROBE_BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 type Label = [(&'static str, &'static str); 1];
 type Labels2 = [(&'static str, &'static str); 2];
-
-fn check_histogram() -> Histogram {
-    Histogram::new(CHECK_BUCKETS)
-}
 
 struct Metrics {
     registry: Registry,
@@ -56,24 +50,14 @@ struct Metrics {
     trusted: Counter,
     exempt: Counter,
     results: Family<Labels2, Counter>,
-    latency: Family<Label, Histogram, fn() -> Histogram>,
-    cache_lookups: Family<Label, Counter>,
     cache_entries: Gauge,
-    cache_evictions: Counter,
     replies: Family<[(&'static str, String); 1], Counter>,
-    probes: Family<Label, Counter>,
-    probe_seconds: Histogram,
     in_flight: Gauge,
     /// Recipients' controls (src/milter/recipients.rs, src/challenge/).
     tokens_used: Counter,
     tokens_refused: Family<Label, Counter>,
-    challenges: Family<Label, Counter>,
     state_errors: Counter,
 }
-
-/// `challenges_total` events: a refusal carried a URL, a page was solved,
-/// a message was let through by a solved challenge.
-const CHALLENGE_EVENTS: [&str; 3] = ["offered", "passed", "let_through"];
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
@@ -85,24 +69,15 @@ impl Metrics {
             trusted: Counter::default(),
             exempt: Counter::default(),
             results: Family::default(),
-            latency: Family::new_with_constructor(check_histogram),
-            cache_lookups: Family::default(),
             cache_entries: Gauge::default(),
-            cache_evictions: Counter::default(),
             replies: Family::default(),
-            probes: Family::default(),
-            probe_seconds: Histogram::new(PROBE_BUCKETS),
             in_flight: Gauge::default(),
             tokens_used: Counter::default(),
             tokens_refused: Family::default(),
-            challenges: Family::default(),
             state_errors: Counter::default(),
         };
         for r in crate::tokens::Refusal::WORDS {
             let _ = m.tokens_refused.get_or_create(&[("reason", r)]);
-        }
-        for e in CHALLENGE_EVENTS {
-            let _ = m.challenges.get_or_create(&[("event", e)]);
         }
         for v in VERDICTS {
             let _ = m.messages.get_or_create(&[("verdict", v)]);
@@ -114,18 +89,14 @@ impl Metrics {
                     .results
                     .get_or_create(&[("check", check), ("result", s.as_str())]);
             }
-            let _ = m.latency.get_or_create(&[("check", check)]);
-        }
-        for o in ["hit", "miss"] {
-            let _ = m.cache_lookups.get_or_create(&[("outcome", o)]);
-        }
-        for o in PROBE_OUTCOMES {
-            let _ = m.probes.get_or_create(&[("outcome", o)]);
         }
         m.register()
     }
 
     /// Counters are registered without `_total`: the encoder appends it.
+    /// The DNS caches, the prober, the transaction and the challenge page
+    /// keep their own counters; they are registered here as they are, so
+    /// a scrape reads them (ARCHITECTURE.md, "Module graph").
     fn register(mut self) -> Self {
         let r = &mut self.registry;
         let p = "mailkey_milter_";
@@ -148,7 +119,7 @@ impl Metrics {
         r.register(
             format!("{p}check_seconds"),
             "Time from MAIL FROM until a check's lookups were done",
-            self.latency.clone(),
+            CHECK_LATENCY.clone(),
         );
         r.register(
             format!("{p}replies"),
@@ -158,12 +129,12 @@ impl Metrics {
         r.register(
             format!("{p}tls_probes"),
             "STARTTLS probes run (cached results not counted), by outcome",
-            self.probes.clone(),
+            PROBE_COUNTERS.probes.clone(),
         );
         r.register(
             format!("{p}tls_probe_seconds"),
             "Duration of a STARTTLS probe conversation",
-            self.probe_seconds.clone(),
+            PROBE_COUNTERS.seconds.clone(),
         );
         r.register(
             format!("{p}transactions_in_flight"),
@@ -173,7 +144,7 @@ impl Metrics {
         r.register(
             format!("{p}dns_cache_lookups"),
             "DNS cache lookups by outcome",
-            self.cache_lookups.clone(),
+            CACHE_COUNTERS.lookups.clone(),
         );
         r.register(
             format!("{p}dns_cache_entries"),
@@ -183,7 +154,7 @@ impl Metrics {
         r.register(
             format!("{p}dns_cache_evictions"),
             "DNS cache entries evicted because a cache was full",
-            self.cache_evictions.clone(),
+            CACHE_COUNTERS.evictions.clone(),
         );
         r.register(
             format!("{p}tokens_used"),
@@ -198,7 +169,7 @@ impl Metrics {
         r.register(
             format!("{p}challenges"),
             "Sender challenges: offered in a refusal, passed on the page, messages let through",
-            self.challenges.clone(),
+            challenge::EVENT_COUNTERS.clone(),
         );
         r.register(
             format!("{p}state_errors"),
@@ -218,7 +189,7 @@ impl Metrics {
 pub fn record(e: &Evaluation) {
     let m = &*METRICS;
     m.messages
-        .get_or_create(&[("verdict", e.verdict.action.as_str())])
+        .get_or_create(&[("verdict", e.verdict.applied().word())])
         .inc();
     if e.verdict.would().is_some() {
         m.messages
@@ -240,54 +211,20 @@ fn record_result(r: &CheckResult) {
         .inc();
 }
 
-pub fn record_trusted() {
+pub(crate) fn record_trusted() {
     METRICS.trusted.inc();
 }
 
 /// A reject or tempfail reply the MTA was given.
-pub fn reply_sent(code: Code) {
+pub(crate) fn reply_sent(code: Code) {
     METRICS
         .replies
         .get_or_create(&[("code", code.to_string())])
         .inc();
 }
 
-/// How long a check waited for its lookups.
-pub fn observe_latency(check: crate::checks::CheckName, d: Duration) {
-    METRICS
-        .latency
-        .get_or_create(&[("check", check.as_str())])
-        .observe(d.as_secs_f64());
-}
-
-pub fn cache_hit(hit: bool) {
-    let outcome = if hit { "hit" } else { "miss" };
-    METRICS
-        .cache_lookups
-        .get_or_create(&[("outcome", outcome)])
-        .inc();
-}
-
-/// An entry left a DNS cache because the cache was full.
-pub fn cache_evicted() {
-    METRICS.cache_evictions.inc();
-}
-
-/// A STARTTLS probe conversation ended (`None`: a certificate that
-/// verified, its names still to be matched).
-pub fn probe_finished(outcome: Option<&ProbeOutcome>, took: Duration) {
-    let label = match outcome {
-        None | Some(ProbeOutcome::Verified { .. }) => "certificate",
-        Some(ProbeOutcome::NoStartTls(_)) => "no_starttls",
-        Some(ProbeOutcome::BadCertificate(_)) => "bad_certificate",
-        Some(ProbeOutcome::TempError(_)) => "temperror",
-    };
-    METRICS.probes.get_or_create(&[("outcome", label)]).inc();
-    METRICS.probe_seconds.observe(took.as_secs_f64());
-}
-
 /// A message let through by a token (a use counted).
-pub fn token_used() {
+pub(crate) fn token_used() {
     METRICS.tokens_used.inc();
 }
 
@@ -300,20 +237,21 @@ pub fn token_refused(reason: &'static str) {
         .inc();
 }
 
-/// A challenge event: `offered`, `passed`, `let_through`.
+/// A challenge event: `offered`, `let_through` (the page counts
+/// `passed`).
 pub fn challenge(event: &'static str) {
-    METRICS.challenges.get_or_create(&[("event", event)]).inc();
+    challenge::count(event);
 }
 
 /// The state store failed to answer.
-pub fn state_error() {
+pub(crate) fn state_error() {
     METRICS.state_errors.inc();
 }
 
 /// One SMTP transaction between MAIL FROM and its end (delivered, aborted,
 /// connection gone): counted in `transactions_in_flight` while it lives.
 #[derive(Debug)]
-pub struct InFlight(());
+pub(crate) struct InFlight(());
 
 impl InFlight {
     pub fn start() -> Self {
@@ -357,7 +295,7 @@ pub const MAX_CONNECTIONS: usize = 16;
 /// One deadline for a whole scrape, reading the request and writing the
 /// answer: a client that sends (or reads) a byte now and then holds its
 /// connection no longer than this.
-pub const SCRAPE_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const SCRAPE_DEADLINE: Duration = Duration::from_secs(5);
 
 const BUSY: &[u8] = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
 

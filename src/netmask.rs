@@ -14,11 +14,11 @@ pub struct Netmask {
 
 impl Netmask {
     /// The loopback networks, the default `trusted_networks`.
-    pub const LOOPBACK_V4: Netmask = Netmask {
+    pub(crate) const LOOPBACK_V4: Netmask = Netmask {
         addr: IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)),
         prefix: 8,
     };
-    pub const LOOPBACK_V6: Netmask = Netmask {
+    pub(crate) const LOOPBACK_V6: Netmask = Netmask {
         addr: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
         prefix: 128,
     };

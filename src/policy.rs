@@ -35,14 +35,14 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// One `name=value` line (Postfix's own `line_length_limit` is 2048).
 pub const MAX_LINE: usize = 2048;
 /// Attributes in one request (Postfix 3.7 sends about 40).
-pub const MAX_ATTRIBUTES: usize = 100;
+pub(crate) const MAX_ATTRIBUTES: usize = 100;
 /// From the first line of a request to its blank line.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Between requests (Postfix closes idle ones after 300 s itself).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(330);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(330);
 /// Sessions remembered, and for how long.
-pub const MAX_ENTRIES: u64 = 10_000;
-pub const ENTRY_LIFETIME: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_ENTRIES: u64 = 10_000;
+pub(crate) const ENTRY_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// What Postfix said about one client session's certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,7 +169,7 @@ fn remember(store: &Store, request: &[(String, String)]) {
 
 /// One request: `name=value` lines up to a blank line. `Ok(None)` when
 /// the connection ends (or idles out) between requests.
-pub async fn read_request(
+pub(crate) async fn read_request(
     reader: &mut (impl AsyncBufRead + Unpin),
 ) -> Result<Option<Vec<(String, String)>>, String> {
     read_request_within(reader, IDLE_TIMEOUT, REQUEST_TIMEOUT).await

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// A secret shorter than this is refused: HMAC keys that can be guessed
 /// make every tag and URL forgeable.
-pub const MIN_LEN: usize = 16;
+pub(crate) const MIN_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -70,7 +70,7 @@ pub fn read(path: &Path, what: &'static str, min_len: usize) -> Result<Vec<Vec<u
 
 /// HMAC-SHA256 of `parts`, each length-prefixed (so that `("ab", "c")` and
 /// `("a", "bc")` differ), under `key`.
-pub fn hmac(key: &[u8], parts: &[&[u8]]) -> Option<Vec<u8>> {
+pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> Option<Vec<u8>> {
     use openssl::{hash::MessageDigest, pkey::PKey, sign::Signer};
     let pkey = PKey::hmac(key).ok()?;
     let mut signer = Signer::new(MessageDigest::sha256(), &pkey).ok()?;

@@ -6,9 +6,9 @@
 //! a broken key file is reported then and never in the middle of a message.
 
 use crate::{
-    checks::keyrecord::{KeyType, SELECTOR},
     config::SigningConfig,
     dns::fqdn,
+    protocol::{KeyType, SELECTOR},
 };
 use mail_auth::{
     crypto::{Algorithm, DkimKey, Ed25519Key, HashOutput, RsaKey, Sha256},
@@ -29,12 +29,12 @@ pub const HEADER: &str = "DKIM-Signature";
 /// The shortest RSA key we sign with. Verifiers accept 1024 bits, but
 /// RFC 8301 asks signers for 2048, and the crypto backend (aws-lc) refuses
 /// to sign with shorter keys: say so at start, not as a backend error.
-pub const MIN_SIGNING_RSA_BITS: u32 = 2048;
+pub(crate) const MIN_SIGNING_RSA_BITS: u32 = 2048;
 
 /// Header fields signed when present, in this order (RFC 6376 §5.4.1).
 /// Absent ones are not signed as empty: an MTA after us may legitimately add
 /// a missing `Date` or `Message-ID`, and that must not break the signature.
-pub const SIGNED_HEADERS: &[&str] = &[
+pub(crate) const SIGNED_HEADERS: &[&str] = &[
     "From",
     "Reply-To",
     "Sender",
@@ -119,7 +119,11 @@ impl DomainKey {
 
     /// Wraps an OpenSSL private key (also used by `keygen` to check what it
     /// wrote).
-    pub fn from_pkey(domain: &str, path: &Path, pkey: &PKey<Private>) -> Result<Self, String> {
+    pub(crate) fn from_pkey(
+        domain: &str,
+        path: &Path,
+        pkey: &PKey<Private>,
+    ) -> Result<Self, String> {
         let pkcs8 = pkey
             .private_key_to_pkcs8()
             .map_err(|e| format!("cannot encode the key: {e}"))?;
@@ -199,7 +203,7 @@ impl DomainKey {
 /// The names to put into `h=`: each field of [`SIGNED_HEADERS`] the message
 /// has, and `From` once more, so that a second `From` added later breaks
 /// the signature (oversigning).
-pub fn headers_to_sign(message: &[u8]) -> Vec<String> {
+pub(crate) fn headers_to_sign(message: &[u8]) -> Vec<String> {
     let present = header_names(message);
     let mut names: Vec<String> = SIGNED_HEADERS
         .iter()
@@ -232,7 +236,7 @@ fn header_names(message: &[u8]) -> Vec<String> {
 
 /// `Example.ORG.` → `example.org`; anything the checks would not take as a
 /// sender domain is an error.
-pub fn normalise_domain(domain: &str) -> Result<String, SignError> {
+pub(crate) fn normalise_domain(domain: &str) -> Result<String, SignError> {
     crate::envelope::domain_name(domain).ok_or_else(|| SignError::BadDomain(domain.into()))
 }
 
@@ -276,7 +280,7 @@ impl Signers {
     }
 
     /// The key that signs for `domain`, if the domain is configured.
-    pub fn for_domain(&self, domain: &str) -> Option<&DomainKey> {
+    pub(crate) fn for_domain(&self, domain: &str) -> Option<&DomainKey> {
         let name = fqdn(domain);
         let name = name.trim_end_matches('.');
         self.by_domain.get(name).and_then(|keys| keys.first())

@@ -28,14 +28,14 @@ pub type Listener = EitherListener<NoDelay, UnixListener>;
 /// it waits [`ACCEPT_RETRY`] and tries again (logging once per streak), so
 /// that a flood of connections cannot end the daemon. [`crate::run`] wraps
 /// every listener in it.
-pub struct Resilient<L> {
+pub(crate) struct Resilient<L> {
     inner: L,
     pause: Option<Pin<Box<Sleep>>>,
     failing: bool,
 }
 
 /// How long to wait after a transient accept error.
-pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 impl<L> Resilient<L> {
     pub fn new(inner: L) -> Self {
@@ -128,7 +128,7 @@ pub async fn bind(config: &Config) -> Result<Listener, SocketError> {
 
 /// Binds `listen` (the milter's, or the policy companion's) with the
 /// configured unix socket permissions.
-pub async fn bind_to(listen: &Listen, config: &Config) -> Result<Listener, SocketError> {
+pub(crate) async fn bind_to(listen: &Listen, config: &Config) -> Result<Listener, SocketError> {
     let bind_err = |source| SocketError::Bind {
         listen: listen.to_string(),
         source,
@@ -200,7 +200,7 @@ pub struct OwnerError {
 /// The numeric user and group the unix socket is given (`socket_owner`,
 /// `socket_group`), looked up at start (and by `check-config`) before any
 /// socket exists.
-pub fn owner_ids(config: &Config) -> Result<(Option<u32>, Option<u32>), OwnerError> {
+pub(crate) fn owner_ids(config: &Config) -> Result<(Option<u32>, Option<u32>), OwnerError> {
     let id = |name: &Option<String>, file, key, what| match name {
         Some(name) => lookup_id(file, name).map(Some).ok_or_else(|| OwnerError {
             key,

@@ -6,15 +6,15 @@
 //! look at the checks that need no message before the body is sent.
 
 use crate::{
-    checks::{CheckName, CheckResult, Code, Effect, Inputs, Stage, Status, CHECKS},
-    config::OnError,
+    checks::{CheckName, CheckResult, Inputs, Stage, CHECKS},
     envelope::{Envelope, SenderDomain},
-    forwarding, guidance, metrics,
+    forwarding, guidance,
     verdict::{self, Verdict},
     Shared,
 };
+use prometheus_client::metrics::{family::Family, histogram::Histogram};
 use std::{
-    sync::Arc,
+    sync::{Arc, LazyLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 use tokio::{
@@ -107,7 +107,7 @@ impl Pending {
     /// unenforced one cannot change the verdict and is only taken if
     /// already done); `None` when an enforced check is still running then.
     /// A check that reads the message is left for [`Pending::finish`].
-    pub async fn envelope_results(&mut self, limit: Duration) -> Option<Vec<CheckResult>> {
+    pub(crate) async fn envelope_results(&mut self, limit: Duration) -> Option<Vec<CheckResult>> {
         let config = &self.inputs.shared.config;
         let enforced = self
             .tasks
@@ -127,9 +127,11 @@ impl Pending {
             task.settle().await;
             match task {
                 Task::Ended(Ok(Stage::Done(result))) => results.push(result.clone()),
-                Task::Ended(Err(e)) => {
-                    results.push(internal_error(*check, &e.to_string(), config.on_error))
-                }
+                Task::Ended(Err(e)) => results.push(CheckResult::internal_error(
+                    *check,
+                    &e.to_string(),
+                    config.on_error,
+                )),
                 _ => {}
             }
         }
@@ -153,7 +155,7 @@ impl Pending {
     /// Like [`finish`](Self::finish) for a message larger than
     /// `limits.max_message_size` (`size` bytes by the end), which was not
     /// kept: the checks that read the message say what that means.
-    pub async fn finish_too_big(self, size: u64) -> Evaluation {
+    pub(crate) async fn finish_too_big(self, size: u64) -> Evaluation {
         self.finish_with(Received::TooBig(size)).await
     }
 
@@ -176,13 +178,14 @@ impl Pending {
                         Some(step.too_big(check, size, config.limits.max_message_size))
                     }
                 },
-                Ok(Err(e)) => Some(internal_error(check, &e.to_string(), on_error)),
+                Ok(Err(e)) => Some(CheckResult::internal_error(check, &e.to_string(), on_error)),
                 Err(_) => None,
             };
             if let Some(abort) = abort {
                 abort.abort();
             }
-            results.push(finished.unwrap_or_else(|| timed_out(check, timeout, on_error)));
+            results
+                .push(finished.unwrap_or_else(|| CheckResult::timed_out(check, timeout, on_error)));
         }
         crate::checks::tls::with_session_record(&mut results, &self.inputs);
         let sender = self.inputs.envelope.sender_domain();
@@ -191,7 +194,7 @@ impl Pending {
             Received::Whole(message) => message,
             Received::TooBig(_) => &[],
         };
-        crate::dkim2::apply(&mut results, sender.name(), config.mailkey.alignment);
+        crate::checks::dkim2::apply(&mut results, sender.name(), config.mailkey.alignment);
         forwarding::apply(&mut results, trusted, sender.name(), whole);
         let who = guidance::Sender::of(&self.inputs.envelope, sender.name());
         let verdict = verdict::decide(&results, config, &who);
@@ -214,11 +217,13 @@ impl Drop for Pending {
     }
 }
 
-/// Runs `work`, recording in the metrics how long it took.
+/// Runs `work`, recording in [`CHECK_LATENCY`] how long it took.
 async fn timed<T>(check: CheckName, work: impl std::future::Future<Output = T>) -> T {
     let started = std::time::Instant::now();
     let out = work.await;
-    metrics::observe_latency(check, started.elapsed());
+    CHECK_LATENCY
+        .get_or_create(&[("check", check.as_str())])
+        .observe(started.elapsed().as_secs_f64());
     out
 }
 
@@ -229,26 +234,20 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The result reported for a check that could not run because the milter
-/// itself failed (a bug, a panic): never a pass, and what it does to the
-/// message is `on_error`'s choice.
-pub fn internal_error(check: CheckName, why: &str, on_error: OnError) -> CheckResult {
-    CheckResult::new(check, Status::TempError, on_error_effect(on_error))
-        .reason(format!("internal error: {why}"))
-}
+/// Time from MAIL FROM until each check's lookups were done, by `check`:
+/// kept here; src/metrics.rs registers this same family and so reads it at
+/// scrape time (ARCHITECTURE.md, "Module graph").
+pub type Latency = Family<[(&'static str, &'static str); 1], Histogram, fn() -> Histogram>;
 
-/// The result of a check that did not finish within `eom_timeout_ms`:
-/// like an internal error, `on_error` decides.
-pub fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> CheckResult {
-    CheckResult::new(check, Status::TempError, on_error_effect(on_error)).reason(format!(
-        "not finished within the end-of-message deadline of {} ms",
-        timeout.as_millis()
-    ))
-}
+/// Upper bounds of [`CHECK_LATENCY`]'s buckets, in seconds.
+const CHECK_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
-fn on_error_effect(on_error: OnError) -> Effect {
-    match on_error {
-        OnError::Tempfail => Effect::Tempfail(Code::INTERNAL),
-        OnError::Accept => Effect::Accept,
+/// The check latencies of every transaction in the process, a series for
+/// each registered check from the start.
+pub(crate) static CHECK_LATENCY: LazyLock<Latency> = LazyLock::new(|| {
+    let latency: Latency = Family::new_with_constructor(|| Histogram::new(CHECK_BUCKETS));
+    for c in CHECKS {
+        let _ = latency.get_or_create(&[("check", c.name.as_str())]);
     }
-}
+    latency
+});

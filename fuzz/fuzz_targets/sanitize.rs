@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailkey_milter::verdict::sanitize;
+use mailkey_milter::reply::sanitize;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

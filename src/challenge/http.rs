@@ -11,7 +11,10 @@
 //! flood of fresh addresses costs bounded memory).
 
 use super::{is_answer, page, page::View, Challenge, MAX_ATTEMPTS};
-use crate::{controls::Controls, metrics, state::Allow, SharedHandle};
+use crate::{
+    state::{Allow, Store},
+    SharedHandle,
+};
 use moka::sync::Cache;
 use std::{
     net::{IpAddr, SocketAddr},
@@ -27,14 +30,14 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-pub const MAX_HEAD: usize = 8 * 1024;
-pub const MAX_BODY: usize = 2 * 1024;
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-pub const RATE_WINDOW: Duration = Duration::from_secs(3600);
-pub const RATE_ENTRIES: u64 = 100_000;
+pub(crate) const MAX_HEAD: usize = 8 * 1024;
+pub(crate) const MAX_BODY: usize = 2 * 1024;
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(3600);
+pub(crate) const RATE_ENTRIES: u64 = 100_000;
 
 /// Fixed-window counters per key.
-pub struct RateLimit(Cache<String, Arc<AtomicU32>>);
+pub(crate) struct RateLimit(Cache<String, Arc<AtomicU32>>);
 
 impl Default for RateLimit {
     fn default() -> Self {
@@ -193,9 +196,11 @@ async fn connection(
     {
         (page::SLOW_DOWN.status(), page::SLOW_DOWN.render())
     } else {
-        match current.controls.as_deref() {
-            Some(controls) => {
-                handle(controls, &request, client, &limits, config.rate_per_sender).await
+        let controls = current.controls.as_deref();
+        match controls.and_then(|c| Some((&*c.store, c.challenges.as_ref()?))) {
+            Some((store, challenges)) => {
+                let rate = config.rate_per_sender;
+                handle(store, challenges, &request, client, &limits, rate).await
             }
             None => (page::NOT_FOUND.status(), page::NOT_FOUND.render()),
         }
@@ -225,15 +230,13 @@ fn done(view: View<'_>) -> (&'static str, String) {
 
 /// One request for a challenge page.
 async fn handle(
-    controls: &Controls,
+    store: &dyn Store,
+    challenges: &super::Challenges,
     request: &Request,
     client: IpAddr,
     limits: &Limits,
     rate_per_sender: u32,
 ) -> (&'static str, String) {
-    let Some(challenges) = &controls.challenges else {
-        return done(page::NOT_FOUND);
-    };
     let signed = request
         .path
         .split('?')
@@ -250,7 +253,7 @@ async fn handle(
         return done(page::EXPIRED);
     }
     let nonce = c.nonce_hex();
-    let state = match controls.store.challenge(&nonce, now).await {
+    let state = match store.challenge(&nonce, now).await {
         Ok(state) => state,
         Err(e) => {
             warn!("challenge page: cannot read the state of a challenge: {e}");
@@ -294,7 +297,7 @@ async fn handle(
         );
     }
     if !is_answer(&question, field("answer").unwrap_or_default()) {
-        return match controls.store.wrong_answer(&nonce, c.expires, now).await {
+        return match store.wrong_answer(&nonce, c.expires, now).await {
             Ok(n) if n >= MAX_ATTEMPTS => done(page::BURNT),
             Ok(n) => form(
                 MAX_ATTEMPTS - n,
@@ -306,11 +309,11 @@ async fn handle(
             }
         };
     }
-    solve(controls, &c, challenges.allow_secs, client, now).await
+    solve(store, &c, challenges.allow_secs, client, now).await
 }
 
 async fn solve(
-    controls: &Controls,
+    store: &dyn Store,
     c: &Challenge,
     allow_secs: u64,
     client: IpAddr,
@@ -322,13 +325,9 @@ async fn solve(
         recipient: &c.recipient,
         until,
     };
-    match controls
-        .store
-        .solve(&c.nonce_hex(), c.expires, &allow, now)
-        .await
-    {
+    match store.solve(&c.nonce_hex(), c.expires, &allow, now).await {
         Ok(true) => {
-            metrics::challenge("passed");
+            super::count("passed");
             info!(
                 sender = c.sender.as_str(),
                 recipient = c.recipient.as_str(),

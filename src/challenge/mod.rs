@@ -16,20 +16,43 @@ pub mod page;
 use crate::{
     checks::{self, CheckResult, Status},
     config::{ChallengeConfig, ChallengeWhen},
+    reply::{sanitize, Outcome, Reply, MAX_REPLY_LINES},
     secrets,
     state::MAX_ADDRESS,
-    transaction::Evaluation,
-    verdict::{sanitize, Action, Reply, MAX_REPLY_LINES},
+    verdict::Verdict,
 };
+use prometheus_client::metrics::{counter::Counter, family::Family};
+use std::sync::LazyLock;
 
 /// The longest URL put into a reply (a reply line holds 400 characters).
-pub const MAX_URL: usize = 390;
+pub(crate) const MAX_URL: usize = 390;
 /// Wrong answers a challenge takes before it is burnt.
-pub const MAX_ATTEMPTS: u32 = 3;
+pub(crate) const MAX_ATTEMPTS: u32 = 3;
 /// Recipients of one message that get a URL in an end-of-message refusal.
-pub const MAX_URLS_PER_REPLY: usize = 5;
+pub(crate) const MAX_URLS_PER_REPLY: usize = 5;
 const MAC_LEN: usize = 16;
 const VERSION: u8 = 1;
+
+/// `challenges_total` events: a refusal carried a URL, a page was solved,
+/// a message was let through by a solved challenge.
+pub(crate) const EVENTS: [&str; 3] = ["offered", "passed", "let_through"];
+
+/// Challenge events by `event` (one of [`EVENTS`]), counted here;
+/// src/metrics.rs registers this same family and so reads it at scrape
+/// time (ARCHITECTURE.md, "Module graph").
+pub(crate) static EVENT_COUNTERS: LazyLock<Family<[(&'static str, &'static str); 1], Counter>> =
+    LazyLock::new(|| {
+        let family = Family::default();
+        for event in EVENTS {
+            let _ = family.get_or_create(&[("event", event)]);
+        }
+        family
+    });
+
+/// Counts a challenge event, one of [`EVENTS`].
+pub fn count(event: &'static str) {
+    EVENT_COUNTERS.get_or_create(&[("event", event)]).inc();
+}
 
 /// `[challenge]` put to work.
 #[derive(Clone, Debug)]
@@ -85,7 +108,7 @@ const NUMBERS: [&str; 21] = [
 ];
 
 impl Challenge {
-    pub fn nonce_hex(&self) -> String {
+    pub(crate) fn nonce_hex(&self) -> String {
         self.nonce.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
@@ -202,7 +225,7 @@ impl Challenges {
         }
     }
 
-    /// The refusal in `evaluation` with a challenge URL for each of
+    /// The refusal in `verdict` with a challenge URL for each of
     /// `recipients` (at most [`MAX_URLS_PER_REPLY`]), and how many, when a
     /// challenge is offered: a refusal (5xx, not in monitor mode) to a
     /// sender that proved its address ([`proven`]). Never to anyone else:
@@ -211,17 +234,18 @@ impl Challenges {
     pub fn offer(
         &self,
         sender: &str,
-        evaluation: &Evaluation,
+        verdict: &Verdict,
+        results: &[CheckResult],
         recipients: &[String],
         now: u64,
     ) -> Option<(Reply, usize)> {
-        let verdict = &evaluation.verdict;
-        let reply = verdict.reply.as_ref()?;
-        let refused = verdict.action == Action::Reject && reply.code.reply / 100 == 5;
-        if !refused || verdict.monitor_only || sender.len() > MAX_ADDRESS {
+        let Outcome::Reject(reply) = verdict.applied() else {
+            return None;
+        };
+        if reply.code.is_temporary() || sender.len() > MAX_ADDRESS {
             return None;
         }
-        proven(sender, &evaluation.results)?;
+        proven(sender, results)?;
         let mut lines = Vec::new();
         for recipient in recipients.iter().take(MAX_URLS_PER_REPLY) {
             let c = self.new_challenge(sender, recipient, now)?;
@@ -257,7 +281,7 @@ impl Challenges {
 
 /// Is `given` the answer: digits or the English word, spaces and case
 /// ignored?
-pub fn is_answer(q: &Question, given: &str) -> bool {
+pub(crate) fn is_answer(q: &Question, given: &str) -> bool {
     let given = given.trim().to_ascii_lowercase();
     given.parse::<u32>().ok() == Some(q.answer)
         || NUMBERS.get(q.answer as usize).is_some_and(|w| *w == given)
@@ -302,7 +326,7 @@ fn unbase64url(s: &str) -> Option<Vec<u8>> {
 /// A pass that only a trusted ARC sealer vouched for does not count (the
 /// bounce would go through the forwarder). The null sender never does
 /// (a bounce cannot be bounced). Returns the check that proved it.
-pub fn proven(mail_from: &str, results: &[CheckResult]) -> Option<&'static str> {
+pub(crate) fn proven(mail_from: &str, results: &[CheckResult]) -> Option<&'static str> {
     if mail_from.is_empty() {
         return None;
     }

@@ -26,7 +26,7 @@ pub enum View<'a> {
     Ended(&'static str, &'static str, &'static str),
 }
 
-pub const NOT_FOUND: View<'static> = View::Ended(
+pub(crate) const NOT_FOUND: View<'static> = View::Ended(
     "404 Not Found",
     "This link is not valid",
     "The link is not one this mail server made, or it was changed on the way. \
@@ -37,23 +37,23 @@ pub const EXPIRED: View<'static> = View::Ended(
     "This link has expired",
     "Send your message again: the returned message will carry a new link.",
 );
-pub const USED: View<'static> = View::Ended(
+pub(crate) const USED: View<'static> = View::Ended(
     "410 Gone",
     "This link was used already",
     "Each link works once. If your message is still refused, send it again \
      for a new link.",
 );
-pub const BURNT: View<'static> = View::Ended(
+pub(crate) const BURNT: View<'static> = View::Ended(
     "410 Gone",
     "Too many wrong answers",
     "This link no longer works. Send your message again for a new link.",
 );
-pub const SLOW_DOWN: View<'static> = View::Ended(
+pub(crate) const SLOW_DOWN: View<'static> = View::Ended(
     "429 Too Many Requests",
     "Too many requests",
     "Please wait an hour and try again.",
 );
-pub const UNAVAILABLE: View<'static> = View::Ended(
+pub(crate) const UNAVAILABLE: View<'static> = View::Ended(
     "503 Service Unavailable",
     "Please try again later",
     "The mail server cannot record your answer just now. Nothing was lost: \
@@ -153,7 +153,7 @@ button{font:inherit;padding:.5rem 1rem;border:2px solid #0b3d91;background:#0b3d
 :focus{outline:3px solid #c60;outline-offset:2px}.error{color:#a00;font-weight:bold}";
 
 /// Text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -10,18 +10,18 @@ mod receiver;
 mod report;
 mod spf;
 
-pub use report::{Finding, Mark, Report};
-pub use spf::SPF_LOOKUP_LIMIT;
+pub use report::Finding;
+pub use report::{Mark, Report};
 
 use crate::{
-    checks::{
-        keyrecord::{dkim_name, owner_name, KeyLookup, KeyType, PublishedRecord, RecordError},
-        keyrecord::{MailkeyRecord, MAX_KEYS},
-        mailkey, mx, Effect,
-    },
+    checks::{mailkey, mx, Effect},
     config::{Alignment, MailkeyConfig, NoKey, TlsConfig},
     dns::{Dns, TxtAnswer},
     envelope::domain_name,
+    protocol::{
+        dkim_name, owner_name, KeyLookup, KeyType, MailkeyRecord, PublishedRecord, RecordError,
+        MAX_KEYS,
+    },
     sign::DomainKey,
 };
 use openssl::pkey::PKey;

@@ -14,7 +14,6 @@ use crate::{
     sign::{DomainKey, HEADER},
     tls::{confirmed_ptr_names, Prober},
 };
-use mail_auth::dns::DnsCache;
 use std::{
     net::IpAddr,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -25,7 +24,7 @@ const EHLO: &str = "check-domain.invalid";
 
 /// SPF for mail from `postmaster@domain` sent by `ip`, strictly (only
 /// `pass` passes), and the address's forward-confirmed PTR names.
-pub async fn spf_for_ip(dns: &Dns, domain: &str, ip: IpAddr, f: &mut Findings) {
+pub(crate) async fn spf_for_ip(dns: &Dns, domain: &str, ip: IpAddr, f: &mut Findings) {
     let envelope = Envelope {
         client_ip: Some(ip),
         helo: domain.to_string(),
@@ -88,7 +87,7 @@ pub async fn mta(dns: &Dns, config: &TlsConfig, host: &str, port: u16, f: &mut F
     };
     let ip = match host.parse::<IpAddr>() {
         Ok(ip) => ip,
-        Err(_) => match dns.authenticator.ipv4_lookup(host, dns.caches.ipv4()).await {
+        Err(_) => match dns.ipv4(host).await {
             Ok(set) => match set.records.first() {
                 Some(v4) => IpAddr::V4(*v4),
                 None => return f.add(Mark::Fail, "tls", format!("{host} has no address")),
@@ -161,7 +160,7 @@ pub async fn signature(dns: &Dns, domain: &str, key: &DomainKey, f: &mut Finding
 /// Signs a DKIM2 test message (`i=1`, from `postmaster@domain` to a test
 /// recipient) with `key` under `selector` and verifies it with the DKIM2
 /// check, keys at `selector._domainkey.domain`.
-pub async fn dkim2_signature(
+pub(crate) async fn dkim2_signature(
     dns: &Dns,
     domain: &str,
     key: DomainKey,

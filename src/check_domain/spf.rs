@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// RFC 7208 §4.6.4: at most 10 terms that cause DNS lookups.
-pub const SPF_LOOKUP_LIMIT: usize = 10;
+pub(crate) const SPF_LOOKUP_LIMIT: usize = 10;
 
 pub(super) async fn check(dns: &Dns, domain: &str, f: &mut Findings) {
     let records = match dns.txt(domain).await {

@@ -20,15 +20,11 @@
 mod fields;
 mod keys;
 
-pub use fields::{
-    Fields, MAX_BYTES, MAX_HEADER_FIELDS, MAX_SETS, MAX_SIGNATURE_BITS, MAX_SIGNED_HEADERS,
-};
+pub(crate) use fields::Fields;
+pub use fields::MAX_SETS;
 
-use super::{
-    cpu::off_the_workers, BoxFuture, Check, CheckName, CheckResult, Effect, Inputs, MessageStep,
-    Stage, Status,
-};
-use crate::{auth_results::syntax::ResInfo, dns::Dns};
+use super::{BoxFuture, Check, CheckName, CheckResult, Effect, Inputs, MessageStep, Stage, Status};
+use crate::{ar_syntax::ResInfo, cpu::off_the_workers, dns::Dns};
 use mail_auth::{
     arc::ArcError, dns::Parameters, AuthenticatedMessage, DkimResult, Error, MessageAuthenticator,
 };
@@ -36,7 +32,7 @@ use std::time::Instant;
 
 pub const NAME: CheckName = CheckName::new("arc");
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "arc",
     // Never enforced: the result only vouches for other checks' results.
@@ -116,7 +112,7 @@ pub async fn check(dns: &Dns, uses: Uses<'_>, message: &[u8], deadline: Instant)
     let keys = chain.map(|c| c.keys).unwrap_or_default();
     let keyring = keys::fetch(dns, &keys).await;
     let (validated, sealer) =
-        off_the_workers(validate(&dns.authenticator, &keyring, message, deadline)).await;
+        off_the_workers(validate(dns.verifier(), &keyring, message, deadline)).await;
     let r = match validated {
         DkimResult::None => return result(Status::None),
         DkimResult::Pass => result(Status::Pass),
@@ -165,6 +161,6 @@ fn describe(e: &Error) -> String {
 /// `ARC-Authentication-Results` records; `None` without a chain, or one
 /// above the caps. Read from the header fields only: call it for a chain
 /// the check validated.
-pub fn newest_results(message: &[u8]) -> Option<(String, Vec<ResInfo>)> {
+pub(crate) fn newest_results(message: &[u8]) -> Option<(String, Vec<ResInfo>)> {
     Fields::scan(message).ok()?.newest_results()
 }

@@ -6,34 +6,38 @@
 //!
 //! The check is never enforced on its own. Its effect says what the chain
 //! means for the mailkey check of the sender domain `D`, which
-//! [`crate::dkim2::apply`] carries out: a chain whose newest signature is
+//! [`apply`] carries out: a chain whose newest signature is
 //! `D`'s (mailkey alignment) passes mailkey when it verifies, and fails it
 //! (reject `5.7.20`) when it does not — unless that key says `t=y`.
 
+mod apply;
+
+pub use apply::apply;
+
 use super::{
     mailkey::{aligned, Stopped},
-    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure, Inputs, MessageStep, Stage,
-    Status,
+    BoxFuture, Check, CheckName, CheckResult, Effect, Failure, Inputs, MessageStep, Stage, Status,
 };
 use crate::dkim2::{
     dsn,
     verify::{verify_until, Arrival},
     Kind, Outcome,
 };
+use crate::reply::Code;
 
 pub const NAME: CheckName = CheckName::new("dkim2");
 
 /// The newest signature's `i=`, `d=` and first selector, and the draft's
-/// text of a failure: what [`crate::dkim2::apply`] reads (not logged).
-pub const FACT_NEWEST_I: &str = "dkim2.newest_i";
-pub const FACT_NEWEST_D: &str = "dkim2.newest_d";
-pub const FACT_NEWEST_S: &str = "dkim2.newest_s";
-pub const FACT_FAILURE: &str = "dkim2.failure";
+/// text of a failure: what [`apply`] reads (not logged).
+pub(crate) const FACT_NEWEST_I: &str = "dkim2.newest_i";
+pub(crate) const FACT_NEWEST_D: &str = "dkim2.newest_d";
+pub(crate) const FACT_NEWEST_S: &str = "dkim2.newest_s";
+pub(crate) const FACT_FAILURE: &str = "dkim2.failure";
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "dkim2",
-    // Applied through the mailkey check (crate::dkim2::apply).
+    // Applied through the mailkey check (apply).
     enforced: |_| false,
     start: |inputs| {
         Box::pin(async move {
@@ -97,11 +101,7 @@ impl MessageStep for Verify {
             match verify_until(&shared.dns, arrival, message, now, deadline).await {
                 Ok(outcome) => result(&outcome, sender.name(), shared.config.mailkey.alignment),
                 Err(Stopped) => {
-                    let config = &shared.config;
-                    let timeout = std::time::Duration::from_millis(config.limits.eom_timeout_ms);
-                    let result = crate::transaction::timed_out(NAME, timeout, config.on_error);
-                    let why = result.reason.clone().unwrap_or_default();
-                    result.reason(format!("{why} (verification stopped)"))
+                    CheckResult::stopped(NAME, &shared.config.limits, shared.config.on_error)
                 }
             }
         })
@@ -149,7 +149,7 @@ pub fn result(
 /// The result for a DSN about a message of ours: refused when it does not
 /// verify and `refuse` (`[dkim2] refuse_unverified_dsn`), through mailkey
 /// as any failing chain; otherwise reported only.
-pub fn dsn_result(outcome: &Outcome, refuse: bool) -> CheckResult {
+pub(crate) fn dsn_result(outcome: &Outcome, refuse: bool) -> CheckResult {
     let effect = match outcome.status {
         Status::Pass | Status::None => Effect::Accept,
         Status::TempError if refuse => Effect::Tempfail(Code::DNS_TEMPFAIL),

@@ -13,22 +13,20 @@
 //! verifying.
 
 use super::{
-    cpu::{self, off_the_workers},
-    keyrecord::{owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
-    BoxFuture, Check, CheckName, CheckResult, Code, Effect, Failure as Fix, Inputs, MessageStep,
-    Stage, Status,
+    BoxFuture, Check, CheckName, CheckResult, Effect, Failure as Fix, Inputs, MessageStep, Stage,
+    Status,
 };
+use crate::cpu::{self, off_the_workers};
+use crate::reply::Code;
 use crate::{
     config::{Alignment, MailkeyConfig, NoKey},
     dns::Dns,
     envelope::SenderDomain,
+    protocol::{owner_name, KeyLookup, MailkeyRecord, RecordError, SELECTOR},
 };
 use mail_auth::AuthenticatedMessage;
 use reasons::Reasons;
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Instant};
 use verify::{Pass, Verified};
 
 mod reasons;
@@ -36,11 +34,11 @@ mod rules;
 mod select;
 mod verify;
 
-pub use rules::MAX_SIGNED_FIELDS;
+pub(crate) use rules::MAX_SIGNED_FIELDS;
 
 pub const NAME: CheckName = CheckName::new("mailkey");
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "mailkey",
     enforced: |config| config.mailkey.enforce,
@@ -89,12 +87,7 @@ impl MessageStep for Verify {
                 deadline,
             )
             .await
-            .unwrap_or_else(|Stopped| {
-                let timeout = Duration::from_millis(config.limits.eom_timeout_ms);
-                let result = crate::transaction::timed_out(NAME, timeout, config.on_error);
-                let why = result.reason.clone().unwrap_or_default();
-                result.reason(format!("{why} (verification stopped)"))
-            })
+            .unwrap_or_else(|Stopped| CheckResult::stopped(NAME, &config.limits, config.on_error))
         })
     }
 
@@ -119,9 +112,7 @@ pub async fn lookup(dns: &Dns, domain: &str) -> Arc<KeyLookup> {
     dns.key_records(&owner_name(domain)).await
 }
 
-/// Verification stopped at its deadline: the check did not finish in time.
-#[derive(Debug)]
-pub struct Stopped;
+pub use crate::cpu::Stopped;
 
 impl Stopped {
     /// The result for a caller without an end-of-message deadline of its
@@ -194,7 +185,11 @@ fn no_domain(config: &MailkeyConfig) -> CheckResult {
 /// looked at: the result when the lookup failed or no usable key is
 /// published, `None` when a usable key is there and the signature decides.
 /// `check-domain` judges the published keys with this very function.
-pub fn key_result(config: &MailkeyConfig, domain: &str, keys: &KeyLookup) -> Option<CheckResult> {
+pub(crate) fn key_result(
+    config: &MailkeyConfig,
+    domain: &str,
+    keys: &KeyLookup,
+) -> Option<CheckResult> {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     match keys {
         KeyLookup::TempError(e) => Some(
@@ -239,7 +234,7 @@ fn no_key_effect(config: &MailkeyConfig) -> Effect {
 
 /// A failing signature or key: rejected, but with `t=y` reported, never
 /// rejected (`check-domain` marks a key file that matches no record so).
-pub fn fail_effect(testing: bool) -> Effect {
+pub(crate) fn fail_effect(testing: bool) -> Effect {
     if testing {
         Effect::Accept
     } else {

@@ -5,18 +5,36 @@
 //! the check is enforced; [`crate::verdict`] alone decides what happens.
 
 pub mod arc;
-pub mod cpu;
 pub mod dkim2;
-pub mod keyrecord;
 pub mod mailkey;
 pub mod mx;
 mod registry;
 pub mod spf;
 pub mod tls;
 
+/// The result words live with the RFC 8601 grammar.
+pub use crate::ar_syntax::Status;
+/// The mailkey vocabulary lives in [`crate::protocol`]; `checks::keyrecord`
+/// is the name tests, benches and fuzz targets use.
+pub use crate::protocol as keyrecord;
+use crate::{
+    config::OnError,
+    reply::{Code, Outcome},
+};
 pub(crate) use registry::registered;
-pub use registry::{find, too_big, BoxFuture, Check, Inputs, MessageStep, Stage, CHECKS};
-use std::fmt;
+pub use registry::MessageStep;
+pub use registry::Stage;
+pub use registry::{find, Check, Inputs, CHECKS};
+pub(crate) use registry::{too_big, BoxFuture};
+use std::{fmt, time::Duration};
+
+/// What `on_error` makes of a check that could not give its result.
+fn on_error_effect(on_error: OnError) -> Effect {
+    match on_error {
+        OnError::Tempfail => Effect::Tempfail(Code::INTERNAL),
+        OnError::Accept => Effect::Accept,
+    }
+}
 
 /// A check's name: its key in the log line, the metrics label and the
 /// reply text. Each check module defines its own (`spf::NAME`).
@@ -39,85 +57,9 @@ impl fmt::Display for CheckName {
     }
 }
 
-/// The result words of RFC 8601 used by all checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Pass,
-    Fail,
-    /// SPF only.
-    SoftFail,
-    /// SPF only.
-    Neutral,
-    None,
-    TempError,
-    PermError,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::Fail => "fail",
-            Self::SoftFail => "softfail",
-            Self::Neutral => "neutral",
-            Self::None => "none",
-            Self::TempError => "temperror",
-            Self::PermError => "permerror",
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An SMTP reply code with its enhanced status code (RFC 3463).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Code {
-    pub reply: u16,
-    pub enhanced: &'static str,
-}
-
-impl Code {
-    pub const MAILKEY_FAIL: Code = Code {
-        reply: 550,
-        enhanced: "5.7.20",
-    };
-    pub const SEVERAL: Code = Code {
-        reply: 550,
-        enhanced: "5.7.26",
-    };
-    /// A message larger than `limits.max_message_size` (RFC 3463: message
-    /// too big for system).
-    pub const TOO_BIG: Code = Code {
-        reply: 552,
-        enhanced: "5.3.4",
-    };
-    pub const DNS_TEMPFAIL: Code = Code {
-        reply: 451,
-        enhanced: "4.4.3",
-    };
-    pub const INTERNAL: Code = Code {
-        reply: 451,
-        enhanced: "4.3.0",
-    };
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.reply, self.enhanced)
-    }
-}
-
-/// What a result means for the message when its check is enforced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Effect {
-    Accept,
-    Reject(Code),
-    Tempfail(Code),
-}
+/// What a result means for the message when its check is enforced: the
+/// [`Outcome`] with the reply code of a refusal.
+pub type Effect = Outcome<Code>;
 
 /// The outcome of one check for one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,6 +127,36 @@ pub enum Failure {
 }
 
 impl CheckResult {
+    /// The result reported for a check that could not run because the
+    /// milter itself failed (a bug, a panic): never a pass, and what it
+    /// does to the message is `on_error`'s choice.
+    pub(crate) fn internal_error(check: CheckName, why: &str, on_error: OnError) -> Self {
+        Self::new(check, Status::TempError, on_error_effect(on_error))
+            .reason(format!("internal error: {why}"))
+    }
+
+    /// The result of a check that did not finish within `eom_timeout_ms`:
+    /// like an internal error, `on_error` decides.
+    pub(crate) fn timed_out(check: CheckName, timeout: Duration, on_error: OnError) -> Self {
+        Self::new(check, Status::TempError, on_error_effect(on_error)).reason(format!(
+            "not finished within the end-of-message deadline of {} ms",
+            timeout.as_millis()
+        ))
+    }
+
+    /// The result of a check whose verification stopped at the
+    /// end-of-message deadline (`eom_timeout_ms`), its work unfinished.
+    pub(crate) fn stopped(
+        check: CheckName,
+        limits: &crate::config::LimitsConfig,
+        on_error: OnError,
+    ) -> Self {
+        let timeout = Duration::from_millis(limits.eom_timeout_ms);
+        let result = Self::timed_out(check, timeout, on_error);
+        let why = result.reason.clone().unwrap_or_default();
+        result.reason(format!("{why} (verification stopped)"))
+    }
+
     pub fn new(check: CheckName, status: Status, effect: Effect) -> Self {
         Self {
             check,
@@ -198,13 +170,13 @@ impl CheckResult {
     }
 
     /// Adds a field to the log line.
-    pub fn fact(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    pub(crate) fn fact(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.facts.push((name, value.into()));
         self
     }
 
     /// The value of the log field `name`, if this result has it.
-    pub fn fact_value(&self, name: &str) -> Option<&str> {
+    pub(crate) fn fact_value(&self, name: &str) -> Option<&str> {
         self.facts
             .iter()
             .find(|(n, _)| *n == name)

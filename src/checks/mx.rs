@@ -6,7 +6,8 @@
 //! rarely have MX records of their own, and rejecting bounces loses mail
 //! about mail.
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Stage, Status};
+use super::{Check, CheckName, CheckResult, Effect, Failure, Stage, Status};
+use crate::reply::Code;
 use crate::{
     dns::Dns,
     envelope::{Envelope, SenderDomain},
@@ -19,26 +20,13 @@ use mail_auth::{
 
 pub const NAME: CheckName = CheckName::new("mx");
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "x-mx",
     enforced: |config| config.mx.enforce,
     start: |inputs| {
         Box::pin(async move { Stage::Done(check(&inputs.shared.dns, &inputs.envelope).await) })
     },
-};
-
-pub const NO_MX: Code = Code {
-    reply: 550,
-    enhanced: "5.1.8",
-};
-pub const NULL_MX: Code = Code {
-    reply: 550,
-    enhanced: "5.7.27",
-};
-pub const IP_LITERAL: Code = Code {
-    reply: 550,
-    enhanced: "5.1.7",
 };
 
 pub async fn check(dns: &Dns, envelope: &Envelope) -> CheckResult {
@@ -49,14 +37,14 @@ pub async fn check(dns: &Dns, envelope: &Envelope) -> CheckResult {
     let domain = match envelope.sender_domain() {
         SenderDomain::Domain(d) => d,
         SenderDomain::IpLiteral(lit) => {
-            return result(Status::Fail, Effect::Reject(IP_LITERAL))
+            return result(Status::Fail, Effect::Reject(Code::IP_LITERAL))
                 .failure(Failure::IpLiteral)
                 .reason(format!(
                     "sender address uses the IP literal {lit} instead of a domain"
                 ));
         }
         SenderDomain::Missing => {
-            return result(Status::Fail, Effect::Reject(IP_LITERAL))
+            return result(Status::Fail, Effect::Reject(Code::IP_LITERAL))
                 .failure(Failure::IpLiteral)
                 .reason("sender address has no valid domain");
         }
@@ -100,19 +88,19 @@ pub async fn lookup(dns: &Dns, domain: &str) -> MxAnswer {
 
 /// The check's result for `domain` given its MX answer; `check-domain`
 /// judges a domain with this very function.
-pub fn answer_result(domain: &str, answer: &MxAnswer) -> CheckResult {
+pub(crate) fn answer_result(domain: &str, answer: &MxAnswer) -> CheckResult {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     let r = match answer {
         MxAnswer::Real(_) => result(Status::Pass, Effect::Accept),
-        MxAnswer::Null => result(Status::Fail, Effect::Reject(NULL_MX))
+        MxAnswer::Null => result(Status::Fail, Effect::Reject(Code::NULL_MX))
             .failure(Failure::NullMx)
             .reason(format!(
                 "{domain} publishes a null MX: it does not accept mail"
             )),
-        MxAnswer::NoMx => result(Status::Fail, Effect::Reject(NO_MX))
+        MxAnswer::NoMx => result(Status::Fail, Effect::Reject(Code::NO_MX))
             .failure(Failure::NoMx)
             .reason(format!("{domain} has no MX record")),
-        MxAnswer::NxDomain => result(Status::Fail, Effect::Reject(NO_MX))
+        MxAnswer::NxDomain => result(Status::Fail, Effect::Reject(Code::NO_MX))
             .failure(Failure::NoMx)
             .reason(format!("{domain} does not exist")),
         MxAnswer::TempError(e) => {
@@ -125,7 +113,7 @@ pub fn answer_result(domain: &str, answer: &MxAnswer) -> CheckResult {
 
 /// At least one exchange that is not the root: RFC 7505's null MX (`0 .`)
 /// says the domain accepts no mail.
-pub fn is_real(set: &RecordSet<Mx>) -> bool {
+pub(crate) fn is_real(set: &RecordSet<Mx>) -> bool {
     set.records
         .iter()
         .flat_map(|mx| mx.exchanges.iter())

@@ -6,7 +6,8 @@
 //! [`Check`]), its `mod` line in `checks/mod.rs`, and its name in
 //! [`registered!`]. ARCHITECTURE.md shows the flow.
 
-use super::{CheckName, CheckResult, Code, Effect, Status};
+use super::{CheckName, CheckResult, Effect, Status};
+use crate::reply::Code;
 use crate::{config::Config, envelope::Envelope, Shared};
 use std::{future::Future, pin::Pin, sync::Arc};
 
@@ -35,7 +36,7 @@ pub fn find(name: CheckName) -> Option<&'static Check> {
 }
 
 /// A boxed future, as checks return them.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a check gets: the transaction's envelope and the configuration
 /// snapshot (with the resolver and the prober built from it).
@@ -97,7 +98,7 @@ pub trait MessageStep: Send + Sync {
 }
 
 /// The default [`MessageStep::too_big`] result.
-pub fn too_big(check: CheckName, size: u64, limit: u64) -> CheckResult {
+pub(crate) fn too_big(check: CheckName, size: u64, limit: u64) -> CheckResult {
     CheckResult::new(check, Status::PermError, Effect::Reject(Code::TOO_BIG)).reason(format!(
         "message too big for the checks: {size} bytes, limits.max_message_size is {limit}"
     ))
@@ -116,7 +117,7 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn is_enforced(&self, config: &Config) -> bool {
+    pub(crate) fn is_enforced(&self, config: &Config) -> bool {
         (self.enforced)(config)
     }
 }

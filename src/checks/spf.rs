@@ -9,7 +9,8 @@
 
 mod lookup;
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Inputs, Stage, Status};
+use super::{Check, CheckName, CheckResult, Effect, Failure, Inputs, Stage, Status};
+use crate::reply::Code;
 use crate::{
     config::SpfConfig,
     dns::Dns,
@@ -23,7 +24,7 @@ use viaspf::{
 
 pub const NAME: CheckName = CheckName::new("spf");
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "spf",
     enforced: |config| config.spf.enforce,
@@ -32,7 +33,7 @@ pub const CHECK: Check = Check {
 
 /// The transaction's SPF result, evaluated once: the SPF check and the TLS
 /// check's `sender-domain` evidence both ask for it.
-pub async fn shared_result(inputs: &Inputs) -> &CheckResult {
+pub(crate) async fn shared_result(inputs: &Inputs) -> &CheckResult {
     inputs
         .spf
         .get_or_init(|| async {
@@ -43,21 +44,12 @@ pub async fn shared_result(inputs: &Inputs) -> &CheckResult {
         .await
 }
 
-pub const FAIL: Code = Code {
-    reply: 550,
-    enhanced: "5.7.23",
-};
-pub const TEMPFAIL: Code = Code {
-    reply: 451,
-    enhanced: "4.7.24",
-};
-
 /// The whole evaluation of one identity may take this long (RFC 7208
 /// §4.6.4: "at least 20 seconds"); each query has the resolver's own
 /// time-out besides.
 const EVALUATION_TIMEOUT: Duration = Duration::from_secs(20);
 /// At most this many characters of a domain's `exp=` explanation are quoted.
-pub const MAX_EXPLANATION: usize = 200;
+pub(crate) const MAX_EXPLANATION: usize = 200;
 
 /// Which identity was checked (RFC 7208 §2.3, §2.4).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -125,7 +117,7 @@ async fn evaluate(
     let Some(sender) = parse_sender(identity, who) else {
         // §4.3: a malformed domain gives `none` without any lookup.
         let domain = who.rsplit_once('@').map_or(who, |(_, d)| d);
-        return result(Status::None, Effect::Reject(FAIL))
+        return result(Status::None, Effect::Reject(Code::SPF_FAIL))
             .failure(Failure::Spf)
             .reason(format!("{domain} is not a domain name that SPF can check"))
             .prop(prop, who);
@@ -149,27 +141,31 @@ async fn evaluate(
             if let ExplanationString::External(exp) = exp {
                 why.push_str(&format!("; {domain} says: {}", explanation(exp)));
             }
-            (Status::Fail, Effect::Reject(FAIL), Some(why))
+            (Status::Fail, Effect::Reject(Code::SPF_FAIL), Some(why))
         }
         SpfResult::Softfail => {
             let why = not_authorised(ip, &domain, Status::SoftFail);
-            (Status::SoftFail, Effect::Reject(FAIL), Some(why))
+            (Status::SoftFail, Effect::Reject(Code::SPF_FAIL), Some(why))
         }
         SpfResult::Neutral => {
             let why = not_authorised(ip, &domain, Status::Neutral);
-            (Status::Neutral, Effect::Reject(FAIL), Some(why))
+            (Status::Neutral, Effect::Reject(Code::SPF_FAIL), Some(why))
         }
         SpfResult::None => {
             let why = format!("{domain} publishes no SPF record");
-            (Status::None, Effect::Reject(FAIL), Some(why))
+            (Status::None, Effect::Reject(Code::SPF_FAIL), Some(why))
         }
         SpfResult::Permerror => {
             let why = format!("the SPF record of {domain} is broken{cause}");
-            (Status::PermError, Effect::Reject(FAIL), Some(why))
+            (Status::PermError, Effect::Reject(Code::SPF_FAIL), Some(why))
         }
         SpfResult::Temperror => {
             let why = format!("SPF lookup for {domain} failed temporarily{cause}");
-            (Status::TempError, Effect::Tempfail(TEMPFAIL), Some(why))
+            (
+                Status::TempError,
+                Effect::Tempfail(Code::SPF_TEMPFAIL),
+                Some(why),
+            )
         }
     };
     let mut r = result(status, effect).prop(prop, who);
@@ -209,7 +205,7 @@ fn explanation(exp: &str) -> String {
 }
 
 /// `v=spf1` followed by a space or nothing (RFC 7208 §4.5).
-pub fn is_spf_record(txt: &[u8]) -> bool {
+pub(crate) fn is_spf_record(txt: &[u8]) -> bool {
     txt.len() >= 6
         && txt[..6].eq_ignore_ascii_case(b"v=spf1")
         && txt.get(6).is_none_or(|b| *b == b' ')

@@ -21,7 +21,8 @@ mod ladder;
 pub mod org;
 pub mod sender_domain;
 
-use super::{Check, CheckName, CheckResult, Code, Effect, Failure, Inputs, Stage, Status};
+use super::{Check, CheckName, CheckResult, Effect, Failure, Inputs, Stage, Status};
+use crate::reply::Code;
 use crate::{
     config::{CertAlignment, Evidence, TlsConfig, TlsRequire},
     envelope::TlsEvidence,
@@ -32,32 +33,16 @@ use std::time::Duration;
 
 pub const NAME: CheckName = CheckName::new("tls");
 
-pub const CHECK: Check = Check {
+pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "x-tls",
     enforced: |config| config.tls.enforce,
     start: |inputs| Box::pin(async move { Stage::Done(check(&inputs).await) }),
 };
 
-/// The session was not encrypted (RFC 5248: "Encryption Needed").
-pub const NO_TLS: Code = Code {
-    reply: 550,
-    enhanced: "5.7.10",
-};
-/// No acceptable evidence (RFC 3463 X.7.5: "Cryptographic failure").
-pub const BAD_CERT: Code = Code {
-    reply: 550,
-    enhanced: "5.7.5",
-};
-/// No evidence yet, and some may come (a probe that timed out).
-pub const TEMPFAIL: Code = Code {
-    reply: 451,
-    enhanced: "4.7.5",
-};
-
 /// What the MTA's macros say about the client certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MtaCertificate {
+pub(crate) enum MtaCertificate {
     /// Verified by the MTA; the subject as the MTA gave it.
     Verified(String),
     /// Shown and refused by the MTA (Sendmail `{verify}=FAIL`).
@@ -70,7 +55,7 @@ pub enum MtaCertificate {
 /// sends the subject for unverified ones too); Postfix has no `{verify}`
 /// and sends `{cert_subject}`/`{cert_issuer}` only for a certificate it
 /// verified.
-pub fn mta_certificate(e: &TlsEvidence) -> MtaCertificate {
+pub(crate) fn mta_certificate(e: &TlsEvidence) -> MtaCertificate {
     let subject = || e.cert_subject.clone().unwrap_or_else(|| "?".into());
     match e.verify.as_deref().map(str::to_ascii_uppercase).as_deref() {
         Some("OK") => MtaCertificate::Verified(subject()),
@@ -99,7 +84,7 @@ pub fn presented(e: &TlsEvidence) -> &'static str {
 
 /// What the check's I/O found, for [`judge`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     /// The client probe's outcome; `None` when it did not run.
     pub probe: Option<ProbeOutcome>,
     /// The `sender-domain` rung; `None` when it did not run.
@@ -215,14 +200,14 @@ fn aligned(subject: &str, config: &TlsConfig, found: &Found) -> bool {
 /// The decision, from the MTA's evidence and what the rungs found. The
 /// reason of a pass is the `Authentication-Results` comment; the log line
 /// gets every rung's word (`facts`).
-pub fn judge(e: &TlsEvidence, found: &Found, config: &TlsConfig) -> CheckResult {
+pub(crate) fn judge(e: &TlsEvidence, found: &Found, config: &TlsConfig) -> CheckResult {
     let result = |status, effect| CheckResult::new(NAME, status, effect);
     let Some(version) = e.version.as_deref() else {
         let r = match config.require {
             TlsRequire::None => {
                 result(Status::None, Effect::Accept).reason("not encrypted; not required")
             }
-            _ => result(Status::Fail, Effect::Reject(NO_TLS))
+            _ => result(Status::Fail, Effect::Reject(Code::NO_TLS))
                 .failure(Failure::NoTls)
                 .reason("session not encrypted: STARTTLS was not used"),
         };
@@ -263,7 +248,7 @@ pub fn judge(e: &TlsEvidence, found: &Found, config: &TlsConfig) -> CheckResult 
 /// the policy service before it passes RCPT to the milter). Changes only
 /// the TLS result's `unknown`: the rung is reported, never a pass, but a
 /// client that showed an untrusted certificate is told to fix that one.
-pub fn with_session_record(results: &mut [CheckResult], inputs: &Inputs) {
+pub(crate) fn with_session_record(results: &mut [CheckResult], inputs: &Inputs) {
     let shared = &inputs.shared;
     let e = &inputs.envelope.tls;
     if shared.config.policy.listen.is_none() || e.verify.is_some() {

@@ -98,7 +98,7 @@ impl Default for ChallengeConfig {
 
 /// The longest `[challenge] url`: with the signed part (about 150
 /// characters for common addresses) a reply line stays below 400.
-pub const CHALLENGE_URL_MAX: usize = 120;
+pub(crate) const CHALLENGE_URL_MAX: usize = 120;
 
 /// Rules across the three tables; messages name the key, as
 /// `Config::validate` wants them.

@@ -135,7 +135,7 @@ impl ConfigError {
     /// An error in the value of `key` (`table.key`) of the file at `path`,
     /// found after the file was read (a file the value names, a key that
     /// does not load): with the line of the key when it is in the file.
-    pub fn at_key(path: &Path, key: &str, message: String) -> Self {
+    pub(crate) fn at_key(path: &Path, key: &str, message: String) -> Self {
         let text = fs::read_to_string(path).unwrap_or_default();
         Self::Invalid {
             path: path.into(),
@@ -239,7 +239,7 @@ impl Config {
             }
         }
         let selector = &self.arc.selector;
-        if !crate::auth_results::syntax::is_domain_name(selector) {
+        if !crate::ar_syntax::is_domain_name(selector) {
             return Err(format!(
                 "key `arc.selector`: invalid value {selector:?}: allowed is a DNS label \
                  (letters, digits, inner hyphens; dots between labels)"
@@ -258,7 +258,7 @@ impl Config {
         }
         self.limits.validate()?;
         controls::validate(&self.state, &self.tokens, &self.challenge)?;
-        crate::dkim2::validate_config(self)?;
+        self.validate_dkim2()?;
         for (key, value) in [
             ("url", &self.guidance.url),
             ("contact", &self.guidance.contact),
@@ -274,9 +274,48 @@ impl Config {
             }
         }
         for domain in &self.exempt.domains {
-            crate::exempt::domain(domain).map_err(|why| format!("key `exempt.domains`: {why}"))?;
+            self::domain(domain).map_err(|why| format!("key `exempt.domains`: {why}"))?;
         }
         self.guidance.text_for.validate()
+    }
+
+    /// The configuration rules of DKIM2 signing (`[[signing.domains]]`
+    /// `signatures` and `dkim2_selector`, `[dkim2] custody_cache_size`).
+    fn validate_dkim2(&self) -> Result<(), String> {
+        for entry in &self.signing.domains {
+            if entry.signatures.is_empty() {
+                return Err(format!(
+                    "key `signing.domains.signatures`: domain {:?} signs nothing: allowed are \
+                     \"mailkey\", \"dkim2\" or both",
+                    entry.domain
+                ));
+            }
+            let dkim2 = entry
+                .signatures
+                .iter()
+                .filter(|s| **s == SignatureKind::Dkim2)
+                .count();
+            if dkim2 > 1 || entry.signatures.len() - dkim2 > 1 {
+                return Err(format!(
+                    "key `signing.domains.signatures`: domain {:?} names a signature twice",
+                    entry.domain
+                ));
+            }
+            if crate::envelope::domain_name(&format!("{}.x.test", entry.dkim2_selector)).is_none() {
+                return Err(format!(
+                    "key `signing.domains.dkim2_selector`: invalid value {:?}: allowed are DNS \
+                     labels (letters, digits, '-', '_', separated by '.')",
+                    entry.dkim2_selector
+                ));
+            }
+        }
+        if self.dkim2.custody_cache_size > 1 << 32 {
+            return Err(format!(
+                "key `dkim2.custody_cache_size`: invalid value {}: allowed is 0 to 4294967296",
+                self.dkim2.custody_cache_size
+            ));
+        }
+        Ok(())
     }
 
     /// `[srs] domain` and `[forwarding] trusted_arc_sealers`: domains, and
@@ -284,14 +323,13 @@ impl Config {
     /// `[signing]` key, docs/decisions.md "SRS then sign").
     fn validate_forwarding(&self) -> Result<(), String> {
         for sealer in &self.forwarding.trusted_arc_sealers {
-            crate::exempt::domain(sealer)
+            self::domain(sealer)
                 .map_err(|why| format!("key `forwarding.trusted_arc_sealers`: {why}"))?;
         }
         let Some(domain) = &self.srs.domain else {
             return Ok(());
         };
-        let srs =
-            crate::exempt::domain(domain).map_err(|why| format!("key `srs.domain`: {why}"))?;
+        let srs = self::domain(domain).map_err(|why| format!("key `srs.domain`: {why}"))?;
         let signs =
             |s: &SigningDomain| crate::envelope::domain_name(&s.domain) == Some(srs.clone());
         if !self.signing.domains.iter().any(signs) {
@@ -356,4 +394,12 @@ fn default_authserv_id() -> String {
         .map(|s| s.trim().to_ascii_lowercase())
         .find(|s| is_token(s))
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// A domain as written in the configuration (`Partner.TEST.`) made
+/// comparable (`partner.test`), or why it is not a domain.
+pub(crate) fn domain(s: &str) -> Result<String, String> {
+    crate::envelope::domain_name(s).ok_or_else(|| {
+        format!("invalid domain {s:?}: allowed is a DNS name of at least two labels")
+    })
 }

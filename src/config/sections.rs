@@ -191,9 +191,9 @@ pub struct GuidanceTexts {
 
 /// At most this many lines per `text_for` text: with all four checks
 /// failing, 4 texts, the links and the reason lines still fit 32 lines.
-pub const GUIDANCE_MAX_KIND_LINES: usize = 6;
+pub(crate) const GUIDANCE_MAX_KIND_LINES: usize = 6;
 /// The placeholders a `text_for` text may use.
-pub const GUIDANCE_PLACEHOLDERS: [&str; 3] = ["{domain}", "{ip}", "{helo}"];
+pub(crate) const GUIDANCE_PLACEHOLDERS: [&str; 3] = ["{domain}", "{ip}", "{helo}"];
 
 impl GuidanceTexts {
     /// Every text, with its key.
@@ -244,8 +244,8 @@ impl GuidanceTexts {
 /// Limits on `[guidance]` values: every line must fit an SMTP reply line
 /// (RFC 5321: 512 octets with the code) and the whole guidance must leave
 /// room for the reason lines within 32 reply lines.
-pub const GUIDANCE_MAX_LINE: usize = 300;
-pub const GUIDANCE_MAX_TEXT_LINES: usize = 20;
+pub(crate) const GUIDANCE_MAX_LINE: usize = 300;
+pub(crate) const GUIDANCE_MAX_TEXT_LINES: usize = 20;
 
 impl Default for GuidanceConfig {
     fn default() -> Self {
@@ -337,7 +337,7 @@ fn default_signatures() -> Vec<super::SignatureKind> {
 }
 
 fn default_dkim2_selector() -> String {
-    crate::checks::keyrecord::SELECTOR.into()
+    crate::protocol::SELECTOR.into()
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -22,12 +22,12 @@
 //! (SRS and the DKIM1 mailkey signature still apply), and the log says so.
 
 use super::{header_fields, INSTANCE_HEADER, SIGNATURE_HEADER};
-use crate::milter::spool::Bytes;
+use crate::spool::Bytes;
 use moka::sync::Cache;
 use std::{sync::Arc, time::Duration};
 
 /// How long a verified message is kept for its second pass.
-pub const KEEP: Duration = Duration::from_secs(3600);
+pub(crate) const KEEP: Duration = Duration::from_secs(3600);
 
 /// The door-verified messages of a forwarding host (a clone shares them).
 #[derive(Clone)]
@@ -52,7 +52,7 @@ impl Custody {
     }
 
     /// Keeps `message`, whose chain verified at our door.
-    pub fn remember(&self, message: Arc<Bytes>) {
+    pub(crate) fn remember(&self, message: Arc<Bytes>) {
         let Some(cache) = &self.cache else { return };
         if let Some(key) = key(&message) {
             cache.insert(key, message);
@@ -61,7 +61,7 @@ impl Custody {
 
     /// The message as it arrived, for a message leaving with the same
     /// DKIM2 fields.
-    pub fn recall(&self, message: &[u8]) -> Option<Arc<Bytes>> {
+    pub(crate) fn recall(&self, message: &[u8]) -> Option<Arc<Bytes>> {
         self.cache.as_ref()?.get(&key(message)?)
     }
 }

@@ -19,7 +19,7 @@ use super::{
     outcome::{Hop, Kind, Outcome},
     MAX_KEYS,
 };
-use crate::{checks::Status, dns::Dns};
+use crate::{ar_syntax::Status, dns::Dns};
 use mail_auth::{
     dkim2::{BodyRecipe, ChainBinding, Dkim2Dsn, Dkim2DsnFailure, Envelope},
     dns::Parameters,
@@ -134,7 +134,7 @@ pub async fn verify(dns: &Dns, rcpt_to: &[String], message: &[u8], now: u64) -> 
         ));
     }
     let ring = KeyRing::fetch(dns, &keys).await;
-    let authenticator = dns.authenticator.clone();
+    let authenticator = dns.verifier().clone();
     let (copy, rcpt_to) = (message.to_vec(), rcpt_to.to_vec());
     let handle = tokio::runtime::Handle::current();
     let verified = tokio::task::spawn_blocking(move || {
@@ -187,7 +187,7 @@ fn chain_of(message: &[u8]) -> (Vec<Hop>, Vec<(String, String)>) {
 
 /// Why a DSN cannot be passed back.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PropagateError {
+pub(crate) enum PropagateError {
     #[error("the DSN has no returned message")]
     NoReturned,
     #[error("the returned message does not parse")]
@@ -204,7 +204,7 @@ pub enum PropagateError {
 /// parts, the boundaries and the header stay as they are (the caller
 /// replaces `From` and removes the DSN's own DKIM2 fields: the rebuilt DSN
 /// is signed anew, as a new message, by our second pass).
-pub fn propagate(message: &[u8]) -> Result<Vec<u8>, PropagateError> {
+pub(crate) fn propagate(message: &[u8]) -> Result<Vec<u8>, PropagateError> {
     let part = returned(message).ok_or(PropagateError::NoReturned)?;
     let inner = &message[part.range.clone()];
     let parsed = AuthenticatedMessage::parse(inner).ok_or(PropagateError::Unparseable)?;

@@ -11,7 +11,7 @@
 //!
 //! - [`verify`]: the receiving side, a pure function of the message, the
 //!   envelope (every RCPT), the DNS and the clock; [`crate::checks::dkim2`]
-//!   is the check, and [`apply`] lets its result pass or fail the mailkey
+//!   is the check, and [`crate::checks::dkim2::apply`] lets its result pass or fail the mailkey
 //!   check of the sender domain;
 //! - [`sign`]: the sending side, an originator's signature or a
 //!   forwarder's hop ([`custody`] keeps what our door verified, for the
@@ -22,15 +22,13 @@
 //! Bounds (SECURITY.md): see [`MAX_SIGNATURES`], [`MAX_KEYS`] and
 //! [`MAX_HEADER_BYTES`].
 
-pub mod apply;
-pub mod custody;
+pub(crate) mod custody;
 pub mod dsn;
 mod keys;
 mod outcome;
 pub mod sign;
 pub mod verify;
 
-pub use apply::apply;
 pub use outcome::{Kind, Outcome};
 
 use crate::config::{Config, SignatureKind};
@@ -40,7 +38,7 @@ use crate::config::{Config, SignatureKind};
 /// each hop costs the verifier its key lookups, a signature check and, for
 /// a changed message, a recipe applied to the body and a hash of it, so
 /// the chain length multiplies the work a sender can ask for.
-pub const MAX_SIGNATURES: usize = 8;
+pub(crate) const MAX_SIGNATURES: usize = 8;
 
 /// The most distinct keys (selector, `d=`) looked up for one message: a
 /// chain of [`MAX_SIGNATURES`] hops with one key each, and room for hops
@@ -52,11 +50,11 @@ pub const MAX_KEYS: usize = 16;
 /// list footer's is a few hundred bytes, a subject tag's less. A recipe is
 /// JSON parsed and applied over the whole body once per hop: bounding its
 /// size bounds the recipe's work to the size of the message plus this.
-pub const MAX_HEADER_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 256 * 1024;
 
 /// The DKIM2 header field names (RFC 5322 names, compared case-blind).
-pub const SIGNATURE_HEADER: &str = "DKIM2-Signature";
-pub const INSTANCE_HEADER: &str = "Message-Instance";
+pub(crate) const SIGNATURE_HEADER: &str = "DKIM2-Signature";
+pub(crate) const INSTANCE_HEADER: &str = "Message-Instance";
 
 /// What DKIM2 keeps per configuration: the signers of our DKIM2 domains
 /// and the forwarding host's door-verified messages.
@@ -74,47 +72,8 @@ impl State {
     }
 }
 
-/// The configuration rules of DKIM2 signing (`[[signing.domains]]`
-/// `signatures` and `dkim2_selector`).
-pub fn validate_config(config: &Config) -> Result<(), String> {
-    for entry in &config.signing.domains {
-        if entry.signatures.is_empty() {
-            return Err(format!(
-                "key `signing.domains.signatures`: domain {:?} signs nothing: allowed are \
-                 \"mailkey\", \"dkim2\" or both",
-                entry.domain
-            ));
-        }
-        let dkim2 = entry
-            .signatures
-            .iter()
-            .filter(|s| **s == SignatureKind::Dkim2)
-            .count();
-        if dkim2 > 1 || entry.signatures.len() - dkim2 > 1 {
-            return Err(format!(
-                "key `signing.domains.signatures`: domain {:?} names a signature twice",
-                entry.domain
-            ));
-        }
-        if crate::envelope::domain_name(&format!("{}.x.test", entry.dkim2_selector)).is_none() {
-            return Err(format!(
-                "key `signing.domains.dkim2_selector`: invalid value {:?}: allowed are DNS \
-                 labels (letters, digits, '-', '_', separated by '.')",
-                entry.dkim2_selector
-            ));
-        }
-    }
-    if config.dkim2.custody_cache_size > 1 << 32 {
-        return Err(format!(
-            "key `dkim2.custody_cache_size`: invalid value {}: allowed is 0 to 4294967296",
-            config.dkim2.custody_cache_size
-        ));
-    }
-    Ok(())
-}
-
 /// Do DKIM2 verification or signing need the RCPT stage of the milter?
-pub fn needs_recipients(shared: &crate::Shared) -> bool {
+pub(crate) fn needs_recipients(shared: &crate::Shared) -> bool {
     let config = &shared.config;
     config.dkim2.verify
         || config
@@ -129,29 +88,10 @@ pub fn bare(path: &str) -> &str {
     path.trim().trim_start_matches('<').trim_end_matches('>')
 }
 
-/// The domain of an address (after the last `@`), lower case.
-pub fn domain_of(address: &str) -> String {
-    let address = bare(address);
-    address
-        .rsplit_once('@')
-        .map_or(address, |(_, d)| d)
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
-}
-
-/// The draft's relaxed domain match (§7.1): `child` is `parent` or below it.
-pub fn at_or_below(child: &str, parent: &str) -> bool {
-    let (child, parent) = (
-        child.trim_end_matches('.').to_ascii_lowercase(),
-        parent.trim_end_matches('.').to_ascii_lowercase(),
-    );
-    !parent.is_empty() && (child == parent || child.ends_with(&format!(".{parent}")))
-}
-
 /// Does the header block of `message` carry a DKIM2 header field? A scan
 /// of the field names only: mail without DKIM2 (nearly all of it today)
 /// costs nothing more.
-pub fn has_dkim2_fields(message: &[u8]) -> bool {
+pub(crate) fn has_dkim2_fields(message: &[u8]) -> bool {
     header_fields(message).any(|(name, _)| is_dkim2_name(name))
 }
 
@@ -261,15 +201,5 @@ mod tests {
             let err = parse(entry).unwrap_err();
             assert!(err.contains(why), "{entry}: {err}");
         }
-    }
-
-    #[test]
-    fn relaxed_domain_match() {
-        assert!(at_or_below("Mail.Example.com", "example.com"));
-        assert!(at_or_below("example.com.", "example.com"));
-        assert!(!at_or_below("example.com", "mail.example.com"));
-        assert!(!at_or_below("badexample.com", "example.com"));
-        assert_eq!(domain_of("<Alice@Example.COM>"), "example.com");
-        assert_eq!(domain_of("<>"), "");
     }
 }

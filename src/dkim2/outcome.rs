@@ -2,7 +2,7 @@
 //! the log and the guidance need: the result word, the chain of custody,
 //! and — for a failure — what the sender has to fix.
 
-use crate::checks::Status;
+use crate::ar_syntax::Status;
 use mail_auth::{dkim2::Dkim2Error, Dkim2Result, Error};
 
 /// Why a chain does not verify, as what the sender must fix.
@@ -81,7 +81,7 @@ impl Outcome {
     /// `Message-Instance` has `m=` `highest_m`; `m_to_i` holds (`m=`, `i=`)
     /// of each signature in `i=` order, to attribute an instance's failure
     /// to the signature that added it.
-    pub fn from_result(
+    pub(crate) fn from_result(
         result: &Dkim2Result,
         chain: Vec<Hop>,
         highest_m: u32,

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 /// What a domain's mail is signed with (its first `[[signing.domains]]`
 /// entry, the one that signs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// A DKIM1 mailkey signature (`s=mailkey`).
     pub mailkey: bool,
     pub dkim2: bool,
@@ -93,7 +93,7 @@ impl Signers {
     }
 
     /// The DKIM2 signer of `domain`, if it signs DKIM2.
-    pub fn for_domain(&self, domain: &str) -> Option<&Dkim2Signer<Ready>> {
+    pub(crate) fn for_domain(&self, domain: &str) -> Option<&Dkim2Signer<Ready>> {
         let domain = normalise_domain(domain).ok()?;
         self.by_domain.get(&domain)
     }
@@ -101,7 +101,7 @@ impl Signers {
     /// The first of our DKIM2 domains that may sign a DSN about the message
     /// returned in `dsn` (a domain of a recipient of its newest signature,
     /// §16.2), with its signer.
-    pub fn for_dsn(&self, dsn: &[u8]) -> Option<(String, &Dkim2Signer<Ready>)> {
+    pub(crate) fn for_dsn(&self, dsn: &[u8]) -> Option<(String, &Dkim2Signer<Ready>)> {
         let parsed = Dkim2Dsn::parse(dsn).ok()?;
         let domains: Vec<String> = parsed
             .returned

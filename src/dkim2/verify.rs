@@ -24,7 +24,8 @@ use super::{
     MAX_HEADER_BYTES, MAX_KEYS, MAX_SIGNATURES,
 };
 use crate::{
-    checks::{cpu, mailkey::Stopped, Status},
+    ar_syntax::Status,
+    cpu::{self, Stopped},
     dns::Dns,
 };
 use mail_auth::{dkim2::Envelope, dns::Parameters, AuthenticatedMessage, MessageAuthenticator};
@@ -83,7 +84,7 @@ async fn verify_within(
     if deadline.is_some_and(|at| Instant::now() >= at) {
         return Err(Stopped);
     }
-    let authenticator = dns.authenticator.clone();
+    let authenticator = dns.verifier().clone();
     let mail_from = path(arrival.mail_from);
     let rcpt_to: Vec<String> = arrival.rcpt_to.iter().map(|r| path(r)).collect();
     // Hashing, recipes and signatures are CPU work: off the async workers.

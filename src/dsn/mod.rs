@@ -21,7 +21,7 @@ use mime::Content;
 
 /// The header that marks a message we already added guidance to, so that
 /// a DSN passing the milter twice gets it once.
-pub const MARKER: &str = "X-Mailkey-Guidance";
+pub(crate) const MARKER: &str = "X-Mailkey-Guidance";
 
 /// What the header block says about a message.
 #[derive(Debug, PartialEq, Eq)]

@@ -4,10 +4,9 @@
 
 use super::Sender;
 use crate::{
-    checks::{
-        keyrecord::owner_name, mailkey::MAX_SIGNED_FIELDS, tls::evidence::EvidenceSet, Failure,
-    },
+    checks::{mailkey::MAX_SIGNED_FIELDS, tls::evidence::EvidenceSet, Failure},
     config::Evidence,
+    protocol::owner_name,
 };
 
 /// The guidance lines for `failure`.

@@ -21,7 +21,6 @@ use crate::{
     },
     sign::SignError,
     transaction::Evaluation,
-    verdict::Action,
     Shared,
 };
 use indymilter::{ContextActions, EomActions};
@@ -29,12 +28,12 @@ use std::sync::Arc;
 use tracing::{error, warn};
 
 /// Keeps an accepted message whose chain verified here, for its hop.
-pub fn remember(shared: &Shared, evaluation: &Evaluation, complete: &Arc<Bytes>) {
+pub(crate) fn remember(shared: &Shared, evaluation: &Evaluation, complete: &Arc<Bytes>) {
     let passed = evaluation
         .results
         .iter()
         .any(|r| r.check == check::NAME && r.status == Status::Pass);
-    if passed && evaluation.verdict.action == Action::Accept {
+    if passed && evaluation.verdict.applied().is_accept() {
         shared.dkim2.custody.remember(Arc::clone(complete));
     }
 }
@@ -69,7 +68,7 @@ pub async fn sign(
             error!("{queue_id}: failed to DKIM2-sign: {e}");
             return match shared.config.on_error {
                 OnError::Accept => Ok(None),
-                OnError::Tempfail => Err(Outcome::Tempfail),
+                OnError::Tempfail => Err(Outcome::Tempfail(None)),
             };
         }
     };
@@ -117,7 +116,7 @@ pub async fn sign(
             error!("{queue_id}: failed to sign for {domain}: {e}");
             match shared.config.on_error {
                 OnError::Accept => Ok(None),
-                OnError::Tempfail => Err(Outcome::Tempfail),
+                OnError::Tempfail => Err(Outcome::Tempfail(None)),
             }
         }
     }
@@ -158,7 +157,7 @@ async fn sign_blocking(
     (mail_from, rcpt_to): (String, Vec<String>),
     original: Option<Arc<Bytes>>,
 ) -> Result<Vec<(&'static str, String)>, SignError> {
-    crate::checks::cpu::off_the_workers(async {
+    crate::cpu::off_the_workers(async {
         let role = match &original {
             Some(o) => Role::Hop { original: o },
             None => Role::Originator,
@@ -199,7 +198,7 @@ async fn insert(
         };
         if let Err(e) = actions.insert_header(0, name, value).await {
             error!("{queue_id}: failed to add the {name} header: {e}");
-            return Err(Outcome::Tempfail);
+            return Err(Outcome::Tempfail(None));
         }
     }
     Ok(())
@@ -210,7 +209,7 @@ async fn insert(
 /// arrived here ([`crate::dkim2::dsn::propagate`]), `From` our
 /// MAILER-DAEMON, `To` the previous hop's sender, the DSN's own DKIM2
 /// fields removed (our second pass signs it anew). Whatever fails, the DSN goes on unchanged (logged).
-pub async fn propagate(
+pub(crate) async fn propagate(
     actions: &EomActions,
     shared: &Shared,
     evaluation: &Evaluation,
@@ -234,7 +233,7 @@ pub async fn propagate(
         return;
     };
     // Only our own hop is passed back (we forwarded the message).
-    if !verified || about.i < 2 || !ours(&about.d) || evaluation.verdict.action != Action::Accept {
+    if !verified || about.i < 2 || !ours(&about.d) || !evaluation.verdict.applied().is_accept() {
         return;
     }
     let rebuilt = match crate::dkim2::dsn::propagate(complete) {

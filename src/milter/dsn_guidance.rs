@@ -12,10 +12,12 @@
 
 use super::message::Message;
 use crate::{
-    checks::{keyrecord::KeyLookup, mailkey},
+    checks::mailkey,
     dsn::{self, Kind},
     envelope::Envelope,
-    guidance, Shared,
+    guidance,
+    protocol::KeyLookup,
+    Shared,
 };
 use indymilter::{ContextActions, EomActions};
 use tracing::{debug, info, warn};

@@ -15,8 +15,7 @@ use crate::{
     logging::{self, DecidedAt},
     metrics,
     transaction::Evaluation,
-    verdict::{self, Action},
-    Shared,
+    verdict, Shared,
 };
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use std::time::Duration;
 /// timeouts MTAs give a milter per command (Sendmail's `T=R:10s`, Postfix's
 /// `milter_command_timeout` of 30 s). A check not done by then is decided
 /// at the end of message, as before.
-pub const RCPT_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const RCPT_WAIT: Duration = Duration::from_secs(5);
 
 /// Is the RCPT stage worth negotiating (`reject_at_rcpt`)? Only enforce
 /// mode rejects, and only an enforced check can cause it.
@@ -69,12 +68,12 @@ pub async fn reject(shared: &Shared, message: &mut Message) -> Option<Evaluation
             .filter(|r| r.check != mailkey::NAME)
             .cloned()
             .collect();
-        if verdict::decide(&others, config, &who).action != Action::Reject {
+        if !verdict::decide(&others, config, &who).applied().is_reject() {
             return None;
         }
     }
     let verdict = verdict::decide(&results, config, &who);
-    if verdict.action != Action::Reject || verdict.reply.is_none() {
+    if !verdict.applied().is_reject() {
         return None;
     }
     Some(Evaluation {

@@ -9,9 +9,7 @@ use crate::{
     checks::{self, CheckResult},
     config::Mode,
     logging::{self, DecidedAt},
-    metrics,
-    verdict::Action,
-    Shared,
+    metrics, Shared,
 };
 use indymilter::{ContextActions, EomActions};
 use std::sync::Arc;
@@ -28,7 +26,7 @@ pub async fn check(
     let config = &shared.config;
     let Some(pending) = message.pending.take() else {
         error!("{queue_id}: failed to check message: no checks were started for it");
-        return Outcome::internal_error(config);
+        return super::internal_error(config);
     };
     pending.recipients(message.rcpt_to.clone());
     // The checks run in a task of their own: a panic there (a bug) is
@@ -54,7 +52,7 @@ pub async fn check(
                     // Not checked, so never accepted as checked: `on_error`
                     // (451 4.3.0 by default; monitor mode accepts).
                     error!("{queue_id}: failed to check message: {e}");
-                    return Outcome::internal_error(config);
+                    return super::internal_error(config);
                 }
             };
             whole = Some(Arc::clone(&raw));
@@ -65,7 +63,7 @@ pub async fn check(
         Ok(e) => e,
         Err(e) => {
             error!("{queue_id}: failed to check message: check task failed: {e}");
-            return Outcome::internal_error(config);
+            return super::internal_error(config);
         }
     };
     // An exempt sender is checked as usual and never rejected or deferred.
@@ -97,11 +95,11 @@ pub async fn check(
         if config.mode == Mode::Monitor {
             return Outcome::Accept;
         }
-        if evaluation.verdict.action == Action::Accept {
-            return Outcome::internal_error(config);
+        if evaluation.verdict.applied().is_accept() {
+            return super::internal_error(config);
         }
     }
-    if evaluation.verdict.action == Action::Accept {
+    if evaluation.verdict.applied().is_accept() {
         if let (Some(sealer), Some(complete)) = (&shared.sealer, &whole) {
             let arc = evaluation
                 .results
@@ -134,7 +132,7 @@ pub async fn check(
     }
     logging::checked_message(queue_id, &message.envelope, &evaluation, DecidedAt::Eom);
     metrics::record(&evaluation);
-    Outcome::from_verdict(&evaluation.verdict)
+    super::from_verdict(&evaluation.verdict)
 }
 
 /// `[arc] seal`: our ARC set on top of the message (src/arc_seal.rs). A
@@ -153,7 +151,7 @@ async fn add_seal(
 ) {
     let domain = sealer.domain();
     // Parsing, a body hash and two signatures: off the async workers.
-    let sealed = checks::cpu::off_the_workers(async { sealer.seal(message, results, arc) }).await;
+    let sealed = crate::cpu::off_the_workers(async { sealer.seal(message, results, arc) }).await;
     let fields = match sealed {
         Ok(fields) => fields,
         Err(e @ SealError::Chain(_)) => {

@@ -108,7 +108,7 @@ impl Message {
     }
 
     /// `Some(size)` once more than the limit arrived.
-    pub fn too_big(&self) -> Option<u64> {
+    pub(crate) fn too_big(&self) -> Option<u64> {
         self.limit
             .is_some_and(|limit| self.size > limit)
             .then_some(self.size)
@@ -119,7 +119,7 @@ impl Message {
     /// step a copy). The hint comes from the network, so it buys at most
     /// [`spool::MEMORY_MAX`](super::spool::MEMORY_MAX); a larger message
     /// goes to the spool file anyway.
-    pub fn expect_size(&mut self, size: usize) {
+    pub(crate) fn expect_size(&mut self, size: usize) {
         self.raw.reserve(size);
     }
 
@@ -185,7 +185,7 @@ impl Message {
     /// Like [`Message::complete`], handing the bytes over (the verifier
     /// runs in a task of its own and needs them owned): the buffer itself,
     /// or the spool file's map, never a copy. The message is left empty.
-    pub fn take_complete(&mut self) -> Result<Bytes, SpoolError> {
+    pub(crate) fn take_complete(&mut self) -> Result<Bytes, SpoolError> {
         self.end_headers();
         if let Some(e) = &self.failed {
             return Err(e.clone());

@@ -11,13 +11,15 @@ mod negotiate;
 mod outbound;
 mod recipients;
 mod session;
-pub mod spool;
 mod srs_step;
 
+/// The spool is a module of its own (the checks and DKIM2 read its
+/// bytes); the milter fills it.
+pub use crate::spool;
 use crate::{
-    checks::Code,
     config::{Config, Mode, OnError},
-    verdict::{Action, Reply, Verdict},
+    reply::{Code, Reply},
+    verdict::Verdict,
     SharedHandle,
 };
 use indymilter::{Callbacks, ProtoOpts, SetErrorReply, SmtpReply, Status};
@@ -55,10 +57,10 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
                 match session.rcpt(&args, &cx.macros).await {
                     // 4xx: a recipient for another transaction, or the
                     // state store did not answer (src/milter/recipients.rs).
-                    Some(reply) if reply.code.reply < 500 => {
-                        Outcome::TempfailWith(reply).reply(&mut cx.reply)
+                    Some(reply) if reply.code.is_temporary() => {
+                        answer(Outcome::Tempfail(Some(reply)), &mut cx.reply)
                     }
-                    Some(reply) => Outcome::Reject(reply).reply(&mut cx.reply),
+                    Some(reply) => answer(Outcome::Reject(Some(reply)), &mut cx.reply),
                     None => Status::Continue,
                 }
             })
@@ -78,10 +80,8 @@ pub fn callbacks(shared: SharedHandle) -> Callbacks<Session> {
                 let Some(session) = cx.data.as_mut() else {
                     return Status::Tempfail;
                 };
-                session
-                    .end_of_message(&cx.actions, &cx.macros)
-                    .await
-                    .reply(&mut cx.reply)
+                let outcome = session.end_of_message(&cx.actions, &cx.macros).await;
+                answer(outcome, &mut cx.reply)
             })
         })
         // Abort and close get no reply whatever we return.
@@ -106,53 +106,44 @@ fn with(data: &mut Option<Session>, noreply: ProtoOpts, f: impl FnOnce(&mut Sess
     }
 }
 
-/// What the end of message decided for the MTA.
-#[derive(Debug)]
-pub enum Outcome {
-    Accept,
-    /// Tempfail without a text of ours.
-    Tempfail,
-    Reject(Reply),
-    TempfailWith(Reply),
+/// What the MTA is told: our reply to a reject or tempfail, or none (a
+/// tempfail with the MTA's own text, when the message could not be
+/// modified as required: docs/protocol.md §7.1).
+pub(crate) type Outcome = crate::reply::Outcome<Option<Reply>>;
+
+/// The answer for `verdict`.
+fn from_verdict(verdict: &Verdict) -> Outcome {
+    verdict.applied().map(|reply| Some(reply.clone()))
 }
 
-impl Outcome {
-    fn from_verdict(verdict: &Verdict) -> Self {
-        match (verdict.action, &verdict.reply) {
-            (Action::Reject, Some(reply)) => Self::Reject(reply.clone()),
-            (Action::Tempfail, Some(reply)) => Self::TempfailWith(reply.clone()),
-            _ => Self::Accept,
-        }
+/// The milter failed: `on_error` decides, except in monitor mode, which
+/// must never stop mail.
+fn internal_error(config: &Config) -> Outcome {
+    if config.mode == Mode::Monitor || config.on_error == OnError::Accept {
+        return Outcome::Accept;
     }
+    Outcome::Tempfail(Some(Reply::new(
+        Code::INTERNAL,
+        ["Temporary local problem checking the sender; please try again later".to_string()],
+    )))
+}
 
-    /// The milter failed: `on_error` decides, except in monitor mode, which
-    /// must never stop mail.
-    fn internal_error(config: &Config) -> Self {
-        if config.mode == Mode::Monitor || config.on_error == OnError::Accept {
-            return Self::Accept;
-        }
-        Self::TempfailWith(Reply::new(
-            Code::INTERNAL,
-            ["Temporary local problem checking the sender; please try again later".to_string()],
-        ))
+/// Sets our reply text, if any, and gives the status for the MTA.
+fn answer(outcome: Outcome, smtp: &mut SmtpReply) -> Status {
+    let (reply, status) = match outcome {
+        Outcome::Accept => return Status::Accept,
+        Outcome::Tempfail(None) => return Status::Tempfail,
+        Outcome::Reject(None) => return Status::Reject,
+        Outcome::Reject(Some(reply)) => (reply, Status::Reject),
+        Outcome::Tempfail(Some(reply)) => (reply, Status::Tempfail),
+    };
+    crate::metrics::reply_sent(reply.code);
+    let code = reply.code.reply.to_string();
+    let lines = reply.lines.iter().map(String::as_str);
+    if let Err(e) = smtp.set_error_reply(&code, Some(reply.code.enhanced), lines) {
+        // Our own sanitising makes this unreachable; the plain status
+        // still rejects or defers, only without our text.
+        error!("failed to set the SMTP reply: {e}");
     }
-
-    /// Sets our reply text, if any, and gives the status for the MTA.
-    fn reply(self, smtp: &mut SmtpReply) -> Status {
-        let (reply, status) = match self {
-            Self::Accept => return Status::Accept,
-            Self::Tempfail => return Status::Tempfail,
-            Self::Reject(reply) => (reply, Status::Reject),
-            Self::TempfailWith(reply) => (reply, Status::Tempfail),
-        };
-        crate::metrics::reply_sent(reply.code);
-        let code = reply.code.reply.to_string();
-        let lines = reply.lines.iter().map(String::as_str);
-        if let Err(e) = smtp.set_error_reply(&code, Some(reply.code.enhanced), lines) {
-            // Our own sanitising makes this unreachable; the plain status
-            // still rejects or defers, only without our text.
-            error!("failed to set the SMTP reply: {e}");
-        }
-        status
-    }
+    status
 }

@@ -7,7 +7,7 @@ use indymilter::{Actions, MacroStage, NegotiateContext, ProtoOpts, Status};
 use std::{ffi::CString, sync::Arc};
 use tracing::{error, warn};
 
-pub fn negotiate(
+pub(crate) fn negotiate(
     cx: &mut NegotiateContext<Session>,
     shared: Arc<Shared>,
     actions: Actions,

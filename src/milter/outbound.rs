@@ -8,7 +8,11 @@ use super::{
     Outcome,
 };
 use crate::{
-    checks::Code, config::OnError, logging, metrics, sign::HEADER, verdict::Reply, Shared,
+    config::OnError,
+    logging, metrics,
+    reply::{Code, Reply},
+    sign::HEADER,
+    Shared,
 };
 use indymilter::{ContextActions, EomActions};
 use std::sync::Arc;
@@ -82,7 +86,7 @@ async fn add_signature(
         Ok(()) => Ok(Some(key.domain.clone())),
         Err(e) => {
             error!("{queue_id}: failed to add the DKIM-Signature header: {e}");
-            Err(Outcome::Tempfail)
+            Err(Outcome::Tempfail(None))
         }
     }
 }
@@ -95,9 +99,9 @@ fn failed(shared: &Shared, queue_id: &str, domain: &str, e: &dyn std::error::Err
     error!("{queue_id}: failed to sign for {domain}: {e}");
     match shared.config.on_error {
         OnError::Accept => Outcome::Accept,
-        OnError::Tempfail => Outcome::TempfailWith(Reply::new(
+        OnError::Tempfail => Outcome::Tempfail(Some(Reply::new(
             Code::INTERNAL,
             ["Temporary local problem signing the message; please try again later".to_string()],
-        )),
+        ))),
     }
 }

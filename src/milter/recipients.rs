@@ -20,32 +20,19 @@
 use super::message::Message;
 use crate::{
     challenge,
-    checks::Code,
     config::{ChallengeWhen, Mode},
     controls::Controls,
     exempt::Reason,
     metrics,
+    reply::{Code, Outcome, Reply},
     state::{Use, MAX_ADDRESS},
     tokens::{self, Tagged},
     transaction::Evaluation,
-    verdict::{Action, Reply, Verdict},
+    verdict::Verdict,
     Shared,
 };
 use std::time::SystemTime;
 use tracing::{error, info};
-
-/// `452 4.5.3`: this recipient in another transaction, please.
-pub const SPLIT: Code = Code {
-    reply: 452,
-    enhanced: "4.5.3",
-};
-/// The store did not answer: try again later.
-pub const STORE_DOWN: Code = Code::INTERNAL;
-/// A first-contact refusal (`[challenge] when = "first-contact"`).
-pub const FIRST_CONTACT: Code = Code {
-    reply: 550,
-    enhanced: "5.7.1",
-};
 
 /// How one recipient is treated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +74,7 @@ fn bare(address: &str) -> String {
 
 fn store_down() -> Reply {
     Reply::new(
-        STORE_DOWN,
+        Code::INTERNAL,
         ["Temporary local problem checking the recipient; please try again later".to_string()],
     )
 }
@@ -134,7 +121,7 @@ impl Recipients {
     pub fn take(&mut self, class: Class, address: &str) -> Option<Reply> {
         if self.accepted.as_ref().is_some_and(|c| *c != class) {
             return Some(Reply::new(
-                SPLIT,
+                Code::SPLIT,
                 ["Please send to this recipient in a separate transaction".to_string()],
             ));
         }
@@ -157,7 +144,12 @@ impl Recipients {
         if self.store_down {
             evaluation.verdict = deferred(&evaluation.verdict);
         }
-        let reply = evaluation.verdict.reply.clone().unwrap_or_else(store_down);
+        let reply = evaluation
+            .verdict
+            .outcome
+            .refusal()
+            .cloned()
+            .unwrap_or_else(store_down);
         let reply = match offer(shared, message, evaluation, &[bare(address)]) {
             Some(with_url) => {
                 evaluation.controls.challenge = Some("offered");
@@ -174,7 +166,7 @@ impl Recipients {
 
     /// The message key for counting a token use once, when the message is
     /// addressed with a token (call before the message is handed on).
-    pub fn message_key(&self, message: &mut Message) -> Option<String> {
+    pub(crate) fn message_key(&self, message: &mut Message) -> Option<String> {
         if !matches!(self.accepted, Some(Class::Token(_))) {
             return None;
         }
@@ -259,19 +251,19 @@ impl Recipients {
                     .is_some_and(|c| c.when == ChallengeWhen::FirstContact);
                 let would_ask = first_contact
                     && !monitor
-                    && evaluation.verdict.action == Action::Accept
+                    && evaluation.verdict.applied().is_accept()
                     && evaluation.verdict.exempt.is_none()
                     && challenge::proven(&message.envelope.mail_from, &evaluation.results)
                         .is_some();
                 // The pair may have solved a challenge: neither refuse it
                 // nor ask it again while the store cannot say.
-                if self.store_down && (would_ask || evaluation.verdict.action == Action::Reject) {
+                if self.store_down && (would_ask || evaluation.verdict.applied().is_reject()) {
                     evaluation.verdict = deferred(&evaluation.verdict);
                     return;
                 }
                 if would_ask {
                     let ask = Reply::new(
-                        FIRST_CONTACT,
+                        Code::NOT_AUTHORISED,
                         [format!(
                             "{} accepts mail from new senders after a one-time check",
                             self.addresses
@@ -280,18 +272,17 @@ impl Recipients {
                         )],
                     );
                     let mut trial = evaluation.verdict.clone();
-                    trial.action = Action::Reject;
-                    trial.reply = Some(ask);
+                    trial.outcome = Outcome::Reject(ask);
                     let saved = std::mem::replace(&mut evaluation.verdict, trial);
                     match offer(shared, message, evaluation, &self.addresses) {
                         Some(reply) => {
-                            evaluation.verdict.reply = Some(reply);
+                            evaluation.verdict.outcome = Outcome::Reject(reply);
                             evaluation.controls.challenge = Some("offered");
                         }
                         None => evaluation.verdict = saved,
                     }
                 } else if let Some(reply) = offer(shared, message, evaluation, &self.addresses) {
-                    evaluation.verdict.reply = Some(reply);
+                    evaluation.verdict.outcome = Outcome::Reject(reply);
                     evaluation.controls.challenge = Some("offered");
                 }
             }
@@ -355,22 +346,15 @@ fn lift(evaluation: &mut Evaluation, reason: Reason) {
 }
 
 fn refused(reply: Reply) -> Verdict {
-    Verdict {
-        action: Action::Reject,
-        reply: Some(reply),
-        monitor_only: false,
-        exempt: None,
-    }
+    Verdict::refuse(Outcome::Reject(reply))
 }
 
 /// A refusal turned into a deferral: the store could not say whether
 /// this sender may pass.
 fn deferred(v: &Verdict) -> Verdict {
     Verdict {
-        action: Action::Tempfail,
-        reply: Some(store_down()),
-        monitor_only: false,
         exempt: v.exempt.clone(),
+        ..Verdict::refuse(Outcome::Tempfail(store_down()))
     }
 }
 
@@ -383,7 +367,13 @@ fn offer(
     recipients: &[String],
 ) -> Option<Reply> {
     let challenges = shared.controls.as_deref()?.challenges.as_ref()?;
-    let offered = challenges.offer(&message.envelope.mail_from, evaluation, recipients, now())?;
+    let offered = challenges.offer(
+        &message.envelope.mail_from,
+        &evaluation.verdict,
+        &evaluation.results,
+        recipients,
+        now(),
+    )?;
     for _ in 0..offered.1 {
         metrics::challenge("offered");
     }

@@ -16,8 +16,8 @@ use super::{
 use crate::{
     auth_results,
     envelope::{parse_mail_from, Envelope, TlsEvidence},
+    reply::Reply,
     transaction::{Evaluation, Pending},
-    verdict::Reply,
     Shared,
 };
 use indymilter::{ContextActions, EomActions, Macros, ProtoOpts, SocketInfo};
@@ -205,7 +205,7 @@ impl Session {
     /// The status for a stage that always goes on: `Noreply` when the MTA
     /// agreed not to wait for it (`stage` is the `NOREPLY_*` option; none
     /// for abort and close, which get no reply anyway).
-    pub fn go_on(&self, stage: ProtoOpts) -> indymilter::Status {
+    pub(crate) fn go_on(&self, stage: ProtoOpts) -> indymilter::Status {
         if self.noreply.intersects(stage) {
             indymilter::Status::Noreply
         } else {
@@ -214,7 +214,11 @@ impl Session {
     }
 
     /// End of message: the lifecycle's steps, in order.
-    pub async fn end_of_message(&mut self, actions: &EomActions, macros: &Macros) -> Outcome {
+    pub(crate) async fn end_of_message(
+        &mut self,
+        actions: &EomActions,
+        macros: &Macros,
+    ) -> Outcome {
         let queue_id = macro_str(macros, c"i").unwrap_or_else(|| "NOQUEUE".into());
         let _in_flight = self.in_flight.take();
         let Some(mut message) = self.message.take() else {
@@ -226,13 +230,13 @@ impl Session {
         let recipients = std::mem::take(&mut self.recipients);
         if let Some(Some(evaluation)) = self.at_rcpt.take() {
             if recipients.accepted.is_none() {
-                return Outcome::from_verdict(&evaluation.verdict);
+                return super::from_verdict(&evaluation.verdict);
             }
         }
         let shared = self.shared.clone();
         if let Err(e) = remove_forged_headers(actions, &message).await {
             error!("{queue_id}: failed to delete a forged Authentication-Results header: {e}");
-            return Outcome::internal_error(&shared.config);
+            return super::internal_error(&shared.config);
         }
         // Before anything that reads the body: the MTA's own bounces come
         // from trusted clients and get the guidance, then a signature over

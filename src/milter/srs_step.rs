@@ -14,20 +14,25 @@
 //!   (docs/decisions.md, "SRS: which mail is rewritten").
 
 use super::message::Message;
-use crate::{checks::Code, config::Mode, logging, verdict::Reply, Shared};
+use crate::{
+    config::Mode,
+    logging,
+    reply::{Code, Reply},
+    Shared,
+};
 use indymilter::{ContextActions, EomActions};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{error, info};
 
-pub const INVALID: Code = Code {
-    reply: 550,
-    enhanced: "5.1.1",
-};
-
 /// The reply refusing RCPT `arg`, if it is an invalid SRS address of ours;
 /// logged here, and `None` in monitor mode (which never refuses: the log
 /// line says what enforce mode would have answered).
-pub fn refuse_rcpt(shared: &Shared, message: &Message, arg: &str, queue_id: &str) -> Option<Reply> {
+pub(crate) fn refuse_rcpt(
+    shared: &Shared,
+    message: &Message,
+    arg: &str,
+    queue_id: &str,
+) -> Option<Reply> {
     let srs = shared.srs.as_ref()?;
     let address = bare(arg);
     if !srs.is_ours(address) {
@@ -35,7 +40,7 @@ pub fn refuse_rcpt(shared: &Shared, message: &Message, arg: &str, queue_id: &str
     }
     let reply = match srs.reverse(address, now()) {
         Ok(_) | Err(crate::srs::SrsError::NotSrs) => return None,
-        Err(e) => Reply::new(INVALID, [format!("invalid SRS address: {e}")]),
+        Err(e) => Reply::new(Code::INVALID_SRS, [format!("invalid SRS address: {e}")]),
     };
     let enforced = shared.config.mode == Mode::Enforce;
     logging::refused_recipient(queue_id, &message.envelope, address, &reply, enforced);

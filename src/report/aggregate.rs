@@ -69,14 +69,14 @@ pub fn network(client: &str) -> String {
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct Count {
+pub(crate) struct Count {
     pub name: String,
     pub messages: u64,
 }
 
 /// One scope's effect over the period.
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Impact {
+pub(crate) struct Impact {
     /// `mailkey`, `spf`, `tls`, `mx`, or `all`.
     pub check: &'static str,
     pub reject: u64,
@@ -91,7 +91,7 @@ pub struct Impact {
 
 /// One UTC day.
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Day {
+pub(crate) struct Day {
     pub day: String,
     pub messages: u64,
     pub checked: u64,
@@ -102,7 +102,7 @@ pub struct Day {
 
 /// What `report` prints.
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub log_version: u64,
     pub since: Option<String>,
     pub until: Option<String>,
@@ -136,7 +136,7 @@ pub struct Summary {
 /// mailkey reject (a replay, a change without recipe, a broken chain or an
 /// unverified DSN of the sender's own domain).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct Dkim2Counts {
+pub(crate) struct Dkim2Counts {
     /// Messages by result word (`pass`, `fail`, `permerror`, `temperror`).
     pub results: BTreeMap<String, u64>,
     /// Failures that make mailkey reject.
@@ -146,7 +146,7 @@ pub struct Dkim2Counts {
 /// Tokens and challenges over the period: how much mail the checks would
 /// have refused reached its recipient through them.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct LetThrough {
+pub(crate) struct LetThrough {
     /// Refusals that carried a challenge URL.
     pub challenges_offered: u64,
     /// Messages let through by a solved challenge…
@@ -192,7 +192,7 @@ struct DayCounts {
 /// Counts records as they are read (logs can be large: nothing per
 /// message is kept).
 #[derive(Default)]
-pub struct Aggregate {
+pub(crate) struct Aggregate {
     since: Option<Nanos>,
     until: Option<Nanos>,
     first: Option<Nanos>,
@@ -325,7 +325,7 @@ impl Aggregate {
 }
 
 /// The `n` largest counts, ties by name.
-pub fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
+pub(crate) fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
     let mut all: Vec<Count> = counts
         .iter()
         .map(|(name, messages)| Count {

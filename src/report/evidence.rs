@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// The kinds a setting may accept, in the order settings are written
 /// (and the report's columns).
-pub const KINDS: [Evidence; 3] = [
+pub(crate) const KINDS: [Evidence; 3] = [
     Evidence::MtaVerified,
     Evidence::SenderDomain,
     Evidence::Probe,
@@ -27,7 +27,7 @@ pub const KINDS: [Evidence; 3] = [
 
 /// Every non-empty set of kinds: those with `mta-verified` first (the
 /// free evidence nobody would give up), smaller sets first.
-pub fn candidate_settings() -> Vec<Vec<Evidence>> {
+pub(crate) fn candidate_settings() -> Vec<Vec<Evidence>> {
     let mut sets: Vec<Vec<Evidence>> = (1u8..1 << KINDS.len())
         .map(|mask| {
             KINDS
@@ -43,14 +43,14 @@ pub fn candidate_settings() -> Vec<Vec<Evidence>> {
 }
 
 /// A setting as the configuration writes it: `["mta-verified", "probe"]`.
-pub fn setting_name(kinds: &[&str]) -> String {
+pub(crate) fn setting_name(kinds: &[&str]) -> String {
     let words: Vec<String> = kinds.iter().map(|k| format!("\"{k}\"")).collect();
     format!("[{}]", words.join(", "))
 }
 
 /// One organisation and sender domain.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct OrgRow {
+pub(crate) struct OrgRow {
     pub organisation: String,
     pub sender_domain: String,
     pub messages: u64,
@@ -70,7 +70,7 @@ pub struct OrgRow {
 
 /// What enforcing one setting would have done.
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct SettingImpact {
+pub(crate) struct SettingImpact {
     pub evidence: Vec<&'static str>,
     pub refuse: u64,
     /// Of the checked messages, rounded to 0.1.
@@ -86,7 +86,7 @@ pub struct SettingImpact {
 
 /// The report's TLS evidence part.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct EvidenceSummary {
+pub(crate) struct EvidenceSummary {
     /// Checked messages whose line has the evidence fields.
     pub measured: u64,
     /// Distinct (organisation, sender domain) pairs; `organisations`
@@ -105,7 +105,7 @@ struct SettingCounts {
 }
 
 /// Counts as records are read.
-pub struct EvidenceAggregate {
+pub(crate) struct EvidenceAggregate {
     measured: u64,
     rows: HashMap<(String, String), OrgRow>,
     settings: Vec<(Vec<Evidence>, SettingCounts)>,

@@ -5,8 +5,9 @@
 //! clients should be authorised.
 
 use crate::{
-    checks::{keyrecord::KeyLookup, mailkey, mx, spf::is_spf_record},
+    checks::{mailkey, mx, spf::is_spf_record},
     dns::{Dns, TxtAnswer},
+    protocol::KeyLookup,
 };
 use mail_auth::{DnsError, Error};
 use serde::Serialize;

@@ -3,12 +3,12 @@
 //! the mail of a period — so an operator can switch a check to enforce
 //! knowing what it will refuse.
 
-pub mod aggregate;
+pub(crate) mod aggregate;
 pub mod evidence;
 pub mod lookup;
 pub mod parse;
-pub mod render_html;
-pub mod render_text;
+pub(crate) mod render_html;
+pub(crate) mod render_text;
 pub mod time;
 
 use crate::{config::DnsConfig, dns::Dns};
@@ -89,7 +89,7 @@ fn bound(
 }
 
 /// Reads the files and counts (no output).
-pub fn summarize(args: &ReportArgs) -> Result<(Summary, parse::Skipped), ReportError> {
+pub(crate) fn summarize(args: &ReportArgs) -> Result<(Summary, parse::Skipped), ReportError> {
     let since = bound("--since", args.since.as_deref(), false)?;
     let until = bound("--until", args.until.as_deref(), true)?;
     let mut aggregate = Aggregate::new(since, until);

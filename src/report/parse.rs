@@ -16,7 +16,7 @@ use std::{
 pub const LOG_VERSION: u64 = 2;
 /// Version 1 lines have no TLS evidence fields: they count everywhere but
 /// in the evidence tables, where they are "not measured".
-pub const LOG_VERSIONS: [u64; 2] = [1, 2];
+pub(crate) const LOG_VERSIONS: [u64; 2] = [1, 2];
 
 /// The checks in log order; `effects` of a [`Record`] follow it. The
 /// daemon's registry is the source; a unit test keeps this list equal to it.
@@ -197,13 +197,13 @@ pub fn read(
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum LineError {
+pub(crate) enum LineError {
     NotJson,
     Bad(String),
 }
 
 /// One line: `Ok(None)` for lines that are not about a message.
-pub fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
+pub(crate) fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);

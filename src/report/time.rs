@@ -7,9 +7,9 @@
 //! `…46.100Z`.
 
 /// Nanoseconds since 1970-01-01T00:00:00Z (i128: years 0–9999 and more).
-pub type Nanos = i128;
+pub(crate) type Nanos = i128;
 /// One second, one day in [`Nanos`].
-pub const SECOND: Nanos = 1_000_000_000;
+pub(crate) const SECOND: Nanos = 1_000_000_000;
 pub const DAY: Nanos = 86_400 * SECOND;
 
 /// Days since 1970-01-01 of a civil date.
@@ -51,7 +51,7 @@ fn number(s: &str, digits: usize) -> Option<i64> {
 }
 
 /// `YYYY-MM-DD` as the epoch second of its start (UTC).
-pub fn parse_date(s: &str) -> Option<i64> {
+pub(crate) fn parse_date(s: &str) -> Option<i64> {
     let (y, rest) = s.split_once('-')?;
     let (m, d) = rest.split_once('-')?;
     let (y, m, d) = (number(y, 4)?, number(m, 2)?, number(d, 2)?);
@@ -71,7 +71,7 @@ pub fn parse_date(s: &str) -> Option<i64> {
 /// space for the `T` is accepted), fractions of a second kept to the
 /// nanosecond; digits beyond that round up, so that a bound never takes in
 /// a time before it.
-pub fn parse_datetime(s: &str) -> Option<Nanos> {
+pub(crate) fn parse_datetime(s: &str) -> Option<Nanos> {
     let (date, time) = s.split_once(['T', 't', ' '])?;
     let day = parse_date(date)?;
     let (clock, offset) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
@@ -115,7 +115,7 @@ fn fraction(digits: &str) -> Option<Nanos> {
 
 /// `--since`/`--until`: a date (its start; for `until`, the start of the
 /// next day, so the named day is included) or a date-time.
-pub fn parse_bound(s: &str, until: bool) -> Option<Nanos> {
+pub(crate) fn parse_bound(s: &str, until: bool) -> Option<Nanos> {
     match parse_date(s) {
         Some(start) if until => Some(Nanos::from(start + 86_400) * SECOND),
         Some(start) => Some(Nanos::from(start) * SECOND),
@@ -124,7 +124,7 @@ pub fn parse_bound(s: &str, until: bool) -> Option<Nanos> {
 }
 
 /// The UTC day number (days since the epoch) of a time.
-pub fn day_number(t: Nanos) -> i64 {
+pub(crate) fn day_number(t: Nanos) -> i64 {
     i64::try_from(t.div_euclid(DAY)).unwrap_or(i64::MAX)
 }
 
@@ -136,7 +136,7 @@ pub fn day(secs: i64) -> String {
 
 /// A time as `YYYY-MM-DDTHH:MM:SSZ`, with its fraction of a second when it
 /// has one (`…:06.8635Z`).
-pub fn datetime(t: Nanos) -> String {
+pub(crate) fn datetime(t: Nanos) -> String {
     let secs = i64::try_from(t.div_euclid(SECOND)).unwrap_or(i64::MAX);
     let ns = t.rem_euclid(SECOND);
     let s = secs.rem_euclid(86_400);

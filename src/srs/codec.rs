@@ -52,7 +52,7 @@ impl Srs {
     }
 
     /// Is `address` in our SRS domain (a candidate for [`Self::reverse`])?
-    pub fn is_ours(&self, address: &str) -> bool {
+    pub(crate) fn is_ours(&self, address: &str) -> bool {
         address
             .rsplit_once('@')
             .is_some_and(|(_, d)| d.trim_end_matches('.').eq_ignore_ascii_case(&self.domain))
@@ -150,7 +150,7 @@ impl Srs {
 /// unverified (only its forwarder holds the secret): for the log line of a
 /// forwarded message, never for a decision. SRS1 names the original inside
 /// its opaque SRS0 part.
-pub fn claimed_original(address: &str) -> Option<String> {
+pub(crate) fn claimed_original(address: &str) -> Option<String> {
     let (local, _) = address.rsplit_once('@')?;
     let srs0 = match strip_tag(local, "SRS1") {
         // SRS1=HHH=hop==HHH=TT=domain=user: after the hop, the SRS0 part.

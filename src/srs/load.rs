@@ -4,7 +4,7 @@
 use super::Srs;
 use crate::{config::SrsConfig, secrets};
 
-pub use crate::secrets::SecretError as SrsLoadError;
+pub(crate) use crate::secrets::SecretError as SrsLoadError;
 
 /// `None` when `[srs] domain` is not set. Any secret length is taken, as
 /// postsrsd's setups have them.

@@ -14,5 +14,8 @@
 mod codec;
 mod load;
 
-pub use codec::{claimed_original, Decoded, Srs, SrsError};
-pub use load::{load, SrsLoadError};
+pub(crate) use codec::claimed_original;
+pub use codec::SrsError;
+pub use codec::{Decoded, Srs};
+pub use load::load;
+pub(crate) use load::SrsLoadError;

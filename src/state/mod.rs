@@ -23,13 +23,13 @@ use std::sync::Arc;
 /// The longest address kept (RFC 5321 §4.5.3.1.3: a path is at most 256
 /// octets with its angle brackets). Longer ones get no token lookup and no
 /// challenge, so no key in the store is longer.
-pub const MAX_ADDRESS: usize = 254;
+pub(crate) const MAX_ADDRESS: usize = 254;
 /// Message keys remembered per token: a re-send of one of the last this
 /// many accepted messages (the daemon died after counting, before the MTA
 /// heard the accept) is not counted again.
-pub const RECENT_USES: usize = 32;
+pub(crate) const RECENT_USES: usize = 32;
 /// Expired tokens stay listed this long, then are removed.
-pub const EXPIRED_KEPT_SECS: u64 = 30 * 86_400;
+pub(crate) const EXPIRED_KEPT_SECS: u64 = 30 * 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

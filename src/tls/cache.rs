@@ -37,14 +37,14 @@ const FAIL_TTL: Duration = Duration::from_secs(600);
 const TEMP_TTL: Duration = Duration::from_secs(60);
 /// What the records of all client IPs may hold together, in bytes (about
 /// 14,000 records of an ordinary certificate's few names).
-pub const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+pub(crate) const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// What a record weighs besides its text: the record, its findings and
 /// the cache's bookkeeping, rounded up.
 const RECORD_OVERHEAD: usize = 512;
 /// Certificates fetched per client IP with different SNI (HELO) names
 /// within their lifetime; a further name is judged against those already
 /// fetched instead of probing again.
-pub const MAX_HELO_VARIANTS: usize = 4;
+pub(crate) const MAX_HELO_VARIANTS: usize = 4;
 
 /// What one conversation with a client's port established, before its
 /// certificate's names are matched against a transaction's HELO name.
@@ -124,7 +124,7 @@ impl Finding {
 
 /// What is known about one client IP.
 #[derive(Debug, Default)]
-pub struct IpRecord {
+pub(crate) struct IpRecord {
     /// A finding that holds whatever the HELO name, and when it expires.
     every_name: Option<(Finding, Instant)>,
     /// Findings per SNI name sent (`None`: none sent), oldest first, at
@@ -183,14 +183,14 @@ impl IpRecord {
 }
 
 /// One client IP's record in the cache, with its weight when last stored.
-pub struct Entry {
+pub(crate) struct Entry {
     pub record: Arc<Mutex<IpRecord>>,
     weight: AtomicU32,
 }
 
 /// The records of all client IPs.
 #[derive(Clone)]
-pub struct ProbeCache(Cache<IpAddr, Arc<Entry>>);
+pub(crate) struct ProbeCache(Cache<IpAddr, Arc<Entry>>);
 
 impl ProbeCache {
     pub fn new() -> Self {
@@ -218,7 +218,7 @@ impl ProbeCache {
 
     /// Weighs `entry` again after a store that left it `bytes` heavy: the
     /// cache weighs an entry when it is inserted, so it is inserted again.
-    pub async fn reweigh(&self, ip: IpAddr, entry: &Arc<Entry>, bytes: usize) {
+    pub(crate) async fn reweigh(&self, ip: IpAddr, entry: &Arc<Entry>, bytes: usize) {
         let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
         entry.weight.store(bytes, Ordering::Relaxed);
         self.0.insert(ip, entry.clone()).await;

@@ -22,7 +22,7 @@ const MAX_LINES: usize = 64;
 
 /// What the conversation with the client's SMTP port produced: the
 /// certificate chain it presented, or why it ended before one.
-pub enum Conversation {
+pub(crate) enum Conversation {
     Presented {
         chain: Vec<X509>,
         ocsp: Option<Vec<u8>>,
@@ -51,7 +51,7 @@ pub(super) fn io_kind(e: &std::io::Error) -> ProbeKind {
 /// conversation (TLS handshake included) bounded by `limit` from now: a
 /// peer that sends a byte now and then cannot keep it alive, and the
 /// thread is free again by then whatever the peer does.
-pub fn converse(
+pub(crate) fn converse(
     connector: &SslConnector,
     addr: SocketAddr,
     ehlo: &str,

@@ -18,7 +18,7 @@
 //! - at most one probe per client IP in flight; concurrent transactions
 //!   from that IP wait for its result (single flight);
 //! - results cached per IP, in a cache bounded in bytes; only a certificate
-//!   depends on the HELO name, and at most [`MAX_HELO_VARIANTS`] per IP are
+//!   depends on the HELO name, and at most [`cache::MAX_HELO_VARIANTS`] per IP are
 //!   fetched;
 //! - at most [`MAX_CONCURRENT_PROBES`] probes at once and
 //!   [`MAX_PROBES_PER_NETWORK`] per client /24 or /64 (`slots`), handed out
@@ -45,22 +45,26 @@ mod servers;
 mod slots;
 mod trust;
 
-pub use cache::{CACHE_BYTES, MAX_HELO_VARIANTS};
-pub use names::{cert_names, confirmed_ptr_names, name_matches};
+pub(crate) use names::{cert_names, confirmed_ptr_names, name_matches};
 pub use outcome::{ProbeKind, Problem};
-pub use servers::{ServerFinding, Servers, MAX_MX_HOSTS};
-pub use slots::{Slots, MAX_CONCURRENT_PROBES, MAX_PROBES_PER_NETWORK};
-pub use trust::{CertProblem, TrustStore, TrustStoreError};
+pub use servers::ServerFinding;
+pub use servers::Servers;
+pub use servers::MAX_MX_HOSTS;
+pub use slots::Slots;
+pub use slots::{MAX_CONCURRENT_PROBES, MAX_PROBES_PER_NETWORK};
+pub use trust::TrustStoreError;
+pub use trust::{CertProblem, TrustStore};
 
 use crate::{config::TlsConfig, dns::Dns};
 use cache::{Finding, ProbeCache};
 use client::Conversation;
 use names::{is_dns_name, subject_cn};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use prometheus_client::metrics::{counter::Counter, family::Family, histogram::Histogram};
 use slots::NoSlot;
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, LazyLock},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -115,7 +119,7 @@ impl Prober {
 
     /// A prober that shares `slots` with others (a reload's new prober
     /// with the one connections opened before it still use).
-    pub fn with_slots(
+    pub(crate) fn with_slots(
         config: &TlsConfig,
         ehlo_name: &str,
         slots: Slots,
@@ -267,7 +271,7 @@ impl Prober {
                 Finding::Outcome(o) => Some(o),
                 Finding::Certificate { .. } => None,
             };
-            crate::metrics::probe_finished(outcome, started.elapsed());
+            PROBE_COUNTERS.finished(outcome, started.elapsed());
             record.store(sni, found.clone(), Instant::now());
             let bytes = record.bytes();
             drop(record);
@@ -290,7 +294,7 @@ impl Prober {
 /// error says what the address is (no parentheses: it ends up in an
 /// `Authentication-Results` comment). Loopback, private and documentation
 /// addresses are unicast and probed (docs/decisions.md, "Probe slots").
-pub fn probe_target(ip: IpAddr) -> Result<(), &'static str> {
+pub(crate) fn probe_target(ip: IpAddr) -> Result<(), &'static str> {
     match ip {
         IpAddr::V4(v4) => {
             let first = v4.octets()[0];
@@ -404,5 +408,51 @@ mod tests {
         for ip in probed {
             assert_eq!(probe_target(ip.parse().unwrap()), Ok(()), "{ip}");
         }
+    }
+}
+
+/// Probe conversations, counted here; src/metrics.rs registers these same
+/// counters and so reads them at scrape time (the prober needs nothing of
+/// the metrics: ARCHITECTURE.md, "Module graph").
+#[derive(Debug)]
+pub(crate) struct ProbeCounters {
+    /// Probes run (cached results not counted), by `outcome`: one of
+    /// [`PROBE_OUTCOMES`].
+    pub probes: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Duration of a probe conversation.
+    pub seconds: Histogram,
+}
+
+/// The `outcome` labels of [`ProbeCounters::probes`].
+pub(crate) const PROBE_OUTCOMES: [&str; 4] =
+    ["certificate", "no_starttls", "bad_certificate", "temperror"];
+/// Upper bounds of the probe duration histogram, in seconds (a TCP and TLS
+/// conversation, `probe_timeout_ms`).
+const PROBE_BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The probe counters of every [`Prober`] in the process.
+pub(crate) static PROBE_COUNTERS: LazyLock<ProbeCounters> = LazyLock::new(|| {
+    let counters = ProbeCounters {
+        probes: Family::default(),
+        seconds: Histogram::new(PROBE_BUCKETS),
+    };
+    for outcome in PROBE_OUTCOMES {
+        let _ = counters.probes.get_or_create(&[("outcome", outcome)]);
+    }
+    counters
+});
+
+impl ProbeCounters {
+    /// A probe conversation ended (`None`: a certificate that verified,
+    /// its names still to be matched).
+    fn finished(&self, outcome: Option<&ProbeOutcome>, took: Duration) {
+        let label = match outcome {
+            None | Some(ProbeOutcome::Verified { .. }) => "certificate",
+            Some(ProbeOutcome::NoStartTls(_)) => "no_starttls",
+            Some(ProbeOutcome::BadCertificate(_)) => "bad_certificate",
+            Some(ProbeOutcome::TempError(_)) => "temperror",
+        };
+        self.probes.get_or_create(&[("outcome", label)]).inc();
+        self.seconds.observe(took.as_secs_f64());
     }
 }

@@ -32,11 +32,11 @@ use std::{
 
 /// The largest policy read (RFC 8461 §3.3 suggests 64 KiB), plus room for
 /// the status line and the header.
-pub const MAX_POLICY: usize = 64 * 1024;
-pub const MAX_RESPONSE: usize = MAX_POLICY + 8 * 1024;
+pub(crate) const MAX_POLICY: usize = 64 * 1024;
+pub(crate) const MAX_RESPONSE: usize = MAX_POLICY + 8 * 1024;
 
 /// NXDOMAIN or NODATA (not SERVFAIL, which hickory reports alike).
-pub fn is_not_found(e: &NetError) -> bool {
+pub(crate) fn is_not_found(e: &NetError) -> bool {
     matches!(e, NetError::Dns(DnsError::NoRecordsFound(no))
         if matches!(no.response_code, ResponseCode::NXDomain | ResponseCode::NoError))
 }
@@ -44,7 +44,7 @@ pub fn is_not_found(e: &NetError) -> bool {
 impl Servers {
     /// Does `domain` publish an MTA-STS policy in `enforce` mode (cached)?
     /// [`ServerFinding::Certified`] says yes (its subject: the policy host).
-    pub async fn mta_sts(&self, dns: &Dns, domain: &str) -> ServerFinding {
+    pub(crate) async fn mta_sts(&self, dns: &Dns, domain: &str) -> ServerFinding {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         self.policies
             .get_with(domain.clone(), self.examine_policy(dns, domain))
@@ -110,7 +110,7 @@ impl Servers {
 }
 
 /// The `mode` of an STSv1 policy (RFC 8461 §3.2), `None` when it is not one.
-pub fn policy_mode(text: &str) -> Option<&str> {
+pub(crate) fn policy_mode(text: &str) -> Option<&str> {
     let field = |name: &str| {
         text.lines()
             .filter_map(|l| l.split_once(':'))

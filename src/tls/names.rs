@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 /// The DNS names a certificate is for: its subjectAltName dNSNames, or its
 /// subject CN when it has none (RFC 6125 §6.4.4).
-pub fn cert_names(cert: &X509Ref) -> Vec<String> {
+pub(crate) fn cert_names(cert: &X509Ref) -> Vec<String> {
     let sans: Vec<String> = cert
         .subject_alt_names()
         .map(|names| {
@@ -29,7 +29,7 @@ pub fn cert_names(cert: &X509Ref) -> Vec<String> {
 }
 
 /// The subject CN, for the header.
-pub fn subject_cn(cert: &X509Ref) -> Option<String> {
+pub(crate) fn subject_cn(cert: &X509Ref) -> Option<String> {
     cert.subject_name()
         .entries_by_nid(Nid::COMMONNAME)
         .next()
@@ -38,7 +38,7 @@ pub fn subject_cn(cert: &X509Ref) -> Option<String> {
 
 /// Does certificate name `pattern` cover `host`? Case-insensitive; a `*`
 /// may stand for exactly one whole left-most label (RFC 6125 §6.4.3).
-pub fn name_matches(pattern: &str, host: &str) -> bool {
+pub(crate) fn name_matches(pattern: &str, host: &str) -> bool {
     let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     if host.is_empty() {
@@ -57,13 +57,13 @@ pub fn name_matches(pattern: &str, host: &str) -> bool {
 
 /// Is `s` a domain name (not an address literal)? Only those are matched
 /// and sent as SNI.
-pub fn is_dns_name(s: &str) -> bool {
+pub(crate) fn is_dns_name(s: &str) -> bool {
     s.contains('.') && s.parse::<IpAddr>().is_err() && !s.starts_with('[')
 }
 
 /// PTR names of `ip` that resolve back to it (the first two, as iprev
 /// does). `Err` when DNS failed temporarily and nothing was confirmed.
-pub async fn confirmed_ptr_names(dns: &Dns, ip: IpAddr) -> Result<Vec<String>, String> {
+pub(crate) async fn confirmed_ptr_names(dns: &Dns, ip: IpAddr) -> Result<Vec<String>, String> {
     let ptrs = match dns.ptr(ip).await {
         Ok(set) => set.records.clone(),
         Err(AuthError::Dns(DnsError::RecordNotFound(_))) => return Ok(Vec::new()),

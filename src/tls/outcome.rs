@@ -40,7 +40,7 @@ pub enum ProbeKind {
 
 impl ProbeKind {
     /// Every kind, in the report's order.
-    pub const ALL: [ProbeKind; 12] = [
+    pub(crate) const ALL: [ProbeKind; 12] = [
         Self::Verified,
         Self::NoListener,
         Self::NoStartTls,
@@ -78,13 +78,13 @@ impl ProbeKind {
     }
 
     /// May this outcome change by itself (defer, do not refuse)?
-    pub const fn is_temporary(self) -> bool {
+    pub(crate) const fn is_temporary(self) -> bool {
         matches!(self, Self::Timeout | Self::Temporary)
     }
 
     /// A certificate was shown and found wanting (what the sender fixes by
     /// installing a better one).
-    pub fn is_bad_certificate(self) -> bool {
+    pub(crate) fn is_bad_certificate(self) -> bool {
         matches!(
             self,
             Self::Expired

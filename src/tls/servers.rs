@@ -35,7 +35,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Conversations with domains' servers (MX hosts, MTA-STS policy hosts)
 /// at once.
-pub const MAX_CONCURRENT: usize = 16;
+pub(crate) const MAX_CONCURRENT: usize = 16;
 /// MX hosts looked at per domain (lowest preference first).
 pub const MAX_MX_HOSTS: usize = 2;
 /// Hosts and domains remembered.
@@ -215,7 +215,7 @@ impl Servers {
 
 /// Can a mail server have this address? Never contact the unspecified
 /// address (it means "this host"), multicast or broadcast.
-pub fn contactable(ip: IpAddr) -> bool {
+pub(crate) fn contactable(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
         IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),

@@ -11,29 +11,22 @@
 pub mod cli;
 
 use crate::{
-    checks::Code,
     config::TokensConfig,
+    reply::{Code, Reply},
     secrets,
     state::{Token, TokenState},
-    verdict::Reply,
 };
 use std::fmt;
 
 /// What starts a tag after the delimiter.
-pub const PREFIX: &str = "mk-";
+pub(crate) const PREFIX: &str = "mk-";
 /// Characters of a tag (5 bits each).
-pub const TAG_LEN: usize = 12;
+pub(crate) const TAG_LEN: usize = 12;
 /// The tag alphabet: lower case (MTAs lower-case local parts), without
 /// the look-alikes `l`, `o`, `0`, `1`.
 const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
 /// Most uses a token may be given.
-pub const MAX_USES: u32 = 1_000_000;
-
-/// A token refusal (`550 5.7.1`: delivery not authorised).
-pub const REFUSED: Code = Code {
-    reply: 550,
-    enhanced: "5.7.1",
-};
+pub(crate) const MAX_USES: u32 = 1_000_000;
 
 /// `[tokens]` put to work: the secrets and the delimiters.
 #[derive(Clone, Debug)]
@@ -52,7 +45,7 @@ pub struct Tagged {
 
 /// Why a token does not let a message through.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No such token (never issued, or removed long after expiry).
     Unknown,
     /// The stored terms do not match the tag, or the token is another
@@ -99,7 +92,7 @@ impl Refusal {
             Self::OutOfScope => "was not given for mail from this sender".to_string(),
         };
         Reply::new(
-            REFUSED,
+            Code::NOT_AUTHORISED,
             [
                 format!("The token address for {who} {what}."),
                 format!("Ask {who} for a new address if you should be writing to them."),
@@ -188,7 +181,7 @@ impl Tokens {
     /// May mail from `sender` to `tagged` pass under the stored token
     /// `state` at `now`? The use itself is counted at the end of the
     /// message ([`crate::state::Store::use_token`]).
-    pub fn judge(
+    pub(crate) fn judge(
         &self,
         tagged: &Tagged,
         state: Option<&TokenState>,
@@ -222,7 +215,7 @@ impl Tokens {
 
 /// Does `sender` (the MAIL FROM address) fall under `scope`: an address
 /// (equal, case-blind) or a domain (itself and its subdomains)?
-pub fn in_scope(scope: Option<&str>, sender: &str) -> bool {
+pub(crate) fn in_scope(scope: Option<&str>, sender: &str) -> bool {
     let Some(scope) = scope else {
         return true;
     };
@@ -235,7 +228,7 @@ pub fn in_scope(scope: Option<&str>, sender: &str) -> bool {
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn datetime(secs: u64) -> String {
+pub(crate) fn datetime(secs: u64) -> String {
     use crate::report::time;
     time::datetime(time::Nanos::from(secs) * time::SECOND)
 }
@@ -262,7 +255,7 @@ fn encode(bytes: &[u8]) -> String {
 /// The key under which a message's use is counted once: SHA-256 of its
 /// `Message-ID` and body, which a client's re-send keeps (our MTA's
 /// `Received:` line, with the queue ID, differs).
-pub fn message_key(message_id: Option<&[u8]>, body: &[u8]) -> String {
+pub(crate) fn message_key(message_id: Option<&[u8]>, body: &[u8]) -> String {
     let mut h = openssl::sha::Sha256::new();
     h.update(message_id.unwrap_or_default());
     h.update(b"\0");

@@ -5,7 +5,7 @@
 //! that validation costs at most a fixed amount whatever the message
 //! carries (docs/decisions.md, "ARC bounds"; SECURITY.md).
 
-use crate::auth_results::syntax::{self, ResInfo};
+use crate::ar_syntax::{self as syntax, ResInfo};
 use mail_auth::arc::{ArcAuthResults, Seal, Signature};
 
 /// The most ARC sets validated. RFC 8617 allows 50; real chains have one
@@ -17,23 +17,23 @@ pub const MAX_SETS: usize = 8;
 /// with RSA-2048 signatures and a long `ARC-Authentication-Results` is 2 to
 /// 4 KiB; eight of them fit. Each seal hashes the sets before it, so this
 /// times [`MAX_SETS`] bounds the bytes hashed.
-pub const MAX_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_BYTES: usize = 32 * 1024;
 /// The longest signature validated, in bits: RFC 8301 §3.1 asks verifiers
 /// to accept RSA keys of 1024 to 4096 bits; a longer one costs more to
 /// verify (8192 bits: about 4×) and is not required.
-pub const MAX_SIGNATURE_BITS: usize = 4096;
+pub(crate) const MAX_SIGNATURE_BITS: usize = 4096;
 /// The most header names in the newest `ARC-Message-Signature`'s `h=`:
 /// each is looked for among the message's header fields. Sealers sign ten
 /// to thirty.
-pub const MAX_SIGNED_HEADERS: usize = 64;
+pub(crate) const MAX_SIGNED_HEADERS: usize = 64;
 /// The most header fields of a message whose chain is validated: finding
 /// the signed fields costs up to [`MAX_SIGNED_HEADERS`] passes over them.
 /// Real messages have 20 to a few hundred (long `Received` chains).
-pub const MAX_HEADER_FIELDS: usize = 1000;
+pub(crate) const MAX_HEADER_FIELDS: usize = 1000;
 
 /// The ARC header fields of one message, borrowed from it.
 #[derive(Default)]
-pub struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     seals: Vec<&'a [u8]>,
     signatures: Vec<&'a [u8]>,
     results: Vec<&'a [u8]>,
@@ -41,7 +41,7 @@ pub struct Fields<'a> {
 }
 
 /// What validation would have to do, known from the header fields.
-pub struct Chain {
+pub(crate) struct Chain {
     /// `d=` of the newest `ARC-Seal`, lower case.
     pub sealer: String,
     /// The key names (`s._domainkey.d.`) validation looks up, each once;
@@ -53,7 +53,7 @@ impl<'a> Fields<'a> {
     /// Reads the header block of `message`; stops (with `Err`, the reason)
     /// as soon as a cap is passed, so an oversized chain costs one pass over
     /// part of the header block.
-    pub fn scan(message: &'a [u8]) -> Result<Self, String> {
+    pub(crate) fn scan(message: &'a [u8]) -> Result<Self, String> {
         let mut f = Self::default();
         let mut fields = 0;
         for (name, value) in header_fields(message) {
@@ -164,7 +164,7 @@ impl<'a> Fields<'a> {
     /// `ARC-Authentication-Results` (same instance) records; `None` when
     /// either is missing or does not parse. The instance is the one the
     /// check validated: validation requires exactly one set per instance.
-    pub fn newest_results(&self) -> Option<(String, Vec<ResInfo>)> {
+    pub(crate) fn newest_results(&self) -> Option<(String, Vec<ResInfo>)> {
         let newest = self
             .seals
             .iter()

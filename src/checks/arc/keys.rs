@@ -5,28 +5,19 @@
 //! network. A name it asks for that was not looked up is "not found".
 
 use crate::{dns::Dns, key_overlay::KeyOverlay};
-use mail_auth::{
-    dkim::DomainKey,
-    dns::{DnsCache, ToFqdn, TxtRecord},
-};
+use mail_auth::dns::ToFqdn;
 use tokio::task::JoinSet;
 
 /// Looks up `names` (`s._domainkey.d.`) through the shared caches, all at
 /// once; each answer (a key or the error) is kept, for mail-auth to find as
 /// its TXT cache.
-pub async fn fetch(dns: &Dns, names: &[String]) -> KeyOverlay {
+pub(crate) async fn fetch(dns: &Dns, names: &[String]) -> KeyOverlay {
     let mut lookups = JoinSet::new();
     for name in names {
-        let (authenticator, caches) = (dns.authenticator.clone(), dns.caches.clone());
+        let lookup = dns.domain_key(name);
         let name = name.clone();
         lookups.spawn(async move {
-            let answer = authenticator
-                .txt_lookup::<DomainKey>(name.as_str(), caches.txt())
-                .await;
-            let record = match answer {
-                Ok(key) => TxtRecord::DomainKey(key),
-                Err(e) => TxtRecord::Error(e),
-            };
+            let record = lookup.await;
             // Kept under the name mail-auth asks for (lower case, with
             // the final dot).
             (name.to_fqdn().into(), record)

@@ -11,7 +11,7 @@ use mail_auth::{
 /// list 5 to 30 (Gmail ~8, Microsoft 365 ~10, dkimpy's default with
 /// oversigning ~30, our own signer 15); every entry is work for the
 /// verifier, so a signature listing more is refused before any hashing.
-pub const MAX_SIGNED_FIELDS: usize = 128;
+pub(crate) const MAX_SIGNED_FIELDS: usize = 128;
 
 /// `t=` and `x=` are at most 12 digits (RFC 6376 §3.5).
 const MAX_TIME_DIGITS: usize = 12;

@@ -13,17 +13,17 @@ use mail_auth::{dkim::Signature, headers::Header, AuthenticatedMessage};
 /// The most mailkey signatures looked at per message. A signer makes one
 /// (two during a key rotation at most); every further one is only work for
 /// the verifier.
-pub const MAX_CONSIDERED: usize = 5;
+pub(crate) const MAX_CONSIDERED: usize = 5;
 
 /// One signature to verify, with the domain whose keys verify it.
-pub struct Candidate<'m> {
+pub(crate) struct Candidate<'m> {
     pub header: &'m Header<'m, Signature>,
     /// `d=`, lower case, a trailing dot dropped (as alignment reads it).
     pub d: String,
 }
 
 /// The signatures sorted out of one message.
-pub struct Selection<'m> {
+pub(crate) struct Selection<'m> {
     /// The allowed mailkey signatures, in order of appearance.
     pub candidates: Vec<Candidate<'m>>,
     /// Why the mailkey signatures that were looked at do not count.

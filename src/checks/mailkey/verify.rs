@@ -8,7 +8,7 @@
 //! stops (docs/decisions.md, item 7 of #21).
 
 use super::{reasons::describe, select::Candidate, Reasons};
-use crate::checks::keyrecord::{owner_name, KeyType, MailkeyRecord};
+use crate::protocol::{owner_name, KeyType, MailkeyRecord};
 use mail_auth::{
     crypto::{Algorithm, HashAlgorithm},
     dkim::{Canonicalization, Signature},
@@ -122,7 +122,7 @@ fn key_kind(a: Algorithm) -> &'static str {
     }
 }
 
-pub fn algorithm_name(a: Algorithm) -> &'static str {
+pub(crate) fn algorithm_name(a: Algorithm) -> &'static str {
     match a {
         Algorithm::Ed25519Sha256 => "ed25519-sha256",
         Algorithm::RsaSha256 => "rsa-sha256",

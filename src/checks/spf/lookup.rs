@@ -27,7 +27,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use viaspf::lookup::{Lookup, LookupError, LookupResult, Name};
 
 /// The shared resolver as seen by viaspf. Borrowed per evaluation.
-pub struct SpfLookup<'a> {
+pub(crate) struct SpfLookup<'a> {
     dns: &'a Dns,
 }
 

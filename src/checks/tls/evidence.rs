@@ -29,7 +29,7 @@ pub enum Class {
 
 impl Rung {
     /// Every rung, in the order of the log line and the report.
-    pub const ALL: [Rung; 4] = [
+    pub(crate) const ALL: [Rung; 4] = [
         Self::MtaVerified,
         Self::MtaPresented,
         Self::Probe,
@@ -125,11 +125,11 @@ const PROBE_WORDS: [(&str, Class); 12] = {
 };
 
 /// The `tls.evidence` field: which accepted kind passed, or why none could.
-pub const FIELD_EVIDENCE: &str = "tls.evidence";
+pub(crate) const FIELD_EVIDENCE: &str = "tls.evidence";
 /// The `org` field: the sending organisation.
-pub const FIELD_ORG: &str = "org";
+pub(crate) const FIELD_ORG: &str = "org";
 /// `tls.evidence` of a plaintext session (no rung was measured).
-pub const PLAINTEXT: &str = "plaintext";
+pub(crate) const PLAINTEXT: &str = "plaintext";
 /// `tls.evidence` when no accepted kind passed.
 pub const NONE: &str = "none";
 

@@ -2,14 +2,12 @@
 //! result, its reason (the `Authentication-Results` comment of a pass, the
 //! reply's reason line of a failure), the guidance and the log's facts.
 
-use super::{
-    aligned, evidence, mta_certificate, org, presented, Found, MtaCertificate, BAD_CERT, NAME,
-    TEMPFAIL,
-};
+use super::{aligned, evidence, mta_certificate, org, presented, Found, MtaCertificate, NAME};
 use crate::{
     checks::{CheckResult, Effect, Failure, Status},
     config::{Evidence, TlsConfig},
     envelope::TlsEvidence,
+    reply::Code,
     tls::{ProbeKind, ProbeOutcome},
 };
 use evidence::{Class, Decision, EvidenceSet, Rung};
@@ -72,12 +70,14 @@ impl<'a> Ladder<'a> {
         let mut r = match decision {
             Decision::Pass(kind) => CheckResult::new(NAME, Status::Pass, Effect::Accept)
                 .reason(self.passed(kind, version)),
-            Decision::Temporary => {
-                CheckResult::new(NAME, Status::TempError, Effect::Tempfail(TEMPFAIL))
-                    .reason(self.findings(&accepted))
-            }
+            Decision::Temporary => CheckResult::new(
+                NAME,
+                Status::TempError,
+                Effect::Tempfail(Code::TLS_TEMPFAIL),
+            )
+            .reason(self.findings(&accepted)),
             Decision::Fail | Decision::Unmeasured => {
-                CheckResult::new(NAME, Status::Fail, Effect::Reject(BAD_CERT))
+                CheckResult::new(NAME, Status::Fail, Effect::Reject(Code::BAD_CERTIFICATE))
                     .failure(self.failure(&accepted))
                     .reason(self.findings(&accepted))
             }

@@ -8,13 +8,13 @@
 use crate::envelope::domain_name;
 
 /// The organisation of a message when nothing names one.
-pub const UNKNOWN: &str = "unknown";
+pub(crate) const UNKNOWN: &str = "unknown";
 
 /// The registrable domain of `name` (lower case, no trailing dot); `None`
 /// for an address literal, a single label or a bare public suffix. A name
 /// under a suffix the list does not know (`.test`) counts its last two
 /// labels, the list's default rule.
-pub fn registrable(name: &str) -> Option<String> {
+pub(crate) fn registrable(name: &str) -> Option<String> {
     let name = domain_name(name)?;
     psl::domain_str(&name).map(str::to_string)
 }

@@ -132,7 +132,7 @@ fn requirements() {
     let tls = evidence(&[("{tls_version}", "TLSv1.2")]);
     let none = Found::default();
     let r = judge(&plain, &none, &TlsConfig::default());
-    assert_eq!(r.effect, Effect::Reject(NO_TLS));
+    assert_eq!(r.effect, Effect::Reject(Code::NO_TLS));
     assert_eq!(fact(&r, "tls.evidence"), "plaintext");
     assert_eq!(
         judge(&plain, &none, &cfg(TlsRequire::None)).effect,
@@ -161,7 +161,7 @@ fn probe_outcomes_only_a_time_out_defers() {
     )));
     assert_eq!(
         (r.status, r.effect),
-        (Status::TempError, Effect::Tempfail(TEMPFAIL))
+        (Status::TempError, Effect::Tempfail(Code::TLS_TEMPFAIL))
     );
     assert_eq!(fact(&r, "tls.probe"), "timeout");
     let refused = problem(
@@ -169,7 +169,7 @@ fn probe_outcomes_only_a_time_out_defers() {
         "nothing listens on 192.0.2.1 port 25",
     );
     let r = judged(ProbeOutcome::NoStartTls(refused));
-    assert_eq!(r.effect, Effect::Reject(BAD_CERT));
+    assert_eq!(r.effect, Effect::Reject(Code::BAD_CERTIFICATE));
     assert_eq!(fact(&r, "tls.probe"), "no-listener");
     assert_eq!(
         r.failure,
@@ -216,6 +216,6 @@ fn sender_domain_rescues_what_the_probe_cannot() {
         &found(Some(refused), Some(sender_domain::Outcome::NotCertified)),
         &c,
     );
-    assert_eq!(r.effect, Effect::Reject(BAD_CERT));
+    assert_eq!(r.effect, Effect::Reject(Code::BAD_CERTIFICATE));
     assert_eq!(fact(&r, "tls.evidence"), "none");
 }

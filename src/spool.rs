@@ -54,7 +54,7 @@ pub enum SpoolError {
 /// Creates (and drops) one spool file in `dir`: at start and on reload, so
 /// that a missing or unwritable `limits.spool_dir` is said at once, not at
 /// the first large message.
-pub fn check_dir(dir: &Path) -> Result<(), SpoolError> {
+pub(crate) fn check_dir(dir: &Path) -> Result<(), SpoolError> {
     tempfile::tempfile_in(dir)
         .map(drop)
         .map_err(|e| SpoolError::Create {
@@ -128,7 +128,7 @@ impl Spool {
 
     /// Whether the bytes are in a file.
     #[cfg(test)]
-    pub fn is_spooled(&self) -> bool {
+    pub(crate) fn is_spooled(&self) -> bool {
         self.file.is_some()
     }
 
@@ -140,7 +140,7 @@ impl Spool {
 
     /// Room for `size` bytes at once (a client's `SIZE=` hint), up to
     /// [`MEMORY_MAX`]: a larger message goes to a file anyway.
-    pub fn reserve(&mut self, size: usize) {
+    pub(crate) fn reserve(&mut self, size: usize) {
         if self.file.is_none() {
             let wanted = size.min(MEMORY_MAX);
             self.memory
@@ -198,7 +198,7 @@ impl Spool {
 
     /// The bytes so far. A spooled message is mapped (once, until the next
     /// write).
-    pub fn view(&mut self) -> Result<&[u8], SpoolError> {
+    pub(crate) fn view(&mut self) -> Result<&[u8], SpoolError> {
         let Some(spooled) = &mut self.file else {
             return Ok(&self.memory);
         };

@@ -13,7 +13,11 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 /// to the blocking side ([`off_the_workers`]), which costs more per message
 /// (about 40 µs of CPU, and a thread's memory) but copies nothing.
 /// docs/decisions.md, "Resource bounds".
-pub(crate) const COPY_BYTES: usize = crate::milter::spool::MEMORY_MAX;
+pub(crate) const COPY_BYTES: usize = crate::spool::MEMORY_MAX;
+
+/// Verification stopped at its deadline: the check did not finish in time.
+#[derive(Debug)]
+pub struct Stopped;
 
 /// Runs CPU-bound `work` (it never waits on I/O: its keys are at hand) on a
 /// thread that is not an async worker: `block_in_place` hands this

@@ -1,7 +1,7 @@
 //! The grammar of `Authentication-Results` (RFC 8601 §2.2) and of
 //! `ARC-Authentication-Results` (RFC 8617 §4.1.1: `i=N;` before the same
 //! payload), read and written in one place: our header writer quotes with
-//! [`value`] and [`comment`], [`super::claims`] compares the authserv-id
+//! [`value`] and [`comment`], [`crate::auth_results::claims`] compares the authserv-id
 //! that [`authserv_id`] reads, and [`crate::forwarding`] reads a trusted
 //! sealer's record with [`parse_arc`]. What one side writes, the other
 //! reads back exactly (tests/properties.rs).
@@ -17,6 +17,46 @@
 //! property that does not parse (real verifiers write `action=none` or a
 //! `header.b=` with `/`); neither can turn text inside a quoted-string or
 //! comment into a result or a property. docs/protocol.md §8.
+//!
+//! A module of its own, below all that reads or writes the grammar (the
+//! config, the ARC check, forwarding, our header): ARCHITECTURE.md,
+//! "Module graph".
+
+use std::fmt;
+
+/// The result words of RFC 8601 used by all checks (`checks::Status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Fail,
+    /// SPF only.
+    SoftFail,
+    /// SPF only.
+    Neutral,
+    None,
+    TempError,
+    PermError,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::SoftFail => "softfail",
+            Self::Neutral => "neutral",
+            Self::None => "none",
+            Self::TempError => "temperror",
+            Self::PermError => "permerror",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One parsed `Authentication-Results` payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,7 +129,7 @@ pub fn authserv_id(value: &str) -> Option<String> {
 /// The authserv-id as a lax reader might take it: the first word after
 /// white space and comments, up to `;`, `(` or white space, with every `"`
 /// and `\` dropped. `None` inside a comment that never ends.
-pub fn lax_authserv_id(value: &str) -> Option<String> {
+pub(crate) fn lax_authserv_id(value: &str) -> Option<String> {
     let mut c = Cursor::new(value);
     c.cfws()?;
     let word = c.take_while(|b| !matches!(b, b';' | b'(' | b' ' | b'\t' | b'\r' | b'\n'));
@@ -121,7 +161,7 @@ pub fn value(v: &str) -> String {
 }
 
 /// The most characters of a comment's text we write.
-pub const COMMENT_MAX: usize = 300;
+pub(crate) const COMMENT_MAX: usize = 300;
 
 /// `text` as a comment, `(text)`: printable ASCII, with `(`, `)` and `\`
 /// replaced by spaces (nothing to escape, nothing a lax reader could
@@ -142,7 +182,7 @@ pub fn comment(text: &str) -> String {
 /// `local@domain` (local part a dot-atom or quoted-string) or `@domain`:
 /// the local part as written and the domain. RFC 5321/5322 addr-spec
 /// without obsolete forms; the domain per [`is_domain_name`].
-pub fn addr_spec(v: &str) -> Option<(&str, &str)> {
+pub(crate) fn addr_spec(v: &str) -> Option<(&str, &str)> {
     let at = if v.starts_with('"') {
         let mut c = Cursor::new(v);
         c.quoted_string()?;
@@ -159,7 +199,7 @@ pub fn addr_spec(v: &str) -> Option<(&str, &str)> {
 /// A domain name as RFC 6376 §3.5 writes `d=` (RFC 8601's `domain-name`):
 /// dot-separated labels of letters, digits and inner hyphens, no trailing
 /// dot.
-pub fn is_domain_name(v: &str) -> bool {
+pub(crate) fn is_domain_name(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 253
         && v.split('.').all(|label| {
@@ -478,5 +518,4 @@ impl<'a> Cursor<'a> {
 }
 
 #[cfg(test)]
-#[path = "syntax_tests.rs"]
 mod tests;

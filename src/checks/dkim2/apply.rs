@@ -14,7 +14,7 @@
 //! - anything else (no chain, another domain's chain, `t=y`) leaves the
 //!   mailkey result as it is.
 //!
-//! The `dkim2` result's effect already says which ([`crate::checks::dkim2`]).
+//! The `dkim2` result's effect already says which ([`super`]).
 
 use crate::{
     checks::{dkim2, mailkey, CheckResult, Effect, Failure, Status},
@@ -94,7 +94,7 @@ impl ChainResult for CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::Code;
+    use crate::reply::Code;
 
     fn chain(status: Status, effect: Effect, i: &str) -> CheckResult {
         CheckResult::new(dkim2::NAME, status, effect)

@@ -2,8 +2,11 @@
 //! (RFC 6376 §3.6.1). mail-auth parses the key itself but keeps the tags
 //! private, so the tags the mailkey protocol acts on (`t=y`, `k=`, key size,
 //! revocation) are read here first.
+//!
+//! The mailkey protocol's vocabulary (the selector, owner names, key
+//! types), below all that speaks it: the config, the DNS cache, the checks,
+//! the signer, guidance (ARCHITECTURE.md, "Module graph").
 
-use crate::dns::{CacheWeight, TxtAnswer};
 use mail_auth::{dkim::DomainKey, dns::TxtRecordParser};
 use openssl::{pkey::PKey, rsa::Rsa};
 use std::{collections::HashSet, sync::Arc};
@@ -12,13 +15,13 @@ use std::{collections::HashSet, sync::Arc};
 pub const SELECTOR: &str = "mailkey";
 
 /// Where the keys of `domain` are published: `mailkey.D`.
-pub fn owner_name(domain: &str) -> String {
+pub(crate) fn owner_name(domain: &str) -> String {
     format!("{SELECTOR}.{domain}")
 }
 
 /// Where ordinary DKIM verifiers look for the key of a mailkey signature:
 /// `mailkey._domainkey.D`, best a CNAME to [`owner_name`].
-pub fn dkim_name(domain: &str) -> String {
+pub(crate) fn dkim_name(domain: &str) -> String {
     format!("{SELECTOR}._domainkey.{domain}")
 }
 
@@ -28,13 +31,13 @@ pub const MAX_KEYS: usize = 4;
 /// 750 octets, RSA-8192 (the largest key verified) about 1,450: four times
 /// that leaves room for any tags, and a record made to be expensive to
 /// parse is refused unread (docs/decisions.md).
-pub const MAX_RECORD_BYTES: usize = 4096;
+pub(crate) const MAX_RECORD_BYTES: usize = 4096;
 /// The most octets of TXT records at `mailkey.D` read at all: four records
 /// of the largest size. A larger answer is refused as a whole (which
 /// records of it would count depends on the order DNS sends them in).
-pub const MAX_ANSWER_BYTES: usize = MAX_KEYS * MAX_RECORD_BYTES;
+pub(crate) const MAX_ANSWER_BYTES: usize = MAX_KEYS * MAX_RECORD_BYTES;
 /// The shortest RSA key accepted (RFC 8301 §3.2).
-pub const MIN_RSA_BITS: u32 = 1024;
+pub(crate) const MIN_RSA_BITS: u32 = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyType {
@@ -110,21 +113,6 @@ pub enum KeyLookup {
     TempError(String),
 }
 
-/// What a cached lookup holds: its records' octets, and a little per key
-/// for the parsed key beside them.
-impl CacheWeight for KeyLookup {
-    fn bytes(&self) -> usize {
-        match self {
-            Self::Published { keys, records, .. } => {
-                records.iter().map(|r| r.raw.len()).sum::<usize>()
-                    + keys.iter().map(|k| k.public.len() + 64).sum::<usize>()
-            }
-            Self::NoKey => 0,
-            Self::TempError(e) => e.len(),
-        }
-    }
-}
-
 /// One TXT record at `mailkey.D`, as published, and what it is.
 #[derive(Clone, Debug)]
 pub struct PublishedRecord {
@@ -133,12 +121,9 @@ pub struct PublishedRecord {
 }
 
 impl KeyLookup {
-    pub fn from_answer(answer: TxtAnswer) -> Self {
-        let records = match answer {
-            TxtAnswer::Records(r) => r,
-            TxtAnswer::NotFound => return Self::NoKey,
-            TxtAnswer::TempError(e) => return Self::TempError(e),
-        };
+    /// The TXT records found at `mailkey.D` (an answer with records; the
+    /// DNS layer makes the others: `Dns::key_records`), read as keys.
+    pub fn from_records(records: Vec<Vec<u8>>) -> Self {
         let total: usize = records.iter().map(Vec::len).sum();
         if total > MAX_ANSWER_BYTES {
             // Not one is read; check-domain still lists them.
@@ -394,9 +379,7 @@ mod tests {
     const ED: &str = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
 
     fn lookup(records: &[&str]) -> KeyLookup {
-        KeyLookup::from_answer(TxtAnswer::Records(
-            records.iter().map(|r| r.as_bytes().to_vec()).collect(),
-        ))
+        KeyLookup::from_records(records.iter().map(|r| r.as_bytes().to_vec()).collect())
     }
 
     #[test]
