@@ -6,6 +6,10 @@
 //! vouches for nothing); the seal reuses the `arc` check's validation of
 //! the chain it covers. Keys and records on a real DNS server on 127.0.0.1.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -5,6 +5,10 @@
 //! whose domain does or does not publish a mailkey on a real DNS server on
 //! 127.0.0.1. An independent MIME parser (mail-parser) checks the result.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -10,6 +10,10 @@
 //! (SPF fail): refused, and never offered a challenge. Screenshots of the
 //! page are kept under target/tmp/challenge/.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -18,6 +18,10 @@
 //! (`~all` where the client IP passes anyway) is a ✗ in check-domain but
 //! does not change this client's verdict, so it is outside the parity.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -1,6 +1,10 @@
 //! The binary as an operator meets it: defaults, config errors, `evaluate`,
 //! the per-message log line, reload, shutdown, and garbage on the socket.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -16,6 +16,10 @@
 //! compiler with libopendkim-dev (tests/setup.sh): skipped with a note
 //! when one is missing, failed under `CI=true`.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "differential/cases.rs"]
 mod cases;
 mod common;

@@ -6,6 +6,10 @@
 //! served by a real DNS server on 127.0.0.1 and fetched through our
 //! resolver and caches, the clock is the vector's.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::dns::{TestDns, Zone};

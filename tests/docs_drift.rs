@@ -14,6 +14,10 @@
 //!   command's in that command's entry under COMMANDS — every command has
 //!   an entry, and the page names no flag or command the binary lacks.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::process::{mailkey_blocking, succeeded};

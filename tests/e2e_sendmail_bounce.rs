@@ -13,6 +13,10 @@
 //! Needs root, the unpacked Sendmail, m4, unshare and swaks (tests/setup.sh):
 //! skipped with a note without them, failed under `CI=true`.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

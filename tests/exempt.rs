@@ -4,6 +4,10 @@
 //! a log line marked exempt, and is accepted; a sibling domain that is not
 //! exempt is rejected. A reload that changed the file takes effect.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -3,6 +3,10 @@
 //! ARC-sealed by the list, and relayed from an IP the origin's SPF does not
 //! authorise. Keys and records on a real DNS server on 127.0.0.1.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -5,6 +5,10 @@
 //! for that failure, the `[guidance]` links — within RFC 5321's limits;
 //! `[guidance.text_for]` overrides with their placeholders.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -2,6 +2,10 @@
 //! real milter socket with a real DNS server on 127.0.0.1: signature
 //! amplification, the end-of-message deadline, the message size limit.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{dns::TestDns, message, send, Daemon, TestKey, Transaction};

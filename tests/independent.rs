@@ -1,6 +1,10 @@
 //! Signatures made by independent implementations (dkimpy and OpenDKIM, see
 //! tests/fixtures/independent/README.md) verified through the milter.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{dns::TestDns, send, Daemon, Transaction};

@@ -2,6 +2,10 @@
 //! of connections must not end the daemon. A test binary of its own, since
 //! it exhausts the descriptors of its whole process.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{dns::TestDns, message, send, Daemon, Transaction};

@@ -1,6 +1,10 @@
 //! The mailkey check through the real milter socket, with keys published on
 //! a real DNS server on 127.0.0.1.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{dns::TestDns, message, open, send, send_on, Daemon, TestKey, Transaction};

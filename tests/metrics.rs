@@ -3,6 +3,10 @@
 //! verdict, check result, reply code, exemption, probe; and the Grafana
 //! dashboard (contrib/grafana) names only metrics the daemon exports.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

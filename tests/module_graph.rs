@@ -8,6 +8,10 @@
 //! build its input from any module. A cycle fails the test, named edge by
 //! edge with a file that makes each edge.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,

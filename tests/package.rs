@@ -6,6 +6,10 @@
 //! note without them, failed under `CI=true`. It installs the package on
 //! the machine it runs on (and purges it again).
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -18,6 +18,10 @@
 //! delimiters or encodings); and the real Postfix and Sendmail DSNs of
 //! tests/fixtures/bounce with random edits.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use mail_parser::{MessageParser, PartFlags};
 use mailkey_milter::{
     auth_results::{header_value, syntax},

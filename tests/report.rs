@@ -4,6 +4,10 @@
 //! must give exactly the counts the traffic implies, in text, JSON and HTML
 //! (the page read back from a real browser's DOM).
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 #[path = "report/expect.rs"]
 mod expect;

@@ -10,6 +10,10 @@
 //! `TIMEOUT` makes queries of every type not answered above it time out;
 //! `TYPE: TIMEOUT` only that type; names not in the zone do not exist.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::dns::{TestDns, Zone};

@@ -7,6 +7,10 @@
 //! a spool that cannot be created or written defers the message with
 //! `451 4.3.0` and a log line naming the directory.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

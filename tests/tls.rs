@@ -4,6 +4,10 @@
 //! in code. Each test uses its own client address, so the probe cache of
 //! one never answers for another.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

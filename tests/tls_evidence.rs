@@ -5,6 +5,10 @@
 //! reloading one daemon. Each verdict must be the table's; under the
 //! setting #23 must meet, every refusal carries its specific guidance.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

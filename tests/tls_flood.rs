@@ -4,6 +4,10 @@
 //! from being probed. Real sockets, real responders on loopback addresses
 //! of their own (127.0.0.41–.42), a test CA made in code.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

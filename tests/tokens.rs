@@ -7,6 +7,10 @@
 //! the unit tests of src/tokens). The restart and
 //! kill -9 case runs the real binary (tests/tokens_crash.rs).
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -2,6 +2,10 @@
 //! restart and a kill -9 in the middle of a message, with no use lost and
 //! none counted twice.
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -6,6 +6,10 @@
 //! one call of the mailkey check (keys handed over as the lookup returns
 //! them, so no DNS and no other task allocates meanwhile).
 
+// Test code may unwrap: a panic is a failing test (clippy.toml allows it
+// in #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{message, TestKey};
