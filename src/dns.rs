@@ -79,13 +79,9 @@ pub enum TxtAnswer {
 #[derive(Clone)]
 pub struct Dns {
     /// mail-auth's resolver front; reached through the methods below.
-    /// Public only for tests/forwarding.rs (ARC validation with our
-    /// caches), until it uses a method: issue #22.
-    #[doc(hidden)]
-    pub authenticator: MessageAuthenticator,
-    /// The record caches mail-auth reads; public for the same test only.
-    #[doc(hidden)]
-    pub caches: Arc<DnsCaches>,
+    authenticator: MessageAuthenticator,
+    /// The record caches mail-auth reads.
+    caches: Arc<DnsCaches>,
     /// Raw TXT answers (every record, not only the first that parses:
     /// mailkey rotation publishes several keys at one name).
     raw_txt: Cache<Box<str>, Timed<TxtAnswer>>,

@@ -249,10 +249,9 @@ async fn validation_stops_at_the_deadline() {
     let dns = Dns::new(&config.expect("config").dns).expect("resolver");
 
     let parsed = AuthenticatedMessage::parse_arc(sealed.as_bytes()).expect("parses");
-    let params = Parameters::new(&parsed).with_cache(&*dns.caches);
     let output = dns
-        .authenticator
-        .verify_arc_until(params, Some(Instant::now()))
+        .verifier()
+        .verify_arc_until(Parameters::new(&parsed), Some(Instant::now()))
         .await;
     assert_eq!(
         output.result(),
