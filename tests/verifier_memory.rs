@@ -54,12 +54,8 @@ static ALLOCATOR: Counting = Counting;
 
 #[test]
 fn verifying_a_16_mib_message_allocates_no_copy_of_it() {
-    const FROM: &str = "alice@sender.test";
     let key = TestKey::ed25519();
-    let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n";
-    let body = line.repeat(16 * 1024 * 1024 / line.len());
-    let mail = message(FROM).replace("Hello Bob,\r\n", &body);
-    let signed = key.sign(&mail, "sender.test", "mailkey");
+    let signed = key.sign(&big_message(), "sender.test", "mailkey");
     // A second signature of another domain, which the verifier must leave
     // in place (it used to be what the copy was made for).
     let signed = TestKey::ed25519().sign(&signed, "esp.test", "s1");
@@ -67,17 +63,9 @@ fn verifying_a_16_mib_message_allocates_no_copy_of_it() {
         .record
         .clone()
         .into_bytes()])));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dns = runtime
-        .block_on(async { Dns::new(&DnsConfig::default()) })
-        .expect("dns");
+    let (runtime, dns) = runtime_and_dns();
     let sender = SenderDomain::Domain("sender.test".into());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = now();
     let config = MailkeyConfig::default();
 
     let before = IN_USE.load(Relaxed);
@@ -108,12 +96,8 @@ fn verifying_a_16_mib_message_allocates_no_copy_of_it() {
 /// copy it without its `DKIM-Signature` fields.
 #[test]
 fn verifying_a_16_mib_dkim2_chain_allocates_no_copy_of_it() {
-    const FROM: &str = "alice@sender.test";
     let key = TestKey::ed25519();
-    let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n";
-    let body = line.repeat(16 * 1024 * 1024 / line.len());
-    let mail = message(FROM).replace("Hello Bob,\r\n", &body);
-    let mail = key.sign(&mail, "sender.test", "mailkey");
+    let mail = key.sign(&big_message(), "sender.test", "mailkey");
     let signed = key.sign_dkim2(
         &mail,
         "sender.test",
@@ -121,20 +105,12 @@ fn verifying_a_16_mib_dkim2_chain_allocates_no_copy_of_it() {
         FROM,
         &["bob@receiver.test"],
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dns = runtime
-        .block_on(async { Dns::new(&DnsConfig::default()) })
-        .expect("dns");
+    let (runtime, dns) = runtime_and_dns();
     dns.preload_txt(
         "mailkey._domainkey.sender.test",
         TxtAnswer::Records(vec![key.record.clone().into_bytes()]),
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = now();
     let rcpt = vec!["<bob@receiver.test>".to_string()];
     let arrival = dkim2::verify::Arrival {
         mail_from: FROM,
@@ -151,4 +127,32 @@ fn verifying_a_16_mib_dkim2_chain_allocates_no_copy_of_it() {
         "the DKIM2 verifier allocated {extra} bytes at its peak for a message of {}",
         signed.len()
     );
+}
+
+const FROM: &str = "alice@sender.test";
+
+/// A message from [`FROM`] with a 16 MiB body.
+fn big_message() -> String {
+    let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n";
+    let body = line.repeat(16 * 1024 * 1024 / line.len());
+    message(FROM).replace("Hello Bob,\r\n", &body)
+}
+
+/// A current-thread runtime (the verifiers then work in place) and a
+/// resolver that is never asked: the keys are at hand.
+fn runtime_and_dns() -> (tokio::runtime::Runtime, Dns) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dns = runtime
+        .block_on(async { Dns::new(&DnsConfig::default()) })
+        .expect("dns");
+    (runtime, dns)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
