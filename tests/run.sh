@@ -17,4 +17,4 @@ cargo deb --locked -- --ignore-rust-version
 cargo test --locked --ignore-rust-version --all-targets --no-fail-fast
 # Bounded coverage-guided fuzzing of every parser of untrusted input, from
 # the committed seeds (SECURITY.md "Fuzzing"); a crash fails the suite.
-FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash fuzz/run.sh
+FUZZ_SECONDS=${FUZZ_SECONDS:-15} bash fuzz/run.sh
