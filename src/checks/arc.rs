@@ -36,6 +36,7 @@ pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "arc",
     // Never enforced: the result only vouches for other checks' results.
+    refuses_with: &[],
     enforced: |_| false,
     start: |_| Box::pin(async { Stage::NeedsMessage(Box::new(Verify)) }),
 };

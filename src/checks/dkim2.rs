@@ -39,6 +39,7 @@ pub(crate) const CHECK: Check = Check {
     ar_method: "dkim2",
     // Applied through the mailkey check (apply).
     enforced: |_| false,
+    refuses_with: &[],
     start: |inputs| {
         Box::pin(async move {
             if inputs.shared.config.dkim2.verify {

@@ -42,6 +42,7 @@ pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "mailkey",
     enforced: |config| config.mailkey.enforce,
+    refuses_with: &[Code::MAILKEY_FAIL, Code::DNS_TEMPFAIL],
     start: |inputs| {
         Box::pin(async move {
             let config = &inputs.shared.config.mailkey;

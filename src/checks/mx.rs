@@ -24,6 +24,12 @@ pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "x-mx",
     enforced: |config| config.mx.enforce,
+    refuses_with: &[
+        Code::IP_LITERAL,
+        Code::NULL_MX,
+        Code::NO_MX,
+        Code::DNS_TEMPFAIL,
+    ],
     start: |inputs| {
         Box::pin(async move { Stage::Done(check(&inputs.shared.dns, &inputs.envelope).await) })
     },

@@ -35,6 +35,15 @@ pub fn find(name: CheckName) -> Option<&'static Check> {
     CHECKS.iter().copied().find(|c| c.name == name)
 }
 
+/// The checks that can refuse a message on their own, in registry order:
+/// the ones whose `<check>.effect` the report counts (docs/log-format.md).
+pub fn refusing() -> impl Iterator<Item = &'static Check> {
+    CHECKS
+        .iter()
+        .copied()
+        .filter(|c| !c.refuses_with.is_empty())
+}
+
 /// A boxed future, as checks return them.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -112,6 +121,12 @@ pub struct Check {
     pub ar_method: &'static str,
     /// Is its result applied (before the global mode is considered)?
     pub enforced: fn(&Config) -> bool,
+    /// The reply codes it refuses a message with on its own, when enforced
+    /// (besides [`Code::INTERNAL`] and [`Code::TOO_BIG`], which any check
+    /// may give). Empty: it never refuses on its own — ARC only vouches,
+    /// DKIM2 refuses through mailkey. The checks that refuse are the
+    /// report's columns ([`refusing`]).
+    pub refuses_with: &'static [Code],
     /// Starts the check at MAIL FROM; runs while the message streams.
     pub start: fn(Arc<Inputs>) -> BoxFuture<'static, Stage>,
 }

@@ -28,6 +28,7 @@ pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "spf",
     enforced: |config| config.spf.enforce,
+    refuses_with: &[Code::SPF_FAIL, Code::SPF_TEMPFAIL],
     start: |inputs| Box::pin(async move { Stage::Done(shared_result(&inputs).await.clone()) }),
 };
 

@@ -37,6 +37,7 @@ pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "x-tls",
     enforced: |config| config.tls.enforce,
+    refuses_with: &[Code::NO_TLS, Code::BAD_CERTIFICATE, Code::TLS_TEMPFAIL],
     start: |inputs| Box::pin(async move { Stage::Done(check(&inputs).await) }),
 };
 

@@ -18,23 +18,23 @@ pub const LOG_VERSION: u64 = 2;
 /// in the evidence tables, where they are "not measured".
 pub(crate) const LOG_VERSIONS: [u64; 2] = [1, 2];
 
-/// The checks in log order; `effects` of a [`Record`] follow it. The
-/// daemon's registry is the source; a unit test keeps this list equal to it.
-pub const CHECKS: [&str; 4] = ["mailkey", "spf", "tls", "mx"];
-
-/// What one check would do to a message if it were enforced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Effect {
-    Accept,
-    Reject,
-    Tempfail,
+/// The checks the report counts, in log order: the registered checks that
+/// can refuse a message on their own ([`crate::checks::refusing`]); each
+/// logs `<check>.effect`. `effects` of a [`Record`] follow it.
+pub fn checks() -> impl Iterator<Item = &'static str> {
+    crate::checks::refusing().map(|c| c.name.as_str())
 }
 
+/// What one check would do to a message if it were enforced: the daemon's
+/// outcome, without the reply code (the log line has only the word).
+pub type Effect = crate::reply::Outcome<()>;
+
 /// How the daemon handled the message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// All four checks ran; what each would do if enforced.
-    Checked([Effect; 4]),
+    /// The checks ran; what each of [`checks`] would do if enforced, by
+    /// check name.
+    Checked(Vec<(&'static str, Effect)>),
     /// From a trusted client or authenticated: not checked.
     Trusted,
     /// Exempted by configuration: not checked.
@@ -246,21 +246,23 @@ pub(crate) fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
     } else if line.trusted.is_some() {
         Kind::Trusted
     } else {
-        let mut effects = [Effect::Accept; 4];
-        for (slot, name) in effects.iter_mut().zip(CHECKS) {
-            let field = line.other.get(&format!("{name}.effect"));
-            *slot = match field.and_then(serde_json::Value::as_str) {
-                Some("accept") | Some("-") => Effect::Accept,
-                Some("reject") => Effect::Reject,
-                Some("tempfail") => Effect::Tempfail,
-                Some(other) => {
-                    return Err(LineError::Bad(format!(
-                        "{name}.effect is {other:?}, not accept, reject, tempfail or -"
-                    )))
-                }
-                None => return Err(LineError::Bad(format!("no {name}.effect field"))),
-            };
-        }
+        let effects = checks()
+            .map(|name| {
+                let field = line.other.get(&format!("{name}.effect"));
+                let effect = match field.and_then(serde_json::Value::as_str) {
+                    Some("accept") | Some("-") => Effect::Accept,
+                    Some("reject") => Effect::Reject(()),
+                    Some("tempfail") => Effect::Tempfail(()),
+                    Some(other) => {
+                        return Err(LineError::Bad(format!(
+                            "{name}.effect is {other:?}, not accept, reject, tempfail or -"
+                        )))
+                    }
+                    None => return Err(LineError::Bad(format!("no {name}.effect field"))),
+                };
+                Ok((name, effect))
+            })
+            .collect::<Result<_, _>>()?;
         Kind::Checked(effects)
     };
     let letting = Letting {
@@ -276,7 +278,7 @@ pub(crate) fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
     let dkim2 = text("dkim2")
         .filter(|r| !matches!(*r, "none" | "-"))
         .map(|r| (r.to_string(), text("dkim2.effect") == Some("reject")));
-    let tls = match kind {
+    let tls = match &kind {
         Kind::Checked(_) => TlsFacts::from_line(&line.other),
         _ => None,
     };
@@ -296,16 +298,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checks_are_the_registered_ones() {
+    fn checks_are_those_that_refuse_alone() {
         // ARC never rejects or defers (its effect is always accept), and
         // DKIM2 does only through mailkey: the report, which counts what
         // enforcing each check would refuse, leaves them out.
-        let registered: Vec<&str> = crate::checks::CHECKS
-            .iter()
-            .filter(|c| c.is_enforced(&crate::config::Config::default()))
-            .map(|c| c.name.as_str())
-            .collect();
-        assert_eq!(registered, CHECKS);
+        assert_eq!(
+            checks().collect::<Vec<_>>(),
+            ["mailkey", "spf", "tls", "mx"]
+        );
     }
 
     const LINE: &str = r#"{"timestamp":"2026-11-23T10:00:00.5Z","level":"INFO","message":"message","log_version":1,"queue_id":"Q","client":"192.0.2.1","domain":"a.test","mailkey":"fail","mailkey.effect":"reject","spf.effect":"accept","tls.effect":"tempfail","mx.effect":"-"}"#;
@@ -315,11 +315,11 @@ mod tests {
         let r = parse_line(LINE).unwrap().unwrap();
         assert_eq!(
             r.kind,
-            Kind::Checked([
-                Effect::Reject,
-                Effect::Accept,
-                Effect::Tempfail,
-                Effect::Accept
+            Kind::Checked(vec![
+                ("mailkey", Effect::Reject(())),
+                ("spf", Effect::Accept),
+                ("tls", Effect::Tempfail(())),
+                ("mx", Effect::Accept)
             ])
         );
         assert_eq!(r.domain.as_deref(), Some("a.test"));
