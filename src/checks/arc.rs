@@ -37,6 +37,8 @@ pub(crate) const CHECK: Check = Check {
     ar_method: "arc",
     // Never enforced: the result only vouches for other checks' results.
     refuses_with: &[],
+    final_at_rcpt: |_| true,
+    arc_vouch: None,
     enforced: |_| false,
     start: |_| Box::pin(async { Stage::NeedsMessage(Box::new(Verify)) }),
 };

@@ -40,6 +40,8 @@ pub(crate) const CHECK: Check = Check {
     // Applied through the mailkey check (apply).
     enforced: |_| false,
     refuses_with: &[],
+    final_at_rcpt: |_| true,
+    arc_vouch: None,
     start: |inputs| {
         Box::pin(async move {
             if inputs.shared.config.dkim2.verify {

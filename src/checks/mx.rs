@@ -30,6 +30,8 @@ pub(crate) const CHECK: Check = Check {
         Code::NO_MX,
         Code::DNS_TEMPFAIL,
     ],
+    final_at_rcpt: |_| true,
+    arc_vouch: None,
     start: |inputs| {
         Box::pin(async move { Stage::Done(check(&inputs.shared.dns, &inputs.envelope).await) })
     },
