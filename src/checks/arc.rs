@@ -37,6 +37,7 @@ pub(crate) const CHECK: Check = Check {
     ar_method: "arc",
     // Never enforced: the result only vouches for other checks' results.
     refuses_with: &[],
+    logged_since: 1,
     final_at_rcpt: |_| true,
     arc_vouch: None,
     enforced: |_| false,

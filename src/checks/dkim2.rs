@@ -40,6 +40,7 @@ pub(crate) const CHECK: Check = Check {
     // Applied through the mailkey check (apply).
     enforced: |_| false,
     refuses_with: &[],
+    logged_since: 2,
     final_at_rcpt: |_| true,
     arc_vouch: None,
     start: |inputs| {

@@ -43,6 +43,7 @@ pub(crate) const CHECK: Check = Check {
     ar_method: "mailkey",
     enforced: |config| config.mailkey.enforce,
     refuses_with: &[Code::MAILKEY_FAIL, Code::DNS_TEMPFAIL],
+    logged_since: 1,
     final_at_rcpt: |config| !config.dkim2.verify,
     arc_vouch: Some(arc_vouch),
     start: |inputs| {

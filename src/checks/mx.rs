@@ -30,6 +30,7 @@ pub(crate) const CHECK: Check = Check {
         Code::NO_MX,
         Code::DNS_TEMPFAIL,
     ],
+    logged_since: 1,
     final_at_rcpt: |_| true,
     arc_vouch: None,
     start: |inputs| {

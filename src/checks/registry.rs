@@ -130,6 +130,11 @@ pub struct Check {
     /// DKIM2 refuses through mailkey. The checks that refuse are the
     /// report's columns ([`refusing`]).
     pub refuses_with: &'static [Code],
+    /// The first `log_version` whose per-message lines carry its fields
+    /// (`<check>` and `<check>.effect`, docs/log-format.md): the report
+    /// reads older lines as "not measured" for it. A new check raises
+    /// `crate::logging::LOG_VERSION` and sets this to the new version.
+    pub logged_since: u32,
     /// Is its result at RCPT (without the message) final, so that an
     /// early reject may rest on it (`crate::milter::early`)? Mailkey's is
     /// not while a DKIM2 chain in the message may still pass it.

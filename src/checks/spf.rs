@@ -29,6 +29,7 @@ pub(crate) const CHECK: Check = Check {
     ar_method: "spf",
     enforced: |config| config.spf.enforce,
     refuses_with: &[Code::SPF_FAIL, Code::SPF_TEMPFAIL],
+    logged_since: 1,
     final_at_rcpt: |_| true,
     arc_vouch: Some(arc_vouch),
     start: |inputs| Box::pin(async move { Stage::Done(shared_result(&inputs).await.clone()) }),
