@@ -26,9 +26,35 @@ pub fn checks() -> impl Iterator<Item = &'static str> {
     crate::checks::refusing().map(|c| c.name.as_str())
 }
 
-/// The checks whose fields lines of `version` carry, with their names.
-fn logged_in(version: u64) -> impl Iterator<Item = (&'static str, bool)> {
-    crate::checks::refusing().map(move |c| (c.name.as_str(), u64::from(c.logged_since) <= version))
+/// What each of `checks` would do, from the `<check>.effect` fields of a
+/// line of `version`: required from the check's `logged_since` on, "not
+/// measured" (accept) on older lines.
+fn effects(
+    other: &serde_json::Map<String, serde_json::Value>,
+    version: u64,
+    checks: impl Iterator<Item = &'static crate::checks::Check>,
+) -> Result<Vec<(&'static str, Effect)>, LineError> {
+    checks
+        .map(|check| {
+            let name = check.name.as_str();
+            if u64::from(check.logged_since) > version {
+                return Ok((name, Effect::Accept));
+            }
+            let field = other.get(&format!("{name}.effect"));
+            let effect = match field.and_then(serde_json::Value::as_str) {
+                Some("accept") | Some("-") => Effect::Accept,
+                Some("reject") => Effect::Reject(()),
+                Some("tempfail") => Effect::Tempfail(()),
+                Some(other) => {
+                    return Err(LineError::Bad(format!(
+                        "{name}.effect is {other:?}, not accept, reject, tempfail or -"
+                    )))
+                }
+                None => return Err(LineError::Bad(format!("no {name}.effect field"))),
+            };
+            Ok((name, effect))
+        })
+        .collect()
 }
 
 /// What one check would do to a message if it were enforced: the daemon's
@@ -254,26 +280,7 @@ pub(crate) fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
     } else if line.trusted.is_some() {
         Kind::Trusted
     } else {
-        let effects = logged_in(version)
-            .map(|(name, logged)| {
-                if !logged {
-                    return Ok((name, Effect::Accept));
-                }
-                let field = line.other.get(&format!("{name}.effect"));
-                let effect = match field.and_then(serde_json::Value::as_str) {
-                    Some("accept") | Some("-") => Effect::Accept,
-                    Some("reject") => Effect::Reject(()),
-                    Some("tempfail") => Effect::Tempfail(()),
-                    Some(other) => {
-                        return Err(LineError::Bad(format!(
-                            "{name}.effect is {other:?}, not accept, reject, tempfail or -"
-                        )))
-                    }
-                    None => return Err(LineError::Bad(format!("no {name}.effect field"))),
-                };
-                Ok((name, effect))
-            })
-            .collect::<Result<_, _>>()?;
+        let effects = effects(&line.other, version, crate::checks::refusing())?;
         Kind::Checked(effects)
     };
     let letting = Letting {
@@ -366,6 +373,32 @@ mod tests {
             text.contains("DKIM2 chains: fail 1; failures that make mailkey reject: 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_check_is_not_measured_on_lines_older_than_its_fields() {
+        // A check that can refuse, logged from the version after this one.
+        static NEW: crate::checks::Check = crate::checks::Check {
+            name: crate::checks::CheckName::new("new"),
+            ar_method: "x-new",
+            enforced: |_| true,
+            refuses_with: &[crate::reply::Code::NO_MX],
+            logged_since: 2,
+            final_at_rcpt: |_| true,
+            arc_vouch: None,
+            start: |_| Box::pin(async { unreachable!() }),
+        };
+        let line: Line = serde_json::from_str(LINE).unwrap();
+        let today = crate::checks::refusing;
+        let read = |version| effects(&line.other, version, today().chain([&NEW]));
+        let older = read(1).unwrap();
+        assert_eq!(older.last(), Some(&("new", Effect::Accept)));
+        assert_eq!(older.len(), crate::checks::refusing().count() + 1);
+        assert_eq!(read(2), Err(LineError::Bad("no new.effect field".into())));
+        let logged = LINE.replace("\"mx.effect\"", "\"new.effect\":\"reject\",\"mx.effect\"");
+        let line: Line = serde_json::from_str(&logged).unwrap();
+        let newer = effects(&line.other, 2, today().chain([&NEW])).unwrap();
+        assert_eq!(newer.last(), Some(&("new", Effect::Reject(()))));
     }
 
     #[test]
