@@ -23,8 +23,8 @@
 //!   connecting forwarder are never rewritten.
 
 use crate::{
-    ar_syntax::{addr_spec, is_domain_name, ResInfo},
-    checks::{arc, mailkey, spf, CheckResult, Effect, Status},
+    ar_syntax::{is_domain_name, ResInfo},
+    checks::{self, arc, ArcVouch, CheckResult, Effect, Status},
 };
 
 /// The reason of a result satisfied here starts with this.
@@ -48,9 +48,7 @@ pub fn apply(
     let Some(sealer) = trusted_sealer(results, trusted) else {
         return;
     };
-    let failing = |r: &CheckResult| {
-        (r.check == spf::NAME || r.check == mailkey::NAME) && r.effect != Effect::Accept
-    };
+    let failing = |r: &CheckResult| arc_vouch(r).is_some() && r.effect != Effect::Accept;
     if !results.iter().any(failing) {
         return;
     }
@@ -82,27 +80,24 @@ fn trusted_sealer(results: &[CheckResult], trusted: &[String]) -> Option<String>
         .then(|| sealer.clone())
 }
 
+/// How a trusted sealer may vouch for `r`'s check (the registry's
+/// [`checks::Check::arc_vouch`]); `None`: it may not.
+pub(crate) fn arc_vouch(r: &CheckResult) -> Option<ArcVouch> {
+    checks::find(r.check).and_then(|c| c.arc_vouch)
+}
+
 /// Does the recorded set say that `r`'s check passed for `domain`? Only
 /// a property that is a domain name (`header.d`), or an address or domain
-/// (`smtp.mailfrom`), in `domain` counts.
+/// (`smtp.mailfrom`), in `domain` counts (each check's `arc_vouch`).
 fn vouched(recorded: &[ResInfo], r: &CheckResult, domain: &str) -> bool {
     let in_domain = |d: &str| is_domain_name(d) && same_domain(d, domain);
-    recorded.iter().filter(|x| x.result == "pass").any(|x| {
-        if r.check == spf::NAME {
-            x.method == "spf"
-                && x.prop("smtp.mailfrom").is_some_and(|m| match addr_spec(m) {
-                    Some((_, d)) => in_domain(d),
-                    None => in_domain(m),
-                })
-        } else {
-            let d_matches = x.prop("header.d").is_some_and(in_domain);
-            match x.method.as_str() {
-                "mailkey" => d_matches,
-                "dkim" => d_matches && x.prop("header.s") == Some(crate::protocol::SELECTOR),
-                _ => false,
-            }
-        }
-    })
+    let Some(vouch) = arc_vouch(r) else {
+        return false;
+    };
+    recorded
+        .iter()
+        .filter(|x| x.result == "pass")
+        .any(|x| vouch(x, &in_domain))
 }
 
 fn same_domain(a: &str, b: &str) -> bool {
@@ -113,6 +108,7 @@ fn same_domain(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::{mailkey, spf};
     use crate::reply::Code;
 
     fn recorded(method: &str, result: &str, props: &[(&str, &str)]) -> ResInfo {

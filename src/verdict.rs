@@ -101,29 +101,57 @@ pub fn decide(results: &[CheckResult], config: &Config, sender: &Sender<'_>) -> 
         })
         .collect();
 
-    let outcome = if let [(only, code)] = rejects[..] {
-        let lines = with_guidance(vec![failure_line(only, domain)], &rejects, config, sender);
+    let outcome = match combine(enforced().map(|r| r.effect)) {
+        Outcome::Accept => return Verdict::accept(),
+        Outcome::Reject(_) => reject(&rejects, config, sender),
+        Outcome::Tempfail(code) => {
+            let mut lines: Vec<String> =
+                temps.iter().map(|(r, _)| failure_line(r, domain)).collect();
+            lines.push("This is a temporary failure; please try again later.".into());
+            Outcome::Tempfail(Reply::new(code, lines))
+        }
+    };
+
+    Verdict {
+        monitor_only: config.mode == Mode::Monitor,
+        ..Verdict::refuse(outcome)
+    }
+}
+
+/// THE rule that combines enforced checks (docs/protocol.md, "Receiver
+/// policy"): any reject rejects, else any tempfail defers, else accept —
+/// the first of its kind. `report` applies it to the logged effects.
+pub(crate) fn combine<T>(outcomes: impl IntoIterator<Item = Outcome<T>>) -> Outcome<T> {
+    let mut deferral = None;
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Reject(_) => return outcome,
+            Outcome::Tempfail(_) if deferral.is_none() => deferral = Some(outcome),
+            _ => {}
+        }
+    }
+    deferral.unwrap_or(Outcome::Accept)
+}
+
+/// The reply of a refusal by one check (its code) or several (`550 5.7.26`).
+fn reject(
+    rejects: &[(&CheckResult, Code)],
+    config: &Config,
+    sender: &Sender<'_>,
+) -> Outcome<Reply> {
+    let domain = sender.domain;
+    if let [(only, code)] = rejects[..] {
+        let lines = with_guidance(vec![failure_line(only, domain)], rejects, config, sender);
         Outcome::Reject(Reply::new(code, lines))
-    } else if !rejects.is_empty() {
+    } else {
         let mut lines = vec![format!(
             "{} checks failed for {}:",
             rejects.len(),
             domain.unwrap_or("this sender")
         )];
         lines.extend(rejects.iter().map(|(r, _)| failure_line(r, domain)));
-        let lines = with_guidance(lines, &rejects, config, sender);
+        let lines = with_guidance(lines, rejects, config, sender);
         Outcome::Reject(Reply::new(Code::SEVERAL, lines))
-    } else if let Some((_, code)) = temps.first() {
-        let mut lines: Vec<String> = temps.iter().map(|(r, _)| failure_line(r, domain)).collect();
-        lines.push("This is a temporary failure; please try again later.".into());
-        Outcome::Tempfail(Reply::new(*code, lines))
-    } else {
-        return Verdict::accept();
-    };
-
-    Verdict {
-        monitor_only: config.mode == Mode::Monitor,
-        ..Verdict::refuse(outcome)
     }
 }
 

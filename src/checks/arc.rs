@@ -36,6 +36,10 @@ pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "arc",
     // Never enforced: the result only vouches for other checks' results.
+    refuses_with: &[],
+    logged_since: 1,
+    final_at_rcpt: |_| true,
+    arc_vouch: None,
     enforced: |_| false,
     start: |_| Box::pin(async { Stage::NeedsMessage(Box::new(Verify)) }),
 };

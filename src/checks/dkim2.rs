@@ -39,6 +39,10 @@ pub(crate) const CHECK: Check = Check {
     ar_method: "dkim2",
     // Applied through the mailkey check (apply).
     enforced: |_| false,
+    refuses_with: &[],
+    logged_since: 2,
+    final_at_rcpt: |_| true,
+    arc_vouch: None,
     start: |inputs| {
         Box::pin(async move {
             if inputs.shared.config.dkim2.verify {

@@ -42,6 +42,10 @@ pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "mailkey",
     enforced: |config| config.mailkey.enforce,
+    refuses_with: &[Code::MAILKEY_FAIL, Code::DNS_TEMPFAIL],
+    logged_since: 1,
+    final_at_rcpt: |config| !config.dkim2.verify,
+    arc_vouch: Some(arc_vouch),
     start: |inputs| {
         Box::pin(async move {
             let config = &inputs.shared.config.mailkey;
@@ -59,6 +63,19 @@ pub(crate) const CHECK: Check = Check {
         })
     },
 };
+
+/// A trusted ARC sealer vouches for mailkey with `mailkey=pass`, or
+/// `dkim=pass` with `header.s=mailkey` (a verifier that is not
+/// mailkey-milter), whose `header.d` is the sender domain (docs/decisions.md,
+/// "Forwarding: trusted ARC sealers").
+fn arc_vouch(recorded: &crate::ar_syntax::ResInfo, in_domain: &dyn Fn(&str) -> bool) -> bool {
+    let d_matches = recorded.prop("header.d").is_some_and(in_domain);
+    match recorded.method.as_str() {
+        "mailkey" => d_matches,
+        "dkim" => d_matches && recorded.prop("header.s") == Some(crate::protocol::SELECTOR),
+        _ => false,
+    }
+}
 
 /// The key lookup done; the signatures are verified at end of message.
 struct Verify {

@@ -24,7 +24,7 @@ use crate::{
 pub(crate) use registry::registered;
 pub use registry::MessageStep;
 pub use registry::Stage;
-pub use registry::{find, Check, Inputs, CHECKS};
+pub use registry::{find, refusing, ArcVouch, Check, Inputs, CHECKS};
 pub(crate) use registry::{too_big, BoxFuture};
 use std::{fmt, time::Duration};
 

@@ -24,6 +24,15 @@ pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "x-mx",
     enforced: |config| config.mx.enforce,
+    refuses_with: &[
+        Code::IP_LITERAL,
+        Code::NULL_MX,
+        Code::NO_MX,
+        Code::DNS_TEMPFAIL,
+    ],
+    logged_since: 1,
+    final_at_rcpt: |_| true,
+    arc_vouch: None,
     start: |inputs| {
         Box::pin(async move { Stage::Done(check(&inputs.shared.dns, &inputs.envelope).await) })
     },

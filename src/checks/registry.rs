@@ -7,7 +7,7 @@
 //! [`registered!`]. ARCHITECTURE.md shows the flow.
 
 use super::{CheckName, CheckResult, Effect, Status};
-use crate::reply::Code;
+use crate::{ar_syntax::ResInfo, reply::Code};
 use crate::{config::Config, envelope::Envelope, Shared};
 use std::{future::Future, pin::Pin, sync::Arc};
 
@@ -34,6 +34,18 @@ registered!(registry_list);
 pub fn find(name: CheckName) -> Option<&'static Check> {
     CHECKS.iter().copied().find(|c| c.name == name)
 }
+
+/// The checks that can refuse a message on their own, in registry order:
+/// the ones whose `<check>.effect` the report counts (docs/log-format.md).
+pub fn refusing() -> impl Iterator<Item = &'static Check> {
+    CHECKS
+        .iter()
+        .copied()
+        .filter(|c| !c.refuses_with.is_empty())
+}
+
+/// See [`Check::arc_vouch`].
+pub type ArcVouch = fn(recorded: &ResInfo, in_domain: &dyn Fn(&str) -> bool) -> bool;
 
 /// A boxed future, as checks return them.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -112,6 +124,27 @@ pub struct Check {
     pub ar_method: &'static str,
     /// Is its result applied (before the global mode is considered)?
     pub enforced: fn(&Config) -> bool,
+    /// The reply codes it refuses a message with on its own, when enforced
+    /// (besides [`Code::INTERNAL`] and [`Code::TOO_BIG`], which any check
+    /// may give). Empty: it never refuses on its own — ARC only vouches,
+    /// DKIM2 refuses through mailkey. The checks that refuse are the
+    /// report's columns ([`refusing`]).
+    pub refuses_with: &'static [Code],
+    /// The first `log_version` whose per-message lines carry its fields
+    /// (`<check>` and `<check>.effect`, docs/log-format.md): the report
+    /// reads older lines as "not measured" for it. A new check raises
+    /// `crate::logging::LOG_VERSION` and sets this to the new version.
+    pub logged_since: u32,
+    /// Is its result at RCPT (without the message) final, so that an
+    /// early reject may rest on it (`crate::milter::early`)? Mailkey's is
+    /// not while a DKIM2 chain in the message may still pass it.
+    pub final_at_rcpt: fn(&Config) -> bool,
+    /// How a trusted ARC sealer vouches for a failure of this check
+    /// (`[forwarding] trusted_arc_sealers`, `crate::forwarding`): does a
+    /// recorded `pass` say it passed for the sender domain (`in_domain`
+    /// tests a domain name)? `None`: no sealer may (TLS and MX judge the
+    /// connecting forwarder itself).
+    pub arc_vouch: Option<ArcVouch>,
     /// Starts the check at MAIL FROM; runs while the message streams.
     pub start: fn(Arc<Inputs>) -> BoxFuture<'static, Stage>,
 }

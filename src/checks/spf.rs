@@ -28,8 +28,25 @@ pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "spf",
     enforced: |config| config.spf.enforce,
+    refuses_with: &[Code::SPF_FAIL, Code::SPF_TEMPFAIL],
+    logged_since: 1,
+    final_at_rcpt: |_| true,
+    arc_vouch: Some(arc_vouch),
     start: |inputs| Box::pin(async move { Stage::Done(shared_result(&inputs).await.clone()) }),
 };
+
+/// A trusted ARC sealer vouches for SPF with `spf=pass` whose
+/// `smtp.mailfrom` is an address in, or the name of, the sender domain
+/// (docs/decisions.md, "Forwarding: trusted ARC sealers").
+fn arc_vouch(recorded: &crate::ar_syntax::ResInfo, in_domain: &dyn Fn(&str) -> bool) -> bool {
+    recorded.method == "spf"
+        && recorded
+            .prop("smtp.mailfrom")
+            .is_some_and(|m| match crate::ar_syntax::addr_spec(m) {
+                Some((_, d)) => in_domain(d),
+                None => in_domain(m),
+            })
+}
 
 /// The transaction's SPF result, evaluated once: the SPF check and the TLS
 /// check's `sender-domain` evidence both ask for it.

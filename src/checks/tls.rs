@@ -37,6 +37,10 @@ pub(crate) const CHECK: Check = Check {
     name: NAME,
     ar_method: "x-tls",
     enforced: |config| config.tls.enforce,
+    refuses_with: &[Code::NO_TLS, Code::BAD_CERTIFICATE, Code::TLS_TEMPFAIL],
+    logged_since: 1,
+    final_at_rcpt: |_| true,
+    arc_vouch: None,
     start: |inputs| Box::pin(async move { Stage::Done(check(&inputs).await) }),
 };
 

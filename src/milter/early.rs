@@ -9,7 +9,7 @@
 
 use super::message::Message;
 use crate::{
-    checks::{mailkey, spf, CHECKS},
+    checks::{self, CHECKS},
     config::{Config, Mode},
     envelope::Envelope,
     logging::{self, DecidedAt},
@@ -50,25 +50,25 @@ pub async fn reject(shared: &Shared, message: &mut Message) -> Option<Evaluation
         .as_mut()?
         .envelope_results(RCPT_WAIT)
         .await?;
-    // A trusted ARC sealer can still vouch for SPF and mailkey, but only
-    // the message's ARC headers say so: with `[forwarding]
-    // trusted_arc_sealers` set, their failures are left to the end of
-    // message (`crate::forwarding` runs there).
+    // A trusted ARC sealer can still vouch for SPF and mailkey (the checks
+    // with an `arc_vouch`), but only the message's ARC headers say so: with
+    // `[forwarding] trusted_arc_sealers` set, their failures are left to
+    // the end of message (`crate::forwarding` runs there).
     if !config.forwarding.trusted_arc_sealers.is_empty() {
-        results.retain(|r| r.check != spf::NAME && r.check != mailkey::NAME);
+        results.retain(|r| crate::forwarding::arc_vouch(r).is_none());
     }
     let sender = message.envelope.sender_domain();
     let who = crate::guidance::Sender::of(&message.envelope, sender.name());
-    // A DKIM2 chain in the message may still pass mailkey (its keys are
-    // named in the message): mailkey's failure alone waits for the end of
-    // message; it is part of a reject that the other checks make anyway.
-    if config.dkim2.verify {
-        let others: Vec<_> = results
-            .iter()
-            .filter(|r| r.check != mailkey::NAME)
-            .cloned()
-            .collect();
-        if !verdict::decide(&others, config, &who).applied().is_reject() {
+    // A result that is not final at RCPT (mailkey's, while a DKIM2 chain
+    // in the message may still pass it: its keys are named in the message)
+    // alone waits for the end of message; it is part of a reject that the
+    // final ones make anyway.
+    let is_final = |r: &&crate::checks::CheckResult| {
+        checks::find(r.check).is_none_or(|c| (c.final_at_rcpt)(config))
+    };
+    if !results.iter().all(|r| is_final(&r)) {
+        let finals: Vec<_> = results.iter().filter(is_final).cloned().collect();
+        if !verdict::decide(&finals, config, &who).applied().is_reject() {
             return None;
         }
     }

@@ -1,8 +1,8 @@
-//! Counting: what enforcing each check alone, and all four together,
+//! Counting: what enforcing each check alone, and all of them together,
 //! would have done to the messages of the period.
 
 use super::{
-    parse::{Effect, Kind, Record, CHECKS},
+    parse::{self, Effect, Kind, Record},
     time::{self, Nanos},
 };
 use serde::Serialize;
@@ -14,40 +14,40 @@ use std::{
 /// Which checks are imagined enforced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
-    /// This check alone (index into [`CHECKS`]).
-    Alone(usize),
-    /// All four.
+    /// This check alone (by name, one of [`parse::checks`]).
+    Alone(&'static str),
+    /// All of them.
     All,
 }
 
-/// The scopes in report order: each check alone, then all four.
-pub const SCOPES: [Scope; 5] = [
-    Scope::Alone(0),
-    Scope::Alone(1),
-    Scope::Alone(2),
-    Scope::Alone(3),
-    Scope::All,
-];
+/// The scopes in report order: each check alone, then all.
+pub fn scopes() -> Vec<Scope> {
+    parse::checks()
+        .map(Scope::Alone)
+        .chain([Scope::All])
+        .collect()
+}
 
 impl Scope {
     pub fn name(self) -> &'static str {
         match self {
-            Self::Alone(i) => CHECKS[i],
+            Self::Alone(check) => check,
             Self::All => "all",
         }
     }
 }
 
-/// THE rule: what the message would have met under `scope`. Each check's
-/// own effect is logged by the daemon (`<check>.effect`, the check's rule
-/// with its configuration); several enforced checks combine as in the
-/// daemon's verdict: any reject rejects, else any tempfail defers.
-pub fn would(effects: &[Effect; 4], scope: Scope) -> Effect {
+/// What the message would have met under `scope`. Each check's own effect
+/// is logged by the daemon (`<check>.effect`, the check's rule with its
+/// configuration); several enforced checks combine by the daemon's rule,
+/// [`crate::verdict::combine`].
+pub fn would(effects: &[(&'static str, Effect)], scope: Scope) -> Effect {
     match scope {
-        Scope::Alone(i) => effects[i],
-        Scope::All if effects.contains(&Effect::Reject) => Effect::Reject,
-        Scope::All if effects.contains(&Effect::Tempfail) => Effect::Tempfail,
-        Scope::All => Effect::Accept,
+        Scope::Alone(check) => effects
+            .iter()
+            .find(|(name, _)| *name == check)
+            .map_or(Effect::Accept, |(_, effect)| *effect),
+        Scope::All => crate::verdict::combine(effects.iter().map(|(_, effect)| *effect)),
     }
 }
 
@@ -185,8 +185,9 @@ struct ScopeCounts {
 struct DayCounts {
     messages: u64,
     checked: u64,
-    reject: [u64; 5],
-    tempfail: [u64; 5],
+    /// By scope name.
+    reject: HashMap<&'static str, u64>,
+    tempfail: HashMap<&'static str, u64>,
 }
 
 /// Counts records as they are read (logs can be large: nothing per
@@ -202,7 +203,8 @@ pub(crate) struct Aggregate {
     exempt: u64,
     let_through: LetThrough,
     invalid_srs_recipients: u64,
-    scopes: [ScopeCounts; 5],
+    /// In the order of [`scopes`].
+    scopes: Vec<(Scope, ScopeCounts)>,
     days: BTreeMap<i64, DayCounts>,
     dkim2: Dkim2Counts,
     evidence: super::evidence::EvidenceAggregate,
@@ -214,6 +216,10 @@ impl Aggregate {
         Self {
             since,
             until,
+            scopes: scopes()
+                .into_iter()
+                .map(|s| (s, ScopeCounts::default()))
+                .collect(),
             ..Self::default()
         }
     }
@@ -231,7 +237,7 @@ impl Aggregate {
         let day = self.days.entry(time::day_number(r.time)).or_default();
         day.messages += 1;
         self.let_through.add(&r.letting);
-        let effects = match r.kind {
+        let effects = match &r.kind {
             Kind::Trusted => return self.trusted += 1,
             Kind::Exempt => return self.exempt += 1,
             Kind::InvalidSrsRecipient => return,
@@ -244,17 +250,16 @@ impl Aggregate {
             self.dkim2.mailkey_rejects += u64::from(*rejects);
         }
         self.evidence.add(r);
-        for (i, scope) in SCOPES.iter().enumerate() {
-            let counts = &mut self.scopes[i];
-            match would(&effects, *scope) {
+        for (scope, counts) in &mut self.scopes {
+            match would(effects, *scope) {
                 Effect::Accept => {}
-                Effect::Tempfail => {
+                Effect::Tempfail(()) => {
                     counts.tempfail += 1;
-                    day.tempfail[i] += 1;
+                    *day.tempfail.entry(scope.name()).or_default() += 1;
                 }
-                Effect::Reject => {
+                Effect::Reject(()) => {
                     counts.reject += 1;
-                    day.reject[i] += 1;
+                    *day.reject.entry(scope.name()).or_default() += 1;
                     let domain = r.domain.clone().unwrap_or_else(|| "(none)".into());
                     *counts.domains.entry(domain).or_default() += 1;
                     *counts.networks.entry(network(&r.client)).or_default() += 1;
@@ -271,9 +276,9 @@ impl Aggregate {
                 (n as f64 * 1000.0 / self.checked as f64).round() / 10.0
             }
         };
-        let impact = SCOPES
+        let impact = self
+            .scopes
             .iter()
-            .zip(&self.scopes)
             .map(|(scope, c)| Impact {
                 check: scope.name(),
                 reject: c.reject,
@@ -284,11 +289,11 @@ impl Aggregate {
                 top_networks: top_n(&c.networks, top),
             })
             .collect();
-        let per_scope = |counts: &[u64; 5]| {
-            SCOPES
+        // Every scope, zeros included.
+        let per_scope = |counts: &HashMap<&'static str, u64>| {
+            self.scopes
                 .iter()
-                .zip(counts)
-                .map(|(s, n)| (s.name(), *n))
+                .map(|(s, _)| (s.name(), counts.get(s.name()).copied().unwrap_or(0)))
                 .collect()
         };
         let days = self
@@ -341,23 +346,23 @@ pub(crate) fn top_n(counts: &HashMap<String, u64>, n: usize) -> Vec<Count> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Effect::*;
+    use crate::reply::Outcome::*;
+
+    fn effects(of: [Effect; 4]) -> Vec<(&'static str, Effect)> {
+        ["mailkey", "spf", "tls", "mx"]
+            .into_iter()
+            .zip(of)
+            .collect()
+    }
 
     #[test]
-    fn all_four_combine_like_the_verdict() {
-        assert_eq!(
-            would(&[Tempfail, Reject, Accept, Accept], Scope::All),
-            Reject
-        );
-        assert_eq!(
-            would(&[Tempfail, Accept, Accept, Accept], Scope::All),
-            Tempfail
-        );
-        assert_eq!(would(&[Accept; 4], Scope::All), Accept);
-        assert_eq!(
-            would(&[Tempfail, Reject, Accept, Accept], Scope::Alone(0)),
-            Tempfail
-        );
+    fn all_combine_like_the_verdict() {
+        let e = effects([Tempfail(()), Reject(()), Accept, Accept]);
+        assert_eq!(would(&e, Scope::All), Reject(()));
+        assert_eq!(would(&e, Scope::Alone("mailkey")), Tempfail(()));
+        let e = effects([Tempfail(()), Accept, Accept, Accept]);
+        assert_eq!(would(&e, Scope::All), Tempfail(()));
+        assert_eq!(would(&effects([Accept; 4]), Scope::All), Accept);
     }
 
     #[test]

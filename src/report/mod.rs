@@ -1,5 +1,5 @@
 //! `mailkey-milter report`: reads the daemon's JSON logs (docs/log-format.md)
-//! and says what enforcing each check, and all four, would have done to
+//! and says what enforcing each check, and all of them, would have done to
 //! the mail of a period — so an operator can switch a check to enforce
 //! knowing what it will refuse.
 

@@ -11,30 +11,62 @@ use std::{
     io::{BufRead, BufReader, Read},
 };
 
-/// The newest `log_version` this report reads (see docs/log-format.md);
-/// it reads every version in [`LOG_VERSIONS`].
-pub const LOG_VERSION: u64 = 2;
-/// Version 1 lines have no TLS evidence fields: they count everywhere but
-/// in the evidence tables, where they are "not measured".
-pub(crate) const LOG_VERSIONS: [u64; 2] = [1, 2];
+/// The newest `log_version` this report reads (see docs/log-format.md),
+/// the daemon's; it reads every version from 1 on. Version 1 lines have
+/// no TLS evidence fields: they count everywhere but in the evidence
+/// tables, where they are "not measured"; a check logged only since a
+/// later version ([`crate::checks::Check::logged_since`]) is "not
+/// measured" on older lines, and would accept them.
+pub const LOG_VERSION: u64 = crate::logging::LOG_VERSION as u64;
 
-/// The checks in log order; `effects` of a [`Record`] follow it. The
-/// daemon's registry is the source; a unit test keeps this list equal to it.
-pub const CHECKS: [&str; 4] = ["mailkey", "spf", "tls", "mx"];
-
-/// What one check would do to a message if it were enforced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Effect {
-    Accept,
-    Reject,
-    Tempfail,
+/// The checks the report counts, in log order: the registered checks that
+/// can refuse a message on their own ([`crate::checks::refusing`]); each
+/// logs `<check>.effect`. `effects` of a [`Record`] follow it.
+pub fn checks() -> impl Iterator<Item = &'static str> {
+    crate::checks::refusing().map(|c| c.name.as_str())
 }
 
+/// What each of `checks` would do, from the `<check>.effect` fields of a
+/// line of `version`: required from the check's `logged_since` on, "not
+/// measured" (accept) on older lines.
+fn effects(
+    other: &serde_json::Map<String, serde_json::Value>,
+    version: u64,
+    checks: impl Iterator<Item = &'static crate::checks::Check>,
+) -> Result<Vec<(&'static str, Effect)>, LineError> {
+    checks
+        .map(|check| {
+            let name = check.name.as_str();
+            if u64::from(check.logged_since) > version {
+                return Ok((name, Effect::Accept));
+            }
+            let field = other.get(&format!("{name}.effect"));
+            let effect = match field.and_then(serde_json::Value::as_str) {
+                Some("accept") | Some("-") => Effect::Accept,
+                Some("reject") => Effect::Reject(()),
+                Some("tempfail") => Effect::Tempfail(()),
+                Some(other) => {
+                    return Err(LineError::Bad(format!(
+                        "{name}.effect is {other:?}, not accept, reject, tempfail or -"
+                    )))
+                }
+                None => return Err(LineError::Bad(format!("no {name}.effect field"))),
+            };
+            Ok((name, effect))
+        })
+        .collect()
+}
+
+/// What one check would do to a message if it were enforced: the daemon's
+/// outcome, without the reply code (the log line has only the word).
+pub type Effect = crate::reply::Outcome<()>;
+
 /// How the daemon handled the message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// All four checks ran; what each would do if enforced.
-    Checked([Effect; 4]),
+    /// The checks ran; what each of [`checks`] would do if enforced, by
+    /// check name.
+    Checked(Vec<(&'static str, Effect)>),
     /// From a trusted client or authenticated: not checked.
     Trusted,
     /// Exempted by configuration: not checked.
@@ -219,8 +251,10 @@ pub(crate) fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
     if line.queue_id.is_none() {
         return Ok(None);
     }
-    match &line.log_version {
-        Some(v) if v.as_u64().is_some_and(|v| LOG_VERSIONS.contains(&v)) => {}
+    let version = match &line.log_version {
+        Some(v) if v.as_u64().is_some_and(|v| (1..=LOG_VERSION).contains(&v)) => {
+            v.as_u64().unwrap_or(LOG_VERSION)
+        }
         Some(v) => {
             return Err(LineError::Bad(format!(
                 "log_version {v} is unknown to this report, which reads versions 1 to \
@@ -233,7 +267,7 @@ pub(crate) fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
                  the versioned log format); this report reads version {LOG_VERSION}"
             )))
         }
-    }
+    };
     let time = line
         .timestamp
         .as_deref()
@@ -246,21 +280,7 @@ pub(crate) fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
     } else if line.trusted.is_some() {
         Kind::Trusted
     } else {
-        let mut effects = [Effect::Accept; 4];
-        for (slot, name) in effects.iter_mut().zip(CHECKS) {
-            let field = line.other.get(&format!("{name}.effect"));
-            *slot = match field.and_then(serde_json::Value::as_str) {
-                Some("accept") | Some("-") => Effect::Accept,
-                Some("reject") => Effect::Reject,
-                Some("tempfail") => Effect::Tempfail,
-                Some(other) => {
-                    return Err(LineError::Bad(format!(
-                        "{name}.effect is {other:?}, not accept, reject, tempfail or -"
-                    )))
-                }
-                None => return Err(LineError::Bad(format!("no {name}.effect field"))),
-            };
-        }
+        let effects = effects(&line.other, version, crate::checks::refusing())?;
         Kind::Checked(effects)
     };
     let letting = Letting {
@@ -276,7 +296,7 @@ pub(crate) fn parse_line(text: &str) -> Result<Option<Record>, LineError> {
     let dkim2 = text("dkim2")
         .filter(|r| !matches!(*r, "none" | "-"))
         .map(|r| (r.to_string(), text("dkim2.effect") == Some("reject")));
-    let tls = match kind {
+    let tls = match &kind {
         Kind::Checked(_) => TlsFacts::from_line(&line.other),
         _ => None,
     };
@@ -296,16 +316,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checks_are_the_registered_ones() {
+    fn checks_are_those_that_refuse_alone() {
         // ARC never rejects or defers (its effect is always accept), and
         // DKIM2 does only through mailkey: the report, which counts what
         // enforcing each check would refuse, leaves them out.
-        let registered: Vec<&str> = crate::checks::CHECKS
-            .iter()
-            .filter(|c| c.is_enforced(&crate::config::Config::default()))
-            .map(|c| c.name.as_str())
-            .collect();
-        assert_eq!(registered, CHECKS);
+        let checks: Vec<_> = checks().collect();
+        assert!(
+            checks.starts_with(&["mailkey", "spf", "tls", "mx"]),
+            "{checks:?}"
+        );
+        assert!(!checks.contains(&"arc") && !checks.contains(&"dkim2"));
     }
 
     const LINE: &str = r#"{"timestamp":"2026-11-23T10:00:00.5Z","level":"INFO","message":"message","log_version":1,"queue_id":"Q","client":"192.0.2.1","domain":"a.test","mailkey":"fail","mailkey.effect":"reject","spf.effect":"accept","tls.effect":"tempfail","mx.effect":"-"}"#;
@@ -313,14 +333,18 @@ mod tests {
     #[test]
     fn message_lines_and_others() {
         let r = parse_line(LINE).unwrap().unwrap();
+        let Kind::Checked(effects) = &r.kind else {
+            panic!("{:?}", r.kind)
+        };
+        // A check logged since a later version (none today) would follow.
         assert_eq!(
-            r.kind,
-            Kind::Checked([
-                Effect::Reject,
-                Effect::Accept,
-                Effect::Tempfail,
-                Effect::Accept
-            ])
+            effects[..4],
+            [
+                ("mailkey", Effect::Reject(())),
+                ("spf", Effect::Accept),
+                ("tls", Effect::Tempfail(())),
+                ("mx", Effect::Accept)
+            ]
         );
         assert_eq!(r.domain.as_deref(), Some("a.test"));
         let started = r#"{"timestamp":"2026-11-23T10:00:00Z","level":"INFO","message":"started"}"#;
@@ -352,9 +376,37 @@ mod tests {
     }
 
     #[test]
+    fn a_check_is_not_measured_on_lines_older_than_its_fields() {
+        // A check that can refuse, logged from the version after this one.
+        static NEW: crate::checks::Check = crate::checks::Check {
+            name: crate::checks::CheckName::new("new"),
+            ar_method: "x-new",
+            enforced: |_| true,
+            refuses_with: &[crate::reply::Code::NO_MX],
+            logged_since: 2,
+            final_at_rcpt: |_| true,
+            arc_vouch: None,
+            start: |_| Box::pin(async { unreachable!() }),
+        };
+        let line: Line = serde_json::from_str(LINE).unwrap();
+        let today = crate::checks::refusing;
+        let read = |version| effects(&line.other, version, today().chain([&NEW]));
+        let older = read(1).unwrap();
+        assert_eq!(older.last(), Some(&("new", Effect::Accept)));
+        assert_eq!(older.len(), crate::checks::refusing().count() + 1);
+        assert_eq!(read(2), Err(LineError::Bad("no new.effect field".into())));
+        let logged = LINE.replace("\"mx.effect\"", "\"new.effect\":\"reject\",\"mx.effect\"");
+        let line: Line = serde_json::from_str(&logged).unwrap();
+        let newer = effects(&line.other, 2, today().chain([&NEW])).unwrap();
+        assert_eq!(newer.last(), Some(&("new", Effect::Reject(()))));
+    }
+
+    #[test]
     fn unknown_versions_and_missing_effects_are_refused() {
-        let v3 = LINE.replace("\"log_version\":1", "\"log_version\":3");
-        assert!(matches!(parse_line(&v3), Err(LineError::Bad(w)) if w.contains("log_version 3")));
+        let next = LOG_VERSION + 1;
+        let v3 = LINE.replace("\"log_version\":1", &format!("\"log_version\":{next}"));
+        let unknown = format!("log_version {next}");
+        assert!(matches!(parse_line(&v3), Err(LineError::Bad(w)) if w.contains(&unknown)));
         let v0 = LINE.replace("\"log_version\":1,", "");
         assert!(
             matches!(parse_line(&v0), Err(LineError::Bad(w)) if w.contains("without log_version"))

@@ -21,10 +21,22 @@ fn list(counts: &[Count]) -> String {
 /// The label of a scope in tables: `spf alone`, `all four`.
 pub fn label(check: &str) -> String {
     if check == "all" {
-        "all four".into()
+        all_checks()
     } else {
         format!("{check} alone")
     }
+}
+
+/// `all four`: all of the report's checks, counted in words.
+pub(crate) fn all_checks() -> String {
+    const WORDS: [&str; 10] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    let n = super::parse::checks().count();
+    format!(
+        "all {}",
+        WORDS.get(n).map_or(n.to_string(), |w| w.to_string())
+    )
 }
 
 pub fn text(s: &Summary) -> String {
