@@ -18,7 +18,7 @@ pub const HEADER: &str = "Authentication-Results";
 /// The header value (without the name), folded with LF+TAB as milters pass
 /// folded values to the MTA.
 pub fn header_value(config: &Config, results: &[CheckResult], verdict: &Verdict) -> String {
-    let mut out = syntax::value(&config.authserv_id);
+    let mut out = syntax::authserv_id_value(&config.authserv_id);
     // A comment after the authserv-id (RFC 8601 allows CFWS there).
     if let Some(reason) = &verdict.exempt {
         out.push(' ');

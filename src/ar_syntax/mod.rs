@@ -140,14 +140,27 @@ pub(crate) fn lax_authserv_id(value: &str) -> Option<String> {
     )
 }
 
-/// `v` as a property value (or authserv-id): bare when it reads back as
-/// itself (a token, or an address or domain whose local part is a
-/// dot-atom), otherwise a quoted-string with `"` and `\` escaped. Control
-/// characters cannot be written in a quoted-string and are left out.
+/// `v` as a property value: bare when it reads back as itself (a token,
+/// or an address or domain whose local part is a dot-atom), otherwise a
+/// quoted-string with `"` and `\` escaped. Control characters cannot be
+/// written in a quoted-string and are left out.
 pub fn value(v: &str) -> String {
     if is_token(v) || is_bare_address(v) {
         return v.to_string();
     }
+    quoted(v)
+}
+
+/// `v` as an authserv-id: RFC 8601 reads it as a `value`, a token or a
+/// quoted-string; an address form such as `@a` must be quoted there.
+pub fn authserv_id_value(v: &str) -> String {
+    if is_token(v) {
+        return v.to_string();
+    }
+    quoted(v)
+}
+
+fn quoted(v: &str) -> String {
     let mut out = String::with_capacity(v.len() + 2);
     out.push('"');
     for ch in v.chars().filter(|ch| !ch.is_control()) {

@@ -147,3 +147,14 @@ fn comments_carry_no_structure() {
     assert_eq!(comment("é"), "(?)");
     assert_eq!(comment(&"x".repeat(400)).len(), COMMENT_MAX + 2);
 }
+
+#[test]
+fn an_authserv_id_in_address_form_is_written_quoted_and_reads_back() {
+    // Found by tests/properties.rs: `@a` is a bare property value, but an
+    // authserv-id is a token or a quoted-string.
+    for id in ["@a", "a@b.test", "mx.test"] {
+        let written = format!("{}; spf=pass smtp.mailfrom=a@b.test", authserv_id_value(id));
+        assert_eq!(authserv_id(&written).as_deref(), Some(id), "{written}");
+    }
+    assert_eq!(authserv_id_value("@a"), "\"@a\"");
+}
