@@ -34,6 +34,7 @@ pub(crate) mod policy;
 pub mod protocol;
 pub mod reply;
 pub mod report;
+pub(crate) mod rfc3339;
 pub(crate) mod secrets;
 pub mod sign;
 pub mod socket;

@@ -5,7 +5,7 @@
 //! one `<h1>`, `lang`, a page title that says where one is. It shows only
 //! what the sender typed: its own address and the recipient's.
 
-use crate::report::time;
+use crate::rfc3339 as time;
 
 /// What the page says.
 pub enum View<'a> {

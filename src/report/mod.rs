@@ -9,7 +9,7 @@ pub mod lookup;
 pub mod parse;
 pub(crate) mod render_html;
 pub(crate) mod render_text;
-pub mod time;
+pub(crate) use crate::rfc3339 as time;
 
 use crate::{config::DnsConfig, dns::Dns};
 use aggregate::{Aggregate, Summary};

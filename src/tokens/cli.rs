@@ -6,7 +6,7 @@ use super::{Tokens, MAX_USES, TAG_LEN};
 use crate::{
     config::Config,
     envelope::domain_name,
-    report::time,
+    rfc3339 as time,
     state::{self, Token, TokenState, MAX_ADDRESS},
 };
 use clap::{Args, Subcommand};

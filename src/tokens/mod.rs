@@ -229,7 +229,7 @@ pub(crate) fn in_scope(scope: Option<&str>, sender: &str) -> bool {
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn datetime(secs: u64) -> String {
-    use crate::report::time;
+    use crate::rfc3339 as time;
     time::datetime(time::Nanos::from(secs) * time::SECOND)
 }
 

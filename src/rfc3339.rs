@@ -1,5 +1,5 @@
 //! RFC 3339 timestamps as nanoseconds since the Unix epoch ([`Nanos`]),
-//! without a date crate: the log's `timestamp` field and `--since`/`--until`
+//! for the report, token expiry and challenge links, without a date crate: the log's `timestamp` field and `--since`/`--until`
 //! need only parsing and the UTC day, and the proleptic Gregorian
 //! arithmetic below (Howard Hinnant's `days_from_civil`) is exact for every
 //! year 0–9999. Fractions of a second are kept: the log writes
