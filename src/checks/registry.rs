@@ -154,3 +154,6 @@ impl Check {
         (self.enforced)(config)
     }
 }
+
+#[cfg(test)]
+mod tests;
