@@ -8,72 +8,17 @@
 //! text is plain ASCII, so it can be appended to a text part of any
 //! ASCII-compatible charset without re-encoding the rest.
 
-mod builtin;
-
 use crate::{
-    checks::Failure,
+    checks::{self, Failure, CHECKS},
     config::GuidanceConfig,
-    envelope::Envelope,
     protocol::{owner_name, SELECTOR},
 };
-use std::net::IpAddr;
 
-/// Used when the sender has no domain (an IP literal, `<postmaster>`).
-const NO_DOMAIN: &str = "your-domain.example";
+/// Who the guidance is for; the checks fill their texts from it.
+pub use crate::checks::Sender;
+
 /// Body lines are wrapped at this width (RFC 5322 §2.1.1 recommends 78).
 const BODY_WIDTH: usize = 72;
-
-/// Who the guidance is for: what fills `{domain}`, `{ip}` and `{helo}`.
-/// The HELO name comes from the client: the reply sanitises it.
-#[derive(Clone, Debug, Default)]
-pub struct Sender<'a> {
-    pub domain: Option<&'a str>,
-    pub ip: Option<IpAddr>,
-    pub helo: &'a str,
-}
-
-impl<'a> Sender<'a> {
-    pub fn of(envelope: &'a Envelope, domain: Option<&'a str>) -> Self {
-        Self {
-            domain,
-            ip: envelope.client_ip,
-            helo: envelope.helo.trim_end_matches('.'),
-        }
-    }
-
-    fn domain_or_placeholder(&self) -> &str {
-        self.domain.unwrap_or(NO_DOMAIN)
-    }
-
-    fn ip_text(&self) -> String {
-        self.ip
-            .map_or_else(|| "your server's address".into(), |ip| ip.to_string())
-    }
-
-    fn helo_text(&self) -> &str {
-        if self.helo.is_empty() {
-            "your server's name"
-        } else {
-            self.helo
-        }
-    }
-
-    /// The SPF mechanism that authorises the client (`ip4:` or `ip6:`).
-    fn spf_term(&self) -> String {
-        match self.ip {
-            Some(IpAddr::V4(ip)) => format!("ip4:{ip}"),
-            Some(IpAddr::V6(ip)) => format!("ip6:{ip}"),
-            None => "ip4:ADDRESS".into(),
-        }
-    }
-
-    /// `text` with the placeholders filled in.
-    fn fill(&self, text: &str) -> String {
-        text.replace("{domain}", self.domain_or_placeholder())
-            .replace("{ip}", &self.ip_text())
-            .replace("{helo}", self.helo_text())
-    }
-}
 
 /// `url` and `contact`, each on a line of its own.
 fn links(config: &GuidanceConfig) -> Vec<String> {
@@ -87,24 +32,20 @@ fn links(config: &GuidanceConfig) -> Vec<String> {
     lines
 }
 
+/// The check whose failure kind `failure` is, with the kind's
+/// `[guidance.text_for]` key.
+fn owner(failure: Failure) -> Option<(&'static checks::Guidance, &'static str)> {
+    CHECKS
+        .iter()
+        .filter_map(|c| c.guidance)
+        .find_map(|g| (g.key)(failure).map(|key| (g, key)))
+}
+
 /// The operator's text for `failure`: its `text_for` entry, else the
 /// general `text_file`.
 fn custom_text(config: &GuidanceConfig, failure: Option<Failure>) -> Option<&String> {
-    let t = &config.text_for;
-    let specific = match failure? {
-        Failure::NoKey | Failure::BadKey => &t.no_key,
-        Failure::NoSignature | Failure::RefusedSignature => &t.no_signature,
-        Failure::BodyChanged | Failure::BadSignature => &t.bad_signature,
-        Failure::Spf => &t.spf,
-        Failure::NoTls | Failure::NoStartTls | Failure::BadCertificate | Failure::NoEvidence(_) => {
-            &t.tls
-        }
-        Failure::NoMx | Failure::NullMx | Failure::IpLiteral => &t.mx,
-        Failure::Dkim2Replay | Failure::Dkim2Changed | Failure::Dkim2Broken | Failure::Dkim2Dsn => {
-            &t.dkim2
-        }
-    };
-    specific.as_ref()
+    let (_, key) = owner(failure?)?;
+    config.text_for.get(key)
 }
 
 /// The guidance for one failure: the operator's text (blank lines dropped:
@@ -117,7 +58,9 @@ fn block(config: &GuidanceConfig, failure: Option<Failure>, sender: &Sender<'_>)
             .map(|l| sender.fill(l.trim_end()))
             .filter(|l| !l.trim().is_empty())
             .collect(),
-        None => failure.map_or_else(Vec::new, |f| builtin::lines(f, sender)),
+        None => failure
+            .and_then(|f| owner(f).map(|(g, _)| (g.text)(f, sender)))
+            .unwrap_or_default(),
     }
 }
 
@@ -355,6 +298,91 @@ mod tests {
         let mut c = config(None, None, None);
         c.text_for.no_key = Some("Sign mail from {domain}.".into());
         assert_eq!(static_bounce_paragraph(&c), ["Sign mail from your domain."]);
+    }
+
+    /// Every failure kind, one of each (the match stops compiling when a
+    /// kind is added and not listed here).
+    fn kinds() -> [Failure; 18] {
+        let _listed = |f: Failure| match f {
+            Failure::NoKey
+            | Failure::BadKey
+            | Failure::NoSignature
+            | Failure::RefusedSignature
+            | Failure::BodyChanged
+            | Failure::BadSignature
+            | Failure::Spf
+            | Failure::NoTls
+            | Failure::NoStartTls
+            | Failure::BadCertificate
+            | Failure::NoEvidence(_)
+            | Failure::NoMx
+            | Failure::NullMx
+            | Failure::IpLiteral
+            | Failure::Dkim2Replay
+            | Failure::Dkim2Changed
+            | Failure::Dkim2Broken
+            | Failure::Dkim2Dsn => (),
+        };
+        [
+            Failure::NoKey,
+            Failure::BadKey,
+            Failure::NoSignature,
+            Failure::RefusedSignature,
+            Failure::BodyChanged,
+            Failure::BadSignature,
+            Failure::Spf,
+            Failure::NoTls,
+            Failure::NoStartTls,
+            Failure::BadCertificate,
+            Failure::NoEvidence(crate::checks::tls::evidence::EvidenceSet::default()),
+            Failure::NoMx,
+            Failure::NullMx,
+            Failure::IpLiteral,
+            Failure::Dkim2Replay,
+            Failure::Dkim2Changed,
+            Failure::Dkim2Broken,
+            Failure::Dkim2Dsn,
+        ]
+    }
+
+    #[test]
+    fn each_failure_kind_is_one_checks_with_a_declared_key_and_a_text() {
+        for failure in kinds() {
+            let owners: Vec<_> = CHECKS
+                .iter()
+                .filter_map(|c| c.guidance.and_then(|g| (g.key)(failure).map(|k| (c, g, k))))
+                .collect();
+            assert_eq!(owners.len(), 1, "{failure:?}: claimed by {}", owners.len());
+            let (check, g, key) = owners[0];
+            assert!(
+                g.keys.contains(&key),
+                "{}: {key} not in its keys",
+                check.name
+            );
+            let lines = (g.text)(failure, &sender("a.test"));
+            assert!(
+                !lines.is_empty() && lines.len() <= 4,
+                "{failure:?}: {lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_checks_keys_are_the_text_for_table() {
+        let mut declared: Vec<&str> = CHECKS
+            .iter()
+            .filter_map(|c| c.guidance)
+            .flat_map(|g| g.keys.iter().copied())
+            .collect();
+        declared.sort_unstable();
+        let mut config: Vec<&str> = GuidanceConfig::default()
+            .text_for
+            .all()
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
+        config.sort_unstable();
+        assert_eq!(declared, config);
     }
 
     #[test]

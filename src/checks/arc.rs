@@ -40,6 +40,7 @@ pub(crate) const CHECK: Check = Check {
     logged_since: 1,
     final_at_rcpt: |_| true,
     arc_vouch: None,
+    guidance: None,
     enforced: |_| false,
     start: |_| Box::pin(async { Stage::NeedsMessage(Box::new(Verify)) }),
 };

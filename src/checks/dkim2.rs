@@ -11,6 +11,7 @@
 //! (reject `5.7.20`) when it does not — unless that key says `t=y`.
 
 mod apply;
+mod guidance;
 
 pub use apply::apply;
 
@@ -43,6 +44,7 @@ pub(crate) const CHECK: Check = Check {
     logged_since: 2,
     final_at_rcpt: |_| true,
     arc_vouch: None,
+    guidance: Some(&guidance::GUIDANCE),
     start: |inputs| {
         Box::pin(async move {
             if inputs.shared.config.dkim2.verify {

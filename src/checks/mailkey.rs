@@ -29,6 +29,7 @@ use reasons::Reasons;
 use std::{sync::Arc, time::Instant};
 use verify::{Pass, Verified};
 
+mod guidance;
 mod reasons;
 mod rules;
 mod select;
@@ -46,6 +47,7 @@ pub(crate) const CHECK: Check = Check {
     logged_since: 1,
     final_at_rcpt: |config| !config.dkim2.verify,
     arc_vouch: Some(arc_vouch),
+    guidance: Some(&guidance::GUIDANCE),
     start: |inputs| {
         Box::pin(async move {
             let config = &inputs.shared.config.mailkey;

@@ -6,6 +6,7 @@
 
 pub mod arc;
 pub mod dkim2;
+mod guidance;
 pub mod mailkey;
 pub mod mx;
 mod registry;
@@ -21,6 +22,7 @@ use crate::{
     config::OnError,
     reply::{Code, Outcome},
 };
+pub use guidance::{Guidance, Sender};
 pub(crate) use registry::registered;
 pub use registry::MessageStep;
 pub use registry::Stage;

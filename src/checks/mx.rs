@@ -33,8 +33,36 @@ pub(crate) const CHECK: Check = Check {
     logged_since: 1,
     final_at_rcpt: |_| true,
     arc_vouch: None,
+    guidance: Some(&GUIDANCE),
     start: |inputs| {
         Box::pin(async move { Stage::Done(check(&inputs.shared.dns, &inputs.envelope).await) })
+    },
+};
+
+/// The guidance for an MX failure: the MX record to publish.
+const GUIDANCE: super::Guidance = super::Guidance {
+    keys: &["mx"],
+    key: |failure| match failure {
+        Failure::NoMx | Failure::NullMx | Failure::IpLiteral => Some("mx"),
+        _ => None,
+    },
+    text: |failure, s| {
+        let d = s.domain_or_placeholder();
+        match failure {
+            Failure::NoMx => vec![
+                format!("{d} has no MX record, so no one can answer its mail."),
+                format!("Publish one: {d}. IN MX 10 mail.{d}. (a host that takes mail for {d})"),
+            ],
+            Failure::NullMx => vec![
+                format!("{d} publishes a null MX (MX 0 .): it says it takes no mail."),
+                format!("Replace it with a real one: {d}. IN MX 10 mail.{d}."),
+            ],
+            Failure::IpLiteral => vec![
+                "An address without a domain (user@[IP]) cannot be checked or answered.".into(),
+                format!("Send from an address at your domain, with an MX: {d}. IN MX 10 mail.{d}."),
+            ],
+            _ => Vec::new(),
+        }
     },
 };
 

@@ -1,6 +1,7 @@
 //! The list of checks. Everything that treats checks alike — starting them
 //! at MAIL FROM, the verdict, the `Authentication-Results` header, the log
-//! line, the metrics — iterates over [`CHECKS`]; nothing else names them.
+//! line, the metrics, the reply's guidance — iterates over [`CHECKS`];
+//! nothing else names them.
 //!
 //! Adding a check is one new module that defines `NAME` and `CHECK` (a
 //! [`Check`]), its `mod` line in `checks/mod.rs`, and its name in
@@ -145,6 +146,10 @@ pub struct Check {
     /// tests a domain name)? `None`: no sealer may (TLS and MX judge the
     /// connecting forwarder itself).
     pub arc_vouch: Option<ArcVouch>,
+    /// Its failure kinds' guidance: their `[guidance.text_for]` keys and
+    /// built-in texts (`crate::guidance` reads them). `None`: its results
+    /// carry no failure kind of their own (ARC).
+    pub guidance: Option<&'static super::Guidance>,
     /// Starts the check at MAIL FROM; runs while the message streams.
     pub start: fn(Arc<Inputs>) -> BoxFuture<'static, Stage>,
 }
@@ -154,3 +159,6 @@ impl Check {
         (self.enforced)(config)
     }
 }
+
+#[cfg(test)]
+mod tests;

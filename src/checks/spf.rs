@@ -32,7 +32,29 @@ pub(crate) const CHECK: Check = Check {
     logged_since: 1,
     final_at_rcpt: |_| true,
     arc_vouch: Some(arc_vouch),
+    guidance: Some(&GUIDANCE),
     start: |inputs| Box::pin(async move { Stage::Done(shared_result(&inputs).await.clone()) }),
+};
+
+/// The guidance for an SPF failure: the record that authorises the client.
+const GUIDANCE: super::Guidance = super::Guidance {
+    keys: &["spf"],
+    key: |failure| (failure == Failure::Spf).then_some("spf"),
+    text: |failure, s| match failure {
+        Failure::Spf => vec![
+            format!(
+                "Your SPF record does not authorise {} (only an SPF pass is accepted).",
+                s.ip_text()
+            ),
+            format!(
+                "Add {} to the SPF record of {}: \"v=spf1 {} ... -all\"",
+                s.spf_term(),
+                s.domain_or_placeholder(),
+                s.spf_term()
+            ),
+        ],
+        _ => Vec::new(),
+    },
 };
 
 /// A trusted ARC sealer vouches for SPF with `spf=pass` whose

@@ -17,6 +17,7 @@
 //! [`check`] gathers (I/O, concurrently); [`judge`] decides (no I/O).
 
 pub mod evidence;
+mod guidance;
 mod ladder;
 pub mod org;
 pub mod sender_domain;
@@ -41,6 +42,7 @@ pub(crate) const CHECK: Check = Check {
     logged_since: 1,
     final_at_rcpt: |_| true,
     arc_vouch: None,
+    guidance: Some(&guidance::GUIDANCE),
     start: |inputs| Box::pin(async move { Stage::Done(check(&inputs).await) }),
 };
 

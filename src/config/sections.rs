@@ -209,6 +209,14 @@ impl GuidanceTexts {
         ]
     }
 
+    /// The text under `key` (a key a check declares, `checks::Guidance`).
+    pub(crate) fn get(&self, key: &str) -> Option<&String> {
+        self.all()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, text)| text.as_ref())
+    }
+
     /// Checks each text like `text_file` (printable ASCII, line length),
     /// with at most [`GUIDANCE_MAX_KIND_LINES`] lines and only the known
     /// placeholders.

@@ -386,6 +386,7 @@ mod tests {
             logged_since: 2,
             final_at_rcpt: |_| true,
             arc_vouch: None,
+            guidance: None,
             start: |_| Box::pin(async { unreachable!() }),
         };
         let line: Line = serde_json::from_str(LINE).unwrap();
