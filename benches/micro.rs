@@ -20,12 +20,13 @@ use mail_auth::{
 };
 use mailkey_milter::{
     auth_results,
-    checks::{keyrecord::KeyLookup, mailkey, CheckResult, Effect, Status},
+    checks::{mailkey, CheckResult, Effect, Status},
     config::Config,
     dkim2,
     dns::{Dns, TxtAnswer},
     envelope::SenderDomain,
-    milter::spool::{Spool, MEMORY_MAX},
+    protocol::KeyLookup,
+    spool::{Spool, MEMORY_MAX},
     verdict::Verdict,
 };
 use openssl::{pkey::PKey, rsa::Rsa};

@@ -3,11 +3,8 @@
 //! us must be removed before ours is added, or downstream filters would
 //! trust the sender's own claims.
 
-/// The grammar lives in [`crate::ar_syntax`]; `auth_results::syntax` is the
-/// name the tests and fuzz targets use.
-pub use crate::ar_syntax as syntax;
-
 use crate::{
+    ar_syntax as syntax,
     checks::{self, CheckResult, Effect},
     config::Config,
     verdict::{check_enforced, Verdict},

@@ -15,7 +15,7 @@
 //!   domain D of this transaction*, `spf=pass` (smtp.mailfrom an address
 //!   in D, or D) or `mailkey=pass` (or `dkim=pass` with `header.s=mailkey`,
 //!   from a verifier that is not mailkey-milter) with `header.d=D` — read
-//!   with the RFC 8601 grammar (`auth_results::syntax`), so that a quoted
+//!   with the RFC 8601 grammar (`ar_syntax`), so that a quoted
 //!   value is one value, and taken only when the property is a domain or
 //!   an address whose domain is D (issue #21);
 //! - each of SPF and mailkey is satisfied on its own record; only results

@@ -112,7 +112,7 @@ impl Key {
     /// The TXT record that publishes this key, with `tags` (e.g. `t=y; `).
     fn record(&self, tags: &str) -> String {
         let k = match self.key.key_type {
-            mailkey_milter::checks::keyrecord::KeyType::Ed25519 => "ed25519",
+            mailkey_milter::protocol::KeyType::Ed25519 => "ed25519",
             _ => "rsa",
         };
         let p = openssl::base64::encode_block(&self.key.public);

@@ -8,7 +8,7 @@
 //!   extended by exactly the guidance paragraph. Anything else must leave
 //!   the message as it was (the milter then delivers it unchanged).
 //! - `verdict::sanitize`: whatever the input, one safe SMTP reply line.
-//! - `Authentication-Results` (RFC 8601, `auth_results::syntax`): what our
+//! - `Authentication-Results` (RFC 8601, `ar_syntax`): what our
 //!   writer writes, the parser reads back exactly — any property value,
 //!   any reason in a comment, monitor mode or not (issue #21).
 //!
@@ -24,7 +24,8 @@
 
 use mail_parser::{MessageParser, PartFlags};
 use mailkey_milter::{
-    auth_results::{header_value, syntax},
+    ar_syntax as syntax,
+    auth_results::header_value,
     checks::{self, CheckResult, Effect, Status},
     config::{Config, GuidanceConfig},
     dsn::{self, Kind},

@@ -16,9 +16,9 @@ use common::{
 };
 use indymilter_test::{EomAction, Status};
 use mailkey_milter::{
-    checks::keyrecord::{KeyLookup, KeyType},
     config::Config,
     dns::TxtAnswer,
+    protocol::{KeyLookup, KeyType},
 };
 use std::{
     os::unix::fs::PermissionsExt,

@@ -14,11 +14,12 @@ mod common;
 
 use common::{message, TestKey};
 use mailkey_milter::{
-    checks::{keyrecord::KeyLookup, mailkey, Status},
+    checks::{mailkey, Status},
     config::{DnsConfig, MailkeyConfig},
     dkim2,
     dns::{Dns, TxtAnswer},
     envelope::SenderDomain,
+    protocol::KeyLookup,
 };
 use std::{
     alloc::{GlobalAlloc, Layout, System},

@@ -1,12 +1,12 @@
 //! `Authentication-Results` and `ARC-Authentication-Results` as a trusted
-//! sealer or a forger writes them (RFC 8601, `auth_results::syntax`): the
+//! sealer or a forger writes them (RFC 8601, `ar_syntax`): the
 //! parser never panics, whatever it reads as a property value reads back
 //! the same once our writer has written it, and the claim check never
 //! panics either.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailkey_milter::auth_results::{claims, syntax};
+use mailkey_milter::{ar_syntax as syntax, auth_results::claims};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mailkey_milter::{
-    checks::keyrecord::{parse_record, KeyLookup, Tags, MAX_KEYS},
+    protocol::{parse_record, KeyLookup, Tags, MAX_KEYS},
     dns::TxtAnswer,
 };
 

@@ -15,9 +15,6 @@ pub mod tls;
 
 /// The result words live with the RFC 8601 grammar.
 pub use crate::ar_syntax::Status;
-/// The mailkey vocabulary lives in [`crate::protocol`]; `checks::keyrecord`
-/// is the name tests, benches and fuzz targets use.
-pub use crate::protocol as keyrecord;
 use crate::{
     config::OnError,
     reply::{Code, Outcome},

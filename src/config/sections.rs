@@ -439,7 +439,7 @@ pub struct LimitsConfig {
     /// Milter connections (MTA smtpd processes) served at once.
     pub max_connections: usize,
     /// Where a message larger than 32 KiB waits for the end of message, in
-    /// an unlinked file (src/milter/spool.rs). On a disk file system: its
+    /// an unlinked file (src/spool.rs). On a disk file system: its
     /// page cache is the kernel's to reclaim, tmpfs is memory.
     pub spool_dir: PathBuf,
 }

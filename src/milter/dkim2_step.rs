@@ -11,7 +11,8 @@
 //! its DKIM1 signature, unless DKIM2 is all its domain signs with: then
 //! `on_error` decides, as for any signing failure.
 
-use super::{message::Message, spool::Bytes, Outcome};
+use super::{message::Message, Outcome};
+use crate::spool::Bytes;
 use crate::{
     checks::{dkim2 as check, Status},
     config::OnError,

@@ -2,7 +2,8 @@
 //! client, our `Authentication-Results` header, the log line and the
 //! metrics.
 
-use super::{message::Message, recipients::Recipients, spool::Bytes, Outcome};
+use super::{message::Message, recipients::Recipients, Outcome};
+use crate::spool::Bytes;
 use crate::{
     arc_seal::{SealError, Sealer},
     auth_results,

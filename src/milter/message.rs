@@ -1,7 +1,7 @@
 //! The message in progress, from MAIL FROM to end of message: its envelope,
 //! the checks started for it, and its bytes as they travel in SMTP.
 
-use super::spool::{Bytes, Spool, SpoolError};
+use crate::spool::{Bytes, Spool, SpoolError};
 use crate::{auth_results, envelope::Envelope, push_crlf, transaction::Pending};
 use std::path::Path;
 
@@ -37,7 +37,7 @@ pub struct Message {
     pub forged_ar: Vec<usize>,
     /// The header block, then (once the body started) the empty line and
     /// the body, with CRLF line ends: in memory while small, in a file in
-    /// `limits.spool_dir` beyond that (src/milter/spool.rs).
+    /// `limits.spool_dir` beyond that (src/spool.rs).
     raw: Spool,
     /// Where the body starts in `raw`, once it has.
     body_start: Option<u64>,
@@ -210,7 +210,7 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::milter::spool::MEMORY_MAX;
+    use crate::spool::MEMORY_MAX;
 
     fn message(trust: Option<Trust>, max_size: u64) -> Message {
         let dir = std::env::temp_dir();

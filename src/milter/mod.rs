@@ -13,9 +13,6 @@ mod recipients;
 mod session;
 mod srs_step;
 
-/// The spool is a module of its own (the checks and DKIM2 read its
-/// bytes); the milter fills it.
-pub use crate::spool;
 use crate::{
     config::{Config, Mode, OnError},
     reply::{Code, Reply},

@@ -1,10 +1,8 @@
 //! Counting: what enforcing each check alone, and all of them together,
 //! would have done to the messages of the period.
 
-use super::{
-    parse::{self, Effect, Kind, Record},
-    time::{self, Nanos},
-};
+use super::parse::{self, Effect, Kind, Record};
+use crate::rfc3339::{self as time, Nanos};
 use serde::Serialize;
 use std::{
     collections::{BTreeMap, HashMap},

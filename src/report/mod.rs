@@ -9,9 +9,8 @@ pub mod lookup;
 pub mod parse;
 pub(crate) mod render_html;
 pub(crate) mod render_text;
-pub(crate) use crate::rfc3339 as time;
 
-use crate::{config::DnsConfig, dns::Dns};
+use crate::{config::DnsConfig, dns::Dns, rfc3339 as time};
 use aggregate::{Aggregate, Summary};
 use clap::Args;
 use std::{collections::BTreeSet, path::PathBuf, process::ExitCode};

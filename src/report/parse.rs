@@ -2,8 +2,9 @@
 //! (recognised by their magic bytes, not their name), one JSON object per
 //! line. Only per-message lines are kept; startup and other lines pass.
 
-use super::{time, ReportError};
+use super::ReportError;
 use crate::checks::tls::evidence::{self, Rung};
+use crate::rfc3339 as time;
 use flate2::bufread::MultiGzDecoder;
 use serde::Deserialize;
 use std::{
@@ -80,7 +81,7 @@ pub enum Kind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// When it was logged.
-    pub time: super::time::Nanos,
+    pub time: time::Nanos,
     /// The client address, or `local`.
     pub client: String,
     /// The sender domain (`None` for the null sender and address literals).
