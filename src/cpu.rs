@@ -3,8 +3,11 @@
 //! `'static` buffer for `spawn_blocking`. docs/decisions.md "Resource
 //! bounds".
 
-use std::future::Future;
-use tokio::runtime::{Handle, RuntimeFlavor};
+use std::{future::Future, pin::Pin};
+use tokio::{
+    runtime::{Handle, RuntimeFlavor},
+    task::JoinError,
+};
 
 /// A message up to this size (the milter keeps it in memory,
 /// `spool::MEMORY_MAX`) is copied for verification (mailkey, DKIM2) into a
@@ -14,6 +17,28 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 /// (about 40 µs of CPU, and a thread's memory) but copies nothing.
 /// docs/decisions.md, "Resource bounds".
 pub(crate) const COPY_BYTES: usize = crate::spool::MEMORY_MAX;
+
+/// The CPU work [`on_message`] runs: a future over the message's bytes.
+pub(crate) type Work<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs CPU-bound `work` on `message` off the async workers (mailkey and
+/// DKIM2 verification): a message of at most [`COPY_BYTES`] is copied into
+/// a task of the blocking pool, which costs less than handing over the
+/// async worker; a larger one (a spool file's map) is worked on in place
+/// ([`off_the_workers`]), never copied (#21 item 8). `Err` when the
+/// blocking task failed (a panic in the work).
+pub(crate) async fn on_message<T, W>(message: &[u8], work: W) -> Result<T, JoinError>
+where
+    T: Send + 'static,
+    W: for<'a> FnOnce(&'a [u8]) -> Work<'a, T> + Send + 'static,
+{
+    if message.len() > COPY_BYTES {
+        return Ok(off_the_workers(work(message)).await);
+    }
+    let copy = message.to_vec();
+    let handle = Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(work(&copy))).await
+}
 
 /// Verification stopped at its deadline: the check did not finish in time.
 #[derive(Debug)]

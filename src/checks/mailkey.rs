@@ -16,7 +16,7 @@ use super::{
     BoxFuture, Check, CheckName, CheckResult, Effect, Failure as Fix, Inputs, MessageStep, Stage,
     Status,
 };
-use crate::cpu::{self, off_the_workers};
+use crate::cpu;
 use crate::reply::Code;
 use crate::{
     config::{Alignment, MailkeyConfig, NoKey},
@@ -283,16 +283,11 @@ async fn verify(
     // one piece of CPU work, off the async workers.
     let mut known = vec![(domain.trim_end_matches('.').to_ascii_lowercase(), keys)];
     let work = |known: Vec<(String, Arc<KeyLookup>)>| async move {
-        if message.len() > cpu::COPY_BYTES {
-            // In place: no copy of a large message (#21 item 8).
-            let work = async { verify_with(message, domain, alignment, now, deadline, &known) };
-            return off_the_workers(work).await;
-        }
-        // A small message is copied into a task of the blocking pool,
-        // which costs less than handing over the async worker.
-        let (copy, d) = (message.to_vec(), domain.to_string());
-        let task = move || verify_with(&copy, &d, alignment, now, deadline, &known);
-        tokio::task::spawn_blocking(task).await.unwrap_or_else(|e| {
+        let d = domain.to_string();
+        let task = cpu::on_message(message, move |m| {
+            Box::pin(async move { verify_with(m, &d, alignment, now, deadline, &known) })
+        });
+        task.await.unwrap_or_else(|e| {
             let why = format!("internal error: verification failed: {e}");
             Attempt::Done(Err(Failure::Internal(why)))
         })

@@ -88,33 +88,13 @@ async fn verify_within(
     let mail_from = path(arrival.mail_from);
     let rcpt_to: Vec<String> = arrival.rcpt_to.iter().map(|r| path(r)).collect();
     // Hashing, recipes and signatures are CPU work: off the async workers.
-    if message.len() > cpu::COPY_BYTES {
-        let work = run(
-            &authenticator,
-            &ring,
-            message,
-            chain,
-            &mail_from,
-            &rcpt_to,
-            now,
-        );
-        return Ok(cpu::off_the_workers(work).await);
-    }
-    let copy = message.to_vec();
-    let handle = tokio::runtime::Handle::current();
-    let verified = tokio::task::spawn_blocking(move || {
-        handle.block_on(run(
-            &authenticator,
-            &ring,
-            &copy,
-            chain,
-            &mail_from,
-            &rcpt_to,
-            now,
-        ))
-    })
-    .await;
-    Ok(verified.unwrap_or_else(|e| {
+    let work = cpu::on_message(message, move |m| {
+        Box::pin(async move {
+            let (mail_from, rcpt_to) = (mail_from.as_str(), rcpt_to.as_slice());
+            run(&authenticator, &ring, m, chain, mail_from, rcpt_to, now).await
+        })
+    });
+    Ok(work.await.unwrap_or_else(|e| {
         Outcome::refused(
             Status::TempError,
             Kind::Broken,
